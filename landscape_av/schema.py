@@ -95,3 +95,91 @@ REJECT_REASONS: dict[str, str] = {
     "frozen": "frame difference below the floor (a still picture)",
 }
 """Filter rejection reasons (stage 'filter'); each rejected source gets exactly one."""
+
+
+# Output manifests: column name -> type ("str", "int", "float"), in column order. The same rows are
+# written as `OUT/manifests/{name}.parquet` and `.csv`; `landscape_av.manifests` reads and writes them.
+SOURCE_STATUSES: tuple[str, ...] = ("clipped", "rejected", "failed")
+"""`status` of a sources-manifest row: clips made; turned down by the filter; a stage failed."""
+
+MANIFEST_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "sources": (
+        ("source_id", "str"),
+        ("url", "str"),
+        ("class", "str"),
+        ("label", "int"),
+        ("split", "str"),
+        ("status", "str"),  # one of SOURCE_STATUSES
+        ("stage", "str"),  # FAILURE_STAGES entry where a rejected/failed source stopped, else ""
+        ("reason", "str"),  # REJECT_REASONS key or failure code, else ""
+        ("start", "float"),  # span of the source that was cut into clips, seconds (NaN: unknown)
+        ("end", "float"),
+        ("duration", "float"),  # probed duration of the downloaded file, seconds (NaN: not probed)
+        ("width", "int"),  # displayed size (after rotation); 0: not probed
+        ("height", "int"),
+        ("fps", "float"),
+        ("rotation", "int"),  # degrees of the display matrix, honoured when clipping
+        ("video_codec", "str"),
+        ("audio_codec", "str"),
+        ("sample_rate", "int"),
+        ("channels", "int"),
+        (
+            "loudness_db",
+            "float",
+        ),  # RMS level of the span's audio, dBFS (the silence filter's input)
+        ("motion", "float"),  # mean abs frame difference, 0..1 (the frozen filter's input)
+        ("num_clips", "int"),
+        ("license", "str"),
+        ("attribution", "str"),
+    ),
+    "clips": (
+        ("key", "str"),
+        ("source_id", "str"),
+        ("class", "str"),
+        ("label", "int"),
+        ("split", "str"),
+        ("clip_index", "int"),
+        ("start", "float"),
+        ("end", "float"),
+        ("duration", "float"),
+        ("fps", "float"),
+        ("width", "int"),
+        ("height", "int"),
+        ("num_frames", "int"),
+        ("sample_rate", "int"),
+        ("channels", "int"),
+        ("num_samples", "int"),
+        ("loudness_db", "float"),
+        ("motion", "float"),
+        ("shard", "str"),  # file name inside DATA_DIR
+        ("bytes", "int"),  # sum of the sample's member sizes
+        ("sha256_mp4", "str"),
+        ("sha256_flac", "str"),
+        ("sha256_jpg", "str"),
+        ("sha256_json", "str"),
+    ),
+    "shards": (
+        ("shard", "str"),
+        ("split", "str"),
+        ("index", "int"),
+        ("samples", "int"),
+        ("bytes", "int"),  # size of the tar file
+        ("sha256", "str"),  # of the tar file
+        ("first_key", "str"),
+        ("last_key", "str"),
+    ),
+    "failures": (
+        ("source_id", "str"),
+        ("url", "str"),
+        ("class", "str"),
+        ("stage", "str"),  # one of FAILURE_STAGES
+        ("reason", "str"),  # REJECT_REASONS key (stage 'filter') or a failure code
+        ("detail", "str"),  # human-readable message
+    ),
+}
+"""Columns of each output manifest (keys: `MANIFESTS`)."""
+
+
+def manifest_columns(name: str) -> tuple[str, ...]:
+    """Column names of output manifest `name` (one of `MANIFESTS`)."""
+    return tuple(column for column, _ in MANIFEST_FIELDS[name])

@@ -1,10 +1,23 @@
-"""Source manifests: one row per source video (`source_id,url,class,start,end,split,license,attribution`)."""
+"""Source manifests: one row per source video (`source_id,url,class,start,end,split,license,attribution`).
+
+`read_manifest` validates a whole file and reports every bad row by `file:line` in one
+`ManifestError`; `select_sources` picks the rows a (partial) build uses; `write_manifest` writes rows
+back atomically. Lists in other formats (VGGSound-style) are converted by `landscape_av.vggsound`.
+"""
 
 from __future__ import annotations
 
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
-from .classes import label_of
+from .classes import CLASSES, label_of
+from .schema import SOURCE_ID_RE, SPLITS
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "source_id",
@@ -37,3 +50,195 @@ class Source:
     @property
     def label(self) -> int:
         return label_of(self.class_name)
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used; `errors` holds one `file:line: message` per problem found."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        count = f"{len(self.errors)} error{'s' if len(self.errors) != 1 else ''}"
+        super().__init__(f"{count} in source manifest:\n" + "\n".join(self.errors))
+
+
+def format_seconds(value: float | None) -> str:
+    """Seconds as a manifest cell: '' for None, '180' for 180.0, '12.5' for 12.5 (exact, no exponent)."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _parse_seconds(text: str, column: str) -> tuple[float | None, str | None]:
+    """A start/end cell -> (seconds or None, error or None)."""
+    text = text.strip()
+    if not text:
+        return None, None
+    try:
+        value = float(text)
+    except ValueError:
+        return None, f"{column} {text!r} is not a number of seconds"
+    if not math.isfinite(value) or value < 0:
+        return None, f"{column} {text!r} must be a finite number of seconds >= 0"
+    return value, None
+
+
+def _class_error(name: str) -> str:
+    hint = name.strip().replace("_", " ").lower()
+    did_you_mean = f" (did you mean {hint!r}?)" if hint in CLASSES and hint != name else ""
+    return f"unknown class {name!r}{did_you_mean}; expected one of: {', '.join(CLASSES)}"
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[Source]:
+    """Read and validate a source manifest (CSV, header exactly `MANIFEST_COLUMNS`).
+
+    Every problem (bad header, wrong number of fields, missing or malformed source_id, missing url,
+    unknown class, malformed or negative start/end, end <= start, bad split, duplicate source_id)
+    is collected with its `file:line`; if there is any, one `ManifestError` lists them all.
+    Blank lines are ignored. Rows come back in file order.
+    """
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            return _parse_manifest(f, str(path))
+    except UnicodeDecodeError as e:
+        raise ManifestError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+    except csv.Error as e:
+        raise ManifestError([f"{path}: not a readable CSV file ({e})"]) from None
+
+
+def _parse_manifest(f: TextIO, name: str) -> list[Source]:
+    errors: list[str] = []
+    sources: list[Source] = []
+    first_line: dict[str, int] = {}
+    reader = csv.reader(f)
+    header = next(reader, None)
+    if header is None:
+        raise ManifestError(
+            [f"{name}: empty file; expected the header {','.join(MANIFEST_COLUMNS)}"]
+        )
+    if tuple(cell.strip() for cell in header) != MANIFEST_COLUMNS:
+        raise ManifestError(
+            [f"{name}:1: header is {','.join(header)!r}; expected {','.join(MANIFEST_COLUMNS)!r}"]
+        )
+    for row in reader:
+        line = reader.line_num
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        where = f"{name}:{line}"
+        if len(row) != len(MANIFEST_COLUMNS):
+            errors.append(f"{where}: {len(row)} fields; expected {len(MANIFEST_COLUMNS)}")
+            continue
+        source_id, url, class_name, start_text, end_text, split, license_, attribution = (
+            cell.strip() for cell in row
+        )
+        row_errors: list[str] = []
+        if not source_id:
+            row_errors.append("missing source_id")
+        elif not SOURCE_ID_RE.match(source_id):
+            row_errors.append(
+                f"source_id {source_id!r} must be 1-64 characters of A-Z a-z 0-9 _ - (no dots)"
+            )
+        elif source_id in first_line:
+            row_errors.append(
+                f"duplicate source_id {source_id!r} (first on line {first_line[source_id]})"
+            )
+        else:
+            first_line[source_id] = line
+        if not url:
+            row_errors.append("missing url")
+        if class_name not in CLASSES:
+            row_errors.append(_class_error(class_name))
+        start, start_error = _parse_seconds(start_text, "start")
+        end, end_error = _parse_seconds(end_text, "end")
+        row_errors += [e for e in (start_error, end_error) if e]
+        if end is not None and end <= (start or 0.0):
+            row_errors.append(f"end {end_text!r} must be after start {start_text or '0'!r}")
+        if split and split not in SPLITS:
+            row_errors.append(f"split {split!r} must be empty or one of: {', '.join(SPLITS)}")
+        if row_errors:
+            errors += [f"{where}: {message}" for message in row_errors]
+            continue
+        sources.append(
+            Source(
+                source_id,
+                url,
+                class_name,
+                start,
+                end,
+                split or None,
+                license_,
+                attribution,
+                name,
+                line,
+            )
+        )
+    if not errors and not sources:
+        errors.append(f"{name}: no sources (only a header)")
+    if errors:
+        raise ManifestError(errors)
+    return sources
+
+
+def select_sources(
+    sources: Sequence[Source],
+    classes: Iterable[str],
+    limit: int | None = None,
+    max_per_class: int | None = None,
+) -> list[Source]:
+    """The sources of a (partial) build, in manifest order.
+
+    Keeps the sources of `classes`, at most `max_per_class` of each (its first ones in the manifest);
+    `limit` then caps the total by taking sources in turn from each class (label order), so that a
+    small build still covers every selected class. Same input, same output.
+    """
+    wanted = set(classes)
+    for name in wanted:
+        label_of(name)  # raises ValueError naming the unknown class
+    for flag, value in (("limit", limit), ("max_per_class", max_per_class)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be at least 1 (got {value})")
+    by_class: dict[str, list[Source]] = {name: [] for name in CLASSES if name in wanted}
+    for source in sources:
+        if source.class_name in by_class:
+            by_class[source.class_name].append(source)
+    queues = [rows[:max_per_class] for rows in by_class.values()]
+    if limit is not None:
+        taken: list[Source] = []
+        depth = 0
+        while len(taken) < limit and any(depth < len(q) for q in queues):
+            taken += [q[depth] for q in queues if depth < len(q)][: limit - len(taken)]
+            depth += 1
+        queues = [taken]
+    order = {id(source): i for i, source in enumerate(sources)}
+    return sorted((s for q in queues for s in q), key=lambda s: order[id(s)])
+
+
+def write_manifest(sources: Iterable[Source], path: str | os.PathLike[str]) -> Path:
+    """Write `sources` as a manifest CSV (header `MANIFEST_COLUMNS`) atomically: the file appears
+    complete or not at all. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(MANIFEST_COLUMNS)
+            for s in sources:
+                writer.writerow(
+                    (
+                        s.source_id,
+                        s.url,
+                        s.class_name,
+                        format_seconds(s.start),
+                        format_seconds(s.end),
+                        s.split or "",
+                        s.license,
+                        s.attribution,
+                    )
+                )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -27,3 +27,34 @@ def shared_dir() -> Path:
 def shared_media(shared_dir: Path) -> Path:
     """`../shared/media`: real third-party audio and video (see its README and SOURCES.tsv)."""
     return shared_dir / "media"
+
+
+DEMO_BUILD_ARGS: tuple[str, ...] = (
+    "--demo",
+    "--size",
+    "320x180",
+    "--min-size",
+    "320x180",
+    "--max-clips",
+    "2",
+    "--quiet",
+)
+"""Options of the `demo_corpus` build: the offline demo at a small size, 2 clips per source."""
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A corpus folder built by the real `landscape-av build --demo` (yt-dlp over 127.0.0.1,
+    ffmpeg, webdataset shards, manifests, card) with `DEMO_BUILD_ARGS`: 320x180 clips, 2 per source.
+    Built once per test session; treat it as read-only."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo-corpus") / "landscape-av"
+    cmd = [sys.executable, "-c", "from landscape_av.cli import main; main()", "build"]
+    proc = subprocess.run(
+        [*cmd, *DEMO_BUILD_ARGS, "--out", str(out)], capture_output=True, text=True, timeout=600
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"demo build failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return out

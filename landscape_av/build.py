@@ -1,0 +1,574 @@
+"""The build: source list -> download -> probe -> filter -> clips -> shards -> manifests -> card.
+
+Every source goes through the first four stages in a worker pool; its finished result (clips, or a
+rejection) is committed as one folder `OUT/.work/samples/<source_id>/`, renamed into place, so a
+build killed at any point (Ctrl-C or kill -9) and run again reuses every finished source and redoes
+only the unfinished ones. Sharding then packs the committed samples in a fixed order, so shards and
+manifests come out byte-identical to those of an uninterrupted build. Failures that may pass
+(download, ffmpeg) are not committed and are retried on the next run; each run records its failures
+in the failures manifest and goes on.
+
+`LANDSCAPE_AV_CRASH_AT=<stage>:<n>` (stage: download, clip or shard) makes the process kill itself
+with SIGKILL right after its n-th completion of that stage: the resume tests use it to crash a real
+build at a chosen point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .classes import CLASSES
+from .clip import ClipError, ClipOptions, clip_count, cut_clips
+from .download import DownloadError, DownloadOptions, download
+from .ffmpeg import FFmpegError
+from .filters import FilterOptions, check
+from .manifests import write_manifest
+from .probe import Probe, ProbeError, probe
+from .progress import print_summary, stage_progress
+from .schema import (
+    BUILD_FILE,
+    DATA_DIR,
+    DEFAULT_OUT,
+    SPLITS,
+    WORK_DIR,
+    SampleMeta,
+    manifest_columns,
+    sample_key,
+)
+from .shard import SampleFiles, ShardPlan, file_sha256, plan_shards, write_shard
+from .sources import Source
+from .split import assign_splits
+
+CRASH_ENV = "LANDSCAPE_AV_CRASH_AT"
+STAGES = ("download", "probe", "clip")
+"""Per-source stages, each with its progress bar (shards get their own after them)."""
+SAMPLES_DIR = "samples"
+DOWNLOADS_DIR = "downloads"
+SHARD_RECORDS_DIR = "shards"
+SOURCE_RECORD = "source.json"
+CONFIG_RECORD = "config.json"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every build option, with the defaults of the published corpus."""
+
+    out: Path = Path(DEFAULT_OUT)
+    workers: int = 1
+    # clips
+    clip_seconds: float = 10.0
+    max_clips: int = 10
+    width: int = 1280
+    height: int = 720
+    fps: int = 30
+    crf: int = 21
+    preset: str = "veryfast"
+    x264_threads: int = 2
+    audio_rate: int = 44100
+    audio_channels: int = 2
+    audio_bitrate: str = "192k"
+    thumb_width: int = 320
+    # filter
+    min_width: int = 1280
+    min_height: int = 720
+    silence_db: float = -60.0
+    frozen_floor: float = 0.001
+    # split and shards
+    test_fraction: float = 0.1
+    split_salt: str = ""
+    shard_max_bytes: int = 1_000_000_000
+    shard_max_samples: int = 1000
+    # download
+    retries: int = 3
+    download_timeout: float = 900.0
+    socket_timeout: float = 30.0
+    allow_local: bool = False
+    cookies: Path | None = None
+    rate_limit: str | None = None
+    keep_downloads: bool = False
+    # reporting
+    quiet: bool = False
+
+    def clip_options(self) -> ClipOptions:
+        names = {f.name for f in dataclasses.fields(ClipOptions)} - {"seconds"}
+        return ClipOptions(seconds=self.clip_seconds, **{n: getattr(self, n) for n in names})
+
+    def filter_options(self) -> FilterOptions:
+        names = {f.name for f in dataclasses.fields(FilterOptions)}
+        return FilterOptions(**{n: getattr(self, n) for n in names})
+
+    def download_options(self) -> DownloadOptions:
+        return DownloadOptions(
+            min_height=self.min_height,
+            clips=self.max_clips,
+            clip_seconds=self.clip_seconds,
+            retries=self.retries,
+            timeout=self.download_timeout,
+            socket_timeout=self.socket_timeout,
+            allow_local=self.allow_local,
+            cookies=self.cookies,
+            rate_limit=self.rate_limit,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Settings recorded in build.json (paths as strings; no machine-specific values)."""
+        values = dataclasses.asdict(self)
+        for name in ("out", "cookies"):
+            values[name] = None if values[name] is None else str(values[name])
+        for name in ("quiet", "workers", "keep_downloads"):  # do not change the output
+            values.pop(name)
+        return values
+
+    def output_fingerprint(self) -> dict[str, Any]:
+        """Settings that decide the committed samples; a change invalidates them."""
+        keep = {f.name for f in dataclasses.fields(ClipOptions)} | {
+            f.name for f in dataclasses.fields(FilterOptions)
+        }
+        keep |= {"test_fraction", "split_salt"}
+        return {k: v for k, v in self.to_json().items() if k in keep}
+
+
+@dataclass
+class Outcome:
+    """What became of one source: `status` is clipped, rejected or failed."""
+
+    source: Source
+    split: str
+    status: str
+    stage: str = ""
+    reason: str = ""
+    detail: str = ""
+    info: dict[str, Any] = field(default_factory=dict)  # probe facts, span, loudness, motion
+    clips: list[SampleMeta] = field(default_factory=list)
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    outcomes: list[Outcome]
+    shards: list[dict[str, Any]]
+
+    def summary(self) -> dict[str, Any]:
+        statuses = Counter(o.status for o in self.outcomes)
+        failures = Counter(f"{o.stage}/{o.reason}" for o in self.outcomes if o.status != "clipped")
+        clips = [c for o in self.outcomes for c in o.clips]
+        return {
+            "out": str(self.out),
+            "sources": len(self.outcomes),
+            "clipped": statuses["clipped"],
+            "rejected": statuses["rejected"],
+            "failed": statuses["failed"],
+            "clips": len(clips),
+            "hours": round(sum(c["duration"] for c in clips) / 3600, 4),
+            "shards": len(self.shards),
+            "bytes": sum(s["bytes"] for s in self.shards),
+            "failures": dict(sorted(failures.items())),
+        }
+
+
+class _Crasher:
+    """Kills the process with SIGKILL after the n-th completion of a stage (see module doc)."""
+
+    def __init__(self) -> None:
+        stage, _, count = os.environ.get(CRASH_ENV, "").partition(":")
+        self.stage, self.count = stage, int(count or 0)
+        self.seen: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def done(self, stage: str) -> None:
+        if stage != self.stage:
+            return
+        with self.lock:
+            self.seen[stage] += 1
+            if self.seen[stage] >= self.count:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def build(sources: Sequence[Source], config: BuildConfig, manifest: str = "") -> BuildResult:
+    """Build the corpus of `sources` into `config.out` (resuming any earlier run there).
+    `manifest` names the source list in build.json and the card."""
+    out = Path(config.out)
+    work = out / WORK_DIR
+    samples_dir = work / SAMPLES_DIR
+    _reset_stale_samples(samples_dir, config)
+    splits = assign_splits(sources, config.test_fraction, config.split_salt)
+    crasher = _Crasher()
+    outcomes: dict[str, Outcome] = {}
+    with stage_progress(config.quiet) as progress:
+        tasks = {name: progress.add_task(name, total=len(sources)) for name in STAGES}
+
+        def advance(stage: str) -> None:
+            progress.advance(tasks[stage])
+            crasher.done(stage)
+
+        with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+            futures = {
+                pool.submit(_process, s, splits[s.source_id], config, work, advance): s.source_id
+                for s in sources
+            }
+            try:
+                for future in as_completed(futures):
+                    outcomes[futures[future]] = future.result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        ordered = [outcomes[s.source_id] for s in sources]
+        shard_rows, key_shard = _write_shards(ordered, config, out, progress, crasher)
+    _write_manifests(out, ordered, shard_rows, key_shard)
+    _write_build_json(out, config, manifest, len(sources))
+    from .card import write_card
+
+    write_card(out)
+    result = BuildResult(out, ordered, shard_rows)
+    summary = result.summary()
+    print_summary(
+        f"landscape-av build -> {out}",
+        {k: v for k, v in summary.items() if k not in ("out", "failures")}
+        | {f"  {k}": v for k, v in summary["failures"].items()},
+        config.quiet,
+    )
+    return result
+
+
+def _reset_stale_samples(samples_dir: Path, config: BuildConfig) -> None:
+    """Drop committed samples made with other output settings (they would not match this build)."""
+    record = samples_dir / CONFIG_RECORD
+    wanted = config.output_fingerprint()
+    if record.is_file() and json.loads(record.read_text()) != wanted:
+        shutil.rmtree(samples_dir)
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(record, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
+
+
+# --- one source: download, probe, filter, clip --------------------------------------------------
+
+
+def _process(source: Source, split: str, config: BuildConfig, work: Path, advance) -> Outcome:
+    committed = work / SAMPLES_DIR / source.source_id
+    record = committed / SOURCE_RECORD
+    if record.is_file():
+        outcome = _load_outcome(source, split, json.loads(record.read_text()))
+        for stage in STAGES:
+            advance(stage)
+        return outcome
+
+    def failed(stage: str, reason: str, detail: str) -> Outcome:
+        for later in STAGES[STAGES.index(stage) + 1 :]:
+            advance(later)  # the source is done with: count it in the later bars too
+        return Outcome(source, split, "failed", stage, reason, detail)
+
+    try:
+        fetched = download(source, work / DOWNLOADS_DIR, config.download_options())
+    except DownloadError as e:
+        return failed("download", e.reason, str(e))
+    finally:
+        advance("download")
+
+    try:
+        facts = probe(fetched.path)
+    except ProbeError as e:
+        outcome = failed("probe", e.reason, str(e))
+        _commit(outcome, committed, None)
+        return outcome
+    finally:
+        advance("probe")
+
+    # media time t in the downloaded file is source time fetched.offset + t
+    start = max(0.0, (source.start or 0.0) - fetched.offset)
+    end = min(facts.duration, facts.audio_duration if facts.has_audio else facts.duration)
+    if source.end is not None:
+        end = min(end, source.end - fetched.offset)
+    info = _probe_info(facts) | {"start": fetched.offset + start, "end": fetched.offset + end}
+    verdict = check(fetched.path, facts, start, end, config.filter_options())
+    info |= {"loudness_db": verdict.loudness_db, "motion": verdict.motion}
+    if not verdict.kept:
+        outcome = Outcome(source, split, "rejected", "filter", verdict.reason, verdict.detail, info)
+        _commit(outcome, committed, None)
+        advance("clip")
+        return outcome
+
+    opts = config.clip_options()
+    count = clip_count(end - start, opts)
+    keys = [sample_key(source.source_id, i) for i in range(count)]
+    staging = work / SAMPLES_DIR / f".tmp-{source.source_id}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        results = cut_clips(fetched.path, start, count, keys, staging, opts)
+    except (FFmpegError, ClipError) as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        advance("clip")
+        return failed("clip", "ffmpeg" if isinstance(e, FFmpegError) else "inexact", str(e))
+    info["end"] = info["start"] + count * opts.seconds
+    metas = []
+    for key, clip in zip(keys, results, strict=True):
+        meta = _sample_meta(source, split, key, clip, info["start"], opts)
+        (staging / f"{key}.json").write_bytes(_meta_bytes(meta))
+        metas.append(meta)
+    outcome = Outcome(source, split, "clipped", info=info, clips=metas)
+    _commit(outcome, committed, staging)
+    if not config.keep_downloads:
+        fetched.path.unlink(missing_ok=True)
+    advance("clip")
+    return outcome
+
+
+def _probe_info(facts: Probe) -> dict[str, Any]:
+    return {
+        "duration": facts.duration,
+        "width": facts.width,
+        "height": facts.height,
+        "fps": facts.fps,
+        "rotation": facts.rotation,
+        "video_codec": facts.video_codec,
+        "audio_codec": facts.audio_codec,
+        "sample_rate": facts.sample_rate,
+        "channels": facts.channels,
+    }
+
+
+def _sample_meta(
+    source: Source, split: str, key: str, clip, span_start: float, opts: ClipOptions
+) -> SampleMeta:
+    start = round(span_start + clip.start, 6)
+    return SampleMeta(
+        key=key,
+        **{"class": source.class_name},
+        label=source.label,
+        source_id=source.source_id,
+        url=source.url,
+        split=split,
+        clip_index=clip.index,
+        start=start,
+        end=round(start + opts.seconds, 6),
+        duration=opts.seconds,
+        fps=float(opts.fps),
+        width=opts.width,
+        height=opts.height,
+        num_frames=clip.num_frames,
+        sample_rate=opts.audio_rate,
+        channels=opts.audio_channels,
+        num_samples=clip.num_samples,
+        loudness_db=round(clip.loudness_db, 4),
+        motion=round(clip.motion, 6),
+        license=source.license,
+        attribution=source.attribution,
+        sha256={ext: file_sha256(path) for ext, path in sorted(clip.files.items())},
+    )
+
+
+def _meta_bytes(meta: SampleMeta) -> bytes:
+    return (json.dumps(meta, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _commit(outcome: Outcome, committed: Path, staging: Path | None) -> None:
+    """Make a source's result final: its record is written into the staging folder, which is then
+    renamed to `committed` in one step."""
+    if staging is None:
+        staging = committed.with_name(f".tmp-{committed.name}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    record = {
+        "status": outcome.status,
+        "stage": outcome.stage,
+        "reason": outcome.reason,
+        "detail": outcome.detail,
+        "info": outcome.info,
+        "clips": outcome.clips,
+    }
+    (staging / SOURCE_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    shutil.rmtree(committed, ignore_errors=True)
+    os.replace(staging, committed)
+
+
+def _load_outcome(source: Source, split: str, record: dict[str, Any]) -> Outcome:
+    return Outcome(
+        source,
+        split,
+        record["status"],
+        record["stage"],
+        record["reason"],
+        record["detail"],
+        record["info"],
+        record["clips"],
+    )
+
+
+# --- shards -------------------------------------------------------------------------------------
+
+
+def _write_shards(
+    outcomes: list[Outcome], config: BuildConfig, out: Path, progress, crasher: _Crasher
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Pack every clip into shards (split order, then key order); reuse shards already written
+    with the same samples; remove shard files no longer planned. Returns the shards manifest rows
+    and each sample key's shard name."""
+    samples_dir = out / WORK_DIR / SAMPLES_DIR
+    samples = sorted(
+        (
+            SampleFiles(
+                meta["key"],
+                meta["split"],
+                {
+                    ext: samples_dir / meta["source_id"] / f"{meta['key']}.{ext}"
+                    for ext in ("flac", "jpg", "json", "mp4")
+                },
+            )
+            for o in outcomes
+            for meta in o.clips
+        ),
+        key=lambda s: (SPLITS.index(s.split), s.key),
+    )
+    plans = plan_shards(samples, config.shard_max_bytes, config.shard_max_samples)
+    data_dir = out / DATA_DIR
+    data_dir.mkdir(parents=True, exist_ok=True)
+    records_dir = out / WORK_DIR / SHARD_RECORDS_DIR
+    records_dir.mkdir(parents=True, exist_ok=True)
+    task = progress.add_task("shard", total=len(samples))
+    rows = []
+    for plan in plans:
+        nbytes, digest = _reuse_or_write(plan, data_dir / plan.name, records_dir)
+        progress.advance(task, len(plan.samples))
+        crasher.done("shard")
+        rows.append(
+            {
+                "shard": plan.name,
+                "split": plan.split,
+                "index": plan.index,
+                "samples": len(plan.samples),
+                "bytes": nbytes,
+                "sha256": digest,
+                "first_key": plan.samples[0].key,
+                "last_key": plan.samples[-1].key,
+            }
+        )
+    planned = {p.name for p in plans}
+    for stale in data_dir.glob("*.tar"):
+        if stale.name not in planned:
+            stale.unlink()
+    return rows, {s.key: p.name for p in plans for s in p.samples}
+
+
+def _reuse_or_write(plan: ShardPlan, path: Path, records_dir: Path) -> tuple[int, str]:
+    record_path = records_dir / f"{plan.name}.json"
+    keys = [s.key for s in plan.samples]
+    hashes = [
+        json.loads(s.members["json"].read_text())["sha256"] for s in plan.samples
+    ]  # a sample's json holds the hashes of its other members
+    try:
+        record = json.loads(record_path.read_text())
+        if (
+            record["keys"] == keys
+            and record["member_sha256"] == hashes
+            and path.stat().st_size == record["bytes"]
+        ):
+            return record["bytes"], record["sha256"]
+    except (OSError, ValueError, KeyError):
+        pass
+    nbytes, digest = write_shard(plan, path)
+    record = {"keys": keys, "member_sha256": hashes, "bytes": nbytes, "sha256": digest}
+    _write_text(record_path, json.dumps(record) + "\n")
+    return nbytes, digest
+
+
+# --- manifests and build.json -------------------------------------------------------------------
+
+
+def _write_manifests(
+    out: Path, outcomes: list[Outcome], shard_rows: list[dict[str, Any]], key_shard: dict[str, str]
+) -> None:
+    sources, clips, failures = [], [], []
+    for o in outcomes:
+        s = o.source
+        base = {"source_id": s.source_id, "url": s.url, "class": s.class_name}
+        row = (
+            base
+            | o.info
+            | {
+                "label": s.label,
+                "split": o.split,
+                "status": o.status,
+                "stage": o.stage,
+                "reason": o.reason,
+                "num_clips": len(o.clips),
+                "license": s.license,
+                "attribution": s.attribution,
+            }
+        )
+        sources.append({c: row.get(c) for c in manifest_columns("sources")})
+        if o.status != "clipped":
+            failures.append(base | {"stage": o.stage, "reason": o.reason, "detail": o.detail})
+    samples_dir = out / WORK_DIR / SAMPLES_DIR
+    for o in outcomes:
+        for meta in o.clips:
+            member = samples_dir / meta["source_id"]
+            sizes = sum(
+                (member / f"{meta['key']}.{ext}").stat().st_size
+                for ext in ("mp4", "flac", "jpg", "json")
+            )
+            clips.append(
+                {c: meta.get(c) for c in manifest_columns("clips") if c in meta}
+                | {
+                    "shard": key_shard[meta["key"]],
+                    "bytes": sizes,
+                    "sha256_mp4": meta["sha256"]["mp4"],
+                    "sha256_flac": meta["sha256"]["flac"],
+                    "sha256_jpg": meta["sha256"]["jpg"],
+                    "sha256_json": file_sha256(member / f"{meta['key']}.json"),
+                }
+            )
+    order = {row["shard"]: i for i, row in enumerate(shard_rows)}
+    clips.sort(key=lambda c: (order[c["shard"]], c["key"]))
+    write_manifest(out, "sources", sources)
+    write_manifest(out, "clips", clips)
+    write_manifest(out, "shards", shard_rows)
+    write_manifest(out, "failures", failures)
+
+
+def _write_build_json(out: Path, config: BuildConfig, manifest: str, n_sources: int) -> None:
+    import av
+    import webdataset
+    import yt_dlp
+
+    record = {
+        "landscape_av": __version__,
+        "manifest": manifest,
+        "sources": n_sources,
+        "classes": list(CLASSES),
+        "config": config.to_json(),
+        "tools": {
+            "ffmpeg": _ffmpeg_version(),
+            "pyav": av.__version__,
+            "yt_dlp": yt_dlp.version.__version__,
+            "webdataset": getattr(webdataset, "__version__", "unknown"),
+        },
+    }
+    _write_text(out / BUILD_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def _ffmpeg_version() -> str:
+    import subprocess
+
+    from .ffmpeg import ffmpeg_exe
+
+    line = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True
+    ).stdout.splitlines()
+    return line[0] if line else "unknown"
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

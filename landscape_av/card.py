@@ -1,0 +1,377 @@
+"""The dataset card `OUT/README.md`: Hugging Face front matter + the standard sections, from manifests.
+
+`write_card(folder)` renders `cards/landscape-av.md` with numbers computed by `stats` from the
+build's manifests (never typed in) and writes the figures it references. `card_features()` is the
+`datasets.Features` the card declares: every field explicit, `mp4`/`flac` as bytes, so that
+`load_dataset` needs no torchcodec.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .classes import CLASSES
+from .manifests import read_manifests
+from .resources import card_template
+from .schema import (
+    BUILD_FILE,
+    CARD_FILE,
+    DATA_DIR,
+    HASHED_MEMBERS,
+    REJECT_REASONS,
+    SPLITS,
+    SampleMeta,
+    shard_glob,
+)
+from .stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
+
+PRETTY_NAME = "Landscape-AV"
+
+FIELD_DOCS: dict[str, str] = {
+    "mp4": "the clip: H.264 video with AAC audio (bytes)",
+    "flac": "the clip's audio alone, lossless (bytes)",
+    "jpg": "thumbnail of a mid-clip frame (image)",
+    "json.key": "sample key `<source_id>_<clip index>`",
+    "json.class": "class name",
+    "json.label": "class index (ClassLabel, in the order of the Classes table)",
+    "json.source_id": "id of the source video",
+    "json.url": "where the source video was downloaded from",
+    "json.split": "train or test",
+    "json.clip_index": "0-based position of the clip within its source",
+    "json.start": "clip start within the source video, seconds",
+    "json.end": "clip end within the source video, seconds",
+    "json.duration": "seconds of video and of audio",
+    "json.fps": "video frame rate",
+    "json.width": "video width, pixels",
+    "json.height": "video height, pixels",
+    "json.num_frames": "video frames in the mp4",
+    "json.sample_rate": "audio sample rate, Hz",
+    "json.channels": "audio channels",
+    "json.num_samples": "audio samples per channel in the flac",
+    "json.loudness_db": "RMS level of the clip's audio, dBFS",
+    "json.motion": "mean absolute frame difference of the clip, 0..1",
+    "json.license": "license of the source video",
+    "json.attribution": "author / credit line of the source video",
+    "json.sha256": "sha256 hex of the mp4, flac and jpg members",
+    "__key__": "the sample key (added by the WebDataset reader)",
+    "__url__": "the shard the sample came from (added by the WebDataset reader)",
+}
+
+HUB_LICENSES = {"cc0-1.0", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0", "mit"}
+"""Hub license ids that a build whose sources all share one license can declare as is."""
+
+
+def card_features():
+    """The `datasets.Features` of a sample, as the card declares them (SampleMeta order)."""
+    from datasets import ClassLabel, Features, Image, Value
+
+    kinds = {str: Value("string"), int: Value("int64"), float: Value("float64")}
+    meta: dict[str, Any] = {}
+    for name, kind in SampleMeta.__annotations__.items():
+        if name == "label":
+            meta[name] = ClassLabel(names=list(CLASSES))
+        elif name == "sha256":
+            meta[name] = {ext: Value("string") for ext in HASHED_MEMBERS}
+        else:
+            meta[name] = kinds[kind]
+    return Features(
+        {
+            "mp4": Value("binary"),
+            "flac": Value("binary"),
+            "json": meta,
+            "jpg": Image(),
+            "__key__": Value("string"),
+            "__url__": Value("string"),
+        }
+    )
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < limit:
+            return name
+    return "100K<n<1M"
+
+
+def front_matter(stats: dict[str, Any], licenses: list[str]) -> dict[str, Any]:
+    """The card's YAML metadata: what the Hub reads to list, preview and load the dataset."""
+    from datasets import DatasetInfo, SplitDict, SplitInfo
+
+    splits = SplitDict()
+    for split in SPLITS:
+        splits.add(SplitInfo(name=split, num_examples=stats["per_split"][split]["clips"]))
+    info = DatasetInfo(features=card_features(), splits=splits)
+    one = {lic.strip().lower() for lic in licenses}
+    license_id = one.pop() if len(one) == 1 and one <= HUB_LICENSES else "other"
+    meta: dict[str, Any] = {
+        "pretty_name": PRETTY_NAME,
+        "license": license_id,
+    }
+    if license_id == "other":
+        meta["license_name"] = "source-video-licenses"
+        meta["license_details"] = "Each clip keeps the license of its source video (json.license)."
+    meta |= {
+        "task_categories": ["video-classification", "audio-classification"],
+        "tags": ["audio-to-video", "audio-visual", "nature-sounds", "webdataset", "landscape"],
+        "size_categories": [_size_category(stats["totals"]["clips"])],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": shard_glob(s)} for s in SPLITS],
+            }
+        ],
+        "dataset_info": info._to_yaml_dict(),
+    }
+    return meta
+
+
+def _table(rows: list[list[Any]]) -> str:
+    return "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+
+
+def _md(text: Any) -> str:
+    """A table cell: pipes escaped, line breaks flattened."""
+    return str(text).replace("|", "\\|").replace("\n", " ") or "-"
+
+
+def first_sample_meta(folder: Path) -> dict[str, Any] | None:
+    """The json member of the first sample of the first train shard (None for an empty corpus)."""
+    shards = sorted((Path(folder) / DATA_DIR).glob(f"{SPLITS[0]}-*.tar"))
+    if not shards:
+        return None
+    with tarfile.open(shards[0]) as tar:
+        for member in tar:
+            if member.name.endswith(".json"):
+                return json.loads(tar.extractfile(member).read())
+    return None
+
+
+def _build_settings(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / BUILD_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _flat(settings: dict[str, Any]) -> dict[str, Any]:
+    """Leaf settings of build.json by their own name (`{"filters": {"silence_db": -60}}` ->
+    `{"silence_db": -60}`), so that the card finds a threshold wherever the build nests it."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        flat |= _flat(value) if isinstance(value, dict) else {key: value}
+    return flat
+
+
+def render_card(folder: Path, stats: dict[str, Any] | None = None) -> str:
+    """The card's text for the corpus in `folder`."""
+    folder = Path(folder)
+    stats = stats or corpus_stats(folder)
+    m = read_manifests(folder)
+    sources, clips, failures = m["sources"], m["clips"], m["failures"]
+    build = _build_settings(folder)
+    config = _flat(build)
+    used = sources[sources["source_id"].isin(set(clips["source_id"]))]
+    example = first_sample_meta(folder)
+    first = clips.iloc[0] if len(clips) else None
+
+    licenses = sorted(used["license"].fillna("").astype(str))
+    license_counts: dict[str, int] = {}
+    for lic in licenses:
+        license_counts[lic or "unknown"] = license_counts.get(lic or "unknown", 0) + 1
+
+    totals = stats["totals"]
+    per_split = stats["per_split"]
+    filter_counts = failures.loc[failures["stage"] == "filter", "reason"].value_counts().to_dict()
+    fields = ["mp4", "flac", "jpg"] + [f"json.{k}" for k in SampleMeta.__annotations__]
+    feats = card_features()
+    types = {"mp4": "binary", "flac": "binary", "jpg": "Image"}
+    for name, feature in feats["json"].items():
+        types[f"json.{name}"] = (
+            "ClassLabel"
+            if name == "label"
+            else ("struct" if isinstance(feature, dict) else feature.dtype)
+        )
+    n_train_shards = per_split[SPLITS[0]]["shards"]
+    values = {
+        "front_matter": yaml.safe_dump(
+            front_matter(stats, licenses), sort_keys=False, allow_unicode=True
+        ),
+        "clips": f"{totals['clips']:,}",
+        "hours": f"{totals['hours']:.2f}",
+        "sources_used": f"{totals['sources_used']:,}",
+        "num_classes": len(CLASSES),
+        "clip_seconds": f"{config.get('clip_seconds', first['duration'] if first is not None else 10.0):g}",
+        "max_clips": config.get("max_clips", "N"),
+        "resolution": f"{int(first['width'])}x{int(first['height'])}" if first is not None else "-",
+        "fps": f"{float(first['fps']):g}" if first is not None else "-",
+        "sample_rate": int(first["sample_rate"]) if first is not None else "-",
+        "channels": int(first["channels"]) if first is not None else "-",
+        "last_train_shard": f"{max(n_train_shards - 1, 0):06d}",
+        "example": json.dumps(example, indent=2) if example else "{}",
+        "fields_table": _table([[f"`{f}`", types[f], FIELD_DOCS[f]] for f in fields]),
+        "splits_table": _table(
+            [
+                [s, v["sources"], f"{v['clips']:,}", f"{v['hours']:.2f}", v["shards"]]
+                for s, v in per_split.items()
+            ]
+        ),
+        "classes_table": _table(
+            [
+                [
+                    r["label"],
+                    r["class"],
+                    r["train"]["clips"],
+                    r["test"]["clips"],
+                    r["train"]["sources"] + r["test"]["sources"],
+                    f"{r['train']['hours'] + r['test']['hours']:.2f}",
+                    sum(r["rejected"].values()),
+                ]
+                for r in stats["per_class"]
+            ]
+        ),
+        "distributions": _distributions(stats),
+        "source_data": _source_data(config, totals),
+        "filters_table": _table(
+            [
+                [f"`{reason}`", rule, _threshold(config, reason), filter_counts.get(reason, 0)]
+                for reason, rule in REJECT_REASONS.items()
+            ]
+        ),
+        "failures_table": _table([[k, v] for k, v in stats["rejections"].items()])
+        or "| none | 0 |",
+        "licenses_table": _table([[_md(k), v] for k, v in sorted(license_counts.items())]),
+        "attribution_table": _table(
+            [
+                [f"[{r.source_id}]({r.url})", r["class"], _md(r.license), _md(r.attribution)]
+                for _, r in used.sort_values("source_id").iterrows()
+            ]
+        ),
+    } | {f"{name}_caption": caption for name, caption in FIGURES.items()}
+    return string.Template(card_template().read_text()).substitute(values)
+
+
+THRESHOLDS: dict[str, tuple[str, ...]] = {
+    "low_resolution": ("min_width", "min_height"),
+    "no_audio": (),
+    "too_short": ("clip_seconds",),
+    "silent": ("silence_db",),
+    "frozen": ("frozen_floor",),
+}
+"""Filter reason -> the BuildConfig settings that set its threshold."""
+
+
+def _threshold(config: dict[str, Any], reason: str) -> str:
+    keys = THRESHOLDS.get(reason, ())
+    shown = [f"`{k}` = {config[k]}" for k in keys if k in config]
+    return ", ".join(shown) or "-"
+
+
+def _source_data(config: dict[str, Any], totals: dict[str, Any]) -> str:
+    manifest = config.get("manifest") or "unrecorded"
+    return (
+        f"Source list: `{manifest}`: {totals['sources']:,} source videos listed, "
+        f"{totals['sources_used']:,} of them gave clips, {totals['failures']:,} were rejected "
+        "or failed (see below). The Landscape source list was published by the authors of "
+        "TempoTokens (github.com/guyyariv/TempoTokens, MIT); its ids and classes come from "
+        "VGGSound (CC BY 4.0)."
+    )
+
+
+def _distributions(stats: dict[str, Any]) -> str:
+    dist = stats["distributions"]
+    lines = ["| Quantity | min | 5% | median | 95% | max |", "|---|---:|---:|---:|---:|---:|"]
+    for name, label, scale in SUMMARIES:
+        if dist[name]:
+            cells = (f"{dist[name][k] * scale:.4g}" for k in ("min", "p05", "median", "p95", "max"))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for name, label in COUNTS:
+        counts = ", ".join(f"{k}: {v}" for k, v in dist[name].items()) or "-"
+        lines.append(f"\n{label.capitalize()} (count): {counts}.")
+    return "\n".join(lines)
+
+
+def write_card(corpus_dir: Path) -> Path:
+    """Write `corpus_dir/README.md` (and the figures it shows) from the manifests; return its path."""
+    folder = Path(corpus_dir)
+    stats = corpus_stats(folder)
+    write_figures(folder, stats)
+    text = render_card(folder, stats)
+    path = folder / CARD_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M")
+REQUIRED_KEYS = (
+    "pretty_name",
+    "license",
+    "task_categories",
+    "tags",
+    "size_categories",
+    "configs",
+    "dataset_info",
+)
+
+
+def card_check(folder: Path) -> list[str]:
+    """Offline validation of `folder/README.md`: every problem as a line (none: valid).
+
+    Parses the card as the Hub and `datasets` do (`DatasetCard`, `MetadataConfigs`,
+    `DatasetInfosDict`) and checks the required metadata, the split globs against the shards, the
+    declared features against `card_features()`, the split sizes against the clips manifest, the
+    figures it shows, and that the folder holds no loading script."""
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCard
+
+    folder = Path(folder)
+    path = folder / CARD_FILE
+    if not path.is_file():
+        return [f"{path} is missing"]
+    try:
+        card = DatasetCard.load(path)
+        configs = MetadataConfigs.from_dataset_card_data(card.data)
+        infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    except Exception as err:  # noqa: BLE001 - any parse failure is the finding
+        return [f"front matter does not parse: {err}"]
+    data = card.data.to_dict()
+    problems = [f"metadata lacks `{key}`" for key in REQUIRED_KEYS if not data.get(key)]
+    if data.get("license") == "other" and not data.get("license_name"):
+        problems.append("license `other` needs a `license_name`")
+    problems += [
+        f"size category {c!r} is not one of {SIZE_CATEGORIES}"
+        for c in data.get("size_categories") or []
+        if c not in SIZE_CATEGORIES
+    ]
+    files = (configs.get("default") or {}).get("data_files") or []
+    globs = {f.get("split"): f.get("path") for f in files if isinstance(f, dict)}
+    if set(globs) != set(SPLITS):
+        problems.append(f"configs data_files splits {sorted(globs)} != {list(SPLITS)}")
+    for split, pattern in globs.items():
+        if not list(folder.glob(str(pattern))):
+            problems.append(f"data_files {split}: {pattern!r} matches no file")
+    info = infos.get("default")
+    if info is None or info.features != card_features():
+        problems.append("dataset_info features differ from the features of a sample")
+    clips = read_manifests(folder)["clips"]
+    for split in SPLITS:
+        declared = (
+            info.splits[split].num_examples if info and split in (info.splits or {}) else None
+        )
+        actual = int((clips["split"] == split).sum())
+        if declared != actual:
+            problems.append(f"declares {declared} {split} rows; the clips manifest has {actual}")
+    text = path.read_text(encoding="utf-8")
+    for name in FIGURES:
+        ref = f"figures/{name}.png"
+        if ref not in text or not (folder / ref).is_file():
+            problems.append(f"figure {ref} is not shown or not present")
+    problems += [f"{p.name}: no loading scripts (datasets 4+)" for p in folder.glob("*.py")]
+    return problems

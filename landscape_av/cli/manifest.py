@@ -1,0 +1,122 @@
+"""`landscape-av manifest ...`: make source manifests from the published lists, and check manifests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..classes import CLASSES
+from ..schema import SPLITS
+from ..sources import ManifestError, read_manifest, write_manifest
+from ..vggsound import (
+    LANDSCAPE_URL,
+    Conversion,
+    FetchError,
+    convert_landscape_list,
+    convert_vggsounder,
+    fetch_text,
+    print_report,
+    write_faults,
+)
+
+POLICY = """\b
+Fault policy (each faulty row is reported with its line):
+  malformed row, invalid YouTube id, exact repeat   -> row dropped
+  id under two classes                               -> every row of the id dropped
+  id in both splits                                  -> test wins: its train rows dropped
+  id again with another start                        -> first row kept, later ones dropped
+  start past an hour                                 -> kept, reported"""
+
+_file = click.Path(dir_okay=False, path_type=Path)
+
+
+def _finish(conversion: Conversion, out: Path, report: Path | None, quiet: bool) -> None:
+    """Report a conversion, write its manifest (and fault CSV), fail when nothing is left."""
+    console = Console(quiet=quiet)
+    print_report(conversion, console)
+    if not conversion.sources:
+        raise click.ClickException(f"{conversion.name}: no usable rows; nothing written")
+    write_manifest(conversion.sources, out)
+    console.print(f"Wrote {len(conversion.sources)} sources to {out}")
+    if report is not None:
+        write_faults(conversion.faults, report)
+        console.print(f"Wrote {len(conversion.faults)} faults to {report}")
+
+
+@click.group("manifest")
+def manifest() -> None:
+    """Make source manifests from the published lists, and check manifests."""
+
+
+@manifest.command("landscape", epilog=POLICY)
+@click.option("--url", default=LANDSCAPE_URL, show_default=True, help="The list (URL or file).")
+@click.option("--out", type=_file, default=Path("landscape.csv"), show_default=True)
+@click.option("--report", type=_file, help="Also write the faults as CSV here.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=15.0)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def landscape(url: str, out: Path, report: Path | None, timeout: float, quiet: bool) -> None:
+    """Download the paper's source list (published by TempoTokens) and convert it.
+
+    Maps its VGGSound-style names to the nine classes (thunder -> thunderstorm, explosion ->
+    volcano eruption), applies the fault policy below and prints every fault with its line.
+    """
+    try:
+        text = fetch_text(url, timeout)
+    except FetchError as e:
+        raise click.ClickException(str(e)) from None
+    _finish(convert_landscape_list(text, url), out, report, quiet)
+
+
+@manifest.command("vggsounder", epilog=POLICY)
+@click.option(
+    "--vggsound-csv",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A full VGGSound list (ytid,start,label,split) to convert instead of VGGSounder's clips.",
+)
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A VGGSounder label file [default: the installed vggsounder package's].",
+)
+@click.option("--out", type=_file, default=Path("vggsounder.csv"), show_default=True)
+@click.option("--report", type=_file, help="Also write the faults as CSV here.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def vggsounder(
+    vggsound_csv: Path | None, labels: Path | None, out: Path, report: Path | None, quiet: bool
+) -> None:
+    """Make the offline pool from the VGGSounder labels (regenerates manifests/vggsounder.csv).
+
+    Keeps clips of the nine classes that VGGSounder marks audible and visible (AV) and that have no
+    background music, static image or voice-over. With --vggsound-csv, that list's rows are
+    converted instead, filtered the same way where VGGSounder annotated the clip.
+    """
+    try:
+        conversion = convert_vggsounder(labels, vggsound_csv)
+    except (ImportError, ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    _finish(conversion, out, report, quiet)
+
+
+@manifest.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check(file: Path) -> None:
+    """Validate a source manifest and count its sources per class and split."""
+    try:
+        sources = read_manifest(file)
+    except ManifestError as e:
+        raise click.ClickException(str(e)) from None
+    counts = Counter((s.class_name, s.split or "") for s in sources)
+    columns = [*SPLITS, ""]
+    table = Table("class", *SPLITS, "unassigned", "total")
+    for name in CLASSES:
+        cells = [counts[name, split] for split in columns]
+        table.add_row(name, *map(str, cells), str(sum(cells)))
+    totals = [sum(counts[name, split] for name in CLASSES) for split in columns]
+    table.add_row("all", *map(str, totals), str(len(sources)), style="bold")
+    console = Console()
+    console.print(f"{file}: {len(sources)} sources")
+    console.print(table)

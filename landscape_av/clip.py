@@ -1,0 +1,200 @@
+"""Stage 4: cut a source's span into clips of one format, decoding the source once.
+
+One ffmpeg process per source: the span is decoded once, rotated (ffmpeg honours the display
+matrix), brought to one frame rate and one size (aspect-preserving scale + centre crop) and one
+audio rate and layout, then split into N branches that are each trimmed by frame / sample count and
+encoded once: `<key>.mp4` (H.264 + AAC, faststart) and `<key>.flac`. Two more branches give a mid-clip
+thumbnail per clip (`<key>.jpg`) and a tiny grey copy of every frame, from which each clip's motion is
+measured. Trimming by counts makes every clip exactly `round(seconds * fps)` frames and
+`seconds * rate` samples, and each clip's encoder starts on a key frame.
+
+Measured on 2 cores (see bench/build_throughput.py): this costs about as much as one bare ffmpeg
+transcode of the same span, unlike cutting with a segment muxer (audio drift) or a decode per clip.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .ffmpeg import run_ffmpeg
+from .filters import MOTION_SIZE, float_samples, rms_db
+
+CLIP_EXTS = ("mp4", "flac", "jpg")
+THUMB_PATTERN = "thumb-%03d.jpg"
+
+
+@dataclass(frozen=True)
+class ClipOptions:
+    """Output format of every clip."""
+
+    seconds: float = 10.0
+    max_clips: int = 10
+    width: int = 1280
+    height: int = 720
+    fps: int = 30
+    crf: int = 21
+    preset: str = "veryfast"
+    x264_threads: int = 2  # fixed, so that the encoded bytes do not depend on the machine
+    audio_rate: int = 44100
+    audio_channels: int = 2
+    audio_bitrate: str = "192k"
+    thumb_width: int = 320
+
+    @property
+    def frames(self) -> int:
+        return round(self.seconds * self.fps)
+
+    @property
+    def samples(self) -> int:
+        return round(self.seconds * self.audio_rate)
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """One clip cut from a source: `start` is seconds from the span's start; files by extension."""
+
+    index: int
+    start: float
+    files: dict[str, Path]
+    loudness_db: float
+    motion: float
+    num_frames: int
+    num_samples: int
+
+
+def clip_count(span: float, opts: ClipOptions) -> int:
+    """How many non-overlapping clips fit in `span` seconds (at most `opts.max_clips`)."""
+    return max(0, min(opts.max_clips, math.floor(span / opts.seconds + 1e-6)))
+
+
+def cut_clips(
+    path: Path, start: float, count: int, keys: list[str], out_dir: Path, opts: ClipOptions
+) -> list[ClipResult]:
+    """Cut `count` consecutive clips from `path` starting at `start` seconds into `out_dir`, named by
+    `keys`; returns them with their measured loudness and motion. Raises FFmpegError or
+    ClipError when ffmpeg fails or an output is not exact."""
+    if count < 1 or len(keys) != count:
+        raise ValueError(f"need one key per clip: {count} clips, {len(keys)} keys")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grey = out_dir / "motion.gray"
+    run_ffmpeg(_ffmpeg_args(path, start, keys, out_dir, grey, opts))
+    grey_frames = _read_grey(grey)
+    grey.unlink()
+    for i, key in enumerate(keys):
+        thumb = out_dir / (THUMB_PATTERN % i)
+        if thumb.is_file():
+            thumb.replace(out_dir / f"{key}.jpg")
+    results = []
+    for i, key in enumerate(keys):
+        files = {ext: out_dir / f"{key}.{ext}" for ext in CLIP_EXTS}
+        num_frames, num_samples, loudness = _check_outputs(files, opts)
+        clip_grey = grey_frames[i * opts.frames : (i + 1) * opts.frames]
+        results.append(
+            ClipResult(
+                index=i,
+                start=i * opts.seconds,
+                files=files,
+                loudness_db=loudness,
+                motion=_motion(clip_grey),
+                num_frames=num_frames,
+                num_samples=num_samples,
+            )
+        )
+    return results
+
+
+class ClipError(RuntimeError):
+    """An output clip is not exact (a short source, a broken stream)."""
+
+
+def _ffmpeg_args(
+    path: Path, start: float, keys: list[str], out_dir: Path, grey: Path, opts: ClipOptions
+) -> list[str]:
+    n, frames, samples = len(keys), opts.frames, opts.samples
+    w, h = opts.width, opts.height
+    span = n * opts.seconds
+    graph = [
+        f"[0:v]fps={opts.fps},scale={w}:{h}:force_original_aspect_ratio=increase"
+        f":flags=bicubic,crop={w}:{h},setsar=1,format=yuv420p,split={n + 2}"
+        + "".join(f"[v{i}]" for i in range(n))
+        + "[vt][vg]",
+        f"[0:a]aresample={opts.audio_rate}:first_pts=0,"
+        f"aformat=sample_fmts=fltp:channel_layouts={_layout(opts.audio_channels)},asplit={2 * n}"
+        + "".join(f"[a{i}][f{i}]" for i in range(n)),
+        # thumbnails: the middle frame of every clip
+        f"[vt]trim=end_frame={n * frames},select='eq(mod(n\\,{frames})\\,{frames // 2})',"
+        f"scale={opts.thumb_width}:-2,format=yuvj420p[thumbs]",
+        f"[vg]trim=end_frame={n * frames},scale={MOTION_SIZE[0]}:{MOTION_SIZE[1]},format=gray[grey]",
+    ]
+    for i in range(n):
+        graph.append(
+            f"[v{i}]trim=start_frame={i * frames}:end_frame={(i + 1) * frames},"
+            f"setpts=PTS-STARTPTS[vo{i}]"
+        )
+        for branch in ("a", "f"):
+            graph.append(
+                f"[{branch}{i}]atrim=start_sample={i * samples}:end_sample={(i + 1) * samples},"
+                f"asetpts=PTS-STARTPTS[{branch}o{i}]"
+            )
+    exact = ["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact"]
+    args = ["-ss", f"{start:.6f}", "-t", f"{span + 1.0:.6f}", "-i", str(path)]
+    args += ["-filter_complex", ";".join(graph)]
+    for i, key in enumerate(keys):
+        args += ["-map", f"[vo{i}]", "-map", f"[ao{i}]", *exact]
+        args += ["-c:v", "libx264", "-preset", opts.preset, "-crf", str(opts.crf)]
+        args += ["-threads", str(opts.x264_threads), "-pix_fmt", "yuv420p", "-flags:v", "+bitexact"]
+        args += ["-c:a", "aac", "-b:a", opts.audio_bitrate, "-flags:a", "+bitexact"]
+        args += ["-movflags", "+faststart", str(out_dir / f"{key}.mp4")]
+        args += ["-map", f"[fo{i}]", *exact, "-c:a", "flac", "-sample_fmt", "s16"]
+        args += ["-flags:a", "+bitexact"]
+        args += [str(out_dir / f"{key}.flac")]
+    args += ["-map", "[thumbs]", *exact, "-c:v", "mjpeg", "-q:v", "3", "-flags:v", "+bitexact"]
+    args += ["-fps_mode", "passthrough", "-frames:v", str(n), "-f", "image2"]
+    args += ["-start_number", "0", str(out_dir / THUMB_PATTERN)]
+    args += ["-map", "[grey]", "-f", "rawvideo", "-pix_fmt", "gray", str(grey)]
+    return args
+
+
+def _layout(channels: int) -> str:
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+
+
+def _read_grey(path: Path) -> np.ndarray:
+    w, h = MOTION_SIZE
+    data = np.fromfile(path, dtype=np.uint8)
+    return data[: data.size // (w * h) * w * h].reshape(-1, h, w)
+
+
+def _motion(frames: np.ndarray) -> float:
+    """Mean absolute difference of consecutive grey frames, 0..1."""
+    if len(frames) < 2:
+        return 0.0
+    return float(np.mean(np.abs(np.diff(frames.astype(np.int16), axis=0)))) / 255.0
+
+
+def _check_outputs(files: dict[str, Path], opts: ClipOptions) -> tuple[int, int, float]:
+    """Verify a clip's frame and sample counts without re-decoding its video; returns
+    (frames, samples per channel, RMS level of the flac in dBFS)."""
+    with av.open(str(files["mp4"])) as container:
+        video, audio = container.streams.video[0], container.streams.audio[0]
+        num_frames = video.frames
+        mp4_samples = round(audio.duration * audio.time_base * opts.audio_rate)
+        first_key = next(p for p in container.demux(video) if p.size).is_keyframe
+    with av.open(str(files["flac"])) as container:
+        audio = np.concatenate([float_samples(f).ravel() for f in container.decode(audio=0)])
+    num_samples = audio.size // opts.audio_channels
+    expected = (opts.frames, opts.samples, opts.samples, True)
+    got = (num_frames, mp4_samples, num_samples, first_key)
+    if got != expected:
+        raise ClipError(
+            f"{files['mp4'].stem}: (frames, mp4 samples, flac samples, key frame first) = {got}, "
+            f"expected {expected}"
+        )
+    if not files["jpg"].is_file():
+        raise ClipError(f"{files['jpg'].name}: no thumbnail written")
+    return num_frames, num_samples, rms_db(audio)

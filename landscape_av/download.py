@@ -1,0 +1,464 @@
+"""Stage 1 of the build: fetch the needed section of one source with yt-dlp.
+
+`download(source, dest_dir, options)` fetches, with the yt-dlp Python API, the best video of at least
+`min_height` merged with the best audio (falling back to the best single muxed format, then to
+whatever is best: a plain http URL goes through yt-dlp's generic extractor, which knows nothing of the
+file's size or streams, so no format metadata is trusted and the pipeline probes the file afterwards).
+Only the section the clips need is fetched: from the row's `start`, `clips x clip_seconds` long,
+bounded by the row's `end`.
+
+Where the cut lands (found by experiment with yt-dlp 2026.10 and ffmpeg 9 over http, see
+tests/download): yt-dlp hands a section to ffmpeg as `-ss START -t LENGTH -i URL -c copy`. ffmpeg shifts
+every timestamp by -START, so media time t in the file is source time START + t: `offset == START`.
+Stream copy cannot cut between keyframes: into mp4, the packets from the keyframe before START are
+kept with negative timestamps and hidden by an edit list (decoders start exactly at media time 0);
+other containers (webm/mkv) may start at the next keyframe instead, so the first frame can sit a little
+after media time 0. Either way the mapping holds; read the streams' start times, never assume
+content at 0. Merged formats are written as mp4 for the same reason.
+
+Each attempt runs yt-dlp in a child process (its own session, so ffmpeg dies with it) killed at the
+source's deadline: a server that hangs cannot hang the build. Failures are retried with exponential
+backoff when they may pass (HTTP 5xx/408/429, a dropped connection, a socket timeout). The function is
+safe to call from a pool: each source works in its own folder `dest_dir/.partial/<source_id>/`, and the
+finished file is moved into `dest_dir` with an atomic rename, so a partial download never looks done.
+
+Finished sources are recorded in `dest_dir/<source_id>.download.json` (written atomically after the
+media file is in place) instead of yt-dlp's `download_archive`: the archive keys on yt-dlp's video id
+(for plain URLs, the file name, which different sources can share), records neither the section nor
+the file it wrote, and is one file appended by every worker. The per-source record is keyed by our
+source id, checked against the URL and section on rerun, and owned by one worker. A rerun after a
+kill -9 finds no record and restarts that source cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from .ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
+from .sources import Source
+
+log = logging.getLogger(__name__)
+
+PARTIAL_DIR = ".partial"
+RECORD_SUFFIX = ".download.json"
+RESULT_FILE = ".result.json"
+RETRYABLE_REASONS = frozenset({"connection", "timeout", "http_408", "http_429"})
+_LEVEL_PREFIX = "@@ytdlp "
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """How to fetch a source. `timeout` bounds one source's whole download (all attempts, in s);
+    `socket_timeout` bounds each network wait; `rate_limit` (yt-dlp syntax, e.g. "4M") applies to
+    yt-dlp's own http downloader, not to ffmpeg's section downloads."""
+
+    min_height: int = 720
+    clips: int = 10
+    clip_seconds: float = 10.0
+    retries: int = 3
+    backoff: float = 1.0
+    timeout: float = 900.0
+    socket_timeout: float = 30.0
+    allow_local: bool = False
+    cookies: Path | None = None
+    rate_limit: str | None = None
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A fetched section: media time t in `path` is source time `offset + t` (see module doc)."""
+
+    source_id: str
+    path: Path
+    offset: float  # source time (s) at media time 0 of `path`
+
+
+class DownloadError(Exception):
+    """A source could not be fetched. `reason` is a short machine code ("http_404", "http_500",
+    "connection", "timeout", "unsupported_url", "local_not_allowed", "not_found", "invalid_media",
+    "no_format", "unavailable", "error"); str(e) is a human message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def retryable(self) -> bool:
+        return (
+            self.reason in RETRYABLE_REASONS or re.fullmatch(r"http_5\d\d", self.reason) is not None
+        )
+
+
+def section(source: Source, options: DownloadOptions) -> tuple[float, float]:
+    """(start, end) in source seconds of what the clips need: `clips x clip_seconds` from the row's
+    start, bounded by its end."""
+    start = float(source.start or 0.0)
+    end = start + options.clips * options.clip_seconds
+    if source.end is not None:
+        end = min(end, source.end)
+    if end <= start:
+        raise DownloadError("bad_section", f"{_where(source)}: end {source.end} <= start {start}")
+    return start, end
+
+
+def download(source: Source, dest_dir: Path, options: DownloadOptions) -> Downloaded:
+    """Fetch the section of `source` the clips need into `dest_dir`; return where it landed.
+
+    Skips the network when `dest_dir` already holds a finished download of the same URL and section.
+    Raises DownloadError (with a `reason` code) when the source cannot be fetched.
+    """
+    dest_dir = Path(dest_dir)
+    start, end = section(source, options)
+    url = _checked_url(source, options)
+    record_path = dest_dir / f"{source.source_id}{RECORD_SUFFIX}"
+    done = _read_record(record_path, url, start, end)
+    if done is not None:
+        log.debug("%s: already downloaded (%s)", source.source_id, done.path.name)
+        return done
+    record_path.unlink(missing_ok=True)
+
+    job = {
+        "url": url,
+        "source_id": source.source_id,
+        "start": start,
+        "end": end,
+        "format": format_selector(options.min_height),
+        "socket_timeout": options.socket_timeout,
+        "cookies": str(options.cookies) if options.cookies else None,
+        "rate_limit": options.rate_limit,
+        "allow_local": options.allow_local,
+        "ffmpeg": ffmpeg_exe(),
+    }
+    workdir = dest_dir / PARTIAL_DIR / source.source_id
+    fetch = _cut_local if url.startswith("file:") else _attempt
+    deadline = time.monotonic() + options.timeout
+    for attempt in range(options.retries + 1):
+        try:
+            media = fetch(job, workdir, deadline - time.monotonic())
+            break
+        except DownloadError as e:
+            tries = f"attempt {attempt + 1} of {options.retries + 1}"
+            delay = options.backoff * 2**attempt
+            if (
+                not e.retryable
+                or attempt == options.retries
+                or time.monotonic() + delay >= deadline
+            ):
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise DownloadError(e.reason, f"{_where(source)}: {url}: {e} ({tries})") from None
+            log.info("%s: %s (%s); retrying in %.1f s", source.source_id, e, tries, delay)
+            time.sleep(delay)
+
+    final = dest_dir / f"{source.source_id}{media.suffix}"
+    os.replace(media, final)
+    shutil.rmtree(workdir, ignore_errors=True)
+    record = {"source_id": source.source_id, "url": url, "start": start, "end": end}
+    record |= {"file": final.name, "bytes": final.stat().st_size, "offset": start}
+    _write_atomic(record_path, json.dumps(record, indent=1) + "\n")
+    return Downloaded(source.source_id, final, start)
+
+
+def format_selector(min_height: int) -> str:
+    """yt-dlp format: best video >= min_height + best audio, else a muxed one >= min_height, else
+    the best there is (the filter rejects what is too small, with a reason)."""
+    h = int(min_height)
+    return f"bv*[height>={h}]+ba/b[height>={h}]/bv*+ba/b"
+
+
+def _where(source: Source) -> str:
+    at = f" ({source.manifest}:{source.line})" if source.manifest else ""
+    return f"source {source.source_id}{at}"
+
+
+def _checked_url(source: Source, options: DownloadOptions) -> str:
+    """The URL to hand yt-dlp: http(s) as is; file:// URLs and local paths only with allow_local."""
+    url = source.url.strip()
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        return url
+    local = scheme == "file" or scheme == "" or (len(scheme) == 1 and os.name == "nt")
+    if not local:
+        raise DownloadError(
+            "unsupported_url", f"{_where(source)}: {url!r}: only http(s) URLs can be downloaded"
+        )
+    if not options.allow_local:
+        raise DownloadError(
+            "local_not_allowed",
+            f"{_where(source)}: {url!r} is a local file; pass allow_local (--allow-local) to read it",
+        )
+    path = Path(url2pathname(urlsplit(url).path)) if scheme == "file" else Path(url).expanduser()
+    if not path.is_file():
+        raise DownloadError("not_found", f"{_where(source)}: local file {path} does not exist")
+    return path.resolve().as_uri()
+
+
+def _read_record(path: Path, url: str, start: float, end: float) -> Downloaded | None:
+    try:
+        record = json.loads(path.read_text())
+        media = path.parent / record["file"]
+        same = (record["url"], record["start"], record["end"]) == (url, start, end)
+        if same and media.stat().st_size == record["bytes"]:
+            return Downloaded(record["source_id"], media, float(record["offset"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _cut_local(job: dict, workdir: Path, time_left: float) -> Path:
+    """A local file (allow_local): yt-dlp cannot cut sections of file:// URLs, so make the cut it
+    would make, `-ss START -t LENGTH -i FILE -c copy`, with ffmpeg directly (same `offset`)."""
+    path = Path(url2pathname(urlsplit(job["url"]).path))
+    ext = _LOCAL_EXT.get(path.suffix.lower(), ".mkv")
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    out = workdir / f"{job['source_id']}{ext}"
+    seek = ["-ss", str(job["start"])] if job["start"] else []
+    try:
+        length = ["-t", str(job["end"] - job["start"])]
+        run_ffmpeg([*seek, *length, "-i", path, "-c", "copy", out], timeout=max(time_left, 0.1))
+    except FFmpegError as e:
+        raise DownloadError(_ffmpeg_reason(str(e).splitlines()), str(e)) from None
+    return out
+
+
+_LOCAL_EXT = {".mp4": ".mp4", ".m4v": ".mp4", ".mov": ".mp4", ".webm": ".webm", ".mkv": ".mkv"}
+
+
+# --- one attempt in a child process -------------------------------------------------------------
+
+
+def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
+    """Run one yt-dlp attempt in a killable child inside a fresh `workdir`; return the media file."""
+    if time_left <= 0:
+        raise DownloadError("timeout", "no time left for another attempt")
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    cmd = [sys.executable, "-c", "from landscape_av.download import _child_main; _child_main()"]
+    with subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,  # a process group we can kill with ffmpeg inside it
+    ) as proc:
+        try:
+            _, stderr = proc.communicate(json.dumps(job), timeout=time_left)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, stderr = proc.communicate()
+            _relay(stderr)
+            raise DownloadError(
+                "timeout", f"no result within the time limit ({_tail(stderr)})"
+            ) from None
+    ffmpeg_lines = _relay(stderr)
+    try:
+        result = json.loads((workdir / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        message = f"yt-dlp worker died (exit {proc.returncode}): {_tail(stderr)}"
+        raise DownloadError("error", message) from None
+    if not result["ok"]:
+        reason, message = result["reason"], result["message"]
+        if reason == "ffmpeg":
+            reason = _ffmpeg_reason(ffmpeg_lines)
+            message = f"{message}: {' | '.join(ffmpeg_lines[-3:])}"
+        raise DownloadError(reason, message)
+    if _PREMATURE.search("\n".join(ffmpeg_lines)):  # ffmpeg may exit 0 on a truncated body
+        raise DownloadError(
+            "connection", f"connection closed early: {' | '.join(ffmpeg_lines[-3:])}"
+        )
+    media = Path(result["path"])
+    if not media.is_file() or media.stat().st_size == 0:
+        raise DownloadError("invalid_media", "yt-dlp reported success but wrote no data")
+    return media
+
+
+_PREMATURE = re.compile(r"Stream ends prematurely|end of file|Connection reset", re.IGNORECASE)
+
+
+def _ffmpeg_reason(lines: list[str]) -> str:
+    """Reason code from the stderr of a failed ffmpeg section download."""
+    text = "\n".join(lines)
+    if m := re.search(r"Server returned (\d{3})", text):
+        return f"http_{m.group(1)}"
+    if m := re.search(r"HTTP error (\d{3})", text):
+        return f"http_{m.group(1)}"
+    if re.search(r"timed out|Operation timed out", text, re.IGNORECASE):
+        return "timeout"
+    if _PREMATURE.search(text) or re.search(r"Connection refused|I/O error", text, re.IGNORECASE):
+        return "connection"
+    if re.search(
+        r"Invalid data|moov atom not found|could not find codec|EBML", text, re.IGNORECASE
+    ):
+        return "invalid_media"
+    if "No such file" in text:
+        return "not_found"
+    return "error"
+
+
+def _relay(stderr: str) -> list[str]:
+    """Log the child's stderr (our tagged yt-dlp lines at their level, ffmpeg's at debug); return
+    ffmpeg's lines."""
+    ffmpeg_lines = []
+    for line in stderr.splitlines():
+        if line.startswith(_LEVEL_PREFIX):
+            level, _, message = line[len(_LEVEL_PREFIX) :].partition(" ")
+            log.log(getattr(logging, level, logging.DEBUG), "yt-dlp: %s", message)
+        elif line.strip():
+            ffmpeg_lines.append(line.strip())
+            log.debug("ffmpeg: %s", line.strip())
+    return ffmpeg_lines
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:]) or "no output"
+
+
+class _ChildLogger:
+    """yt-dlp logger of the child: tagged lines on stderr for the parent to relay. yt-dlp's
+    progress and [info] chatter is debug; its warnings stay warnings; errors come back as the
+    result, so they are logged at debug."""
+
+    def _emit(self, level: str, message: str) -> None:
+        text = " ".join(message.split())
+        sys.stderr.write(f"{_LEVEL_PREFIX}{level} {text}\n")
+        sys.stderr.flush()
+
+    def debug(self, message: str) -> None:
+        self._emit("DEBUG", message)
+
+    def info(self, message: str) -> None:
+        self._emit("DEBUG", message)
+
+    def warning(self, message: str) -> None:
+        self._emit("WARNING", message)
+
+    def error(self, message: str) -> None:
+        self._emit("DEBUG", message)
+
+
+def _child_main() -> None:
+    """Entry point of the child process: job json on stdin, `RESULT_FILE` in the cwd."""
+    job = json.loads(sys.stdin.read())
+    try:
+        result = {"ok": True, "path": str(_run_ytdlp(job))}
+    except DownloadError as e:
+        result = {"ok": False, "reason": e.reason, "message": str(e)}
+    except Exception as e:  # anything yt-dlp raises: classify, never lose the message
+        reason, message = _classify(e)
+        result = {"ok": False, "reason": reason, "message": message}
+    Path(RESULT_FILE).write_text(json.dumps(result))
+
+
+def _run_ytdlp(job: dict) -> Path:
+    import yt_dlp
+    from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
+    from yt_dlp.utils import parse_bytes
+
+    # yt-dlp decides whether ffmpeg can cut sections before reading `ffmpeg_location`; its own CLI
+    # sets this context variable for --ffmpeg-location, so do the same.
+    location_var = getattr(FFmpegPostProcessor, "_ffmpeg_location", None)
+    if location_var is not None:
+        location_var.set(job["ffmpeg"])
+    rw_timeout = str(int(job["socket_timeout"] * 1e6))  # microseconds
+    params = {
+        "format": job["format"],
+        "outtmpl": {"default": f"{job['source_id']}.%(ext)s"},
+        "paths": {"home": os.getcwd()},
+        "merge_output_format": "mp4",
+        "download_ranges": lambda info, ydl: [{"start_time": job["start"], "end_time": job["end"]}],
+        "ffmpeg_location": job["ffmpeg"],
+        "external_downloader_args": {
+            "ffmpeg_i": ["-rw_timeout", rw_timeout],
+            "ffmpeg": ["-nostats", "-loglevel", "warning"],
+        },
+        "socket_timeout": job["socket_timeout"],
+        "retries": 0,
+        "extractor_retries": 0,
+        "fragment_retries": 0,
+        "noplaylist": True,
+        "noprogress": True,
+        "logger": _ChildLogger(),
+        "enable_file_urls": job["allow_local"],
+        "overwrites": True,
+        "cachedir": False,
+    }
+    if job["cookies"]:
+        params["cookiefile"] = job["cookies"]
+    if job["rate_limit"]:
+        params["ratelimit"] = parse_bytes(job["rate_limit"])
+        if params["ratelimit"] is None:
+            raise DownloadError(
+                "bad_option", f"rate limit {job['rate_limit']!r} is not like 50K or 4.2M"
+            )
+    with yt_dlp.YoutubeDL(params) as ydl:
+        info = ydl.extract_info(job["url"], download=True)
+    if info is None:
+        raise DownloadError("unavailable", "yt-dlp returned nothing for this URL")
+    if info.get("_type") == "playlist":
+        raise DownloadError("unsupported_url", "the URL is a playlist, not one video")
+    files = [d.get("filepath") for d in info.get("requested_downloads") or []]
+    files = [Path(f) for f in files if f and Path(f).is_file()]
+    if not files:
+        raise DownloadError("error", "yt-dlp finished without writing a file")
+    return files[0]
+
+
+def _classify(error: BaseException) -> tuple[str, str]:
+    """(reason, message) of an exception raised by yt-dlp, from the causes it wraps."""
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    from yt_dlp.utils import UnsupportedError
+
+    message = re.sub(r"^ERROR:\s*", "", str(error)).strip()
+    chain, seen = [error], set()
+    while chain:
+        e = chain.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, HTTPError):
+            return f"http_{e.status}", message
+        if isinstance(e, UnsupportedError):
+            return "unsupported_url", message
+        if isinstance(e, (TimeoutError,)) or (
+            isinstance(e, TransportError) and "timed out" in str(e).lower()
+        ):
+            return "timeout", message
+        if isinstance(e, (TransportError, ConnectionError)):
+            return "connection", message
+        exc_info = getattr(e, "exc_info", None)
+        chain += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+        if exc_info:
+            chain.append(exc_info[1])
+    low = message.lower()
+    if "ffmpeg exited with code" in low:
+        return "ffmpeg", message
+    if "requested format is not available" in low:
+        return "no_format", message
+    if "unsupported url" in low:
+        return "unsupported_url", message
+    if "no such file" in low:
+        return "not_found", message
+    if any(w in low for w in ("private video", "video unavailable", "removed", "sign in")):
+        return "unavailable", message
+    return "error", message

@@ -1,0 +1,60 @@
+"""`push`: publish a built corpus folder as a Hugging Face Hub dataset repository.
+
+Needs a Hub token (`huggingface-cli login` or `HF_TOKEN`) and the network. Before anything is sent
+the folder is checked (every shard's and member's hash and the card, see `verify`), so a
+damaged corpus never reaches the Hub. The resumable build state `.work/` and temporary files stay
+local. After the push, `load_dataset("<repo id>")` loads the corpus as it loads the folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import HfApi
+from huggingface_hub.utils import filter_repo_objects
+
+from .schema import WORK_DIR
+from .verify import verify_corpus
+
+IGNORE_PATTERNS: tuple[str, ...] = (f"{WORK_DIR}/*", "*.tmp", ".*")
+"""Files of a corpus folder that are never uploaded."""
+
+
+def upload_files(folder: Path) -> list[str]:
+    """The files `push` uploads: paths relative to `folder`, sorted."""
+    folder = Path(folder)
+    every = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return list(filter_repo_objects(every, ignore_patterns=list(IGNORE_PATTERNS)))
+
+
+def check_before_push(folder: Path) -> None:
+    """Raise ValueError naming every problem of the shards' bytes or of the card."""
+    problems = [str(p) for p in verify_corpus(folder, decode=False)]
+    if problems:
+        raise ValueError(f"{folder} is not ready to publish:\n  " + "\n  ".join(problems))
+
+
+def push(
+    folder: Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    revision: str | None = None,
+    message: str = "Upload the Landscape-AV corpus",
+) -> str:
+    """Check `folder`, create the dataset repo `repo_id` if needed and upload; return the commit URL."""
+    folder = Path(folder)
+    check_before_push(folder)
+    api = HfApi(endpoint=endpoint, token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        repo_type="dataset",
+        folder_path=folder,
+        revision=revision,
+        commit_message=message,
+        ignore_patterns=list(IGNORE_PATTERNS),
+    )
+    return info.commit_url

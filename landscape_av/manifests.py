@@ -1,0 +1,85 @@
+"""The four output manifests of a built corpus (sources, clips, shards, failures).
+
+Each is written as parquet and csv with the same rows and the columns of
+`schema.MANIFEST_FIELDS`, atomically (a temporary file renamed into place), and byte-for-byte
+reproducible: no timestamps, no pandas index metadata, rows in the order given.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .schema import MANIFEST_DIR, MANIFEST_FIELDS, MANIFESTS, manifest_columns
+
+_ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
+_EMPTY = {"str": "", "int": 0, "float": math.nan}
+
+
+def arrow_schema(name: str) -> pa.Schema:
+    """pyarrow schema of manifest `name`."""
+    _check_name(name)
+    return pa.schema([(column, _ARROW_TYPES[kind]) for column, kind in MANIFEST_FIELDS[name]])
+
+
+def manifest_path(corpus_dir: Path, name: str, fmt: str = "parquet") -> Path:
+    """`OUT/manifests/<name>.<fmt>` (fmt: parquet or csv)."""
+    _check_name(name)
+    return Path(corpus_dir) / MANIFEST_DIR / f"{name}.{fmt}"
+
+
+def write_manifest(corpus_dir: Path, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write `rows` (dicts with exactly the manifest's columns; missing values may be None) as
+    `<name>.parquet` and `<name>.csv`, each atomically."""
+    schema = arrow_schema(name)
+    kinds = dict(MANIFEST_FIELDS[name])
+    columns = manifest_columns(name)
+    for i, row in enumerate(rows):
+        extra, missing = set(row) - set(columns), set(columns) - set(row)
+        if extra or missing:
+            raise ValueError(
+                f"{name} manifest row {i}: unexpected columns {sorted(extra)}, "
+                f"missing {sorted(missing)}"
+            )
+    data = {c: [_EMPTY[kinds[c]] if row[c] is None else row[c] for row in rows] for c in columns}
+    table = pa.Table.from_pydict(data, schema=schema)
+    folder = Path(corpus_dir) / MANIFEST_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic(manifest_path(corpus_dir, name, "parquet"), lambda p: pq.write_table(table, p))
+    _atomic(manifest_path(corpus_dir, name, "csv"), lambda p: pacsv.write_csv(table, p))
+
+
+def read_manifest_table(corpus_dir: Path, name: str) -> pd.DataFrame:
+    """Read manifest `name` of a built corpus (parquet) as a DataFrame with the schema's columns."""
+    path = manifest_path(corpus_dir, name, "parquet")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: is {corpus_dir} a built corpus?")
+    table = pq.read_table(path)
+    expected = manifest_columns(name)
+    if tuple(table.column_names) != expected:
+        raise ValueError(f"{path}: columns {table.column_names} differ from {list(expected)}")
+    return table.to_pandas()
+
+
+def read_manifests(corpus_dir: Path) -> dict[str, pd.DataFrame]:
+    """All four manifests of a built corpus, by name."""
+    return {name: read_manifest_table(corpus_dir, name) for name in MANIFESTS}
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _check_name(name: str) -> None:
+    if name not in MANIFEST_FIELDS:
+        raise ValueError(f"unknown manifest {name!r}; expected one of {', '.join(MANIFESTS)}")

@@ -1,0 +1,56 @@
+"""A loopback (127.0.0.1) static HTTP server for a folder, run in a background thread.
+
+Used to push local media (the demo sources, test media) through the real download path. Python's
+`http.server` ignores Range requests and always sends the whole file, so the mp4 files it serves must
+be faststart (moov atom first) for a streaming reader to get at them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEMO_PORT = 8765
+"""Fixed port of `landscape-av build --demo`, so that the URLs recorded in its manifests and shards
+are the same from run to run."""
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    """Static files from `directory`; access lines go to our logger at DEBUG instead of stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+        log.debug("serve %s: " + format, self.address_string(), *args)
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path, port: int = 0) -> Iterator[str]:
+    """Serve `folder` on http://127.0.0.1:<port>/ while the block runs; yields the base URL
+    (with a trailing slash). `port=0` picks any free port. Raises OSError (with the port in the
+    message) when the port is taken."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"cannot serve {folder}: not a folder")
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    try:
+        server = ThreadingHTTPServer((HOST, port), handler)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot serve {folder} on {HOST}:{port}: {e.strerror}") from e
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name=f"serve:{port}", daemon=True)
+    thread.start()
+    url = f"http://{HOST}:{server.server_address[1]}/"
+    log.debug("serving %s at %s", folder, url)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,118 @@
+"""Reproducible WebDataset shards: plain tar files with fixed metadata and a fixed member order.
+
+Every member gets mtime 0, uid/gid 0, empty owner names and mode 0644; a sample's members appear in
+sorted extension order and samples in the order given, so the same samples give the same bytes.
+Shards are bounded by size and by sample count, and each is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .schema import shard_name
+
+TAR_BLOCK = 512
+
+
+@dataclass(frozen=True)
+class SampleFiles:
+    """One sample to shard: its key, split and member files (extension -> path)."""
+
+    key: str
+    split: str
+    members: Mapping[str, Path]
+
+    @property
+    def tar_bytes(self) -> int:
+        """Bytes this sample takes in a tar: one header block per member plus padded contents."""
+        return sum(
+            TAR_BLOCK + -(-p.stat().st_size // TAR_BLOCK) * TAR_BLOCK for p in self.members.values()
+        )
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """Samples of one shard: `split`, its `index` within the split, and the samples in order."""
+
+    split: str
+    index: int
+    samples: tuple[SampleFiles, ...]
+
+    @property
+    def name(self) -> str:
+        return shard_name(self.split, self.index)
+
+
+def plan_shards(
+    samples: Sequence[SampleFiles], max_bytes: int, max_samples: int
+) -> list[ShardPlan]:
+    """Group samples (already in their final order) into shards per split, a new shard starting
+    whenever the next sample would pass `max_bytes` or `max_samples` (a single sample larger than
+    `max_bytes` gets a shard of its own)."""
+    if max_samples < 1 or max_bytes < 1:
+        raise ValueError("shard bounds must be positive")
+    plans: list[ShardPlan] = []
+    by_split: dict[str, list[SampleFiles]] = {}
+    for sample in samples:
+        by_split.setdefault(sample.split, []).append(sample)
+    for split, items in by_split.items():
+        current: list[SampleFiles] = []
+        size = 2 * TAR_BLOCK  # end-of-archive blocks
+        for sample in items:
+            need = sample.tar_bytes
+            if current and (len(current) >= max_samples or size + need > max_bytes):
+                plans.append(ShardPlan(split, len(_of(plans, split)), tuple(current)))
+                current, size = [], 2 * TAR_BLOCK
+            current.append(sample)
+            size += need
+        if current:
+            plans.append(ShardPlan(split, len(_of(plans, split)), tuple(current)))
+    return plans
+
+
+def _of(plans: list[ShardPlan], split: str) -> list[ShardPlan]:
+    return [p for p in plans if p.split == split]
+
+
+def write_shard(plan: ShardPlan, path: Path) -> tuple[int, str]:
+    """Write the shard to `path` atomically; returns (bytes, sha256 hex) of the tar file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for sample in plan.samples:
+            for ext in sorted(sample.members):
+                _add(tar, f"{sample.key}.{ext}", sample.members[ext])
+    os.replace(tmp, path)
+    return path.stat().st_size, file_sha256(path)
+
+
+def _add(tar: tarfile.TarFile, name: str, path: Path) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = path.stat().st_size
+    info.mtime = 0
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    with open(path, "rb") as f:
+        tar.addfile(info, f)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def iter_members(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(member name, bytes) of a shard, in tar order."""
+    with tarfile.open(path) as tar:
+        for info in tar:
+            f = tar.extractfile(info)
+            yield info.name, f.read() if f else b""

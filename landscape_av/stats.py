@@ -1,0 +1,238 @@
+"""Statistics of a built corpus, read from its manifests: counts, hours, rejections, distributions.
+
+`corpus_stats(folder)` returns a JSON-ready dict; `stats_table` renders it for the terminal and
+`write_figures` draws the plots (class balance, rejections, loudness, motion, shard sizes) into
+`OUT/figures/`. The dataset card and `landscape-av stats` both use this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+
+from .classes import CLASSES
+from .manifests import read_manifests
+from .schema import FIGURES_DIR, SPLITS
+
+FIGURES: dict[str, str] = {
+    "class_balance": "Clips per class and split",
+    "rejections": "Rejected or failed sources by reason",
+    "loudness": "Clip loudness (RMS, dBFS)",
+    "motion": "Clip motion (mean absolute frame difference)",
+    "shard_sizes": "Shard sizes",
+}
+"""Figure name (file `figures/<name>.png`) -> caption."""
+
+SUMMARIES: tuple[tuple[str, str, float], ...] = (
+    ("source_duration", "source duration (s)", 1.0),
+    ("clip_duration", "clip duration (s)", 1.0),
+    ("loudness_db", "clip loudness (dBFS)", 1.0),
+    ("motion", "clip motion (0..1)", 1.0),
+    ("shard_bytes", "shard size (MB)", 1e-6),
+    ("shard_samples", "samples per shard", 1.0),
+)
+"""Distributions summarised by quantiles: key in `distributions`, label, display scale."""
+
+COUNTS: tuple[tuple[str, str], ...] = (
+    ("source_resolution", "source resolution"),
+    ("source_fps", "source frame rate"),
+    ("clip_resolution", "clip resolution"),
+    ("clip_fps", "clip frame rate"),
+)
+"""Distributions given as value counts: key in `distributions`, label."""
+
+
+def _summary(values: pd.Series) -> dict[str, float] | None:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return None
+    q = values.quantile([0.0, 0.05, 0.5, 0.95, 1.0]).tolist()
+    names = ("min", "p05", "median", "p95", "max")
+    return dict(zip(names, map(float, q), strict=True)) | {"mean": float(values.mean())}
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in values.value_counts().sort_index().items()}
+
+
+def _size(frame: pd.DataFrame) -> pd.Series:
+    return frame["width"].astype(str) + "x" + frame["height"].astype(str)
+
+
+def corpus_stats(folder: Path) -> dict[str, Any]:
+    """Everything `stats` reports about the corpus in `folder`, as plain JSON-ready values."""
+    folder = Path(folder)
+    m = read_manifests(folder)
+    clips, sources, shards, failures = m["clips"], m["sources"], m["shards"], m["failures"]
+    probed = sources[sources["width"] > 0]
+
+    per_class = []
+    for label, name in enumerate(CLASSES):
+        row: dict[str, Any] = {"class": name, "label": label}
+        for split in SPLITS:
+            sel = clips[(clips["class"] == name) & (clips["split"] == split)]
+            listed = sources[(sources["class"] == name) & (sources["split"] == split)]
+            row[split] = {
+                "sources": len(listed),
+                "sources_used": int(sel["source_id"].nunique()),
+                "clips": len(sel),
+                "hours": float(sel["duration"].sum()) / 3600,
+            }
+        row["rejected"] = _counts(failures.loc[failures["class"] == name, "reason"])
+        per_class.append(row)
+
+    per_split = {
+        split: {
+            key: sum(r[split][key] for r in per_class)
+            for key in ("sources", "sources_used", "clips", "hours")
+        }
+        | {
+            "shards": int((shards["split"] == split).sum()),
+            "bytes": int(shards.loc[shards["split"] == split, "bytes"].sum()),
+        }
+        for split in SPLITS
+    }
+    rejections = {
+        f"{stage}/{reason}": int(n)
+        for (stage, reason), n in failures.groupby(["stage", "reason"]).size().items()
+    }
+    return {
+        "folder": str(folder),
+        "totals": {
+            "sources": len(sources),
+            "sources_used": int(clips["source_id"].nunique()),
+            "clips": len(clips),
+            "hours": float(clips["duration"].sum()) / 3600,
+            "shards": len(shards),
+            "bytes": int(shards["bytes"].sum()),
+            "failures": len(failures),
+        },
+        "per_split": per_split,
+        "per_class": per_class,
+        "rejections": rejections,
+        "distributions": {
+            "source_resolution": _counts(_size(probed)),
+            "source_fps": _counts(probed["fps"].round(3)),
+            "source_duration": _summary(probed["duration"]),
+            "clip_resolution": _counts(_size(clips)),
+            "clip_fps": _counts(clips["fps"]),
+            "clip_duration": _summary(clips["duration"]),
+            "loudness_db": _summary(clips["loudness_db"]),
+            "motion": _summary(clips["motion"]),
+            "shard_bytes": _summary(shards["bytes"]),
+            "shard_samples": _summary(shards["samples"]),
+        },
+    }
+
+
+def figure_paths(folder: Path) -> dict[str, Path]:
+    """Where each figure of `FIGURES` lives in the corpus folder."""
+    return {name: Path(folder) / FIGURES_DIR / f"{name}.png" for name in FIGURES}
+
+
+def write_figures(folder: Path, stats: dict[str, Any]) -> dict[str, Path]:
+    """Draw every figure of `FIGURES` into `folder/figures/` (PNG, deterministic); return the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = figure_paths(folder)
+    next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
+    m = read_manifests(folder)
+    clips, shards = m["clips"], m["shards"]
+    meta = {"Software": None}  # no version/date stamps: same corpus, same bytes
+
+    def save(fig, name: str) -> None:
+        fig.suptitle(FIGURES[name])
+        fig.tight_layout()
+        fig.savefig(paths[name], dpi=100, metadata=meta)
+        plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = [r["class"] for r in stats["per_class"]]
+    bottom = [0] * len(names)
+    for split in SPLITS:
+        counts = [r[split]["clips"] for r in stats["per_class"]]
+        ax.barh(names, counts, left=bottom, label=split)
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("clips")
+    ax.legend()
+    save(fig, "class_balance")
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    reasons = stats["rejections"] or {"none": 0}
+    ax.barh(list(reasons), list(reasons.values()), color="tab:red")
+    ax.invert_yaxis()
+    ax.set_xlabel("sources")
+    save(fig, "rejections")
+
+    for name, column, unit in (
+        ("loudness", "loudness_db", "dBFS"),
+        ("motion", "motion", "mean |frame difference|"),
+    ):
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for split in SPLITS:
+            values = clips.loc[clips["split"] == split, column].dropna()
+            ax.hist(values, bins=30, alpha=0.6, label=split)
+        ax.set_xlabel(unit)
+        ax.set_ylabel("clips")
+        ax.legend()
+        save(fig, name)
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(shards["bytes"] / 1e6, bins=20, color="tab:green")
+    ax.set_xlabel("MB")
+    ax.set_ylabel("shards")
+    save(fig, "shard_sizes")
+    return paths
+
+
+def stats_tables(stats: dict[str, Any]) -> list[Table]:
+    """The terminal view of `corpus_stats`: classes x splits, rejections, distributions."""
+    classes = Table(title=f"Landscape-AV corpus: {stats['folder']}")
+    classes.add_column("class")
+    for split in SPLITS:
+        for what in ("sources", "clips", "hours"):
+            classes.add_column(f"{split} {what}", justify="right")
+    classes.add_column("rejected (reason: sources)")
+    rows = [(r["class"], r) for r in stats["per_class"]]
+    rows.append(("all", {s: stats["per_split"][s] for s in SPLITS} | {"rejected": {}}))
+    for name, r in rows:
+        cells = []
+        for split in SPLITS:
+            v = r[split]
+            cells += [f"{v['sources_used']}/{v['sources']}", f"{v['clips']:,}", f"{v['hours']:.2f}"]
+        rejected = ", ".join(f"{k}: {n}" for k, n in r["rejected"].items())
+        classes.add_row(name, *cells, rejected, end_section=name == CLASSES[-1])
+    classes.caption = "sources: used/listed"
+
+    rejections = Table(title="Rejected or failed sources")
+    rejections.add_column("stage/reason")
+    rejections.add_column("sources", justify="right")
+    for reason, n in stats["rejections"].items():
+        rejections.add_row(reason, f"{n:,}")
+
+    dist = Table(title="Distributions")
+    dist.add_column("quantity")
+    for q in ("min", "5%", "median", "95%", "max"):
+        dist.add_column(q, justify="right")
+    d = stats["distributions"]
+    for name, label, scale in SUMMARIES:
+        if d[name]:
+            cells = (f"{d[name][k] * scale:.4g}" for k in ("min", "p05", "median", "p95", "max"))
+            dist.add_row(label, *cells)
+    counts = Table(title="Counts")
+    counts.add_column("quantity")
+    counts.add_column("value: count")
+    for name, label in COUNTS:
+        counts.add_row(label, ", ".join(f"{k}: {v}" for k, v in d[name].items()) or "-")
+    t = stats["totals"]
+    counts.add_row(
+        "shards", f"{t['shards']} shards, {t['bytes'] / 1e9:.3f} GB, {t['clips']:,} clips"
+    )
+    return [classes, rejections, dist, counts]

@@ -1,0 +1,283 @@
+"""`verify`: check a built corpus byte by byte against its manifests, and decode every sample.
+
+For every shard: present, listed, of the listed size and sha256; a readable tar whose samples are
+exactly the clips the manifest puts in it, in order, each with the members `schema.MEMBERS`. For
+every sample: member hashes against its json and the clips manifest, json fields against the
+manifest, and a full decode (mp4 video and audio, flac, jpg) with the declared frame count, size,
+frame rate, sample count, rate and channels. Then the dataset card (`card.card_check`). Every
+problem names its shard (or file), key and member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import tarfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .card import card_check
+from .classes import CLASSES
+from .decode import media_info
+from .manifests import read_manifests
+from .schema import CARD_FILE, DATA_DIR, HASHED_MEMBERS, MEMBERS
+from .shard import file_sha256
+
+AAC_FRAME = 1024
+"""Audio samples in one AAC frame: the mp4's audio track may differ from the flac by less."""
+
+META_COLUMNS = (
+    "class",
+    "label",
+    "source_id",
+    "split",
+    "clip_index",
+    "start",
+    "end",
+    "duration",
+    "fps",
+    "width",
+    "height",
+    "num_frames",
+    "sample_rate",
+    "channels",
+    "num_samples",
+)
+"""Sample json fields that must equal the clip's row in the clips manifest."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: where (`shard` file, sample `key`, `member` extension; "-" where it does not
+    apply) and what."""
+
+    shard: str
+    key: str
+    member: str
+    message: str
+
+    def __str__(self) -> str:
+        where = "/".join(p for p in (self.shard, self.key, self.member) if p != "-")
+        return f"{where}: {self.message}"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _samples(path: Path, report: Callable[[str, str, str], None]) -> Iterator[tuple[str, dict]]:
+    """(key, {ext: bytes}) of consecutive members sharing a key; tar damage goes to `report`."""
+    key, members = None, {}
+    try:
+        with tarfile.open(path, mode="r|") as tar:
+            for info in tar:
+                name = info.name
+                base, dot, ext = name.partition(".")
+                if not info.isfile() or not dot or "/" in name:
+                    report(key or "-", "-", f"unexpected tar entry {name!r}")
+                    continue
+                if base != key:
+                    if key is not None:
+                        yield key, members
+                    key, members = base, {}
+                if ext in members:
+                    report(key, ext, "member appears twice")
+                members[ext] = tar.extractfile(info).read()
+    except (tarfile.TarError, EOFError, OSError) as err:
+        report(key or "-", "-", f"tar unreadable after this point: {err}")
+        if key is not None:  # the partial sample is not trusted
+            return
+    if key is not None:
+        yield key, members
+
+
+def _check_media(
+    key: str, members: dict[str, bytes], meta: dict[str, Any], report: Callable
+) -> None:
+    """Decode mp4, flac and jpg; compare what decodes with what the json declares."""
+    from PIL import Image
+
+    fps, rate = float(meta["fps"]), int(meta["sample_rate"])
+    if meta["num_frames"] != round(meta["duration"] * fps):
+        report(key, "json", f"num_frames {meta['num_frames']} != duration x fps")
+    if meta["num_samples"] != round(meta["duration"] * rate):
+        report(key, "json", f"num_samples {meta['num_samples']} != duration x sample_rate")
+    try:
+        v = media_info(members["mp4"])
+    except Exception as err:  # noqa: BLE001 - any decoder failure is the finding
+        report(key, "mp4", f"does not decode: {err}")
+    else:
+        expected = (meta["num_frames"], meta["width"], meta["height"], meta["channels"], rate)
+        found = (v.video_frames, v.width, v.height, v.channels, v.sample_rate)
+        if found != expected:
+            report(
+                key,
+                "mp4",
+                f"decodes to {v.video_frames} frames {v.width}x{v.height}, audio {v.channels} ch "
+                f"{v.sample_rate} Hz; json says {expected[0]} frames {expected[1]}x{expected[2]}, "
+                f"{expected[3]} ch {expected[4]} Hz",
+            )
+        if not math.isclose(v.fps, fps, rel_tol=1e-3):
+            report(key, "mp4", f"frame rate {v.fps:g} != {fps:g}")
+        if abs(v.audio_samples - meta["num_samples"]) >= AAC_FRAME:
+            report(key, "mp4", f"{v.audio_samples} audio samples, expected {meta['num_samples']}")
+    try:
+        a = media_info(members["flac"])
+    except Exception as err:  # noqa: BLE001
+        report(key, "flac", f"does not decode: {err}")
+    else:
+        found = (a.audio_samples, a.sample_rate, a.channels)
+        expected = (meta["num_samples"], rate, meta["channels"])
+        if found != expected:
+            report(key, "flac", f"decodes to {found} (samples, Hz, channels); json says {expected}")
+    try:
+        with Image.open(io.BytesIO(members["jpg"])) as img:
+            img.load()
+    except Exception as err:  # noqa: BLE001
+        report(key, "jpg", f"does not decode: {err}")
+
+
+def _check_sample(
+    key: str,
+    members: dict[str, bytes],
+    row: dict[str, Any] | None,
+    split: str,
+    decode: bool,
+    report: Callable,
+) -> None:
+    if set(members) != set(MEMBERS):
+        missing, extra = sorted(set(MEMBERS) - set(members)), sorted(set(members) - set(MEMBERS))
+        report(key, "-", f"members {sorted(members)}: missing {missing}, unexpected {extra}")
+    if row is None:
+        report(key, "-", "sample is not in the clips manifest for this shard")
+    if "json" not in members:
+        return
+    if row is not None and _sha(members["json"]) != row["sha256_json"]:
+        report(key, "json", "sha256 differs from the clips manifest")
+    try:
+        meta = json.loads(members["json"])
+    except ValueError as err:
+        report(key, "json", f"not valid JSON: {err}")
+        return
+    hashes = meta.get("sha256") or {}
+    for ext in HASHED_MEMBERS:
+        if ext not in members:
+            continue
+        digest = _sha(members[ext])
+        if digest != hashes.get(ext):
+            report(key, ext, "sha256 differs from the sample's json")
+        if row is not None and digest != row[f"sha256_{ext}"]:
+            report(key, ext, "sha256 differs from the clips manifest")
+    if meta.get("key") != key or meta.get("split") != split:
+        report(key, "json", f"key/split {meta.get('key')!r}/{meta.get('split')!r} do not match")
+    if meta.get("label") not in range(len(CLASSES)) or CLASSES[meta["label"]] != meta.get("class"):
+        report(key, "json", f"label {meta.get('label')!r} and class {meta.get('class')!r} disagree")
+    if row is not None:
+        for column in META_COLUMNS:
+            if meta.get(column) != row[column]:
+                report(key, "json", f"{column} {meta.get(column)!r} != manifest {row[column]!r}")
+    if decode and set(MEMBERS) <= set(members):
+        try:
+            _check_media(key, members, meta, report)
+        except (KeyError, TypeError, ValueError) as err:
+            report(key, "json", f"missing or malformed field: {err}")
+
+
+def verify_shard(
+    path: Path, shard_row: dict[str, Any], clip_rows: list[dict[str, Any]], decode: bool = True
+) -> list[Problem]:
+    """Every problem of one shard, given its shards-manifest row and its clips-manifest rows."""
+    problems: list[Problem] = []
+
+    def report(key: str, member: str, message: str) -> None:
+        problems.append(Problem(path.name, key, member, message))
+
+    if not path.is_file():
+        report("-", "-", "shard file is missing")
+        return problems
+    size, digest = path.stat().st_size, file_sha256(path)
+    if size != shard_row["bytes"]:
+        report("-", "-", f"{size} bytes, the shards manifest says {shard_row['bytes']}")
+    if digest != shard_row["sha256"]:
+        report("-", "-", "sha256 differs from the shards manifest")
+    hash_problem = len(problems)
+    expected = {row["key"]: row for row in clip_rows}
+    seen: list[str] = []
+    for key, members in _samples(path, report):
+        if key in seen:
+            report(key, "-", "key appears twice in the shard")
+        seen.append(key)
+        _check_sample(key, members, expected.get(key), shard_row["split"], decode, report)
+    for key in expected:
+        if key not in seen:
+            report(key, "-", "sample listed in the clips manifest is missing from the shard")
+    if seen and [k for k in seen if k in expected] != [k for k in expected if k in seen]:
+        report("-", "-", "samples are not in the manifest's order")
+    if len(seen) != shard_row["samples"]:
+        report("-", "-", f"{len(seen)} samples, the shards manifest says {shard_row['samples']}")
+    if digest != shard_row["sha256"] and len(problems) == hash_problem:
+        report("-", "-", "every member is intact: the damage is in tar headers or padding")
+    return problems
+
+
+def _verify_one(args: tuple[Path, dict, list[dict], bool]) -> list[Problem]:
+    return verify_shard(*args)
+
+
+def verify_corpus(
+    folder: Path,
+    *,
+    decode: bool = True,
+    workers: int = 1,
+    on_shard: Callable[[str, int], None] | None = None,
+) -> list[Problem]:
+    """Every problem of the corpus in `folder`; `on_shard(name, samples)` after each shard."""
+    folder = Path(folder)
+    m = read_manifests(folder)
+    shards, clips = m["shards"], m["clips"]
+    problems: list[Problem] = []
+    listed = set(shards["shard"])
+    for path in sorted((folder / DATA_DIR).glob("*.tar")):
+        if path.name not in listed:
+            problems.append(Problem(path.name, "-", "-", "shard is not in the shards manifest"))
+    for key in clips.loc[~clips["shard"].isin(listed), "key"]:
+        problems.append(Problem("-", key, "-", "clip's shard is not in the shards manifest"))
+    rows = clips.to_dict("records")
+    jobs = [
+        (
+            folder / DATA_DIR / s["shard"],
+            s,
+            [r for r in rows if r["shard"] == s["shard"]],
+            decode,
+        )
+        for s in shards.to_dict("records")
+    ]
+    with ProcessPoolExecutor(workers) if workers > 1 else _Inline() as pool:
+        for job, found in zip(jobs, pool.map(_verify_one, jobs), strict=True):
+            problems.extend(found)
+            if on_shard:
+                on_shard(job[1]["shard"], int(job[1]["samples"]))
+    problems.extend(Problem(CARD_FILE, "-", "-", message) for message in card_check(folder))
+    return problems
+
+
+class _Inline:
+    """`map` in this process: the one-worker stand-in for a process pool."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn, items):
+        return map(fn, items)
+
+
+def problems_json(problems: list[Problem]) -> list[dict[str, str]]:
+    return [asdict(p) for p in problems]

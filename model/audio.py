@@ -1,0 +1,164 @@
+"""Audio front end: any sound -> mono waveform at the mel rate -> log-mel spectrograms in [0, 1].
+
+The spectrogram follows the paper's code: 44.1 kHz mono, n_fft 2048, hop 512, Hann window, centred,
+power mel (128 bins), dB relative to the maximum floored at -80 dB, then dB/80 + 1, so silence is 0
+and the loudest bin is 1. `clip_mels` gives the whole-clip mel and the T per-step mels (segment t
+covers [t*D/T, (t+1)*D/T)) sharing one dB reference, so loudness changes across steps survive.
+Pure functions of a waveform: the data workers and generation from an arbitrary audio file use them.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torchaudio
+from torch import Tensor, nn
+
+TOP_DB = 80.0
+"""Dynamic range kept below the reference (dB); also the divisor of the [0, 1] scaling."""
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    sample_rate: int = 44100
+    n_fft: int = 2048
+    hop: int = 512
+    n_mels: int = 128
+
+    def frames(self, num_samples: int) -> int:
+        """Mel frames of a centred STFT over num_samples samples."""
+        return 1 + num_samples // self.hop
+
+
+def decode_audio(source: str | Path | bytes, sample_rate: int | None = None) -> tuple[Tensor, int]:
+    """Decode any audio (file path or encoded bytes, any container/codec PyAV reads) to mono float32.
+
+    Returns (waveform [S], rate): channels are averaged; with `sample_rate` the waveform is resampled
+    to it. Raises ValueError when the input holds no audio stream.
+    """
+    handle = io.BytesIO(source) if isinstance(source, bytes) else str(source)
+    with av.open(handle) as container:
+        if not container.streams.audio:
+            raise ValueError(f"{_name(source)}: no audio stream")
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate
+        planar, channels, chunks = True, 1, []
+        for frame in container.decode(stream):
+            planar, channels = frame.format.is_planar, len(frame.layout.channels)
+            chunks.append(frame.to_ndarray())  # [C, n] planar or [1, n*C] packed
+    if not chunks:
+        raise ValueError(f"{_name(source)}: the audio stream holds no samples")
+    pcm = np.concatenate(chunks, axis=1)
+    pcm = pcm if planar else pcm.reshape(-1, channels).T  # [C, S]
+    wave = torch.from_numpy(_as_float(pcm).mean(axis=0))
+    if sample_rate is not None and sample_rate != rate:
+        wave = torchaudio.functional.resample(wave, rate, sample_rate)
+        rate = sample_rate
+    return wave, rate
+
+
+def _as_float(chunk: np.ndarray) -> np.ndarray:
+    """Integer PCM -> float32 in [-1, 1]; float PCM as is."""
+    if np.issubdtype(chunk.dtype, np.integer):
+        return chunk.astype(np.float32) / float(np.iinfo(chunk.dtype).max)
+    return chunk.astype(np.float32, copy=False)
+
+
+def _name(source: str | Path | bytes) -> str:
+    return "<bytes>" if isinstance(source, bytes) else str(source)
+
+
+def fit_length(wave: Tensor, num_samples: int) -> Tensor:
+    """Crop or zero-pad the last dim of a waveform to exactly num_samples."""
+    if wave.shape[-1] >= num_samples:
+        return wave[..., :num_samples]
+    return nn.functional.pad(wave, (0, num_samples - wave.shape[-1]))
+
+
+def mel_power(wave: Tensor, cfg: MelConfig) -> Tensor:
+    """Power mel spectrogram: [..., S] -> [..., n_mels, 1 + S // hop]."""
+    transform = _mel_transform(cfg, wave.device)
+    if wave.shape[-1] <= cfg.n_fft // 2:  # reflect padding needs more samples than half a window
+        wave = fit_length(wave, cfg.n_fft // 2 + 1)
+    return transform(wave.float())
+
+
+_TRANSFORMS: dict[tuple[MelConfig, str], torchaudio.transforms.MelSpectrogram] = {}
+
+
+def _mel_transform(cfg: MelConfig, device: torch.device) -> torchaudio.transforms.MelSpectrogram:
+    key = (cfg, str(device))
+    if key not in _TRANSFORMS:
+        _TRANSFORMS[key] = torchaudio.transforms.MelSpectrogram(
+            sample_rate=cfg.sample_rate,
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop,
+            n_mels=cfg.n_mels,
+            window_fn=torch.hann_window,
+            center=True,
+            power=2.0,
+        ).to(device)
+    return _TRANSFORMS[key]
+
+
+def power_to_unit(power: Tensor, ref: Tensor) -> Tensor:
+    """dB of power relative to ref, floored at -80 dB, mapped by dB/80 + 1 and clipped to [0, 1]."""
+    db = 10.0 * torch.log10(power.clamp_min(1e-10) / ref.clamp_min(1e-10))
+    return (db / TOP_DB + 1.0).clamp(0.0, 1.0)
+
+
+def log_mel(wave: Tensor, cfg: MelConfig) -> Tensor:
+    """Log-mel in [0, 1] of each waveform: [..., S] -> [..., n_mels, 1 + S // hop].
+
+    The reference of each spectrogram is its own maximum (librosa's `power_to_db(ref=np.max)`).
+    """
+    power = mel_power(wave, cfg)
+    return power_to_unit(power, power.amax(dim=(-2, -1), keepdim=True))
+
+
+def clip_mels(wave: Tensor, cfg: MelConfig, steps: int) -> tuple[Tensor, Tensor]:
+    """Whole-clip and per-step log-mels of one mono waveform [S].
+
+    Returns mel_full [1, n_mels, 1 + S // hop] and mel [steps, 1, n_mels, 1 + (S // steps) // hop]:
+    step t is the segment [t*S/steps, (t+1)*S/steps) (a tail of S % steps samples is dropped).
+    Both are scaled against the whole clip's maximum power.
+    """
+    if wave.dim() != 1:
+        raise ValueError(f"clip_mels wants a mono waveform [S], got shape {tuple(wave.shape)}")
+    full = mel_power(wave, cfg)  # [n_mels, L]
+    seg = wave.shape[0] // steps
+    if seg == 0:
+        raise ValueError(f"{wave.shape[0]} samples cannot be cut into {steps} segments")
+    parts = mel_power(wave[: seg * steps].reshape(steps, seg), cfg)  # [steps, n_mels, S]
+    ref = full.amax()
+    return power_to_unit(full, ref)[None], power_to_unit(parts, ref)[:, None]
+
+
+class SpecAugment(nn.Module):
+    """SpecAugment for [B, 1, n_mels, L] log-mels in [0, 1]: masked bins become 0 (silence).
+
+    Each example gets its own `freq_masks` frequency masks of up to `freq_width` bins and `time_masks`
+    time masks of up to `time_width` frames. Identity in eval mode.
+    """
+
+    def __init__(
+        self, freq_width: int = 16, time_width: int = 64, freq_masks: int = 2, time_masks: int = 2
+    ):
+        super().__init__()
+        self.freq = torchaudio.transforms.FrequencyMasking(freq_width, iid_masks=True)
+        self.time = torchaudio.transforms.TimeMasking(time_width, iid_masks=True)
+        self.freq_masks, self.time_masks = freq_masks, time_masks
+
+    def forward(self, mel: Tensor) -> Tensor:
+        if not self.training:
+            return mel
+        for _ in range(self.freq_masks):
+            mel = self.freq(mel, mask_value=0.0)
+        for _ in range(self.time_masks):
+            mel = self.time(mel, mask_value=0.0)
+        return mel

@@ -1,0 +1,318 @@
+"""The one way `model` reads a landscape-av corpus: WebDataset shards -> training batches.
+
+Per sample (a 10 s clip, members per `landscape_av.schema`): T frames at the starts of T equal
+time steps, decoded sparsely from the `mp4` (only the packets from each needed frame's keyframe on,
+never the whole clip), resized (short side) and centre-cropped to the model resolution; the `flac`
+audio as whole-clip and per-step log-mels (`model.audio.clip_mels`, step t covers
+[t*D/T, (t+1)*D/T)); the class label and its text prompt.
+
+A batch (B samples, T = `DataConfig.frames`, R = `resolution`, M = `n_mels`)::
+
+    frames    [B, T, 3, R, R]  float32 in [-1, 1]
+    mel       [B, T, 1, M, S]  float32 in [0, 1], S = 1 + (N // T) // hop   (N audio samples)
+    mel_full  [B, 1, M, L]     float32 in [0, 1], L = 1 + N // hop          (862 for 10 s, 44.1 kHz)
+    label     [B]              int64 index into landscape_av.classes.CLASSES
+    prompt    list[str]        `prompt_for(class)`
+    key       list[str]        sample keys
+
+Shards are split by DDP rank (`split_by_node`) and by loader worker (`split_by_worker`); the shard
+order and the sample shuffle buffer follow (seed, epoch), so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import itertools
+import io
+import json
+import random
+import warnings
+from collections.abc import Iterator, Sequence
+from bisect import bisect_left
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import braceexpand
+import numpy as np
+import torch
+import torch.distributed as dist
+import webdataset as wds
+from torch import Tensor
+
+from landscape_av.classes import CLASSES
+from landscape_av.schema import SampleMeta
+from model.audio import MelConfig, clip_mels, decode_audio, fit_length
+
+PROMPT_TEMPLATES: tuple[str, ...] = (
+    "a photo of {}.",
+    "a video of {}.",
+    "the sound of {}.",
+    "a landscape with {}.",
+    "{}",
+)
+"""Text prompts of a class; the first is the canonical one put in batches, the others augment."""
+
+USED_MEMBERS = ("mp4", "flac", "json")
+"""Shard members the loader reads (the `jpg` thumbnail is skipped)."""
+
+
+def prompt_for(class_name: str, template: int = 0) -> str:
+    """Text prompt of a class: `prompt_for("raining") == "a photo of raining."`."""
+    return PROMPT_TEMPLATES[template].format(class_name)
+
+
+def prompt_of_label(label: int, rng: random.Random | None = None) -> str:
+    """Prompt of a label index: the canonical template, or a random one when `rng` is given."""
+    template = 0 if rng is None else rng.randrange(len(PROMPT_TEMPLATES))
+    return prompt_for(CLASSES[label], template)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    frames: int = 10  # T: frames (and audio steps) per clip
+    resolution: int = 256  # R: square frame size
+    sample_rate: int = 44100
+    n_mels: int = 128
+    n_fft: int = 2048
+    hop: int = 512
+    shuffle_buffer: int = 256  # samples held by each worker's shuffle buffer (0: no shuffle)
+
+    @property
+    def mel(self) -> MelConfig:
+        return MelConfig(self.sample_rate, self.n_fft, self.hop, self.n_mels)
+
+
+# ----------------------------------------------------------------------------------------------
+# Shard lists
+
+
+def expand_shards(shards: str | Path | Sequence[str | Path]) -> list[str]:
+    """Shard paths of brace patterns (`data/train-{000000..000003}.tar`), globs, or lists of either.
+
+    Raises FileNotFoundError naming the pattern when one matches nothing.
+    """
+    items = [shards] if isinstance(shards, str | Path) else list(shards)
+    urls: list[str] = []
+    for item in items:
+        for pattern in braceexpand.braceexpand(str(item)):
+            if glob.has_magic(pattern):
+                found = sorted(glob.glob(pattern))
+            else:
+                found = [pattern] if Path(pattern).is_file() else []
+            if not found:
+                raise FileNotFoundError(f"no shard matches {pattern!r}")
+            urls.extend(found)
+    return urls
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding one sample
+
+
+def frame_times(duration: float, steps: int) -> np.ndarray:
+    """Starts t*D/T of `steps` equal time steps over [0, D): the sampled frames' times (s).
+
+    Starts rather than centres so that a build with a keyframe every D/T seconds puts every
+    sampled frame on a keyframe (each then decodes alone).
+    """
+    return np.arange(steps) * duration / steps
+
+
+def _to_rgb(frame: av.VideoFrame, size: int) -> np.ndarray:
+    """Short side resized to `size` (area filter), centre-cropped: uint8 [size, size, 3]."""
+    scale = size / min(frame.width, frame.height)
+    w, h = max(size, round(frame.width * scale)), max(size, round(frame.height * scale))
+    rgb = frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA")
+    top, left = (h - size) // 2, (w - size) // 2
+    return rgb[top : top + size, left : left + size]
+
+
+def sample_frames(mp4: bytes, times: Sequence[float], size: int) -> np.ndarray:
+    """Frames of a video at `times` (s from its first frame), decoded sparsely: uint8 [T, size, size, 3].
+
+    The frame shown at time t is the first one whose timestamp is >= t (clamped to the last frame).
+    All packets are demuxed (cheap); a wanted keyframe is decoded alone; for any other wanted frame
+    the decoder starts at its keyframe (or goes on if it is already inside that group of pictures)
+    and stops at the frame. Only the wanted frames are converted to RGB.
+    """
+    with av.open(io.BytesIO(mp4)) as container:
+        if not container.streams.video:
+            raise ValueError("mp4 holds no video stream")
+        stream = container.streams.video[0]
+        codec = stream.codec_context
+        packets = [p for p in container.demux(stream) if p.size > 0 and p.pts is not None]
+        if not packets:
+            raise ValueError("mp4 holds no video packets")
+        index = {p.pts: i for i, p in enumerate(packets)}  # pts -> decode-order position
+        pts = sorted(index)
+        tb = float(stream.time_base)
+        want = [pts[min(bisect_left(pts, pts[0] + t / tb - 1e-3), len(pts) - 1)] for t in times]
+        got: dict[int, np.ndarray] = {}
+        pos, group = 0, -1  # next packet to send; keyframe the decoder started from (-1: none)
+        for target in sorted(set(want)):
+            if packets[index[target]].is_keyframe:  # an intra frame decodes on its own
+                codec.flush_buffers()
+                frames = codec.decode(packets[index[target]]) + codec.decode(None)
+                got[target] = _to_rgb(next(f for f in frames if f.pts == target), size)
+                codec.flush_buffers()
+                group = -1
+                continue
+            start = _keyframe_before(packets, target)
+            if group < 0 or start > pos:  # nothing between here and that keyframe is needed
+                codec.flush_buffers()
+                pos = group = start
+            while target not in got:
+                if pos > len(packets):
+                    raise ValueError(f"the decoder never produced the frame at pts {target}")
+                frames = codec.decode(packets[pos] if pos < len(packets) else None)
+                pos += 1
+                for frame in frames:
+                    if frame.pts in want and frame.pts not in got:
+                        got[frame.pts] = _to_rgb(frame, size)
+            if pos > len(packets):  # drained: restart from a keyframe next time
+                group = -1
+    return np.stack([got[p] for p in want])
+
+
+def _keyframe_before(packets: list[av.Packet], target: int) -> int:
+    """Decode-order index of the last keyframe presented at or before pts `target`."""
+    best = 0
+    for i, p in enumerate(packets):
+        if p.is_keyframe:
+            if p.pts > target:
+                break
+            best = i
+    return best
+
+
+def decode_sample(sample: dict, cfg: DataConfig) -> dict:
+    """Raw WebDataset sample (member bytes) -> one item of a batch (frames still uint8 THWC).
+
+    Raises ValueError naming the sample key and shard when a member is missing or undecodable.
+    """
+    key = sample.get("__key__", "?")
+    try:
+        meta: SampleMeta = json.loads(sample["json"])
+        duration = float(meta["duration"])
+        frames = sample_frames(sample["mp4"], frame_times(duration, cfg.frames), cfg.resolution)
+        wave, _ = decode_audio(sample["flac"], cfg.sample_rate)
+        wave = fit_length(wave, round(duration * cfg.sample_rate))
+        mel_full, mel = clip_mels(wave, cfg.mel, cfg.frames)
+    except (KeyError, ValueError, av.FFmpegError) as e:
+        where = f"sample {key!r} of {sample.get('__url__', '?')}"
+        raise ValueError(f"{where}: {type(e).__name__}: {e}") from e
+    return {
+        "frames": torch.from_numpy(frames),  # [T, R, R, 3] uint8
+        "mel": mel,  # [T, 1, M, S]
+        "mel_full": mel_full,  # [1, M, L]
+        "label": int(meta["label"]),
+        "prompt": prompt_for(meta["class"]),
+        "key": key,
+    }
+
+
+def collate(items: list[dict]) -> dict:
+    """Items -> batch; frames stay uint8 [B, T, R, R, 3] until `to_float_frames` (cheaper IPC)."""
+    return {
+        "frames": torch.stack([it["frames"] for it in items]),
+        "mel": torch.stack([it["mel"] for it in items]),
+        "mel_full": torch.stack([it["mel_full"] for it in items]),
+        "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
+        "prompt": [it["prompt"] for it in items],
+        "key": [it["key"] for it in items],
+    }
+
+
+def to_float_frames(frames: Tensor) -> Tensor:
+    """uint8 [B, T, R, R, 3] -> float32 [B, T, 3, R, R] in [-1, 1]."""
+    return frames.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loader
+
+
+def _warn_and_skip(exn: Exception) -> bool:
+    warnings.warn(f"skipping a sample: {exn}", stacklevel=2)
+    return True
+
+
+def _wanted_member(name: str) -> bool:
+    return name.rsplit(".", 1)[-1] in USED_MEMBERS
+
+
+class EpochShards(torch.utils.data.IterableDataset):
+    """`dict(url=...)` of every shard, pass after pass, each pass in its own (seed, epoch) order.
+
+    `epochs=None` never ends, so the workers (and DDP ranks) keep streaming without restarts.
+    """
+
+    def __init__(self, urls: list[str], shuffle: bool, seed: int, epoch: int, epochs: int | None):
+        super().__init__()
+        self.urls, self.shuffle, self.seed, self.epoch, self.epochs = (
+            urls,
+            shuffle,
+            seed,
+            epoch,
+            epochs,
+        )
+
+    def __iter__(self) -> Iterator[dict]:
+        passes = (
+            itertools.count(self.epoch)
+            if self.epochs is None
+            else range(self.epoch, self.epoch + self.epochs)
+        )
+        for epoch in passes:
+            urls = list(self.urls)
+            if self.shuffle:
+                random.Random(f"{self.seed}:{epoch}").shuffle(urls)
+            yield from ({"url": url} for url in urls)
+
+
+def make_loader(
+    shards: str | Path | Sequence[str | Path],
+    cfg: DataConfig | None = None,
+    batch_size: int = 8,
+    num_workers: int = 2,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+    epochs: int | None = 1,
+    drop_last: bool = True,
+) -> Iterator[dict]:
+    """Batches (see the module docstring) from shards: a brace pattern, glob or list of them.
+
+    `epochs` passes over the shards (None: without end, for step-based training) starting at pass
+    number `epoch`; shard order and shuffle buffer follow (seed, epoch). Shards are split over DDP
+    ranks and then over `num_workers` worker processes (fewer workers when there are fewer shards).
+    """
+    cfg = cfg or DataConfig()
+    urls = expand_shards(shards)
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if len(urls) < world:
+        raise ValueError(f"{len(urls)} shard(s) cannot feed {world} DDP processes")
+    stages = [
+        EpochShards(urls, shuffle, seed, epoch, epochs),
+        wds.split_by_node,
+        wds.split_by_worker,
+        wds.tarfile_to_samples(handler=_warn_and_skip, select_files=_wanted_member),
+    ]
+    if shuffle and cfg.shuffle_buffer > 0:
+        stages.append(
+            wds.shuffle(cfg.shuffle_buffer, initial=cfg.shuffle_buffer, seed=f"{seed}:{epoch}")
+        )
+    stages += [
+        wds.map(functools.partial(decode_sample, cfg=cfg), handler=_warn_and_skip),
+        wds.batched(batch_size, collation_fn=collate, partial=not drop_last),
+        wds.map_dict(frames=to_float_frames),
+    ]
+    workers = min(num_workers, len(urls) // world)
+    return wds.WebLoader(
+        wds.DataPipeline(*stages),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4 if workers > 0 else None,
+    )

@@ -1,0 +1,480 @@
+"""Train the sound-guided video model: `python -m model.train --shards ... --out RUN_DIR`.
+
+One optimizer step = `accum` micro-batches; each micro-batch does
+
+    G side: w ~ mapping(z, psi) ; (w_hat, ws) = SoundToLatents(mel_full, mel, w) ;
+            images = G.synthesis([w_hat ; ws])           -> G(w_hat) and the T walked frames
+            L_G = clip_audio (eq. 2) + clip_text + temporal (eq. 3) + latent + adv_image + adv_video
+    D side: L_D = LSGAN(D_I(real frames), D_I(fake frames)) + LSGAN(D_V(real clip), D_V(fake clip))
+
+(the discriminators are frozen during the G side; fakes are detached for the D side). The frozen
+StyleGAN3 generator, CLIP and sound-CLIP F_a come from local files (`--generator`, `--clip`,
+`--sound-clip`); `--tiny` builds tiny random ones instead, for a CPU run on the offline corpus.
+
+Configuration: defaults < `--tiny` preset < `--config FILE` (YAML or JSON, nested like `TrainConfig`)
+< flags < `--set key.sub=value`. Runs resume from the newest checkpoint in `--out`; each step reseeds
+the RNGs from (seed, step), so a killed and resumed run reproduces the uninterrupted one.
+Multi-GPU: `torchrun --nproc_per_node N -m model.train ...` (DDP; `batch_size` is per process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from torchvision.utils import make_grid, save_image
+
+from model import runtime
+from model.clip import WEIGHTS_HELP, load_clip
+from model.discriminators import DiscriminatorConfig, ImageDiscriminator, VideoDiscriminator
+from model.losses import (
+    LossWeights,
+    clip_audio_loss,
+    clip_text_loss,
+    d_loss,
+    g_loss,
+    latent_loss,
+    temporal_loss,
+)
+from model.video_model import SoundToLatents, VideoModelConfig, freeze, render, start_latents
+
+GENERATOR_HELP = (
+    "an official StyleGAN3 snapshot (.pkl) or a model.stylegan3 checkpoint; the paper uses a "
+    "StyleGAN3-T trained on LHQ at 256x256 ('lhq-256'); NVIDIA's stylegan3-t-*.pkl snapshots come "
+    "from https://catalog.ngc.nvidia.com/orgs/nvidia/teams/research/models/stylegan3"
+)
+CLIP_HELP = "an open_clip checkpoint of --clip-arch. " + WEIGHTS_HELP
+SOUND_CLIP_HELP = (
+    "the sound-CLIP audio encoder F_a trained by `python -m model.train_audio` (its run folder or "
+    "checkpoint)"
+)
+
+
+@dataclass
+class TrainConfig:
+    shards: str = ""  # brace pattern / glob of training shards
+    out: str = "runs/video"
+    generator: str | None = None
+    clip: str | None = None
+    clip_arch: str = "ViT-B-32"
+    sound_clip: str | None = None
+    tiny: bool = False  # tiny random generator / CLIP / F_a: a CPU run on the offline corpus
+    device: str = "auto"
+    precision: str = "bf16"  # fp32 | bf16 | fp16 (CUDA only; CPU always runs fp32)
+    seed: int = 0
+    steps: int = 100_000  # optimizer steps
+    batch_size: int = 1  # per process (the paper: 1 per GPU on 2 GPUs)
+    accum: int = 1  # micro-batches per optimizer step
+    frames: int = 6  # T frames per clip (the paper's code: 6)
+    n_mels: int = 128
+    num_workers: int = 4
+    lr_encoder: float = 5e-4
+    lr_walker: float = 1e-4
+    lr_disc: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    clip_grad: float | None = None
+    ckpt_every: int = 1000
+    keep: int = 3
+    log_every: int = 50
+    image_every: int = 1000
+    quiet: bool = False
+    model: VideoModelConfig = field(default_factory=VideoModelConfig)
+    disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    weights: LossWeights = field(default_factory=LossWeights)
+
+
+TINY_GENERATOR = dict(
+    z_dim=32,
+    c_dim=0,
+    w_dim=32,
+    img_resolution=16,
+    img_channels=3,
+    channel_base=256,
+    channel_max=32,
+    mapping_kwargs={"num_layers": 2},
+)
+"""Constructor arguments of the tiny random StyleGAN3 of `--tiny`."""
+
+TINY_PRESET: dict[str, Any] = {
+    "tiny": True,
+    "device": "cpu",
+    "precision": "fp32",
+    "steps": 20,
+    "batch_size": 2,
+    "frames": 4,
+    "n_mels": 32,
+    "num_workers": 0,
+    "ckpt_every": 10,
+    "log_every": 5,
+    "image_every": 10,
+    "model": {
+        "encoder": {"in_size": 32, "width": 8, "depth": [1, 1, 1, 1]},
+        "walker": {"hidden": 32, "audio_dim": 32, "noise_dim": 32, "seg_width": 4},
+    },
+    "disc": {"ndf": 8, "n_layers": 2},
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration
+
+
+def apply_overrides(obj: Any, values: dict[str, Any], where: str) -> None:
+    """Set nested dataclass fields from a nested dict; unknown keys raise naming `where`."""
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        key = key.replace("-", "_")
+        if key not in names:
+            raise ValueError(f"{where}: unknown setting {key!r} (known: {', '.join(names)})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: {key!r} is a section, give a mapping")
+            apply_overrides(current, value, f"{where}: {key}")
+        else:
+            setattr(obj, key, tuple(value) if isinstance(value, list) else value)
+
+
+def _dotted(assignments: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for a in assignments:
+        if "=" not in a:
+            raise ValueError(f"--set {a!r}: expected key.sub=value")
+        key, raw = a.split("=", 1)
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(raw)
+    return out
+
+
+def build_config(argv: list[str] | None = None) -> TrainConfig:
+    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n")[0])
+    p.add_argument("--config", help="YAML or JSON file of settings (nested like TrainConfig)")
+    p.add_argument("--tiny", action="store_true", help="tiny random models, CPU, ~20 steps")
+    p.add_argument("--shards", help="training shards: brace pattern or glob")
+    p.add_argument("--out", help="run folder (checkpoints, tb/, samples/); resumed when it exists")
+    p.add_argument("--generator", help=GENERATOR_HELP)
+    p.add_argument("--clip", help=CLIP_HELP)
+    p.add_argument("--clip-arch", help="open_clip architecture of --clip (default ViT-B-32)")
+    p.add_argument("--sound-clip", help=SOUND_CLIP_HELP)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", choices=list(runtime.PRECISIONS))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int, help="optimizer steps in total")
+    p.add_argument("--batch-size", type=int, help="clips per process and micro-batch")
+    p.add_argument("--accum", type=int, help="gradient accumulation micro-batches")
+    p.add_argument("--frames", type=int, help="frames T per clip")
+    p.add_argument("--num-workers", type=int)
+    p.add_argument("--ckpt-every", type=int)
+    p.add_argument("--log-every", type=int)
+    p.add_argument("--image-every", type=int)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any setting, e.g. --set weights.temporal=0.5 --set model.truncation=0.5")  # fmt: skip
+    args = p.parse_args(argv)
+
+    cfg = TrainConfig()
+    if args.tiny:
+        apply_overrides(cfg, TINY_PRESET, "--tiny")
+    if args.config:
+        path = Path(args.config)
+        try:
+            values = yaml.safe_load(path.read_text())  # JSON is YAML too
+        except (OSError, yaml.YAMLError) as e:
+            raise SystemExit(f"--config {path}: {e}") from e
+        apply_overrides(cfg, values or {}, str(path))
+    flags = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("config", "set", "tiny", "quiet") and v is not None
+    }
+    if args.quiet:
+        flags["quiet"] = True
+    apply_overrides(cfg, flags, "flags")
+    apply_overrides(cfg, _dotted(args.set), "--set")
+    if not cfg.shards:
+        raise SystemExit(
+            "--shards is required: e.g. 'landscape-av/data/train-{000000..000009}.tar'"
+        )
+    return cfg
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+# ----------------------------------------------------------------------------------------------
+# Frozen parts: StyleGAN3 generator, CLIP, sound-CLIP
+
+
+@dataclass
+class Frozen:
+    G: nn.Module
+    clip: nn.Module
+    sound_clip: nn.Module
+    generator_kwargs: dict[str, Any]
+
+
+def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
+    """The frozen models, from local files or (with `tiny`) random tiny ones seeded by `cfg.seed`."""
+    from model.sound_clip import load_sound_clip
+    from model.stylegan3 import Generator, load_generator
+
+    if cfg.tiny:
+        torch.manual_seed(cfg.seed)
+        G = Generator(**TINY_GENERATOR)
+        kwargs = dict(TINY_GENERATOR)
+        clip = load_clip(None, tiny=True, seed=cfg.seed)
+        sound_clip = load_sound_clip(None, tiny=True, n_mels=cfg.n_mels, embed_dim=clip.embed_dim)
+    else:
+        missing = [
+            f"--{name}: {why}"
+            for name, value, why in (
+                ("generator", cfg.generator, GENERATOR_HELP),
+                ("clip", cfg.clip, CLIP_HELP),
+                ("sound-clip", cfg.sound_clip, SOUND_CLIP_HELP),
+            )
+            if not value
+        ]
+        if missing:
+            raise SystemExit(
+                "pretrained weights are read from local files; missing:\n  "
+                + "\n  ".join(missing)
+                + "\n(or pass --tiny for a random tiny run on CPU)"
+            )
+        G = load_generator(cfg.generator)
+        kwargs = G.init_kwargs
+        clip = load_clip(cfg.clip, arch=cfg.clip_arch)
+        sound_clip = load_sound_clip(cfg.sound_clip)
+    return Frozen(
+        freeze(G.to(device)), freeze(clip.to(device)), freeze(sound_clip.to(device)), kwargs
+    )
+
+
+def fit_model_config(cfg: TrainConfig, G: nn.Module) -> None:
+    """num_ws / w_dim of the encoder and walker follow the generator."""
+    for sub in (cfg.model.encoder, cfg.model.walker):
+        sub.num_ws, sub.w_dim = G.num_ws, G.w_dim
+
+
+# ----------------------------------------------------------------------------------------------
+# The training step
+
+
+class Trainer:
+    """Trainable modules, optimizers and one optimizer step (`step(micro_batches)`)."""
+
+    def __init__(self, cfg: TrainConfig, rt: runtime.Runtime, frozen: Frozen):
+        self.cfg, self.rt, self.frozen = cfg, rt, frozen
+        fit_model_config(cfg, frozen.G)
+        torch.manual_seed(cfg.seed + 1)
+        self.latents = rt.wrap(SoundToLatents(cfg.model))
+        self.d_image = rt.wrap(ImageDiscriminator(cfg.disc))
+        self.d_video = rt.wrap(VideoDiscriminator(cfg.disc))
+        core = runtime.unwrap(self.latents)
+        self.opt_g = torch.optim.AdamW(
+            [
+                {"params": core.encoder.parameters(), "lr": cfg.lr_encoder},
+                {"params": core.walker.parameters(), "lr": cfg.lr_walker},
+            ],
+            betas=cfg.betas,
+        )
+        d_params = [*self.d_image.parameters(), *self.d_video.parameters()]
+        self.opt_d = torch.optim.AdamW(d_params, lr=cfg.lr_disc, betas=cfg.betas)
+        self.amp = runtime.Precision(rt, cfg.precision)
+        self.last_images: torch.Tensor | None = None  # [2, T, 3, R, R]: real and fake of sample 0
+
+    def modules(self) -> dict[str, nn.Module]:
+        """What a checkpoint stores (the frozen generator too, so generation needs nothing else)."""
+        return {
+            "latents": self.latents,
+            "d_image": self.d_image,
+            "d_video": self.d_video,
+            "generator": self.frozen.G,
+        }
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"g": self.opt_g, "d": self.opt_d}
+
+    def _set_d_grad(self, flag: bool) -> None:
+        for p in [*self.d_image.parameters(), *self.d_video.parameters()]:
+            p.requires_grad_(flag)
+
+    def micro_step(self, batch: dict[str, Any], scale: float) -> dict[str, float]:
+        """Forward and backward of one micro-batch (losses scaled by `scale`); returns loss values."""
+        cfg, dev, w8 = self.cfg, self.rt.device, self.cfg.weights
+        G, clip = self.frozen.G, self.frozen.clip
+        real = batch["frames"].to(dev)  # [B, T, 3, R, R]
+        mel, mel_full = batch["mel"].to(dev), batch["mel_full"].to(dev)
+        B, T = real.shape[:2]
+        w = start_latents(G, B, cfg.model.truncation)  # [B, N, D]
+
+        # ---- G side (discriminators frozen, called without their DDP wrappers)
+        self._set_d_grad(False)
+        with self.amp.autocast():
+            w_hat, ws = self.latents(mel_full, mel, w)  # [B, N, D], [B, T, N, D]
+        images = render(G, torch.cat([w_hat[:, None], ws], dim=1))  # [B, T+1, 3, R, R]
+        fake = images[:, 1:]
+        terms: dict[str, torch.Tensor] = {}
+        with self.amp.autocast():
+            img_emb = clip.encode_image(images.flatten(0, 1)).float()  # [B*(T+1), E]
+            with torch.no_grad():
+                audio_emb = self.frozen.sound_clip(mel_full).float()  # [B, E]
+            per_image = lambda e: e.repeat_interleave(T + 1, dim=0)  # noqa: E731
+            terms["clip_audio"] = clip_audio_loss(img_emb, per_image(audio_emb))
+            if w8.clip_text:
+                terms["clip_text"] = clip_text_loss(
+                    img_emb, per_image(clip.encode_text(batch["prompt"]))
+                )
+            terms["temporal"] = temporal_loss(ws.float())
+            terms["latent"] = latent_loss(ws.float(), w)
+            if w8.adv_image:
+                terms["adv_image"] = g_loss(runtime.unwrap(self.d_image)(fake.flatten(0, 1)))
+            if w8.adv_video:
+                terms["adv_video"] = g_loss(runtime.unwrap(self.d_video)(fake))
+            loss_g = sum(getattr(w8, k) * v.float() for k, v in terms.items())
+        self.amp.backward(loss_g * scale)
+        self._set_d_grad(True)
+
+        # ---- D side (real and detached fake in one forward per discriminator)
+        logs = {k: v.item() for k, v in terms.items()} | {"g_total": loss_g.item()}
+        if w8.adv_image or w8.adv_video:
+            both = torch.cat([real, fake.detach()])  # [2B, T, 3, R, R]
+            with self.amp.autocast():
+                s_img = self.d_image(both.flatten(0, 1)).float().chunk(2)
+                s_vid = [s.float().chunk(2) for s in self.d_video(both)]
+                d_img = d_loss(s_img[0], s_img[1])
+                d_vid = d_loss([s[0] for s in s_vid], [s[1] for s in s_vid])
+                loss_d = w8.adv_image * d_img + w8.adv_video * d_vid
+            self.amp.backward(loss_d * scale)
+            logs |= {"d_image": d_img.item(), "d_video": d_vid.item(), "d_total": loss_d.item()}
+        self.last_images = torch.stack([real[0], fake[0].detach()]).float().cpu()
+        return logs
+
+    def step(self, batches: list[dict[str, Any]]) -> dict[str, float]:
+        """One optimizer step over `len(batches)` micro-batches; returns mean loss values."""
+        totals: dict[str, float] = {}
+        mods = [self.latents, self.d_image, self.d_video]
+        for (_, sync), batch in zip(runtime.micro_steps(mods, len(batches)), batches, strict=True):
+            with sync:
+                logs = self.micro_step(batch, 1.0 / len(batches))
+            for k, v in logs.items():
+                totals[k] = totals.get(k, 0.0) + v / len(batches)
+        opts = [self.opt_g, self.opt_d] if "d_total" in totals else [self.opt_g]
+        self.amp.step(opts, self.cfg.clip_grad)
+        return totals
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Seed of one optimizer step: the same for a step whether the run was resumed or not."""
+    return (seed * 1_000_003 + step * 7919) % 2**31
+
+
+def batches(loader, epoch: int, skip: int) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """(epoch, index in epoch, batch) without end, starting at `epoch` after `skip` batches."""
+    while True:
+        loader.set_epoch(epoch)
+        n = 0
+        for n, batch in enumerate(loader, 1):
+            if n > skip:
+                yield epoch, n, batch
+        if n == 0:
+            raise ValueError(f"a pass over the shards gave no batch of {loader.batch_size}")
+        epoch, skip = epoch + 1, 0
+
+
+def log_step(writer, trainer: Trainer, step: int, logs: dict[str, float], run: Path) -> None:
+    cfg = trainer.cfg
+    if writer is None:
+        return
+    if step % cfg.log_every == 0 or step == cfg.steps:
+        for k, v in logs.items():
+            writer.add_scalar(f"loss/{k}", v, step)
+    if (step % cfg.image_every == 0 or step == cfg.steps) and trainer.last_images is not None:
+        imgs = trainer.last_images  # [2, T, 3, R, R]: real row, fake row
+        grid = make_grid(
+            imgs.flatten(0, 1), nrow=imgs.shape[1], normalize=True, value_range=(-1, 1)
+        )
+        writer.add_image("samples/real_top_fake_bottom", grid, step)
+        (run / "samples").mkdir(exist_ok=True)
+        save_image(grid, run / "samples" / f"step-{step:08d}.png")
+    writer.flush()
+
+
+def train(cfg: TrainConfig) -> dict[str, float]:
+    """Run (or resume) training to `cfg.steps`; returns the last step's loss values."""
+    from model.data import DataConfig, make_loader
+
+    rt = runtime.setup(cfg.device, seed=cfg.seed)
+    run = Path(cfg.out)
+    try:
+        frozen = load_frozen(cfg, rt.device)
+        trainer = Trainer(cfg, rt, frozen)
+        ckpt = runtime.Checkpointer(run, keep=cfg.keep)
+        state = ckpt.load_latest(trainer.modules(), trainer.optimizers(), trainer.amp.scaler)
+        step = state["step"] if state else 0
+        where = state["extra"] if state else {"epoch": 0, "batch": 0}
+        runtime.rank_zero_print(
+            rt,
+            f"{'resuming ' + str(run) + ' at step ' + str(step) if state else 'new run ' + str(run)}"
+            f" on {rt.device} x{rt.world_size}",
+        )
+        data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
+        loader = make_loader(
+            cfg.shards, data, cfg.batch_size, cfg.num_workers, shuffle=True, seed=cfg.seed
+        )
+        stream = batches(loader, where["epoch"], where["batch"])
+        writer = runtime.summary_writer(run, rt)
+        logs: dict[str, float] = {}
+        with runtime.progress(cfg.steps, rt, cfg.quiet, start=step) as bar:
+            while step < cfg.steps:
+                runtime.seed_everything(step_seed(cfg.seed, step), rt.rank)
+                micro = [next(stream) for _ in range(cfg.accum)]
+                logs = trainer.step([b for _, _, b in micro])
+                if not all(math.isfinite(v) for v in logs.values()):
+                    raise FloatingPointError(f"step {step}: non-finite loss {logs}")
+                step += 1
+                epoch, index, _ = micro[-1]
+                log_step(writer, trainer, step, logs, run)
+                bar.advance(f"G {logs['g_total']:.3f} D {logs.get('d_total', 0.0):.3f}")
+                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    ckpt.save(
+                        step,
+                        trainer.modules(),
+                        trainer.optimizers(),
+                        trainer.amp.scaler,
+                        rt,
+                        config=config_dict(cfg) | {"generator_kwargs": frozen.generator_kwargs},
+                        extra={"epoch": epoch, "batch": index},
+                    )
+        runtime.assert_in_sync(trainer.modules(), rt)
+        if writer is not None:
+            writer.close()
+        runtime.rank_zero_print(rt, json.dumps({"step": step, "losses": logs}))
+        return logs
+    finally:
+        rt.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(build_config(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

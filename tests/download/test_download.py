@@ -1,0 +1,141 @@
+"""Real yt-dlp (and its ffmpeg section download) against loopback servers, good and faulty."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from landscape_av.download import DownloadError, DownloadOptions, download
+from landscape_av.sources import Source
+
+from .conftest import FPS, frame_numbers
+
+FAST = DownloadOptions(clips=1, clip_seconds=10.0, retries=2, backoff=0.2, timeout=60)
+
+
+def src(url: str, start: float | None = None, end: float | None = None, sid: str = "s1") -> Source:
+    return Source(sid, url, "raining", start=start, end=end, manifest="test.csv", line=2)
+
+
+def durations(path: Path) -> tuple[float, float]:
+    """(video, audio) seconds of a file, from its streams."""
+    with av.open(str(path)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        return float(v.duration * v.time_base), float(a.duration * a.time_base)
+
+
+def test_section_from_start_with_honest_offset(faulty_server, tmp_path):
+    got = download(src(faulty_server.url + "files/numbered.mp4", start=5.5), tmp_path, FAST)
+    assert got.source_id == "s1" and got.path.parent == tmp_path and got.offset == 5.5
+    frames = frame_numbers(got.path)
+    # media time t shows source time offset + t: the first frame is source frame 5.5 s * 30 fps
+    assert frames[0] == (0.0, round(5.5 * FPS))
+    assert all(n == round((got.offset + t) * FPS) for t, n in frames)
+    video, audio = durations(got.path)
+    assert video == pytest.approx(10.0, abs=0.15) and audio == pytest.approx(10.0, abs=0.15)
+    assert not (tmp_path / ".partial" / "s1").exists()
+
+
+def test_section_is_clips_times_length_and_bounded_by_end(faulty_server, tmp_path):
+    opts = DownloadOptions(clips=2, clip_seconds=4.0, retries=0)
+    whole = download(src(faulty_server.url + "files/numbered.mp4", sid="a"), tmp_path, opts)
+    assert whole.offset == 0.0
+    assert durations(whole.path)[0] == pytest.approx(8.0, abs=0.15)
+    bounded = download(src(faulty_server.url + "files/numbered.mp4", 2.0, 7.0, "b"), tmp_path, opts)
+    assert bounded.offset == 2.0
+    assert durations(bounded.path)[0] == pytest.approx(5.0, abs=0.15)
+    assert frame_numbers(bounded.path)[0][1] == 2 * FPS
+
+
+def test_rerun_skips_finished_source_without_network(faulty_server, tmp_path):
+    source = src(faulty_server.url + "files/numbered.mp4", start=1.0)
+    first = download(source, tmp_path, FAST)
+    hits = faulty_server.count("files/numbered.mp4")
+    assert hits >= 1
+    again = download(source, tmp_path, FAST)
+    assert again == first
+    assert faulty_server.count("files/numbered.mp4") == hits
+    record = json.loads((tmp_path / "s1.download.json").read_text())
+    assert record["file"] == first.path.name and record["offset"] == 1.0
+    # a different section of the same source is fetched again
+    download(src(source.url, start=2.0), tmp_path, FAST)
+    assert faulty_server.count("files/numbered.mp4") > hits
+
+
+def test_rerun_after_kill_restarts_cleanly(faulty_server, tmp_path):
+    """What a kill -9 leaves (a half-written work folder, a media file without record) is redone."""
+    workdir = tmp_path / ".partial" / "s1"
+    workdir.mkdir(parents=True)
+    (workdir / "s1.mp4.part").write_bytes(b"\0" * 1000)
+    (tmp_path / "s1.mp4").write_bytes(b"not finished")
+    got = download(src(faulty_server.url + "files/numbered.mp4"), tmp_path, FAST)
+    assert got.path == tmp_path / "s1.mp4"
+    assert durations(got.path)[0] == pytest.approx(10.0, abs=0.15)
+    assert not workdir.exists()
+
+
+def test_http_404_fails_at_once(faulty_server, tmp_path):
+    with pytest.raises(DownloadError) as err:
+        download(src(faulty_server.url + "status/404/numbered.mp4"), tmp_path, FAST)
+    assert err.value.reason == "http_404"
+    assert "404" in str(err.value) and "test.csv:2" in str(err.value)
+    assert faulty_server.count("status/404/numbered.mp4") == 1  # not retried
+    assert list(tmp_path.glob("s1*")) == []
+
+
+def test_http_500_is_retried_with_backoff_then_fails(faulty_server, tmp_path):
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        download(src(faulty_server.url + "status/500/numbered.mp4"), tmp_path, FAST)
+    assert err.value.reason == "http_500"
+    assert "attempt 3 of 3" in str(err.value)
+    assert faulty_server.count("status/500/numbered.mp4") == 3
+    assert time.monotonic() - t0 >= 0.2 + 0.4  # backoff 0.2 s, then 0.4 s
+
+
+def test_connection_cut_mid_body(faulty_server, tmp_path):
+    with pytest.raises(DownloadError) as err:
+        download(src(faulty_server.url + "cut/numbered.mp4"), tmp_path, FAST)
+    assert err.value.reason == "connection"
+    assert faulty_server.count("cut/numbered.mp4") >= 3  # retried
+    assert list(tmp_path.glob("s1*")) == []
+
+
+def test_unreachable_port(closed_port, tmp_path):
+    opts = DownloadOptions(clips=1, retries=1, backoff=0.1)
+    with pytest.raises(DownloadError) as err:
+        download(src(f"http://127.0.0.1:{closed_port}/x.mp4"), tmp_path, opts)
+    assert err.value.reason == "connection"
+
+
+def test_hung_server_times_out(faulty_server, tmp_path):
+    opts = DownloadOptions(clips=1, retries=3, backoff=0.1, timeout=3.0, socket_timeout=120.0)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        download(src(faulty_server.url + "hang/numbered.mp4"), tmp_path, opts)
+    assert err.value.reason == "timeout"
+    assert time.monotonic() - t0 < 3.0 + 3.0
+    assert not (tmp_path / ".partial" / "s1").exists()
+
+
+def test_local_files_need_allow_local(numbered_mp4, tmp_path):
+    for url in (numbered_mp4.as_uri(), str(numbered_mp4)):
+        with pytest.raises(DownloadError) as err:
+            download(src(url), tmp_path, FAST)
+        assert err.value.reason == "local_not_allowed" and "allow_local" in str(err.value)
+    opts = DownloadOptions(clips=1, clip_seconds=3.0, allow_local=True)
+    got = download(src(numbered_mp4.as_uri(), start=4.0), tmp_path, opts)
+    assert got.offset == 4.0 and frame_numbers(got.path)[0] == (0.0, 4 * FPS)
+    with pytest.raises(DownloadError) as err:
+        download(src(str(tmp_path / "missing.mp4"), sid="m"), tmp_path, opts)
+    assert err.value.reason == "not_found"
+
+
+def test_unsupported_scheme(tmp_path):
+    with pytest.raises(DownloadError) as err:
+        download(src("ftp://example.org/a.mp4"), tmp_path, FAST)
+    assert err.value.reason == "unsupported_url"
