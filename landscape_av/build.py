@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import threading
@@ -52,6 +53,7 @@ from .sources import Source
 from .split import assign_splits
 
 CRASH_ENV = "LANDSCAPE_AV_CRASH_AT"
+_ADDRESS_RE = re.compile(r" @ 0x[0-9a-f]+")
 STAGES = ("download", "probe", "clip")
 """Per-source stages, each with its progress bar (shards get their own after them)."""
 SAMPLES_DIR = "samples"
@@ -67,24 +69,24 @@ class BuildConfig:
 
     out: Path = Path(DEFAULT_OUT)
     workers: int = 1
-    # clips
-    clip_seconds: float = 10.0
-    max_clips: int = 10
-    width: int = 1280
-    height: int = 720
-    fps: int = 30
-    crf: int = 21
-    preset: str = "veryfast"
-    x264_threads: int = 2
-    audio_rate: int = 44100
-    audio_channels: int = 2
-    audio_bitrate: str = "192k"
-    thumb_width: int = 320
-    # filter
-    min_width: int = 1280
-    min_height: int = 720
-    silence_db: float = -60.0
-    frozen_floor: float = 0.001
+    # clips (defaults: ClipOptions)
+    clip_seconds: float = ClipOptions.seconds
+    max_clips: int = ClipOptions.max_clips
+    width: int = ClipOptions.width
+    height: int = ClipOptions.height
+    fps: int = ClipOptions.fps
+    crf: int = ClipOptions.crf
+    preset: str = ClipOptions.preset
+    x264_threads: int = ClipOptions.x264_threads
+    audio_rate: int = ClipOptions.audio_rate
+    audio_channels: int = ClipOptions.audio_channels
+    audio_bitrate: str = ClipOptions.audio_bitrate
+    thumb_width: int = ClipOptions.thumb_width
+    # filter (defaults: FilterOptions)
+    min_width: int = FilterOptions.min_width
+    min_height: int = FilterOptions.min_height
+    silence_db: float = FilterOptions.silence_db
+    frozen_floor: float = FilterOptions.frozen_floor
     # split and shards
     test_fraction: float = 0.1
     split_salt: str = ""
@@ -265,6 +267,7 @@ def _process(source: Source, split: str, config: BuildConfig, work: Path, advanc
         return outcome
 
     def failed(stage: str, reason: str, detail: str) -> Outcome:
+        detail = _ADDRESS_RE.sub("", detail)  # ffmpeg's "[mov @ 0x55...]": differs run to run
         for later in STAGES[STAGES.index(stage) + 1 :]:
             advance(later)  # the source is done with: count it in the later bars too
         return Outcome(source, split, "failed", stage, reason, detail)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import string
 import tarfile
 from pathlib import Path
@@ -24,12 +25,16 @@ from .schema import (
     BUILD_FILE,
     CARD_FILE,
     DATA_DIR,
+    FIGURES_DIR,
     HASHED_MEMBERS,
+    MANIFEST_DIR,
+    MANIFESTS,
     REJECT_REASONS,
     SPLITS,
     SampleMeta,
     shard_glob,
 )
+from .shard import file_sha256
 from .stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
 
 PRETTY_NAME = "Landscape-AV"
@@ -132,6 +137,26 @@ def front_matter(stats: dict[str, Any], licenses: list[str]) -> dict[str, Any]:
     return meta
 
 
+def file_checksums(folder: Path) -> dict[str, str]:
+    """sha256 of the files the card vouches for (path relative to `folder` -> hex): build.json,
+    every manifest (parquet and csv) and figure. The shards' are in the shards manifest, the
+    members' in the clips manifest: the card heads a chain of hashes down to every byte."""
+    folder = Path(folder)
+    names = [BUILD_FILE]
+    names += [f"{MANIFEST_DIR}/{m}.{fmt}" for m in MANIFESTS for fmt in ("parquet", "csv")]
+    names += [f"{FIGURES_DIR}/{name}.png" for name in FIGURES]
+    return {name: file_sha256(folder / name) for name in names if (folder / name).is_file()}
+
+
+CHECKSUM_ROW = re.compile(r"^\| `([^`]+)` \| ([0-9a-f]{64}) \|$", re.M)
+"""A row of the card's checksum table."""
+
+
+def card_checksums(text: str) -> dict[str, str]:
+    """The checksum table of a card's text (path -> sha256 hex)."""
+    return dict(CHECKSUM_ROW.findall(text))
+
+
 def _table(rows: list[list[Any]]) -> str:
     return "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
 
@@ -216,7 +241,13 @@ def render_card(folder: Path, stats: dict[str, Any] | None = None) -> str:
         "fields_table": _table([[f"`{f}`", types[f], FIELD_DOCS[f]] for f in fields]),
         "splits_table": _table(
             [
-                [s, v["sources"], f"{v['clips']:,}", f"{v['hours']:.2f}", v["shards"]]
+                [
+                    s,
+                    f"{v['sources_used']} / {v['sources']}",
+                    f"{v['clips']:,}",
+                    f"{v['hours']:.3f}",
+                    v["shards"],
+                ]
                 for s, v in per_split.items()
             ]
         ),
@@ -227,8 +258,8 @@ def render_card(folder: Path, stats: dict[str, Any] | None = None) -> str:
                     r["class"],
                     r["train"]["clips"],
                     r["test"]["clips"],
-                    r["train"]["sources"] + r["test"]["sources"],
-                    f"{r['train']['hours'] + r['test']['hours']:.2f}",
+                    r["train"]["sources_used"] + r["test"]["sources_used"],
+                    f"{r['train']['hours'] + r['test']['hours']:.3f}",
                     sum(r["rejected"].values()),
                 ]
                 for r in stats["per_class"]
@@ -245,6 +276,7 @@ def render_card(folder: Path, stats: dict[str, Any] | None = None) -> str:
         "failures_table": _table([[k, v] for k, v in stats["rejections"].items()])
         or "| none | 0 |",
         "licenses_table": _table([[_md(k), v] for k, v in sorted(license_counts.items())]),
+        "checksums_table": _table([[f"`{k}`", v] for k, v in file_checksums(folder).items()]),
         "attribution_table": _table(
             [
                 [f"[{r.source_id}]({r.url})", r["class"], _md(r.license), _md(r.attribution)]
@@ -271,14 +303,24 @@ def _threshold(config: dict[str, Any], reason: str) -> str:
     return ", ".join(shown) or "-"
 
 
+SOURCE_LISTS: dict[str, str] = {
+    "demo": "the offline demo of landscape-av (`landscape-av build --demo`): generated test media "
+    "served on 127.0.0.1, a stand-in for real sources, not the Landscape corpus",
+    "vggsounder": "a pool of VGGSound videos (VGGSound: CC BY 4.0) kept by the labels of the "
+    "`vggsounder` package (MIT) as audible and visible, without music, still image or voice-over",
+    "landscape": "the Landscape source list published by the authors of TempoTokens "
+    "(github.com/guyyariv/TempoTokens, MIT); its ids and classes come from VGGSound (CC BY 4.0)",
+    "": "a source list given to the build (each source's url, license and attribution below)",
+}
+"""Credit of a source list, by a word in its file name ("" for any other list)."""
+
+
 def _source_data(config: dict[str, Any], totals: dict[str, Any]) -> str:
-    manifest = config.get("manifest") or "unrecorded"
+    manifest = Path(str(config.get("manifest") or "unrecorded")).name
+    credit = next(text for word, text in SOURCE_LISTS.items() if word in manifest)
     return (
-        f"Source list: `{manifest}`: {totals['sources']:,} source videos listed, "
-        f"{totals['sources_used']:,} of them gave clips, {totals['failures']:,} were rejected "
-        "or failed (see below). The Landscape source list was published by the authors of "
-        "TempoTokens (github.com/guyyariv/TempoTokens, MIT); its ids and classes come from "
-        "VGGSound (CC BY 4.0)."
+        f"Source list `{manifest}`: {credit}. Sources listed: {totals['sources']:,}; gave clips: "
+        f"{totals['sources_used']:,}; rejected or failed: {totals['failures']:,} (see below)."
     )
 
 

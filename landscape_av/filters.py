@@ -28,7 +28,7 @@ class FilterOptions:
     min_height: int = 720
     clip_seconds: float = 10.0
     silence_db: float = -60.0  # RMS level floor, dBFS
-    frozen_floor: float = 0.002  # mean abs frame difference floor (0..1)
+    frozen_floor: float = 0.001  # mean abs frame difference floor (0..1)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,13 @@ from pathlib import Path
 from .schema import shard_name
 
 TAR_BLOCK = 512
+TAR_RECORD = tarfile.RECORDSIZE  # a tar file's size is a multiple of this (10240 bytes)
+
+
+def tar_size(content_bytes: int) -> int:
+    """Size of a tar whose members take `content_bytes` (headers + padded data): with the two
+    end-of-archive blocks, rounded up to whole records."""
+    return -(-(content_bytes + 2 * TAR_BLOCK) // TAR_RECORD) * TAR_RECORD
 
 
 @dataclass(frozen=True)
@@ -58,25 +66,25 @@ def plan_shards(
         raise ValueError("shard bounds must be positive")
     plans: list[ShardPlan] = []
     by_split: dict[str, list[SampleFiles]] = {}
+    index: Counter[str] = Counter()
     for sample in samples:
         by_split.setdefault(sample.split, []).append(sample)
     for split, items in by_split.items():
         current: list[SampleFiles] = []
-        size = 2 * TAR_BLOCK  # end-of-archive blocks
+        content = 0
         for sample in items:
             need = sample.tar_bytes
-            if current and (len(current) >= max_samples or size + need > max_bytes):
-                plans.append(ShardPlan(split, len(_of(plans, split)), tuple(current)))
-                current, size = [], 2 * TAR_BLOCK
+            full = len(current) >= max_samples or tar_size(content + need) > max_bytes
+            if current and full:
+                plans.append(ShardPlan(split, index[split], tuple(current)))
+                index[split] += 1
+                current, content = [], 0
             current.append(sample)
-            size += need
+            content += need
         if current:
-            plans.append(ShardPlan(split, len(_of(plans, split)), tuple(current)))
+            plans.append(ShardPlan(split, index[split], tuple(current)))
+            index[split] += 1
     return plans
-
-
-def _of(plans: list[ShardPlan], split: str) -> list[ShardPlan]:
-    return [p for p in plans if p.split == split]
 
 
 def write_shard(plan: ShardPlan, path: Path) -> tuple[int, str]:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -195,21 +196,29 @@ def write_figures(folder: Path, stats: dict[str, Any]) -> dict[str, Path]:
 def stats_tables(stats: dict[str, Any]) -> list[Table]:
     """The terminal view of `corpus_stats`: classes x splits, rejections, distributions."""
     classes = Table(title=f"Landscape-AV corpus: {stats['folder']}")
-    classes.add_column("class")
-    for split in SPLITS:
-        for what in ("sources", "clips", "hours"):
-            classes.add_column(f"{split} {what}", justify="right")
-    classes.add_column("rejected (reason: sources)")
-    rows = [(r["class"], r) for r in stats["per_class"]]
-    rows.append(("all", {s: stats["per_split"][s] for s in SPLITS} | {"rejected": {}}))
-    for name, r in rows:
-        cells = []
+    for name in ("class", "split", "sources", "clips", "hours", "rejected sources"):
+        justify = "left" if name in ("class", "split", "rejected sources") else "right"
+        classes.add_column(name, justify=justify, no_wrap=name == "class")
+    rejected: Counter[str] = Counter()
+    for r in stats["per_class"]:
+        rejected.update(r["rejected"])
+    total = {"class": "all", "rejected": dict(rejected)} | {
+        s: stats["per_split"][s] for s in SPLITS
+    }
+    for r in [*stats["per_class"], total]:
         for split in SPLITS:
             v = r[split]
-            cells += [f"{v['sources_used']}/{v['sources']}", f"{v['clips']:,}", f"{v['hours']:.2f}"]
-        rejected = ", ".join(f"{k}: {n}" for k, n in r["rejected"].items())
-        classes.add_row(name, *cells, rejected, end_section=name == CLASSES[-1])
-    classes.caption = "sources: used/listed"
+            first = split == SPLITS[0]
+            classes.add_row(
+                r["class"] if first else "",
+                split,
+                f"{v['sources_used']}/{v['sources']}",
+                f"{v['clips']:,}",
+                f"{v['hours']:.3f}",
+                ", ".join(f"{k}: {n}" for k, n in r["rejected"].items()) if first else "",
+                end_section=split == SPLITS[-1],
+            )
+    classes.caption = "sources: used/listed; rejected: reason: sources (any split)"
 
     rejections = Table(title="Rejected or failed sources")
     rejections.add_column("stage/reason")

@@ -4,8 +4,9 @@ For every shard: present, listed, of the listed size and sha256; a readable tar 
 exactly the clips the manifest puts in it, in order, each with the members `schema.MEMBERS`. For
 every sample: member hashes against its json and the clips manifest, json fields against the
 manifest, and a full decode (mp4 video and audio, flac, jpg) with the declared frame count, size,
-frame rate, sample count, rate and channels. Then the dataset card (`card.card_check`). Every
-problem names its shard (or file), key and member.
+frame rate, sample count, rate and channels. Then the rest of the folder: each manifest's csv
+against its parquet, the dataset card (valid, and exactly what the manifests give) and the sha256
+of the files it lists (build.json, manifests, figures). Every problem names its shard (or file), key and member.
 """
 
 from __future__ import annotations
@@ -17,15 +18,22 @@ import math
 import tarfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .card import card_check
+from .card import card_check, card_checksums, file_checksums, render_card
 from .classes import CLASSES
 from .decode import media_info
-from .manifests import read_manifests
-from .schema import CARD_FILE, DATA_DIR, HASHED_MEMBERS, MEMBERS
+from .manifests import arrow_schema, manifest_path, read_manifest_table, read_manifests
+from .schema import (
+    CARD_FILE,
+    DATA_DIR,
+    HASHED_MEMBERS,
+    MANIFEST_DIR,
+    MANIFESTS,
+    MEMBERS,
+)
 from .shard import file_sha256
 
 AAC_FRAME = 1024
@@ -238,7 +246,10 @@ def verify_corpus(
 ) -> list[Problem]:
     """Every problem of the corpus in `folder`; `on_shard(name, samples)` after each shard."""
     folder = Path(folder)
-    m = read_manifests(folder)
+    try:
+        m = read_manifests(folder)
+    except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+        return [Problem(MANIFEST_DIR, "-", "-", f"manifests unreadable, nothing checked: {err}")]
     shards, clips = m["shards"], m["clips"]
     problems: list[Problem] = []
     listed = set(shards["shard"])
@@ -262,7 +273,44 @@ def verify_corpus(
             problems.extend(found)
             if on_shard:
                 on_shard(job[1]["shard"], int(job[1]["samples"]))
-    problems.extend(Problem(CARD_FILE, "-", "-", message) for message in card_check(folder))
+    problems.extend(manifest_problems(folder))
+    problems.extend(card_problems(folder))
+    return problems
+
+
+def manifest_problems(folder: Path) -> list[Problem]:
+    """Each manifest's csv must hold the same rows as its parquet."""
+    import pyarrow.csv as pacsv
+
+    problems = []
+    for name in MANIFESTS:
+        csv = manifest_path(folder, name, "csv")
+        where = f"{MANIFEST_DIR}/{csv.name}"
+        try:
+            types = pacsv.ConvertOptions(column_types=arrow_schema(name))
+            rows = pacsv.read_csv(csv, convert_options=types).to_pandas()
+        except (OSError, ValueError) as err:  # pyarrow's parse errors are ValueErrors
+            problems.append(Problem(where, "-", "-", f"unreadable: {err}"))
+            continue
+        if not rows.equals(read_manifest_table(folder, name)):
+            problems.append(Problem(where, "-", "-", f"rows differ from {name}.parquet"))
+    return problems
+
+
+def card_problems(folder: Path) -> list[Problem]:
+    """The card must validate and be exactly what the manifests give; the files it vouches for
+    (build.json, manifests, figures) must have the sha256 it lists."""
+    problems = [Problem(CARD_FILE, "-", "-", message) for message in card_check(folder)]
+    path = Path(folder) / CARD_FILE
+    if not path.is_file():
+        return problems
+    listed = card_checksums(path.read_text(encoding="utf-8"))
+    for name, digest in file_checksums(folder).items():
+        if listed.get(name) != digest:
+            problems.append(Problem(name, "-", "-", "sha256 differs from the card's checksum"))
+    if not problems and path.read_text(encoding="utf-8") != render_card(folder):
+        message = "differs from the card of the manifests (edited or damaged): `stats --write-card`"
+        problems.append(Problem(CARD_FILE, "-", "-", message))
     return problems
 
 
@@ -280,4 +328,5 @@ class _Inline:
 
 
 def problems_json(problems: list[Problem]) -> list[dict[str, str]]:
+    """Problems as JSON-ready dicts (shard, key, member, message)."""
     return [asdict(p) for p in problems]

@@ -2,14 +2,15 @@
 
 The spectrogram follows the paper's code: 44.1 kHz mono, n_fft 2048, hop 512, Hann window, centred,
 power mel (128 bins), dB relative to the maximum floored at -80 dB, then dB/80 + 1, so silence is 0
-and the loudest bin is 1. `clip_mels` gives the whole-clip mel and the T per-step mels (segment t
-covers [t*D/T, (t+1)*D/T)) sharing one dB reference, so loudness changes across steps survive.
-Pure functions of a waveform: the data workers and generation from an arbitrary audio file use them.
+and the loudest bin is 1. `clip_mels` gives the whole-clip mel and the T per-step mels (step t holds
+the frames centred in [t*D/T, (t+1)*D/T)) sharing one dB reference, so loudness changes across
+steps survive. Pure functions of a waveform: the data workers and generation from an arbitrary audio file use them.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from torch import Tensor, nn
 
 TOP_DB = 80.0
 """Dynamic range kept below the reference (dB); also the divisor of the [0, 1] scaling."""
+SILENT_POWER = 1e-8
+"""Mel power below which a whole spectrogram counts as silence (a -100 dBFS sine gives ~3e-5)."""
 
 
 @dataclass(frozen=True)
@@ -107,9 +110,13 @@ def _mel_transform(cfg: MelConfig, device: torch.device) -> torchaudio.transform
 
 
 def power_to_unit(power: Tensor, ref: Tensor) -> Tensor:
-    """dB of power relative to ref, floored at -80 dB, mapped by dB/80 + 1 and clipped to [0, 1]."""
-    db = 10.0 * torch.log10(power.clamp_min(1e-10) / ref.clamp_min(1e-10))
-    return (db / TOP_DB + 1.0).clamp(0.0, 1.0)
+    """dB of power relative to ref, floored at -80 dB, mapped by dB/80 + 1 and clipped to [0, 1].
+
+    A reference at or below `SILENT_POWER` (digital silence) gives all zeros rather than
+    scaling the silence up to full level.
+    """
+    db = 10.0 * torch.log10(power.clamp_min(1e-20) / ref.clamp_min(SILENT_POWER))
+    return (db / TOP_DB + 1.0).clamp(0.0, 1.0) * (ref > SILENT_POWER)
 
 
 def log_mel(wave: Tensor, cfg: MelConfig) -> Tensor:
@@ -122,21 +129,22 @@ def log_mel(wave: Tensor, cfg: MelConfig) -> Tensor:
 
 
 def clip_mels(wave: Tensor, cfg: MelConfig, steps: int) -> tuple[Tensor, Tensor]:
-    """Whole-clip and per-step log-mels of one mono waveform [S].
+    """Whole-clip and per-step log-mels of one mono waveform [S], from one STFT.
 
-    Returns mel_full [1, n_mels, 1 + S // hop] and mel [steps, 1, n_mels, 1 + (S // steps) // hop]:
-    step t is the segment [t*S/steps, (t+1)*S/steps) (a tail of S % steps samples is dropped).
-    Both are scaled against the whole clip's maximum power.
+    Returns mel_full [1, n_mels, 1 + S // hop] and mel [steps, 1, n_mels, (S // steps) // hop]:
+    step t holds the first (S // steps) // hop frames centred in [t*S/steps, (t+1)*S/steps). Both
+    are scaled against the whole clip's maximum power, so quieter steps stay quieter.
     """
     if wave.dim() != 1:
         raise ValueError(f"clip_mels wants a mono waveform [S], got shape {tuple(wave.shape)}")
-    full = mel_power(wave, cfg)  # [n_mels, L]
-    seg = wave.shape[0] // steps
-    if seg == 0:
-        raise ValueError(f"{wave.shape[0]} samples cannot be cut into {steps} segments")
-    parts = mel_power(wave[: seg * steps].reshape(steps, seg), cfg)  # [steps, n_mels, S]
-    ref = full.amax()
-    return power_to_unit(full, ref)[None], power_to_unit(parts, ref)[:, None]
+    width = wave.shape[0] // steps // cfg.hop
+    if width == 0:
+        raise ValueError(f"{wave.shape[0]} samples are too few for {steps} steps of mel frames")
+    power = mel_power(wave, cfg)  # [n_mels, L]; frame i is centred on sample i * hop
+    starts = [math.ceil(t * wave.shape[0] / steps / cfg.hop) for t in range(steps)]
+    parts = torch.stack([power[:, s : s + width] for s in starts])  # [steps, n_mels, width]
+    ref = power.amax()
+    return power_to_unit(power, ref)[None], power_to_unit(parts, ref)[:, None]
 
 
 class SpecAugment(nn.Module):

@@ -9,6 +9,7 @@ through it into the generator's latents); its own weights never train.
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ def _load_weights(model: nn.Module | None, arch: str, path: Path) -> nn.Module:
         if model is None:
             model = open_clip.create_model(arch, pretrained=None)
         open_clip.load_checkpoint(model, str(path))
-    except (RuntimeError, KeyError, ValueError, OSError) as e:
+    except (RuntimeError, KeyError, ValueError, OSError, pickle.UnpicklingError) as e:
         raise ValueError(f"cannot load CLIP weights {path} into {arch}: {e}") from e
     return model
 

@@ -4,12 +4,12 @@ Per sample (a 10 s clip, members per `landscape_av.schema`): T frames at the sta
 time steps, decoded sparsely from the `mp4` (only the packets from each needed frame's keyframe on,
 never the whole clip), resized (short side) and centre-cropped to the model resolution; the `flac`
 audio as whole-clip and per-step log-mels (`model.audio.clip_mels`, step t covers
-[t*D/T, (t+1)*D/T)); the class label and its text prompt.
+[t*D/T, (t+1)*D/T), from one STFT); the class label and its text prompt.
 
 A batch (B samples, T = `DataConfig.frames`, R = `resolution`, M = `n_mels`)::
 
     frames    [B, T, 3, R, R]  float32 in [-1, 1]
-    mel       [B, T, 1, M, S]  float32 in [0, 1], S = 1 + (N // T) // hop   (N audio samples)
+    mel       [B, T, 1, M, S]  float32 in [0, 1], S = (N // T) // hop       (N audio samples)
     mel_full  [B, 1, M, L]     float32 in [0, 1], L = 1 + N // hop          (862 for 10 s, 44.1 kHz)
     label     [B]              int64 index into landscape_av.classes.CLASSES
     prompt    list[str]        `prompt_for(class)`
@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import functools
 import glob
-import itertools
 import io
+import itertools
 import json
 import random
 import warnings
-from collections.abc import Iterator, Sequence
 from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,13 +251,8 @@ class EpochShards(torch.utils.data.IterableDataset):
 
     def __init__(self, urls: list[str], shuffle: bool, seed: int, epoch: int, epochs: int | None):
         super().__init__()
-        self.urls, self.shuffle, self.seed, self.epoch, self.epochs = (
-            urls,
-            shuffle,
-            seed,
-            epoch,
-            epochs,
-        )
+        self.urls, self.shuffle, self.seed = urls, shuffle, seed
+        self.epoch, self.epochs = epoch, epochs
 
     def __iter__(self) -> Iterator[dict]:
         passes = (
@@ -307,12 +302,12 @@ def make_loader(
     stages += [
         wds.map(functools.partial(decode_sample, cfg=cfg), handler=_warn_and_skip),
         wds.batched(batch_size, collation_fn=collate, partial=not drop_last),
-        wds.map_dict(frames=to_float_frames),
     ]
     workers = min(num_workers, len(urls) // world)
-    return wds.WebLoader(
+    loader = wds.WebLoader(
         wds.DataPipeline(*stages),
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers > 0 else None,
     )
+    return loader.map_dict(frames=to_float_frames)  # in this process: workers send uint8

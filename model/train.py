@@ -229,15 +229,15 @@ class Frozen:
 
 def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
     """The frozen models, from local files or (with `tiny`) random tiny ones seeded by `cfg.seed`."""
-    from model.sound_clip import load_sound_clip
-    from model.stylegan3 import Generator, load_generator
+    from model.sound_clip import SoundClip, SoundClipConfig, load_sound_clip
+    from model.stylegan3 import Generator
 
     if cfg.tiny:
         torch.manual_seed(cfg.seed)
         G = Generator(**TINY_GENERATOR)
         kwargs = dict(TINY_GENERATOR)
         clip = load_clip(None, tiny=True, seed=cfg.seed)
-        sound_clip = load_sound_clip(None, tiny=True, n_mels=cfg.n_mels, embed_dim=clip.embed_dim)
+        sound_clip = SoundClip(SoundClipConfig.tiny(embed_dim=clip.embed_dim))
     else:
         missing = [
             f"--{name}: {why}"
@@ -254,10 +254,17 @@ def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
                 + "\n  ".join(missing)
                 + "\n(or pass --tiny for a random tiny run on CPU)"
             )
+        from model.stylegan3 import load_generator
+
         G = load_generator(cfg.generator)
         kwargs = G.init_kwargs
         clip = load_clip(cfg.clip, arch=cfg.clip_arch)
         sound_clip = load_sound_clip(cfg.sound_clip)
+        if sound_clip.cfg.embed_dim != clip.embed_dim:
+            raise SystemExit(
+                f"--sound-clip {cfg.sound_clip} embeds into {sound_clip.cfg.embed_dim} dims but "
+                f"--clip {cfg.clip} ({cfg.clip_arch}) into {clip.embed_dim}: train F_a with this CLIP"
+            )
     return Frozen(
         freeze(G.to(device)), freeze(clip.to(device)), freeze(sound_clip.to(device)), kwargs
     )
@@ -386,17 +393,17 @@ def step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7919) % 2**31
 
 
-def batches(loader, epoch: int, skip: int) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """(epoch, index in epoch, batch) without end, starting at `epoch` after `skip` batches."""
-    while True:
-        loader.set_epoch(epoch)
-        n = 0
-        for n, batch in enumerate(loader, 1):
-            if n > skip:
-                yield epoch, n, batch
-        if n == 0:
-            raise ValueError(f"a pass over the shards gave no batch of {loader.batch_size}")
-        epoch, skip = epoch + 1, 0
+def batch_stream(cfg: TrainConfig, data: Any, skip: int) -> Iterator[dict[str, Any]]:
+    """Endless training batches, after skipping the `skip` a resumed run has already used (they are
+    read and decoded again: resuming a long run costs up to one pass over its position)."""
+    from model.data import make_loader
+
+    stream = iter(
+        make_loader(cfg.shards, data, cfg.batch_size, cfg.num_workers, seed=cfg.seed, epochs=None)
+    )
+    for _ in range(skip):
+        next(stream)
+    return stream
 
 
 def log_step(writer, trainer: Trainer, step: int, logs: dict[str, float], run: Path) -> None:
@@ -419,7 +426,7 @@ def log_step(writer, trainer: Trainer, step: int, logs: dict[str, float], run: P
 
 def train(cfg: TrainConfig) -> dict[str, float]:
     """Run (or resume) training to `cfg.steps`; returns the last step's loss values."""
-    from model.data import DataConfig, make_loader
+    from model.data import DataConfig
 
     rt = runtime.setup(cfg.device, seed=cfg.seed)
     run = Path(cfg.out)
@@ -429,28 +436,22 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         ckpt = runtime.Checkpointer(run, keep=cfg.keep)
         state = ckpt.load_latest(trainer.modules(), trainer.optimizers(), trainer.amp.scaler)
         step = state["step"] if state else 0
-        where = state["extra"] if state else {"epoch": 0, "batch": 0}
         runtime.rank_zero_print(
             rt,
             f"{'resuming ' + str(run) + ' at step ' + str(step) if state else 'new run ' + str(run)}"
             f" on {rt.device} x{rt.world_size}",
         )
         data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
-        loader = make_loader(
-            cfg.shards, data, cfg.batch_size, cfg.num_workers, shuffle=True, seed=cfg.seed
-        )
-        stream = batches(loader, where["epoch"], where["batch"])
+        stream = batch_stream(cfg, data, step * cfg.accum)
         writer = runtime.summary_writer(run, rt)
         logs: dict[str, float] = {}
         with runtime.progress(cfg.steps, rt, cfg.quiet, start=step) as bar:
             while step < cfg.steps:
                 runtime.seed_everything(step_seed(cfg.seed, step), rt.rank)
-                micro = [next(stream) for _ in range(cfg.accum)]
-                logs = trainer.step([b for _, _, b in micro])
+                logs = trainer.step([next(stream) for _ in range(cfg.accum)])
                 if not all(math.isfinite(v) for v in logs.values()):
                     raise FloatingPointError(f"step {step}: non-finite loss {logs}")
                 step += 1
-                epoch, index, _ = micro[-1]
                 log_step(writer, trainer, step, logs, run)
                 bar.advance(f"G {logs['g_total']:.3f} D {logs.get('d_total', 0.0):.3f}")
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
@@ -461,7 +462,6 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                         trainer.amp.scaler,
                         rt,
                         config=config_dict(cfg) | {"generator_kwargs": frozen.generator_kwargs},
-                        extra={"epoch": epoch, "batch": index},
                     )
         runtime.assert_in_sync(trainer.modules(), rt)
         if writer is not None:

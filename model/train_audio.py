@@ -88,14 +88,20 @@ def train(args: argparse.Namespace) -> Path:
     ckpt = runtime.Checkpointer(args.out)
     state = ckpt.load_latest({"sound_clip": model}, {"opt": opt}, amp.scaler)
     start = state["step"] if state else 0
-    epoch = state["extra"].get("epoch", 0) if state else 0
-    loader = make_loader(
-        args.shards, dcfg, args.batch_size, args.workers, shuffle=True, seed=args.seed, epoch=epoch
+    batches = iter(  # endless; a resumed run starts a fresh shard order (pass number = step)
+        make_loader(
+            args.shards,
+            dcfg,
+            args.batch_size,
+            args.workers,
+            seed=args.seed,
+            epoch=start,
+            epochs=None,
+        )
     )
     text_rng = random.Random(args.seed * 1009 + rt.rank + start)
     writer = runtime.summary_writer(args.out, rt)
     config = {"args": vars(args), "sound_clip": asdict(cfg), "data": asdict(dcfg)}
-    batches = loader.forever()
     step = start
     with runtime.progress(args.steps, rt, args.quiet, start, "F_a") as bar:
         for step in range(start + 1, args.steps + 1):
@@ -122,11 +128,9 @@ def train(args: argparse.Namespace) -> Path:
             else:
                 bar.advance()
             if step % args.save_every == 0:
-                extra = {"epoch": loader.epoch}
-                ckpt.save(step, {"sound_clip": model}, {"opt": opt}, amp.scaler, rt, config, extra)
+                ckpt.save(step, {"sound_clip": model}, {"opt": opt}, amp.scaler, rt, config)
     if step > start and step % args.save_every != 0:
-        extra = {"epoch": loader.epoch}
-        ckpt.save(step, {"sound_clip": model}, {"opt": opt}, amp.scaler, rt, config, extra)
+        ckpt.save(step, {"sound_clip": model}, {"opt": opt}, amp.scaler, rt, config)
     final = args.out / "sound_clip"
     if rt.is_main:
         save_sound_clip(model, final)

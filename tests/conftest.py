@@ -37,9 +37,14 @@ DEMO_BUILD_ARGS: tuple[str, ...] = (
     "320x180",
     "--max-clips",
     "2",
+    "--test-fraction",
+    "0.2",
+    "--workers",
+    "2",
     "--quiet",
 )
-"""Options of the `demo_corpus` build: the offline demo at a small size, 2 clips per source."""
+"""Options of the `demo_corpus` build: the offline demo at a small size, 2 clips per source, two
+of the nine good sources in the test split (demo_waterfall_burbling, demo_squishing_water)."""
 
 
 @pytest.fixture(scope="session")

@@ -215,7 +215,7 @@ def build_command(
         keep_downloads=keep_downloads,
         quiet=quiet or as_json,
     )
-    with _source_list(manifest, demo, out, quiet or as_json) as (sources, name):
+    with _source_list(manifest, demo, out, min_size, quiet or as_json) as (sources, name):
         try:
             chosen = select_sources(sources, classes, limit, max_per_class)
         except ValueError as e:
@@ -232,17 +232,21 @@ def build_command(
 
 @contextlib.contextmanager
 def _source_list(
-    manifest: Path | None, demo: bool, out: Path, quiet: bool
+    manifest: Path | None, demo: bool, out: Path, size: tuple[int, int], quiet: bool
 ) -> Iterator[tuple[list[Source], str]]:
     """(sources, name of the list) for the build; for --demo, the demo sources are made under
-    OUT/.work/demo-sources and served on the fixed demo port while the build runs."""
+    OUT/.work/demo-sources at the minimum size (the low-resolution one at half of it) and served
+    on the fixed demo port while the build runs."""
     if demo:
-        from ..demo import demo_manifest
+        from ..demo import make_demo_sources, write_demo_manifest
         from ..serve import DEMO_PORT, serve_folder
 
         folder = out / WORK_DIR / "demo-sources"
-        with serve_folder(_make_demo(folder), DEMO_PORT) as url:
-            path = demo_manifest(folder, url)
+        if not quiet:
+            console.print(f"Making the demo sources ({size[0]}x{size[1]}) in {folder}")
+        demo_sources = make_demo_sources(folder, size=size, quiet=quiet)
+        with serve_folder(folder, DEMO_PORT) as url:
+            path = write_demo_manifest(demo_sources, url, folder.parent / "demo-sources.csv")
             yield read_manifest(path), "demo"
         return
     if manifest is None:
@@ -255,13 +259,6 @@ def _source_list(
         yield read_manifest(manifest), str(manifest)
     except ManifestError as e:
         raise click.ClickException(str(e)) from None
-
-
-def _make_demo(folder: Path) -> Path:
-    from ..demo import make_demo_sources
-
-    make_demo_sources(folder)
-    return folder
 
 
 def _print_plan(sources: list[Source], config: BuildConfig, name: str, as_json: bool) -> None:

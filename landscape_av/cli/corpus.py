@@ -28,18 +28,27 @@ def _fail(err: Exception) -> click.ClickException:
 @_folder
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 @click.option("--no-figures", is_flag=True, help="Do not (re)write the PNG plots in figures/.")
+@click.option("--write-card", is_flag=True, help="Also rewrite the dataset card README.md.")
 @_quiet
-def stats_command(folder: Path, as_json: bool, no_figures: bool, quiet: bool) -> None:
+def stats_command(
+    folder: Path, as_json: bool, no_figures: bool, write_card: bool, quiet: bool
+) -> None:
     """Per class and split: sources, clips, hours, rejections by reason; distributions of
     resolution, fps, duration, loudness, motion; shard sizes. Writes the card's plots to
     FOLDER/figures/ (default folder: ./landscape-av)."""
-    from ..stats import corpus_stats, stats_tables, write_figures
+    from .. import card
+    from ..stats import corpus_stats, figure_paths, stats_tables, write_figures
 
     try:
         stats = corpus_stats(folder)
+        if write_card:
+            card.write_card(folder)
     except (FileNotFoundError, ValueError) as err:
         raise _fail(err) from err
-    figures = {} if no_figures else write_figures(folder, stats)
+    if write_card:
+        figures = figure_paths(folder)
+    else:
+        figures = {} if no_figures else write_figures(folder, stats)
     if as_json:
         click.echo(json.dumps(stats | {"figures": {k: str(v) for k, v in figures.items()}}))
         return

@@ -16,6 +16,7 @@ All ops are ordinary autograd ops, so gradients flow to the input (W+ codes upst
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -105,6 +106,54 @@ def upfirdn_matrix(
     return taps_flipped[k]
 
 
+class Resampler(NamedTuple):
+    """A prepared `upfirdn2d` for one input size: per-axis operator matrices (separable filter),
+    or a flipped 2-D filter for a strided depthwise convolution."""
+
+    mw_t: torch.Tensor | None  # [W, W_out], transposed for a contiguous right-hand matmul
+    mh: torch.Tensor | None  # [H_out, H]
+    f2d: torch.Tensor | None  # [K, K], flipped, gain applied
+    up: int
+    down: int
+    padding: tuple[int, int, int, int]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] -> [N, C, H_out, W_out]
+        if self.f2d is None:
+            x = torch.matmul(x, self.mw_t.to(x.dtype))  # [N, C, H, W_out]
+            return torch.matmul(self.mh.to(x.dtype), x)  # [N, C, H_out, W_out]
+        c, taps = x.shape[1], self.f2d.shape[-1]
+        weight = self.f2d.to(x.dtype)[None, None].expand(c, 1, taps, taps)
+        px0, px1, py0, py1 = self.padding
+        if self.up == 1:
+            return F.conv2d(F.pad(x, [px0, px1, py0, py1]), weight, stride=self.down, groups=c)
+        # 2-D upsampling filter (unused by StyleGAN3): the transposed conv places x[i] at i * up,
+        # its output sample 0 sits at taps - 1 of the padded, zero-inserted, filtered signal.
+        x = F.conv_transpose2d(x, weight.flip([2, 3]), stride=self.up, groups=c)
+        lo, hi = 1 - taps, self.up - taps
+        x = F.pad(x, [px0 + lo, px1 + hi, py0 + lo, py1 + hi])
+        return x[:, :, :: self.down, :: self.down]
+
+
+def resampler(
+    f: torch.Tensor | None,
+    size: tuple[int, int],
+    up: int = 1,
+    down: int = 1,
+    padding: int | list[int] = 0,
+    gain: float = 1.0,
+) -> Resampler:
+    """Prepare `upfirdn2d` with filter `f` (None, [K] separable or [K, K]) for inputs of `size`
+    (H, W): zero insertion by `up`, padding [x0, x1, y0, y1] (negative crops), true convolution
+    with `f` scaled by `gain` in total, keeping every `down`-th sample."""
+    pad = _parse_padding(padding)
+    if f is None or f.ndim == 1:
+        h, w = size
+        mw = upfirdn_matrix(f, w, up, down, pad[0], pad[1])  # [W_out, W]
+        mh = upfirdn_matrix(f, h, up, down, pad[2], pad[3])  # [H_out, H]
+        return Resampler((mw * gain).t().contiguous(), mh, None, up, down, pad)
+    return Resampler(None, None, (f * gain).flip([0, 1]), up, down, pad)
+
+
 def upfirdn2d(
     x: torch.Tensor,
     f: torch.Tensor | None,
@@ -113,30 +162,51 @@ def upfirdn2d(
     padding: int | list[int] = 0,
     gain: float = 1.0,
 ) -> torch.Tensor:
-    """Upsample (zero insertion), pad/crop, FIR filter (true convolution), downsample; NCHW.
+    """Upsample (zero insertion), pad/crop, FIR filter (true convolution), downsample; NCHW."""
+    return resampler(f, tuple(x.shape[2:]), up, down, padding, gain)(x)
 
-    `f` is None (identity), `[taps]` (separable, applied along both axes) or `[taps, taps]`.
-    The filter is scaled by `gain` in total (sqrt(gain) per axis for a separable one).
-    """
-    px0, px1, py0, py1 = _parse_padding(padding)
-    n, c, h, w = x.shape
-    if f is None or f.ndim == 1:
-        mw = upfirdn_matrix(f, w, up, down, px0, px1).to(x.dtype)  # [w_out, w]
-        mh = upfirdn_matrix(f, h, up, down, py0, py1).to(x.dtype)  # [h_out, h]
-        if gain != 1:
-            mw = mw * gain
-        x = torch.matmul(x, mw.t())  # [n, c, h, w_out]
-        return torch.matmul(mh, x)  # [n, c, h_out, w_out]
-    taps = f.shape[-1]
-    weight = (f * gain).flip([0, 1]).to(x.dtype)[None, None].expand(c, 1, taps, taps)
-    if up == 1:
-        x = F.pad(x, [px0, px1, py0, py1])
-        return F.conv2d(x, weight, stride=down, groups=c)
-    # 2-D upsampling filter (unused by StyleGAN3): transposed conv places x[i] at i * up.
-    x = F.conv_transpose2d(x, weight.flip([2, 3]), stride=up, groups=c)
-    # The transposed conv's sample 0 sits at taps - 1 of the zero-padded, filtered signal.
-    x = F.pad(x, [px0 - taps + 1, px1 - taps + 1 + up - 1, py0 - taps + 1, py1 - taps + 1 + up - 1])
-    return x[:, :, ::down, ::down]
+
+class FilteredLReLUPlan(NamedTuple):
+    """`filtered_lrelu` prepared for one input size (see `filtered_lrelu_plan`)."""
+
+    upsample: Resampler
+    downsample: Resampler  # output gain folded in
+    slope: float
+    clamp: float | None  # divided by the gain
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.upsample(x)
+        if self.slope != 1:
+            x = F.leaky_relu(x, self.slope)
+        if self.clamp is not None:
+            x = x.clamp(-self.clamp, self.clamp)
+        return self.downsample(x)
+
+
+def filtered_lrelu_plan(
+    size: tuple[int, int],
+    fu: torch.Tensor | None = None,
+    fd: torch.Tensor | None = None,
+    up: int = 1,
+    down: int = 1,
+    padding: int | list[int] = 0,
+    gain: float = math.sqrt(2),
+    slope: float = 0.2,
+    clamp: float | None = None,
+) -> FilteredLReLUPlan:
+    """Prepare `filtered_lrelu` (without the bias) for inputs of `size` (H, W); reuse the plan
+    for every call with that size, filters and device."""
+    assert gain > 0
+    pad = _parse_padding(padding)
+    upsample = resampler(fu, size, up=up, padding=pad, gain=up**2)
+    up_size = (
+        upfirdn_size(size[0], 1 if fu is None else fu.shape[0], up, 1, pad[2], pad[3]),
+        upfirdn_size(size[1], 1 if fu is None else fu.shape[-1], up, 1, pad[0], pad[1]),
+    )
+    # gain * clamp(y, -c / gain, c / gain) == clamp(gain * y, -c, c): fold the gain into fd.
+    downsample = resampler(fd, up_size, down=down, gain=gain)
+    clamp = clamp / gain if clamp is not None and clamp >= 0 else None
+    return FilteredLReLUPlan(upsample, downsample, slope, clamp)
 
 
 def filtered_lrelu(
@@ -159,11 +229,5 @@ def filtered_lrelu(
     """
     if b is not None:
         x = x + b.to(x.dtype).view(1, -1, 1, 1)
-    x = upfirdn2d(x, fu, up=up, padding=padding, gain=up**2)
-    if slope != 1:
-        x = F.leaky_relu(x, slope)
-    # gain * clamp(y, -c / gain, c / gain) == clamp(gain * y, -c, c) for gain > 0: fold the gain
-    # into the downsampling filter.
-    if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp / gain, clamp / gain)
-    return upfirdn2d(x, fd, down=down, gain=gain)
+    plan = filtered_lrelu_plan(tuple(x.shape[2:]), fu, fd, up, down, padding, gain, slope, clamp)
+    return plan(x)

@@ -17,7 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.stylegan3.filtered_lrelu import design_lowpass_filter, filtered_lrelu
+from model.stylegan3.filtered_lrelu import (
+    FilteredLReLUPlan,
+    Resampler,
+    design_lowpass_filter,
+    filtered_lrelu_plan,
+)
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
@@ -59,6 +64,12 @@ def modulated_conv2d(
             return torch.addcmul(bias.to(x.dtype)[None, :, None, None], x, out_gain)
         return x * out_gain
     return x if bias is None else x + bias.to(x.dtype)[None, :, None, None]
+
+
+def _resampler_to(r: Resampler, dtype: torch.dtype) -> Resampler:
+    return r._replace(
+        **{k: getattr(r, k).to(dtype) for k in ("mw_t", "mh", "f2d") if getattr(r, k) is not None}
+    )
 
 
 class FullyConnectedLayer(nn.Module):
@@ -125,7 +136,7 @@ class MappingNetwork(nn.Module):
         self.w_avg_beta = w_avg_beta
         self.embed = FullyConnectedLayer(c_dim, w_dim) if c_dim > 0 else None
         features = [z_dim + (w_dim if c_dim > 0 else 0)] + [w_dim] * num_layers
-        for idx, (in_f, out_f) in enumerate(zip(features[:-1], features[1:])):
+        for idx, (in_f, out_f) in enumerate(zip(features[:-1], features[1:], strict=True)):
             layer = FullyConnectedLayer(
                 in_f, out_f, activation="lrelu", lr_multiplier=lr_multiplier
             )
@@ -311,6 +322,42 @@ class SynthesisLayer(nn.Module):
         pad_lo = (pad_total + self.up_factor) // 2
         pad_hi = pad_total - pad_lo
         self.padding = [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
+        self._plans: dict[tuple[torch.device, torch.dtype], FilteredLReLUPlan] = {}
+
+    def filtered_lrelu_plan(self, device: torch.device, dtype: torch.dtype) -> FilteredLReLUPlan:
+        """The resampling operators of this layer (built from the filter buffers once per device
+        and dtype; loading a state dict rebuilds them)."""
+        plan = self._plans.get((device, dtype))
+        if plan is None:
+            fu, fd = (
+                None if f is None else f.to(device, torch.float32)
+                for f in (self.up_filter, self.down_filter)
+            )
+            size = (
+                int(self.in_size[1]) + self.conv_kernel - 1,
+                int(self.in_size[0]) + self.conv_kernel - 1,
+            )
+            plan = filtered_lrelu_plan(
+                size,
+                fu,
+                fd,
+                up=self.up_factor,
+                down=self.down_factor,
+                padding=self.padding,
+                gain=1 if self.is_torgb else np.sqrt(2),
+                slope=1 if self.is_torgb else 0.2,
+                clamp=self.conv_clamp,
+            )
+            plan = plan._replace(
+                upsample=_resampler_to(plan.upsample, dtype),
+                downsample=_resampler_to(plan.downsample, dtype),
+            )
+            self._plans[(device, dtype)] = plan
+        return plan
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._plans.clear()
 
     def forward(
         self,
@@ -342,17 +389,7 @@ class SynthesisLayer(nn.Module):
             input_gain=input_gain,
             bias=self.bias,
         )  # [N, O, in_size + k - 1, ...]
-        return filtered_lrelu(
-            x,
-            fu=self.up_filter,
-            fd=self.down_filter,
-            up=self.up_factor,
-            down=self.down_factor,
-            padding=self.padding,
-            gain=1 if self.is_torgb else np.sqrt(2),
-            slope=1 if self.is_torgb else 0.2,
-            clamp=self.conv_clamp,
-        )
+        return self.filtered_lrelu_plan(x.device, x.dtype)(x)  # [N, O, out_size, out_size]
 
     def extra_repr(self) -> str:
         return (
@@ -447,7 +484,7 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         ws = ws.to(torch.float32).unbind(dim=1)
         x = self.input(ws[0])
-        for name, w in zip(self.layer_names, ws[1:]):
+        for name, w in zip(self.layer_names, ws[1:], strict=True):
             x = getattr(self, name)(x, w, **layer_kwargs)
         if self.output_scale != 1:
             x = x * self.output_scale

@@ -64,16 +64,17 @@ def test_probe_rejects_non_media(build_media: Path):
 
 
 def test_frozen_floor_separates_stills_from_real_video(build_media: Path, shared_media: Path):
-    """The default floor sits between a still picture and real footage (a water stream, a flower
-    in a light breeze, animation)."""
+    """The default floor sits between a still picture and real footage, down to a slowly drifting
+    storm sky (measured: still 0.0000, sky 0.0017, water 0.0036, flower 0.0047, animation 0.011)."""
     floor = FilterOptions().frozen_floor
-    assert frame_difference(build_media / "frozen.mp4", 0, 12) < floor / 2
+    assert frame_difference(build_media / "frozen.mp4", 0, 12) < floor / 4
     for name in (
+        "video_thunderstorm__video-lightning-detector__sample_no.mp4",
         "video_waterfall__mdn-interactive-examples__stream-of-water.mp4",
         "video_nature__mdn-interactive-examples__flower.mp4",
         "video_landscape-animated__moviepy__big_buck_bunny_0_30.webm",
     ):
-        assert frame_difference(shared_media / name, 0, 3) > 2 * floor, name
+        assert frame_difference(shared_media / name, 0, 2) > floor, name
 
 
 def test_real_media_verdicts(shared_media: Path):

@@ -5,6 +5,7 @@ Routes of `faulty_server` (all on 127.0.0.1):
     /status/<code>/<name> always answers HTTP <code>
     /cut/<name>           sends the whole Content-Length, then 40% of the body, then closes
     /hang/<name>          accepts the request and never answers
+    /stall/<name>         sends the headers and 40% of the body, then nothing more (stays open)
 Every request is counted per path, so tests can check retries and skips.
 """
 
@@ -48,7 +49,7 @@ def frame_numbers(path: Path) -> list[tuple[float, int]]:
 def numbered_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 24 s faststart H.264/AAC mp4, 30 fps, 2 s GOP, each frame showing its number in binary."""
     path = tmp_path_factory.mktemp("media") / "numbered.mp4"
-    lum = f"if(bitand(N\\,pow(2\\,floor(X/16)))\\,235\\,16)"
+    lum = "if(bitand(N\\,pow(2\\,floor(X/16)))\\,235\\,16)"
     run_ffmpeg(
         [
             "-f",
@@ -99,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(int(code))
         elif kind == "hang":
             self.release.wait(60)
-        elif kind in ("files", "cut"):
+        elif kind in ("files", "cut", "stall"):
             file = self.folder / rest
             if not file.is_file():
                 self.send_error(404)
@@ -111,6 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body if kind == "files" else body[: len(body) * 2 // 5])
             self.close_connection = True
+            if kind == "stall":
+                self.wfile.flush()
+                self.release.wait(60)
         else:
             self.send_error(400)
 

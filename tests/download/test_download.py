@@ -95,13 +95,14 @@ def test_http_500_is_retried_with_backoff_then_fails(faulty_server, tmp_path):
     assert "attempt 3 of 3" in str(err.value)
     assert faulty_server.count("status/500/numbered.mp4") == 3
     assert time.monotonic() - t0 >= 0.2 + 0.4  # backoff 0.2 s, then 0.4 s
+    assert list(tmp_path.glob("s1*")) == [] and not (tmp_path / ".partial" / "s1").exists()
 
 
 def test_connection_cut_mid_body(faulty_server, tmp_path):
+    opts = DownloadOptions(clips=1, retries=1, backoff=0.1)
     with pytest.raises(DownloadError) as err:
-        download(src(faulty_server.url + "cut/numbered.mp4"), tmp_path, FAST)
-    assert err.value.reason == "connection"
-    assert faulty_server.count("cut/numbered.mp4") >= 3  # retried
+        download(src(faulty_server.url + "cut/numbered.mp4"), tmp_path, opts)
+    assert err.value.reason == "connection" and "attempt 2 of 2" in str(err.value)
     assert list(tmp_path.glob("s1*")) == []
 
 
@@ -120,6 +121,15 @@ def test_hung_server_times_out(faulty_server, tmp_path):
     assert err.value.reason == "timeout"
     assert time.monotonic() - t0 < 3.0 + 3.0
     assert not (tmp_path / ".partial" / "s1").exists()
+
+
+def test_stalled_body_hits_the_socket_timeout(faulty_server, tmp_path):
+    opts = DownloadOptions(clips=1, retries=0, timeout=60.0, socket_timeout=1.0)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        download(src(faulty_server.url + "stall/numbered.mp4"), tmp_path, opts)
+    assert err.value.reason == "timeout"
+    assert time.monotonic() - t0 < 30
 
 
 def test_local_files_need_allow_local(numbered_mp4, tmp_path):

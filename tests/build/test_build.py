@@ -1,0 +1,183 @@
+"""The whole build through the real CLI: yt-dlp over 127.0.0.1, ffmpeg, webdataset shards and
+manifests that agree with each other, every rejection and HTTP failure recorded, reruns that reuse
+everything and change no byte."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import webdataset as wds
+from click.testing import CliRunner
+
+from landscape_av.cli import main
+from landscape_av.manifests import read_manifests
+from landscape_av.schema import SampleMeta
+
+SMALL = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
+
+ROWS = [  # source_id, file or path on the server, class, split
+    ("good", "good.mp4", "raining", "train"),
+    ("good2", "good2.mp4", "fire crackling", ""),
+    ("rotated", "rotated.mp4", "wind noise", "test"),
+    ("lowres", "lowres.mp4", "thunderstorm", ""),
+    ("noaudio", "noaudio.mp4", "waterfall burbling", ""),
+    ("short", "short.mp4", "volcano eruption", ""),
+    ("silent", "silent.mp4", "squishing water", ""),
+    ("frozen", "frozen.mp4", "underwater bubbling", ""),
+    ("missing", "missing.mp4", "splashing water", ""),
+    ("err500", "status/500", "splashing water", ""),
+    ("cut", "cut/good2.mp4", "raining", ""),
+]
+EXPECTED_FAILURES = {
+    ("lowres", "filter", "low_resolution"),
+    ("noaudio", "filter", "no_audio"),
+    ("short", "filter", "too_short"),
+    ("silent", "filter", "silent"),
+    ("frozen", "filter", "frozen"),
+    ("missing", "download", "http_404"),
+    ("err500", "download", "http_500"),
+    ("cut", "download", "connection"),
+}
+
+
+def run_cli(*args: str) -> dict:
+    result = CliRunner().invoke(main, ["build", *args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def corpus(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("build")
+    lines = ["source_id,url,class,start,end,split,license,attribution"]
+    lines += [f"{i},{media_server}{f},{c},,,{s},CC0-1.0,test media" for i, f, c, s in ROWS]
+    (tmp / "sources.csv").write_text("\n".join(lines) + "\n")
+    out = tmp / "corpus"
+    summary = run_cli("--manifest", str(tmp / "sources.csv"), "--out", str(out), *SMALL)
+    return out, summary
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_every_rejection_and_failure_is_recorded(corpus):
+    out, summary = corpus
+    m = read_manifests(out)
+    failures = {(r.source_id, r.stage, r.reason) for r in m["failures"].itertuples()}
+    assert failures == EXPECTED_FAILURES
+    assert all(m["failures"]["detail"].str.len() > 0)
+    sources = m["sources"].set_index("source_id")
+    assert list(sources.index) == [r[0] for r in ROWS]  # manifest order
+    assert sources.loc[["good", "good2", "rotated"], "status"].eq("clipped").all()
+    assert sources.loc["frozen", "status"] == "rejected"
+    assert sources.loc["missing", "status"] == "failed"
+    assert sources.loc["rotated", ["width", "height", "rotation"]].tolist() == [360, 640, 90]
+    assert (summary["clipped"], summary["rejected"], summary["failed"]) == (3, 5, 3)
+
+
+def test_clips_shards_and_manifests_agree(corpus):
+    out, summary = corpus
+    m = read_manifests(out)
+    clips, shards = m["clips"], m["shards"]
+    assert clips.groupby("source_id").size().to_dict() == {"good": 2, "good2": 1, "rotated": 1}
+    assert summary["clips"] == len(clips) == 4
+    assert sorted(p.name for p in (out / "data").iterdir()) == sorted(shards["shard"])
+    seen = []
+    for row in shards.itertuples():
+        path = out / "data" / row.shard
+        data = path.read_bytes()
+        assert (len(data), sha(data)) == (row.bytes, row.sha256)
+        assert row.shard.startswith(f"{row.split}-")
+        samples = list(wds.WebDataset(str(path), shardshuffle=False))
+        assert len(samples) == row.samples
+        assert (samples[0]["__key__"], samples[-1]["__key__"]) == (row.first_key, row.last_key)
+        for sample in samples:
+            meta = json.loads(sample["json"])
+            assert set(meta) == set(typing.get_type_hints(SampleMeta))
+            assert meta["key"] == sample["__key__"] and "." not in meta["key"]
+            assert meta["split"] == row.split
+            for ext in ("mp4", "flac", "jpg"):
+                assert meta["sha256"][ext] == sha(sample[ext])
+            clip = clips.set_index("key").loc[meta["key"]]
+            assert clip["shard"] == row.shard and clip["sha256_json"] == sha(sample["json"])
+            assert clip["bytes"] == sum(len(sample[e]) for e in ("mp4", "flac", "jpg", "json"))
+            assert (meta["num_frames"], meta["num_samples"]) == (300, 441000)
+            assert (meta["width"], meta["height"], meta["fps"]) == (320, 180, 30.0)
+            assert meta["end"] - meta["start"] == meta["duration"] == 10.0
+            seen.append(meta["key"])
+    assert seen == clips["key"].tolist()
+    assert [m for m in seen if m.startswith("good_")] == ["good_00", "good_01"]
+
+
+def test_split_hygiene(corpus):
+    out, _ = corpus
+    m = read_manifests(out)
+    per_source = m["clips"].groupby("source_id")["split"].nunique()
+    assert (per_source == 1).all()
+    splits = m["sources"].set_index("source_id")["split"]
+    assert (splits["good"], splits["rotated"]) == ("train", "test")  # the manifest's own split
+    clip_splits = m["clips"].groupby("source_id")["split"].first().to_dict()
+    assert clip_splits == {sid: splits[sid] for sid in clip_splits}
+
+
+def test_corpus_files(corpus):
+    out, _ = corpus
+    build = json.loads((out / "build.json").read_text())
+    assert build["config"]["width"] == 320 and build["config"]["min_height"] == 180
+    assert "ffmpeg" in build["tools"]["ffmpeg"]
+    assert (out / "README.md").read_text().startswith("---")
+    for name in ("sources", "clips", "shards", "failures"):
+        csv = pd.read_csv(out / "manifests" / f"{name}.csv", keep_default_na=False)
+        assert len(csv) == len(read_manifests(out)[name])
+
+
+def test_rerun_reuses_everything_and_changes_nothing(corpus, tmp_path: Path):
+    out, summary = corpus
+    files = sorted(p for d in ("data", "manifests") for p in (out / d).iterdir())
+    before = {p: p.read_bytes() for p in files}
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "data").iterdir()}
+    manifest = out.parent / "sources.csv"
+    again = run_cli("--manifest", str(manifest), "--out", str(out), *SMALL)
+    assert again == summary
+    assert {p: p.read_bytes() for p in files} == before
+    assert {p: p.stat().st_mtime_ns for p in (out / "data").iterdir()} == mtimes  # not rewritten
+
+
+def test_dry_run_lists_the_plan(tmp_path: Path, media_server: str):
+    lines = ["source_id,url,class,start,end,split,license,attribution"]
+    lines += [f"{i},{media_server}{f},{c},,,{s},," for i, f, c, s in ROWS]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    args = ["build", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, [*args, "--dry-run", "--json", "--classes", "raining"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert [s["source_id"] for s in plan["sources"]] == ["good", "cut"]
+    assert not (tmp_path / "o").exists()
+    limited = CliRunner().invoke(main, [*args, "--dry-run", "--json", "--limit", "3"])
+    assert len(json.loads(limited.stdout)["sources"]) == 3
+
+
+def test_bad_input_is_reported_with_its_location(tmp_path: Path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "source_id,url,class,start,end,split,license,attribution\n"
+        "ok,http://127.0.0.1:9/a.mp4,raining,,,,,\n"
+        "x.y,http://127.0.0.1:9/b.mp4,hail,,,,,\n"
+    )
+    result = CliRunner().invoke(main, ["build", "--manifest", str(bad), "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"{bad}:3" in result.output and "hail" in result.output
+    for args, message in [
+        (["--size", "big"], "is not WIDTHxHEIGHT"),
+        (["--classes", "hail"], "unknown class"),
+        (["--shard-size", "lots"], "is not a size"),
+        (["--demo", "--manifest", str(bad)], "exclude each other"),
+    ]:
+        result = CliRunner().invoke(main, ["build", *args])
+        assert result.exit_code == 2 and message in result.output, (args, result.output)

@@ -1,0 +1,90 @@
+"""The dataset card: Hub metadata that validates offline, numbers that match the manifests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from huggingface_hub import DatasetCard
+
+from landscape_av.card import card_check, card_features, write_card
+from landscape_av.classes import CLASSES
+from landscape_av.schema import CARD_FILE, FIGURES_DIR, SPLITS, shard_glob
+from landscape_av.stats import FIGURES
+
+
+def test_card_validates_offline_and_declares_everything(demo_corpus: Path, manifests) -> None:
+    assert card_check(demo_corpus) == []
+    card = DatasetCard.load(demo_corpus / CARD_FILE)
+    data = card.data.to_dict()
+    assert data["pretty_name"] and data["license"] and data["task_categories"]
+    files = data["configs"][0]["data_files"]
+    assert {f["split"]: f["path"] for f in files} == {s: shard_glob(s) for s in SPLITS}
+    splits = {s["name"]: s["num_examples"] for s in data["dataset_info"]["splits"]}
+    clips = manifests["clips"]
+    assert splits == {s: int((clips["split"] == s).sum()) for s in SPLITS}
+    names = [f["name"] for f in data["dataset_info"]["features"]]
+    assert names == list(card_features())
+    assert "```python" in card.text and "load_dataset" in card.text
+    assert not list(demo_corpus.glob("*.py"))
+
+
+def test_card_numbers_come_from_the_manifests(demo_corpus: Path, manifests) -> None:
+    text = (demo_corpus / CARD_FILE).read_text()
+    clips, failures, sources = manifests["clips"], manifests["failures"], manifests["sources"]
+    for label, name in enumerate(CLASSES):
+        row = re.search(rf"^\| {label} \| {name} \| (\d+) \| (\d+) \|", text, re.M)
+        assert row, f"no table row for {name}"
+        of = clips["class"] == name
+        counts = [int((of & (clips["split"] == s)).sum()) for s in SPLITS]
+        assert [int(row[1]), int(row[2])] == counts
+    for reason, n in failures.groupby(["stage", "reason"]).size().items():
+        assert f"| {reason[0]}/{reason[1]} | {n} |" in text
+    for source_id in sources.loc[sources["source_id"].isin(clips["source_id"]), "source_id"]:
+        assert f"[{source_id}](" in text  # attribution of every source used
+    for name in FIGURES:
+        assert f"(figures/{name}.png)" in text
+        assert (demo_corpus / FIGURES_DIR / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "@inproceedings{lee2022soundguided" in text
+
+
+def test_card_is_reproducible(corpus_copy: Path, demo_corpus: Path) -> None:
+    write_card(corpus_copy)
+    assert (corpus_copy / CARD_FILE).read_bytes() == (demo_corpus / CARD_FILE).read_bytes()
+    for name in FIGURES:
+        png = f"{FIGURES_DIR}/{name}.png"
+        assert (corpus_copy / png).read_bytes() == (demo_corpus / png).read_bytes(), png
+
+
+@pytest.mark.parametrize("damage", ["count", "glob", "feature", "yaml", "script", "figure"])
+def test_card_check_names_what_is_wrong(corpus_copy: Path, damage: str) -> None:
+    path = corpus_copy / CARD_FILE
+    text = path.read_text()
+    _, front, body = text.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    if damage == "count":
+        meta["dataset_info"]["splits"][0]["num_examples"] += 1
+    elif damage == "glob":
+        meta["configs"][0]["data_files"][0]["path"] = "data/training-*.tar"
+    elif damage == "feature":
+        meta["dataset_info"]["features"][0]["dtype"] = "video"
+    if damage == "yaml":
+        path.write_text("---\npretty_name: [unclosed\n---\n" + body)
+    else:
+        path.write_text("---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n" + body)
+    if damage == "script":
+        (corpus_copy / "landscape-av.py").write_text("import datasets\n")
+    if damage == "figure":
+        (corpus_copy / FIGURES_DIR / "motion.png").unlink()
+    expected = {
+        "count": "declares",
+        "glob": "matches no file",
+        "feature": "features differ",
+        "yaml": "does not parse",
+        "script": "no loading scripts",
+        "figure": "figures/motion.png",
+    }[damage]
+    problems = card_check(corpus_copy)
+    assert any(expected in p for p in problems), problems

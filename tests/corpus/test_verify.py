@@ -1,0 +1,144 @@
+"""`verify` passes a sound corpus and names the damage in a broken one: flipped bytes, truncation,
+a sample that does not decode to what it declares."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import tarfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from landscape_av.cli import main
+from landscape_av.schema import DATA_DIR
+from landscape_av.verify import verify_corpus, verify_shard
+
+
+def _members(shard: Path) -> list[tuple[tarfile.TarInfo, int]]:
+    """(header, data offset) of every member of a tar."""
+    with tarfile.open(shard) as tar:
+        return [(info, info.offset_data) for info in tar]
+
+
+def _flip(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x20
+    path.write_bytes(bytes(data))
+
+
+def _first_shard(folder: Path, manifests) -> Path:
+    return folder / DATA_DIR / manifests["shards"]["shard"].iloc[0]
+
+
+def test_a_sound_corpus_verifies_clean(demo_corpus: Path) -> None:
+    result = CliRunner().invoke(main, ["verify", str(demo_corpus), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output
+
+
+def test_a_flipped_byte_in_a_member_is_named(corpus_copy: Path, manifests) -> None:
+    shard = _first_shard(corpus_copy, manifests)
+    for info, offset in _members(shard):
+        if info.name.endswith(".mp4"):
+            _flip(shard, offset + info.size // 2)
+            key = info.name.split(".")[0]
+            break
+    result = CliRunner().invoke(main, ["verify", str(corpus_copy), "--json", "-q"])
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)
+    assert {"shard": shard.name, "key": "-", "member": "-"}.items() <= problems[0].items()
+    named = [p for p in problems if p["key"] == key and p["member"] == "mp4"]
+    assert any("sha256 differs from the sample's json" in p["message"] for p in named), problems
+
+
+def test_every_single_flipped_byte_is_caught(corpus_copy: Path, manifests) -> None:
+    shard = _first_shard(corpus_copy, manifests)
+    pristine = shard.read_bytes()
+    members = _members(shard)
+    offsets = [0, 100, 148, len(pristine) - 1, len(pristine) - 1024]  # headers, end blocks
+    offsets += [off + info.size - 1 for info, off in members[:4]]  # last byte of members
+    offsets += [off - 512 + 130 for _, off in members[1:3]]  # header checksums
+    offsets += random.Random(0).sample(range(len(pristine)), 8)
+    for offset in offsets:
+        shard.write_bytes(pristine)
+        _flip(shard, offset)
+        problems = verify_corpus(corpus_copy, decode=False)
+        assert problems, f"flip at byte {offset} went unnoticed"
+        assert all(p.shard == shard.name for p in problems)
+        assert any("sha256 differs from the shards manifest" in p.message for p in problems)
+        inside = [info for info, off in members if off <= offset < off + info.size]
+        if inside:  # the damaged member itself is named
+            key, ext = inside[0].name.split(".")
+            assert any(p.key == key and p.member == ext for p in problems), (offset, problems)
+
+
+def test_a_truncated_shard_names_the_missing_samples(corpus_copy: Path, manifests) -> None:
+    shard = _first_shard(corpus_copy, manifests)
+    data = shard.read_bytes()
+    members = _members(shard)
+    cut = members[len(members) // 2][1] + 10  # inside a member in the middle
+    shard.write_bytes(data[:cut])
+    result = CliRunner().invoke(main, ["verify", str(corpus_copy), "--no-decode", "-q"])
+    assert result.exit_code == 1
+    assert f"{shard.name}: {cut} bytes, the shards manifest says {len(data)}" in result.output
+    clips = manifests["clips"]
+    lost = [
+        k
+        for k, (info, off) in zip([i.name.split(".")[0] for i, _ in members], members, strict=True)
+        if off + info.size > cut
+    ]
+    for key in dict.fromkeys(lost):
+        assert key in set(clips["key"])
+        assert (
+            f"{shard.name}/{key}: sample listed in the clips manifest is missing" in result.output
+        )
+
+
+def test_a_sample_that_decodes_to_other_numbers_is_caught(tmp_path: Path, demo_corpus, manifests):
+    """A json that claims one second more than its mp4 and flac hold, with every hash consistent:
+    only decoding finds it."""
+    source = _first_shard(demo_corpus, manifests)
+    key = manifests["clips"]["key"].iloc[0]
+    rows = manifests["clips"][manifests["clips"]["shard"] == source.name].to_dict("records")
+    out = tmp_path / source.name
+    with tarfile.open(source) as tar, tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as dst:
+        for info in tar:
+            data = tar.extractfile(info).read()
+            if info.name == f"{key}.json":
+                meta = json.loads(data)
+                meta["duration"] += 1.0
+                meta["end"] += 1.0
+                meta["num_frames"] = round(meta["duration"] * meta["fps"])
+                meta["num_samples"] = round(meta["duration"] * meta["sample_rate"])
+                data = json.dumps(meta).encode()
+                row = next(r for r in rows if r["key"] == key)
+                row |= {c: meta[c] for c in ("duration", "end", "num_frames", "num_samples")}
+                row["sha256_json"] = hashlib.sha256(data).hexdigest()
+                info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    shard_row = manifests["shards"].iloc[0].to_dict()
+    shard_row |= {
+        "bytes": out.stat().st_size,
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+    }
+    assert verify_shard(out, shard_row, rows, decode=False) == []
+    problems = verify_shard(out, shard_row, rows, decode=True)
+    assert {(p.key, p.member) for p in problems} == {(key, "mp4"), (key, "flac")}, problems
+    assert any("decodes to" in p.message for p in problems)
+
+
+@pytest.mark.parametrize("what", ["unlisted shard", "missing shard"])
+def test_shards_and_manifest_must_agree(corpus_copy: Path, manifests, what: str) -> None:
+    shard = _first_shard(corpus_copy, manifests)
+    if what == "unlisted shard":
+        (shard.parent / "train-999999.tar").write_bytes(shard.read_bytes())
+        expected = "train-999999.tar: shard is not in the shards manifest"
+    else:
+        shard.unlink()
+        expected = f"{shard.name}: shard file is missing"
+    messages = [str(p) for p in verify_corpus(corpus_copy, decode=False)]
+    assert expected in messages

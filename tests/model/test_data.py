@@ -1,0 +1,188 @@
+"""The shard loader: sparse frame sampling, step-aligned audio, batches, shuffling, bad samples.
+
+Shards here are written with real ffmpeg (H.264 with B-frames, FLAC) and webdataset's TarWriter,
+with content that tells what was decoded: frame n has grey level 2n, and the audio of a sample is
+silent except for a tone during one known time step.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+import webdataset as wds
+
+from landscape_av.classes import CLASSES
+from landscape_av.ffmpeg import run_ffmpeg
+from landscape_av.schema import sample_key
+from model.data import (
+    DataConfig,
+    decode_sample,
+    expand_shards,
+    frame_times,
+    make_loader,
+    prompt_for,
+    sample_frames,
+)
+
+SECONDS, FPS, STEPS = 4.0, 30, 4
+CFG = DataConfig(frames=STEPS, resolution=32, n_mels=32, shuffle_buffer=8)
+
+
+def _mp4(tmp: Path, gop: int | None) -> bytes:
+    """4 s of 160x96 H.264 (3 B-frames) where frame n is grey 2n; keyframe every `gop` frames
+    (None: x264's default, i.e. a single keyframe here)."""
+    out = tmp / f"grey-{gop}.mp4"
+    x264 = ["-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-pix_fmt", "yuv420p"]
+    if gop is not None:
+        x264 += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
+    src = f"nullsrc=s=160x96:r={FPS}:d={SECONDS},geq=lum='2*N':cb=128:cr=128"
+    run_ffmpeg(["-f", "lavfi", "-i", src, *x264, "-movflags", "+faststart", str(out)])
+    return out.read_bytes()
+
+
+def _flac(tmp: Path, loud_step: int) -> bytes:
+    """Stereo 44.1 kHz FLAC, silent but for a 440 Hz tone during time step `loud_step`."""
+    a, b = loud_step * SECONDS / STEPS, (loud_step + 1) * SECONDS / STEPS
+    tone = f"if(between(t\\,{a}\\,{b - 0.01})\\,sin(2*PI*440*t)\\,0)"
+    out = tmp / f"tone-{loud_step}.flac"
+    run_ffmpeg(["-f", "lavfi", "-i", f"aevalsrc={tone}|{tone}:s=44100:d={SECONDS}", str(out)])
+    return out.read_bytes()
+
+
+def _meta(key: str, label: int) -> bytes:
+    meta = {"key": key, "class": CLASSES[label], "label": label, "split": "train"}
+    meta |= {"duration": SECONDS, "fps": float(FPS), "sample_rate": 44100, "channels": 2}
+    return json.dumps(meta).encode()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Decode in this process as a loader worker does: one torch thread (no oversubscription)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("media")
+    return {
+        "aligned": _mp4(tmp, gop=FPS),  # a keyframe at every step start
+        "long_gop": _mp4(tmp, gop=None),
+        "flac": [_flac(tmp, step) for step in range(STEPS)],
+    }
+
+
+@pytest.fixture(scope="module")
+def shards(media: dict, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two shards of two samples each; sample with label y has its tone in step y."""
+    folder = tmp_path_factory.mktemp("shards")
+    paths = []
+    for s in range(2):
+        path = folder / f"train-{s:06d}.tar"
+        with wds.TarWriter(str(path)) as tar:
+            for i in range(2):
+                label = 2 * s + i
+                key = sample_key(f"src{label}", 0)
+                tar.write(
+                    {
+                        "__key__": key,
+                        "mp4": media["aligned" if label % 2 else "long_gop"],
+                        "flac": media["flac"][label],
+                        "json": _meta(key, label),
+                        "jpg": b"unused",
+                    }
+                )
+        paths.append(path)
+    return paths
+
+
+def _all_frames(mp4: bytes, size: int) -> list[np.ndarray]:
+    """Reference: every frame decoded in order, resized like the loader (short side, centre)."""
+    out = []
+    with av.open(io.BytesIO(mp4)) as container:
+        for frame in container.decode(video=0):
+            scale = size / min(frame.width, frame.height)
+            w, h = round(frame.width * scale), round(frame.height * scale)
+            rgb = frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA")
+            out.append(rgb[(h - size) // 2 :][:size, (w - size) // 2 :][:, :size])
+    return out
+
+
+@pytest.mark.parametrize("gop", ["aligned", "long_gop"])
+def test_sparse_frames_equal_a_full_decode(media: dict, gop: str) -> None:
+    reference = _all_frames(media[gop], 32)
+    for times in ([0.0, 1.0, 2.0, 3.0], [0.45, 0.5, 2.9, 3.99], [3.5, 0.2]):
+        got = sample_frames(media[gop], times, 32)
+        want = np.stack([reference[min(round(t * FPS), len(reference) - 1)] for t in times])
+        assert got.shape == (len(times), 32, 32, 3) and got.dtype == np.uint8
+        assert np.array_equal(got, want), (gop, times)
+    grey = sample_frames(media[gop], frame_times(SECONDS, STEPS), 32).mean(axis=(1, 2, 3))
+    assert np.all(np.diff(grey) > 40)  # 30 frames apart: grey level up by ~60 each step
+
+
+def test_a_sample_decodes_to_step_aligned_frames_and_mels(media: dict) -> None:
+    raw = {"__key__": "k_00", "mp4": media["aligned"], "flac": media["flac"][2]}
+    item = decode_sample(raw | {"json": _meta("k_00", 2)}, CFG)
+    assert item["frames"].shape == (STEPS, 32, 32, 3) and item["frames"].dtype == torch.uint8
+    n = int(SECONDS * 44100)
+    assert item["mel_full"].shape == (1, 32, 1 + n // 512)
+    assert item["mel"].shape == (STEPS, 1, 32, (n // STEPS) // 512)
+    loudness = item["mel"].amax(dim=(1, 2, 3))
+    assert loudness.argmax().item() == 2 and loudness[2] > 0.99 and loudness[0] == 0
+    assert item["label"] == 2 and item["prompt"] == prompt_for(CLASSES[2])
+
+
+def test_batches_hold_every_sample_once_with_the_documented_layout(shards: list[Path]) -> None:
+    pattern = str(shards[0].parent / "train-{000000..000001}.tar")
+    batches = list(make_loader(pattern, CFG, batch_size=2, num_workers=2, seed=3))
+    assert len(batches) == 2
+    keys = [k for b in batches for k in b["key"]]
+    assert sorted(keys) == [sample_key(f"src{y}", 0) for y in range(4)]
+    b = batches[0]
+    assert b["frames"].shape == (2, STEPS, 3, 32, 32) and b["frames"].dtype == torch.float32
+    assert -1.0 <= b["frames"].min() and b["frames"].max() <= 1.0
+    assert b["mel"].shape == (2, STEPS, 1, 32, (int(SECONDS * 44100) // STEPS) // 512)
+    assert b["mel_full"].shape == (2, 1, 32, 1 + int(SECONDS * 44100) // 512)
+    assert b["label"].dtype == torch.long
+    for label, prompt, mel in zip(b["label"], b["prompt"], b["mel"], strict=True):
+        assert prompt == prompt_for(CLASSES[label])
+        assert mel.amax(dim=(1, 2, 3)).argmax().item() == label  # audio matches its own sample
+
+
+def test_order_follows_seed_and_epoch(shards: list[Path]) -> None:
+    def order(seed: int, epoch: int = 0) -> list[str]:
+        loader = make_loader(shards, CFG, batch_size=1, num_workers=0, seed=seed, epoch=epoch)
+        return [b["key"][0] for b in loader]
+
+    assert order(1) == order(1)
+    assert len({tuple(order(s)) for s in range(6)}) > 1
+    assert len({tuple(order(1, e)) for e in range(6)}) > 1
+    endless = iter(make_loader(shards, CFG, batch_size=3, num_workers=0, epochs=None))
+    assert [len(next(endless)["key"]) for _ in range(3)] == [3, 3, 3]  # 9 samples from 4
+
+
+def test_a_broken_sample_is_reported_by_key_and_skipped(media: dict, tmp_path: Path) -> None:
+    path = tmp_path / "train-000000.tar"
+    with wds.TarWriter(str(path)) as tar:
+        for key, mp4 in [("good_00", media["aligned"]), ("bad_00", b"not an mp4 at all")]:
+            tar.write({"__key__": key, "mp4": mp4, "flac": media["flac"][0], "json": _meta(key, 0)})
+    with pytest.warns(UserWarning, match="bad_00"):
+        batches = list(make_loader(path, CFG, batch_size=1, num_workers=0, shuffle=False))
+    assert [b["key"] for b in batches] == [["good_00"]]
+
+
+def test_shard_specs_expand_and_missing_ones_are_named(shards: list[Path]) -> None:
+    folder = shards[0].parent
+    assert expand_shards(str(folder / "train-*.tar")) == [str(p) for p in shards]
+    assert expand_shards(str(folder / "train-{000000..000001}.tar")) == [str(p) for p in shards]
+    assert expand_shards(shards[::-1]) == [str(p) for p in shards[::-1]]
+    with pytest.raises(FileNotFoundError, match="train-000007.tar"):
+        expand_shards([shards[0], folder / "train-000007.tar"])
