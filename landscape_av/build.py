@@ -125,11 +125,10 @@ class BuildConfig:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Settings recorded in build.json (paths as strings; no machine-specific values)."""
+        """Settings recorded in build.json: those that shape the corpus, not where it is written or
+        how fast (no machine-specific values)."""
         values = dataclasses.asdict(self)
-        for name in ("out", "cookies"):
-            values[name] = None if values[name] is None else str(values[name])
-        for name in ("quiet", "workers", "keep_downloads"):  # do not change the output
+        for name in ("out", "cookies", "quiet", "workers", "keep_downloads"):
             values.pop(name)
         return values
 
@@ -211,9 +210,10 @@ def build(sources: Sequence[Source], config: BuildConfig, manifest: str = "") ->
     with stage_progress(config.quiet) as progress:
         tasks = {name: progress.add_task(name, total=len(sources)) for name in STAGES}
 
-        def advance(stage: str) -> None:
+        def advance(stage: str, fresh: bool = True) -> None:
             progress.advance(tasks[stage])
-            crasher.done(stage)
+            if fresh:  # work done in this run, not reused from an earlier one
+                crasher.done(stage)
 
         with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
             futures = {
@@ -263,7 +263,7 @@ def _process(source: Source, split: str, config: BuildConfig, work: Path, advanc
     if record.is_file():
         outcome = _load_outcome(source, split, json.loads(record.read_text()))
         for stage in STAGES:
-            advance(stage)
+            advance(stage, fresh=False)
         return outcome
 
     def failed(stage: str, reason: str, detail: str) -> Outcome:
@@ -441,9 +441,10 @@ def _write_shards(
     task = progress.add_task("shard", total=len(samples))
     rows = []
     for plan in plans:
-        nbytes, digest = _reuse_or_write(plan, data_dir / plan.name, records_dir)
+        nbytes, digest, written = _reuse_or_write(plan, data_dir / plan.name, records_dir)
         progress.advance(task, len(plan.samples))
-        crasher.done("shard")
+        if written:
+            crasher.done("shard")
         rows.append(
             {
                 "shard": plan.name,
@@ -463,26 +464,27 @@ def _write_shards(
     return rows, {s.key: p.name for p in plans for s in p.samples}
 
 
-def _reuse_or_write(plan: ShardPlan, path: Path, records_dir: Path) -> tuple[int, str]:
+def _reuse_or_write(plan: ShardPlan, path: Path, records_dir: Path) -> tuple[int, str, bool]:
+    """(bytes, sha256, whether it was written now) of a shard: an existing file is kept when its
+    record says it holds exactly these samples."""
     record_path = records_dir / f"{plan.name}.json"
     keys = [s.key for s in plan.samples]
-    hashes = [
-        json.loads(s.members["json"].read_text())["sha256"] for s in plan.samples
-    ]  # a sample's json holds the hashes of its other members
+    # a sample's json holds the hashes of its other members: its own hash covers the whole sample
+    hashes = [file_sha256(s.members["json"]) for s in plan.samples]
     try:
         record = json.loads(record_path.read_text())
         if (
             record["keys"] == keys
-            and record["member_sha256"] == hashes
+            and record["json_sha256"] == hashes
             and path.stat().st_size == record["bytes"]
         ):
-            return record["bytes"], record["sha256"]
+            return record["bytes"], record["sha256"], False
     except (OSError, ValueError, KeyError):
         pass
     nbytes, digest = write_shard(plan, path)
-    record = {"keys": keys, "member_sha256": hashes, "bytes": nbytes, "sha256": digest}
+    record = {"keys": keys, "json_sha256": hashes, "bytes": nbytes, "sha256": digest}
     _write_text(record_path, json.dumps(record) + "\n")
-    return nbytes, digest
+    return nbytes, digest, True
 
 
 # --- manifests and build.json -------------------------------------------------------------------
@@ -540,9 +542,7 @@ def _write_manifests(
 
 
 def _write_build_json(out: Path, config: BuildConfig, manifest: str, n_sources: int) -> None:
-    import av
-    import webdataset
-    import yt_dlp
+    from importlib.metadata import version
 
     record = {
         "landscape_av": __version__,
@@ -552,9 +552,7 @@ def _write_build_json(out: Path, config: BuildConfig, manifest: str, n_sources: 
         "config": config.to_json(),
         "tools": {
             "ffmpeg": _ffmpeg_version(),
-            "pyav": av.__version__,
-            "yt_dlp": yt_dlp.version.__version__,
-            "webdataset": getattr(webdataset, "__version__", "unknown"),
+            **{name: version(name) for name in ("av", "yt-dlp", "webdataset", "pyarrow")},
         },
     }
     _write_text(out / BUILD_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -283,17 +283,16 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
             reason = _ffmpeg_reason(ffmpeg_lines)
             message = f"{message}: {' | '.join(ffmpeg_lines[-3:])}"
         raise DownloadError(reason, message)
-    if _PREMATURE.search("\n".join(ffmpeg_lines)):  # ffmpeg may exit 0 on a truncated body
-        raise DownloadError(
-            "connection", f"connection closed early: {' | '.join(ffmpeg_lines[-3:])}"
-        )
+    if _BROKE_OFF.search("\n".join(ffmpeg_lines)):  # ffmpeg exits 0 when its input breaks off
+        reason = "timeout" if _ffmpeg_reason(ffmpeg_lines) == "timeout" else "connection"
+        raise DownloadError(reason, f"the input broke off: {' | '.join(ffmpeg_lines[-3:])}")
     media = Path(result["path"])
     if not media.is_file() or media.stat().st_size == 0:
         raise DownloadError("invalid_media", "yt-dlp reported success but wrote no data")
     return media
 
 
-_PREMATURE = re.compile(r"Stream ends prematurely|end of file|Connection reset", re.IGNORECASE)
+_BROKE_OFF = re.compile(r"Error during demuxing|partial file|Stream ends prematurely")
 
 
 def _ffmpeg_reason(lines: list[str]) -> str:
@@ -303,9 +302,9 @@ def _ffmpeg_reason(lines: list[str]) -> str:
         return f"http_{m.group(1)}"
     if m := re.search(r"HTTP error (\d{3})", text):
         return f"http_{m.group(1)}"
-    if re.search(r"timed out|Operation timed out", text, re.IGNORECASE):
+    if re.search(r"timed out", text, re.IGNORECASE):
         return "timeout"
-    if _PREMATURE.search(text) or re.search(r"Connection refused|I/O error", text, re.IGNORECASE):
+    if re.search(r"Connection (refused|reset)|I/O error|Input/output error|prematurely", text):
         return "connection"
     if re.search(
         r"Invalid data|moov atom not found|could not find codec|EBML", text, re.IGNORECASE

@@ -11,14 +11,16 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .schema import MANIFEST_DIR, MANIFEST_FIELDS, MANIFESTS, manifest_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
 _EMPTY = {"str": "", "int": 0, "float": math.nan}

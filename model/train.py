@@ -142,7 +142,28 @@ def apply_overrides(obj: Any, values: dict[str, Any], where: str) -> None:
                 raise ValueError(f"{where}: {key!r} is a section, give a mapping")
             apply_overrides(current, value, f"{where}: {key}")
         else:
-            setattr(obj, key, tuple(value) if isinstance(value, list) else value)
+            setattr(obj, key, _coerce(current, value, f"{where}: {key}"))
+
+
+def _coerce(current: Any, value: Any, where: str) -> Any:
+    """`value` in the type of the setting's current value (YAML reads `1e-4` as a string)."""
+    if isinstance(value, list):
+        return tuple(value)
+    try:
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ValueError("expected true or false")
+            return value
+        if isinstance(current, int | float) and value is not None:
+            return type(current)(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: bad value {value!r} ({e})") from e
+    if isinstance(value, str) and current is None:
+        try:
+            return float(value)  # an optional number such as clip_grad
+        except ValueError:
+            return value
+    return value
 
 
 def _dotted(assignments: list[str]) -> dict[str, Any]:
@@ -315,6 +336,13 @@ class Trainer:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"g": self.opt_g, "d": self.opt_d}
 
+    def save(self, ckpt: runtime.Checkpointer, step: int) -> Path | None:
+        """A checkpoint of everything `model.generate` and a resumed run need."""
+        config = config_dict(self.cfg) | {"generator_kwargs": self.frozen.generator_kwargs}
+        return ckpt.save(
+            step, self.modules(), self.optimizers(), self.amp.scaler, self.rt, config=config
+        )
+
     def _set_d_grad(self, flag: bool) -> None:
         for p in [*self.d_image.parameters(), *self.d_video.parameters()]:
             p.requires_grad_(flag)
@@ -455,14 +483,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 log_step(writer, trainer, step, logs, run)
                 bar.advance(f"G {logs['g_total']:.3f} D {logs.get('d_total', 0.0):.3f}")
                 if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                    ckpt.save(
-                        step,
-                        trainer.modules(),
-                        trainer.optimizers(),
-                        trainer.amp.scaler,
-                        rt,
-                        config=config_dict(cfg) | {"generator_kwargs": frozen.generator_kwargs},
-                    )
+                    trainer.save(ckpt, step)
         runtime.assert_in_sync(trainer.modules(), rt)
         if writer is not None:
             writer.close()

@@ -67,9 +67,7 @@ def modulated_conv2d(
 
 
 def _resampler_to(r: Resampler, dtype: torch.dtype) -> Resampler:
-    return r._replace(
-        **{k: getattr(r, k).to(dtype) for k in ("mw_t", "mh", "f2d") if getattr(r, k) is not None}
-    )
+    return r._replace(weights=tuple(w.to(dtype) for w in r.weights))
 
 
 class FullyConnectedLayer(nn.Module):
@@ -333,12 +331,8 @@ class SynthesisLayer(nn.Module):
                 None if f is None else f.to(device, torch.float32)
                 for f in (self.up_filter, self.down_filter)
             )
-            size = (
-                int(self.in_size[1]) + self.conv_kernel - 1,
-                int(self.in_size[0]) + self.conv_kernel - 1,
-            )
             plan = filtered_lrelu_plan(
-                size,
+                self.out_channels,
                 fu,
                 fd,
                 up=self.up_factor,

@@ -104,13 +104,17 @@ class _Handler(SimpleHTTPRequestHandler):
         super().do_GET()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up early (yt-dlp peeks at a URL, then lets go) is no error."""
+
+
 @pytest.fixture(scope="session")
 def media_server(build_media: Path) -> Iterator[str]:
     """Base URL (trailing slash) of `build_media` served on 127.0.0.1."""
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(build_media))
-    )
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), functools.partial(_Handler, directory=str(build_media)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"

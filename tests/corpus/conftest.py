@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from landscape_av.manifests import read_manifests
+from landscape_av.schema import SPLITS
 
 
 @pytest.fixture
@@ -28,3 +29,9 @@ def manifests(demo_corpus: Path) -> dict:
 def hf_cache(tmp_path: Path) -> str:
     """A private `datasets` cache, so tests neither read nor fill the user's."""
     return str(tmp_path / "hf-cache")
+
+
+@pytest.fixture(scope="session")
+def splits(manifests) -> list[str]:
+    """The splits of the demo corpus that have shards (a small build may leave `test` empty)."""
+    return [s for s in SPLITS if (manifests["shards"]["split"] == s).any()]

@@ -14,7 +14,7 @@ from PIL import Image
 
 from landscape_av.classes import CLASSES
 from landscape_av.decode import decode_audio, decode_video, media_info
-from landscape_av.schema import SPLITS, shard_glob
+from landscape_av.schema import shard_glob
 
 
 def _keys(manifests, split: str) -> list[str]:
@@ -23,12 +23,12 @@ def _keys(manifests, split: str) -> list[str]:
 
 
 def test_load_dataset_by_name_from_the_working_directory(
-    demo_corpus: Path, manifests, hf_cache: str, monkeypatch: pytest.MonkeyPatch
+    demo_corpus: Path, manifests, splits, hf_cache: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(demo_corpus.parent)
     ds = datasets.load_dataset(demo_corpus.name, cache_dir=hf_cache)
-    assert set(ds) == set(SPLITS)
-    for split in SPLITS:
+    assert list(ds) == splits and splits[0] == "train"
+    for split in splits:
         assert ds[split]["__key__"] == _keys(manifests, split)
     label = ds["train"].features["json"]["label"]
     assert isinstance(label, datasets.ClassLabel) and label.names == list(CLASSES)
@@ -41,9 +41,9 @@ def test_load_dataset_by_name_from_the_working_directory(
 
 
 def test_decode_helper_gives_the_declared_frames_and_samples(
-    demo_corpus: Path, manifests, hf_cache: str
+    demo_corpus: Path, splits, hf_cache: str
 ) -> None:
-    row = datasets.load_dataset(str(demo_corpus), split="test", cache_dir=hf_cache)[0]
+    row = datasets.load_dataset(str(demo_corpus), split=splits[-1], cache_dir=hf_cache)[0]
     meta = row["json"]
     video = decode_video(row["mp4"])
     assert video.frames.shape == (meta["num_frames"], meta["height"], meta["width"], 3)
@@ -60,17 +60,20 @@ def test_decode_helper_gives_the_declared_frames_and_samples(
     assert (info.channels, info.sample_rate) == (meta["channels"], meta["sample_rate"])
 
 
-def test_streaming_yields_the_same_rows(demo_corpus: Path, manifests, hf_cache: str) -> None:
+def test_streaming_yields_the_same_rows(
+    demo_corpus: Path, manifests, splits, hf_cache: str
+) -> None:
     streamed = datasets.load_dataset(str(demo_corpus), streaming=True, cache_dir=hf_cache)
-    for split in SPLITS:
+    assert list(streamed) == splits
+    for split in splits:
         rows = list(streamed[split])
         assert [r["__key__"] for r in rows] == _keys(manifests, split)
         assert all(r["json"]["split"] == split for r in rows)
     assert streamed["train"].features["json"]["label"].names == list(CLASSES)
 
 
-def test_plain_webdataset_reads_the_shards(demo_corpus: Path, manifests) -> None:
-    for split in SPLITS:
+def test_plain_webdataset_reads_the_shards(demo_corpus: Path, manifests, splits) -> None:
+    for split in splits:
         urls = sorted(str(p) for p in demo_corpus.glob(shard_glob(split)))
         samples = list(wds.WebDataset(urls, shardshuffle=False).decode())
         assert [s["__key__"] for s in samples] == _keys(manifests, split)

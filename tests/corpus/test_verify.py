@@ -142,3 +142,24 @@ def test_shards_and_manifest_must_agree(corpus_copy: Path, manifests, what: str)
         expected = f"{shard.name}: shard file is missing"
     messages = [str(p) for p in verify_corpus(corpus_copy, decode=False)]
     assert expected in messages
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "manifests/clips.csv",
+        "manifests/clips.parquet",
+        "manifests/shards.parquet",
+        "manifests/failures.csv",
+        "build.json",
+        "figures/class_balance.png",
+        "README.md",
+    ],
+)
+def test_a_flipped_byte_outside_the_shards_is_named(corpus_copy: Path, name: str) -> None:
+    path = corpus_copy / name
+    _flip(path, path.stat().st_size // 2)
+    problems = verify_corpus(corpus_copy, decode=False)
+    assert problems, f"flip in {name} went unnoticed"
+    named = name if name != "manifests/clips.parquet" else "manifests"  # unreadable: all stops
+    assert any(p.shard in (name, named) for p in problems), problems

@@ -1,0 +1,172 @@
+"""`python -m model.train`: tiny runs on the offline demo corpus, gradients, overfitting, resume after
+kill -9, and two-process DDP on CPU (gloo)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from model import runtime
+from model.data import DataConfig, make_loader
+from model.train import Trainer, build_config, load_frozen, train
+
+TIMEOUT = 300
+
+
+def _env(threads: int = 2) -> dict[str, str]:
+    return os.environ | {"OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def shards(demo_corpus: Path) -> str:
+    """Glob of the demo corpus's train shards."""
+    pattern = demo_corpus / "data" / "train-*.tar"
+    assert list(pattern.parent.glob(pattern.name)), f"{demo_corpus} has no train shards"
+    return str(pattern)
+
+
+def _tiny(shards: str, out: Path, *flags: str):
+    return build_config(["--tiny", "--quiet", "--shards", shards, "--out", str(out), *flags])
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    latest = runtime.Checkpointer(run).latest()
+    assert latest is not None, f"no checkpoint in {run}"
+    return load_file(str(latest / "model.safetensors"))
+
+
+def test_without_weights_the_message_names_what_is_missing(tmp_path):
+    cfg = build_config(["--shards", "x.tar", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as e:
+        load_frozen(cfg, torch.device("cpu"))
+    msg = str(e.value)
+    for flag in ("--generator", "--clip", "--sound-clip", "--tiny"):
+        assert flag in msg
+    assert "stylegan3" in msg.lower() and "model.train_audio" in msg
+
+
+def test_config_file_flags_and_set_overrides(tmp_path):
+    conf = tmp_path / "run.yaml"
+    conf.write_text("steps: 7\nlr_encoder: 1e-3\nweights:\n  temporal: 0.5\n")
+    cfg = build_config(
+        ["--tiny", "--config", str(conf), "--shards", "s.tar", "--steps", "9"]
+        + ["--set", "model.truncation=0.5"]
+    )
+    assert cfg.steps == 9 and cfg.lr_encoder == 1e-3 and cfg.weights.temporal == 0.5
+    assert cfg.model.truncation == 0.5 and cfg.device == "cpu"  # --tiny preset underneath
+    conf.write_text("weights:\n  temprl: 1\n")
+    with pytest.raises(ValueError, match=r"run.yaml: weights: unknown setting 'temprl'"):
+        build_config(["--config", str(conf), "--shards", "s.tar"])
+
+
+def test_gradients_reach_encoder_and_walker_but_not_frozen_models(shards, tmp_path):
+    cfg = _tiny(shards, tmp_path)
+    rt = runtime.setup("cpu", seed=0)
+    trainer = Trainer(cfg, rt, load_frozen(cfg, rt.device))
+    data = DataConfig(frames=cfg.frames, resolution=16, n_mels=cfg.n_mels)
+    batch = next(iter(make_loader(shards, data, batch_size=1, num_workers=0)))
+    logs = trainer.micro_step(batch, 1.0)
+    assert all(math.isfinite(v) for v in logs.values())
+    for name, p in trainer.latents.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reached {name}"
+    for name, model in [("G", trainer.frozen.G), ("CLIP", trainer.frozen.clip)]:
+        params = list(model.parameters())
+        assert params and all(not p.requires_grad and p.grad is None for p in params), name
+    assert all(p.grad is None for p in trainer.frozen.sound_clip.parameters())
+    assert all(p.grad is not None for p in trainer.d_video.parameters())  # its own D step
+
+
+def test_overfit_one_batch(shards, tmp_path):
+    """The same batch, latent and noise every step: the generator-side loss must really drop."""
+    cfg = _tiny(shards, tmp_path, "--frames", "3", "--set", "weights.adv_image=0")
+    cfg.weights.adv_video = 0.0
+    cfg.lr_encoder = cfg.lr_walker = 3e-3
+    rt = runtime.setup("cpu", seed=0)
+    trainer = Trainer(cfg, rt, load_frozen(cfg, rt.device))
+    data = DataConfig(frames=cfg.frames, resolution=16, n_mels=cfg.n_mels)
+    batch = next(iter(make_loader(shards, data, batch_size=1, num_workers=0)))
+    history = []
+    for _ in range(8):
+        runtime.seed_everything(0)
+        history.append(trainer.step([batch]))
+    first, last = history[0], history[-1]
+    assert last["g_total"] < 0.9 * first["g_total"], history
+    assert last["clip_audio"] < first["clip_audio"], history
+
+
+def test_cli_steps_on_the_demo_corpus_log_everything(shards, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "model.train", "--tiny", "--quiet", "--shards", shards]
+    cmd += ["--out", str(run), "--steps", "3", "--ckpt-every", "2", "--set", "log_every=1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    final = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert final["step"] == 3
+    assert all(math.isfinite(v) for v in final["losses"].values())
+    ckpts = runtime.Checkpointer(run).paths()
+    assert [p.name for p in ckpts] == ["step-00000002", "step-00000003"]
+    assert {"model.safetensors", "state.pt", "config.json"} <= {f.name for f in ckpts[-1].iterdir()}
+    assert (run / "samples" / "step-00000003.png").is_file()
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb")).Reload()
+    tags = set(events.Tags()["scalars"])
+    for term in ("clip_audio", "clip_text", "temporal", "latent", "adv_image", "adv_video"):
+        assert f"loss/{term}" in tags
+    assert {"loss/g_total", "loss/d_image", "loss/d_video"} <= tags
+    assert [e.step for e in events.Scalars("loss/g_total")] == [1, 2, 3]
+    assert events.Tags()["images"] == ["samples/real_top_fake_bottom"]
+
+
+def test_kill_and_resume_gives_the_uninterrupted_run(shards, tmp_path):
+    steps = ["--steps", "6", "--ckpt-every", "2"]
+    whole = tmp_path / "whole"
+    train(_tiny(shards, whole, *steps))
+
+    broken = tmp_path / "broken"
+    cmd = [sys.executable, "-m", "model.train", "--tiny", "--quiet", "--shards", shards]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(broken), *steps], env=_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + TIMEOUT
+    first = broken / "checkpoints" / "step-00000002"
+    while not first.is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    proc.stderr.close()
+    done = [p.name for p in runtime.Checkpointer(broken).paths()]
+    assert done and "step-00000006" not in done, f"the run was not interrupted: {done}"
+
+    train(_tiny(shards, broken, *steps))  # resumes from the newest checkpoint
+    a, b = _weights(whole), _weights(broken)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_two_process_ddp_on_cpu(shards, tmp_path):
+    assert len(list(Path(shards).parent.glob("train-*.tar"))) >= 2, "DDP needs a shard per process"
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "model.train", "--tiny", "--quiet", "--shards", shards]
+    cmd += ["--out", str(run), "--steps", "2", "--ckpt-every", "2", "--accum", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=_env(1))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on cpu x2" in proc.stdout
+    final = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert final["step"] == 2 and all(math.isfinite(v) for v in final["losses"].values())
+    # train() checks that both processes ended with identical parameters (assert_in_sync)
+    assert [p.name for p in runtime.Checkpointer(run).paths()] == ["step-00000002"]
