@@ -77,22 +77,24 @@ def per_clip(src: Path, count: int, out: Path, opts: ClipOptions) -> None:
         )  # fmt: skip
 
 
-def segment(src: Path, span: float, out: Path, opts: ClipOptions) -> list[float]:
-    """Encode once with a key frame every clip, cut with the segment muxer; returns, per segment,
-    how far its audio length is from the clip length (ms)."""
+def segment(src: Path, span: float, out: Path, opts: ClipOptions) -> list[tuple[int, float]]:
+    """Encode once with a key frame at every clip start, cut with the segment muxer; returns,
+    per segment, its video frames and its decoded audio length minus the clip length (ms)."""
     pattern = out / f"{src.stem}_%03d.mp4"
+    cuts = [f"{i * opts.seconds:g}" for i in range(1, round(span / opts.seconds))]
     run_ffmpeg(
         ["-i", src, "-t", f"{span}", "-vf", video_filter(opts), *encode_args(opts),
-         "-force_key_frames", f"expr:gte(t,n_forced*{opts.seconds})", "-f", "segment",
-         "-segment_time", f"{opts.seconds}", "-reset_timestamps", "1", pattern]
+         "-force_key_frames", ",".join(["0", *cuts]), "-f", "segment",
+         "-segment_times", ",".join(cuts), "-reset_timestamps", "1", pattern]
     )  # fmt: skip
-    drift = []
+    found = []
     for path in sorted(out.glob(f"{src.stem}_*.mp4")):
         with av.open(str(path)) as c:
-            a = c.streams.audio[0]
-            samples = sum(f.samples for f in c.decode(a))
-        drift.append(1000 * (samples / opts.audio_rate - opts.seconds))
-    return drift
+            frames = sum(1 for _ in c.decode(video=0))
+        with av.open(str(path)) as c:
+            samples = sum(f.samples for f in c.decode(audio=0))
+        found.append((frames, 1000 * (samples / opts.audio_rate - opts.seconds)))
+    return found
 
 
 def timed(fn) -> float:
@@ -125,7 +127,7 @@ def main() -> None:
         span = count * opts.seconds
         minutes = len(sources) * span / 60
         times: dict[str, float] = {}
-        drift: list[float] = []
+        segments: list[tuple[int, float]] = []
 
         def run_floor() -> None:
             for s in sources:
@@ -159,8 +161,8 @@ def main() -> None:
                 lambda: [per_clip(s, count, tmp / "per-clip", opts) for s in sources]
             )
             times["segment"] = timed(
-                lambda: drift.extend(
-                    d for s in sources for d in segment(s, span, tmp / "segment", opts)
+                lambda: segments.extend(
+                    x for s in sources for x in segment(s, span, tmp / "segment", opts)
                 )
             )
 
@@ -175,12 +177,11 @@ def main() -> None:
         print(
             f"{name:<10} {seconds:8.2f} {minutes / (seconds / 60):12.2f} {seconds / times['floor']:8.2f}"
         )
-    if drift:
-        print(
-            f"segment muxer audio length error per clip: {min(drift):+.1f} .. {max(drift):+.1f} ms"
-        )
+    if segments:
+        print(f"segment muxer, per clip (want {opts.frames} frames, 0 ms audio error): ", end="")
+        print(", ".join(f"{n} frames {ms:+.0f} ms" for n, ms in segments))
     if args.json:
-        args.json.write_text(json.dumps({"times": times, "minutes": minutes, "drift_ms": drift}))
+        args.json.write_text(json.dumps({"times": times, "minutes": minutes, "segments": segments}))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .card import write_card
 from .classes import CLASSES
 from .clip import ClipError, ClipOptions, clip_count, cut_clips
 from .download import DownloadError, DownloadOptions, download
@@ -208,10 +209,13 @@ def build(sources: Sequence[Source], config: BuildConfig, manifest: str = "") ->
     crasher = _Crasher()
     outcomes: dict[str, Outcome] = {}
     with stage_progress(config.quiet) as progress:
-        tasks = {name: progress.add_task(name, total=len(sources)) for name in STAGES}
+        tasks = {name: progress.add_task(name, total=len(sources), bytes=0) for name in STAGES}
+        lock, moved = threading.Lock(), Counter()
 
-        def advance(stage: str, fresh: bool = True) -> None:
-            progress.advance(tasks[stage])
+        def advance(stage: str, fresh: bool = True, nbytes: int = 0) -> None:
+            with lock:
+                moved[stage] += nbytes
+                progress.update(tasks[stage], advance=1, bytes=moved[stage])
             if fresh:  # work done in this run, not reused from an earlier one
                 crasher.done(stage)
 
@@ -230,8 +234,6 @@ def build(sources: Sequence[Source], config: BuildConfig, manifest: str = "") ->
         shard_rows, key_shard = _write_shards(ordered, config, out, progress, crasher)
     _write_manifests(out, ordered, shard_rows, key_shard)
     _write_build_json(out, config, manifest, len(sources))
-    from .card import write_card
-
     write_card(out)
     result = BuildResult(out, ordered, shard_rows)
     summary = result.summary()
@@ -261,10 +263,12 @@ def _process(source: Source, split: str, config: BuildConfig, work: Path, advanc
     committed = work / SAMPLES_DIR / source.source_id
     record = committed / SOURCE_RECORD
     if record.is_file():
-        outcome = _load_outcome(source, split, json.loads(record.read_text()))
-        for stage in STAGES:
-            advance(stage, fresh=False)
-        return outcome
+        saved = json.loads(record.read_text())
+        if saved["row"] == _row(source, split):
+            for stage in STAGES:
+                advance(stage, fresh=False)
+            return _load_outcome(source, split, saved)
+        shutil.rmtree(committed)  # the manifest row changed since: redo the source
 
     def failed(stage: str, reason: str, detail: str) -> Outcome:
         detail = _ADDRESS_RE.sub("", detail)  # ffmpeg's "[mov @ 0x55...]": differs run to run
@@ -275,9 +279,9 @@ def _process(source: Source, split: str, config: BuildConfig, work: Path, advanc
     try:
         fetched = download(source, work / DOWNLOADS_DIR, config.download_options())
     except DownloadError as e:
-        return failed("download", e.reason, str(e))
-    finally:
         advance("download")
+        return failed("download", e.reason, str(e))
+    advance("download", nbytes=fetched.path.stat().st_size)
 
     try:
         facts = probe(fetched.path)
@@ -313,7 +317,8 @@ def _process(source: Source, split: str, config: BuildConfig, work: Path, advanc
         shutil.rmtree(staging, ignore_errors=True)
         advance("clip")
         return failed("clip", "ffmpeg" if isinstance(e, FFmpegError) else "inexact", str(e))
-    info["end"] = info["start"] + count * opts.seconds
+    keys = keys[: len(results)]  # trailing clips may have been dropped (a short source)
+    info["end"] = info["start"] + len(results) * opts.seconds
     metas = []
     for key, clip in zip(keys, results, strict=True):
         meta = _sample_meta(source, split, key, clip, info["start"], opts)
@@ -323,7 +328,7 @@ def _process(source: Source, split: str, config: BuildConfig, work: Path, advanc
     _commit(outcome, committed, staging)
     if not config.keep_downloads:
         fetched.path.unlink(missing_ok=True)
-    advance("clip")
+    advance("clip", nbytes=sum(p.stat().st_size for p in committed.iterdir()))
     return outcome
 
 
@@ -383,6 +388,7 @@ def _commit(outcome: Outcome, committed: Path, staging: Path | None) -> None:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
     record = {
+        "row": _row(outcome.source, outcome.split),
         "status": outcome.status,
         "stage": outcome.stage,
         "reason": outcome.reason,
@@ -393,6 +399,19 @@ def _commit(outcome: Outcome, committed: Path, staging: Path | None) -> None:
     (staging / SOURCE_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     shutil.rmtree(committed, ignore_errors=True)
     os.replace(staging, committed)
+
+
+def _row(source: Source, split: str) -> dict[str, Any]:
+    """What of a source's manifest row its committed result depends on."""
+    return {
+        "url": source.url,
+        "class": source.class_name,
+        "start": source.start,
+        "end": source.end,
+        "split": split,
+        "license": source.license,
+        "attribution": source.attribution,
+    }
 
 
 def _load_outcome(source: Source, split: str, record: dict[str, Any]) -> Outcome:
@@ -438,11 +457,12 @@ def _write_shards(
     data_dir.mkdir(parents=True, exist_ok=True)
     records_dir = out / WORK_DIR / SHARD_RECORDS_DIR
     records_dir.mkdir(parents=True, exist_ok=True)
-    task = progress.add_task("shard", total=len(samples))
-    rows = []
+    task = progress.add_task("shard", total=len(samples), bytes=0)
+    rows, moved = [], 0
     for plan in plans:
         nbytes, digest, written = _reuse_or_write(plan, data_dir / plan.name, records_dir)
-        progress.advance(task, len(plan.samples))
+        moved += nbytes
+        progress.update(task, advance=len(plan.samples), bytes=moved)
         if written:
             crasher.done("shard")
         rows.append(

@@ -76,8 +76,9 @@ def cut_clips(
     path: Path, start: float, count: int, keys: list[str], out_dir: Path, opts: ClipOptions
 ) -> list[ClipResult]:
     """Cut `count` consecutive clips from `path` starting at `start` seconds into `out_dir`, named by
-    `keys`; returns them with their measured loudness and motion. Raises FFmpegError or
-    ClipError when ffmpeg fails or an output is not exact."""
+    `keys`; returns them with their measured loudness and motion. Trailing clips that come out
+    short (a source shorter than probed) are dropped; raises FFmpegError when ffmpeg fails and
+    ClipError when not even the first clip is exact."""
     if count < 1 or len(keys) != count:
         raise ValueError(f"need one key per clip: {count} clips, {len(keys)} keys")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,15 @@ def cut_clips(
     results = []
     for i, key in enumerate(keys):
         files = {ext: out_dir / f"{key}.{ext}" for ext in CLIP_EXTS}
-        num_frames, num_samples, loudness = _check_outputs(files, opts)
+        try:
+            num_frames, num_samples, loudness = _check_outputs(files, opts)
+        except ClipError:
+            if i == 0:
+                raise
+            for late in keys[i:]:  # the source ended early (its duration was overstated):
+                for ext in CLIP_EXTS:  # keep the exact clips before
+                    (out_dir / f"{late}.{ext}").unlink(missing_ok=True)
+            break
         clip_grey = grey_frames[i * opts.frames : (i + 1) * opts.frames]
         results.append(
             ClipResult(
@@ -180,13 +189,17 @@ def _motion(frames: np.ndarray) -> float:
 def _check_outputs(files: dict[str, Path], opts: ClipOptions) -> tuple[int, int, float]:
     """Verify a clip's frame and sample counts without re-decoding its video; returns
     (frames, samples per channel, RMS level of the flac in dBFS)."""
-    with av.open(str(files["mp4"])) as container:
-        video, audio = container.streams.video[0], container.streams.audio[0]
-        num_frames = video.frames
-        mp4_samples = round(audio.duration * audio.time_base * opts.audio_rate)
-        first_key = next(p for p in container.demux(video) if p.size).is_keyframe
-    with av.open(str(files["flac"])) as container:
-        audio = np.concatenate([float_samples(f).ravel() for f in container.decode(audio=0)])
+    try:
+        with av.open(str(files["mp4"])) as container:
+            video, audio = container.streams.video[0], container.streams.audio[0]
+            num_frames = video.frames
+            mp4_samples = round(audio.duration * audio.time_base * opts.audio_rate)
+            first_key = next(p for p in container.demux(video) if p.size).is_keyframe
+        with av.open(str(files["flac"])) as container:
+            chunks = [float_samples(f).ravel() for f in container.decode(audio=0)]
+    except (OSError, IndexError, TypeError, StopIteration, av.FFmpegError) as e:
+        raise ClipError(f"{files['mp4'].stem}: unreadable output ({e})") from e
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     num_samples = audio.size // opts.audio_channels
     expected = (opts.frames, opts.samples, opts.samples, True)
     got = (num_frames, mp4_samples, num_samples, first_key)

@@ -56,6 +56,15 @@ class DemoSource:
     license: str = GENERATED_LICENSE
     attribution: str = GENERATED_ATTRIBUTION
 
+    @property
+    def expected_failure(self) -> tuple[str, str] | None:
+        """(stage, reason) the build must record for this source, None for a good one."""
+        if self.expect == "ok":
+            return None
+        if self.expect in REJECT_REASONS:
+            return ("filter", self.expect)
+        return ("download", {"corrupt": "invalid_media", "missing": "http_404"}[self.expect])
+
 
 # Per class: video generator and audio graph. {w}x{h}: a quarter of the size ({hw}x{hh}: an eighth,
 # for the cell automata, whose cells would otherwise be too fine to compress); {r}: fps; {s}: seed;
@@ -140,25 +149,13 @@ def make_demo_sources(
     for index, name in enumerate(CLASSES):
         sid = f"demo_{slug(name)}"
         real = credits.get(name)
-        sources.append(
-            DemoSource(
-                sid,
-                name,
-                f"{sid}.mp4",
-                "ok",
-                license=f"video: {GENERATED_LICENSE}; sound: {real[1]}"
-                if real
-                else GENERATED_LICENSE,
-                attribution=f"{GENERATED_ATTRIBUTION}; sound: {real[2]}"
-                if real
-                else GENERATED_ATTRIBUTION,
-            )
-        )
-        renders.append(
-            _render(
-                folder, sid, name, size, fps, seed + index, audio_file=real[0] if real else None
-            )
-        )
+        license, attribution = GENERATED_LICENSE, GENERATED_ATTRIBUTION
+        if real:
+            license = f"video: {GENERATED_LICENSE}; sound: {real[1]}"
+            attribution = f"{GENERATED_ATTRIBUTION}; sound: {real[2]}"
+        sources.append(DemoSource(sid, name, f"{sid}.mp4", "ok", license, attribution))
+        audio_file = real[0] if real else None
+        renders.append(_render(folder, sid, name, size, fps, seed + index, audio_file=audio_file))
 
     def bad(reason: str, cls: str, at: tuple[int, int] = size, **kw) -> None:
         sid = f"demo_bad_{reason}"
@@ -176,8 +173,9 @@ def make_demo_sources(
     bad("missing", CLASSES[6])
     assert {s.expect for s in sources} == {"ok", *REJECT_REASONS, *FAILURES}
 
-    stamp = {"size": [width, height], "fps": fps, "seed": seed, "media": sorted(credits)}
-    stamp["sources"] = [asdict(s) for s in sources]
+    # what was asked and exactly how each file is made: any change renders everything again
+    stamp = {"seed": seed, "sources": [asdict(s) for s in sources]}
+    stamp["renders"] = [{k: str(v) for k, v in asdict(r).items()} for r in renders]
     stamp_path = folder / STAMP_FILE
     if _stamp_matches(stamp_path, stamp, folder, sources):
         return sources

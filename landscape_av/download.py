@@ -7,20 +7,24 @@ file's size or streams, so no format metadata is trusted and the pipeline probes
 Only the section the clips need is fetched: from the row's `start`, `clips x clip_seconds` long,
 bounded by the row's `end`.
 
-Where the cut lands (found by experiment with yt-dlp 2026.10 and ffmpeg 9 over http, see
-tests/download): yt-dlp hands a section to ffmpeg as `-ss START -t LENGTH -i URL -c copy`. ffmpeg shifts
-every timestamp by -START, so media time t in the file is source time START + t: `offset == START`.
-Stream copy cannot cut between keyframes: into mp4, the packets from the keyframe before START are
-kept with negative timestamps and hidden by an edit list (decoders start exactly at media time 0);
-other containers (webm/mkv) may start at the next keyframe instead, so the first frame can sit a little
-after media time 0. Either way the mapping holds; read the streams' start times, never assume
-content at 0. Merged formats are written as mp4 for the same reason.
+Where the cut lands (found by experiment with yt-dlp 2026.10 and ffmpeg 9 over http; the tests pin
+it with a video whose frames show their own number): yt-dlp hands a section to ffmpeg as
+`-ss START -t LENGTH -i URL -c copy`, and ffmpeg shifts every timestamp by -START, so media time t in
+the file is source time START + t: `offset == START`. Stream copy cannot cut between keyframes. Into
+mp4, the packets from the keyframe before START are kept with negative timestamps behind an edit
+list, and decoders (ffmpeg, PyAV) start exactly at media time 0 with the frame at START. Into webm/mkv
+the copy can begin at a later keyframe (in our webm experiment the first frame sat at media time
+2.5 s, still showing source time START + 2.5). So read the streams' start times, never assume content
+at media time 0. Merged formats are written as mp4. Local files (`allow_local`) get the same cut from
+ffmpeg directly, as yt-dlp cannot cut sections of file:// URLs.
 
-Each attempt runs yt-dlp in a child process (its own session, so ffmpeg dies with it) killed at the
-source's deadline: a server that hangs cannot hang the build. Failures are retried with exponential
-backoff when they may pass (HTTP 5xx/408/429, a dropped connection, a socket timeout). The function is
-safe to call from a pool: each source works in its own folder `dest_dir/.partial/<source_id>/`, and the
-finished file is moved into `dest_dir` with an atomic rename, so a partial download never looks done.
+Each attempt runs yt-dlp in a child process in its own session (so its ffmpeg goes with it), killed
+at the source's deadline: a server that hangs cannot hang the build; the child also dies when its
+parent is killed. ffmpeg exits 0 when its input breaks off mid-section, so its stderr is checked
+for that too. Failures are retried with exponential backoff when they may pass (HTTP 5xx/408/429, a
+dropped connection, a socket timeout). The function is safe to call from a pool: each source works in
+its own folder `dest_dir/.partial/<source_id>/`, and the finished file is moved into `dest_dir` with
+an atomic rename, so a partial download never looks done.
 
 Finished sources are recorded in `dest_dir/<source_id>.download.json` (written atomically after the
 media file is in place) instead of yt-dlp's `download_archive`: the archive keys on yt-dlp's video id
@@ -40,6 +44,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +133,8 @@ def download(source: Source, dest_dir: Path, options: DownloadOptions) -> Downlo
         log.debug("%s: already downloaded (%s)", source.source_id, done.path.name)
         return done
     record_path.unlink(missing_ok=True)
+    for stale in dest_dir.glob(f"{source.source_id}.*"):  # ids have no dots: this source's files
+        stale.unlink()
 
     job = {
         "url": url,
@@ -252,9 +259,14 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     cmd = [sys.executable, "-c", "from landscape_av.download import _child_main; _child_main()"]
+    package_root = str(Path(__file__).resolve().parents[1])  # importable without an install too
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
+    }
     with subprocess.Popen(
         cmd,
         cwd=workdir,
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -265,7 +277,10 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
         try:
             _, stderr = proc.communicate(json.dumps(job), timeout=time_left)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            if hasattr(os, "killpg"):
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:  # no process groups (Windows): the child only
+                proc.kill()
             _, stderr = proc.communicate()
             _relay(stderr)
             raise DownloadError(
@@ -359,6 +374,7 @@ class _ChildLogger:
 def _child_main() -> None:
     """Entry point of the child process: job json on stdin, `RESULT_FILE` in the cwd."""
     job = json.loads(sys.stdin.read())
+    _die_with_parent()
     try:
         result = {"ok": True, "path": str(_run_ytdlp(job))}
     except DownloadError as e:
@@ -367,6 +383,21 @@ def _child_main() -> None:
         reason, message = _classify(e)
         result = {"ok": False, "reason": reason, "message": message}
     Path(RESULT_FILE).write_text(json.dumps(result))
+
+
+def _die_with_parent() -> None:
+    """Kill this child's process group (yt-dlp and its ffmpeg) once the parent is gone, so that a
+    build killed with -9 leaves no download running into the folder its rerun will use."""
+    if not hasattr(os, "killpg"):
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _run_ytdlp(job: dict) -> Path:
@@ -428,7 +459,7 @@ def _classify(error: BaseException) -> tuple[str, str]:
     from yt_dlp.networking.exceptions import HTTPError, TransportError
     from yt_dlp.utils import UnsupportedError
 
-    message = re.sub(r"^ERROR:\s*", "", str(error)).strip()
+    message = re.sub(r"^ERROR:\s*|\s*\(caused by .*\)$", "", str(error).strip())
     chain, seen = [error], set()
     while chain:
         e = chain.pop()

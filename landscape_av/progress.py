@@ -21,29 +21,37 @@ console = Console(stderr=True)
 
 
 class _Rate(TextColumn):
-    """Items (or MB, for byte-counting tasks) per second."""
+    """Items per second."""
 
     def __init__(self) -> None:
         super().__init__("")
 
     def render(self, task):  # type: ignore[override]
         speed = task.finished_speed or task.speed
-        if not speed:
-            return "-"
-        if task.fields.get("unit") == "MB":
-            return f"{speed / 1e6:.1f} MB/s"
-        return f"{speed:.2f}/s"
+        return f"{speed:.2f}/s" if speed else "-"
+
+
+class _Bytes(TextColumn):
+    """Bytes moved by the stage so far (the task's `bytes` field)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task):  # type: ignore[override]
+        return f"{task.fields.get('bytes', 0) / 1e6:,.1f} MB"
 
 
 @contextmanager
 def stage_progress(quiet: bool = False) -> Iterator[Progress]:
-    """A rich Progress showing count, percentage, rate, elapsed and ETA; invisible when quiet."""
+    """A rich Progress showing count, percentage, rate, bytes, elapsed and ETA; invisible when
+    quiet. Tasks carry a `bytes` field (update it with `progress.update(task, bytes=...)`)."""
     progress = Progress(
         TextColumn("[bold]{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
         _Rate(),
+        _Bytes(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,

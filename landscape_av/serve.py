@@ -42,9 +42,11 @@ def serve_folder(folder: Path, port: int = 0) -> Iterator[str]:
     try:
         server = ThreadingHTTPServer((HOST, port), handler)
     except OSError as e:
-        raise OSError(e.errno, f"cannot serve {folder} on {HOST}:{port}: {e.strerror}") from e
+        hint = "; another server (a second `build --demo`?) may hold it" if port else ""
+        raise OSError(e.errno, f"cannot serve {folder} on {HOST}:{port}: {e.strerror}{hint}") from e
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name=f"serve:{port}", daemon=True)
+    serve = functools.partial(server.serve_forever, poll_interval=0.1)
+    thread = threading.Thread(target=serve, name=f"serve:{port}", daemon=True)
     thread.start()
     url = f"http://{HOST}:{server.server_address[1]}/"
     log.debug("serving %s at %s", folder, url)

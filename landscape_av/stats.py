@@ -161,8 +161,9 @@ def write_figures(folder: Path, stats: dict[str, Any]) -> dict[str, Path]:
         ax.barh(names, counts, left=bottom, label=split)
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
     ax.invert_yaxis()
+    ax.set_xlim(0, max(max(bottom), 1) * 1.3)  # room for the legend
     ax.set_xlabel("clips")
-    ax.legend()
+    ax.legend(loc="lower right")
     save(fig, "class_balance")
 
     fig, ax = plt.subplots(figsize=(8, 3.5))

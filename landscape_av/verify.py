@@ -25,7 +25,7 @@ from typing import Any
 from .card import card_check, card_checksums, file_checksums, render_card
 from .classes import CLASSES
 from .decode import media_info
-from .manifests import arrow_schema, manifest_path, read_manifest_table, read_manifests
+from .manifests import arrow_schema, manifest_path, read_manifest_table
 from .schema import (
     CARD_FILE,
     DATA_DIR,
@@ -246,12 +246,16 @@ def verify_corpus(
 ) -> list[Problem]:
     """Every problem of the corpus in `folder`; `on_shard(name, samples)` after each shard."""
     folder = Path(folder)
-    try:
-        m = read_manifests(folder)
-    except (OSError, ValueError) as err:  # pyarrow's errors derive from these
-        return [Problem(MANIFEST_DIR, "-", "-", f"manifests unreadable, nothing checked: {err}")]
+    m, problems = {}, []
+    for name in MANIFESTS:
+        try:
+            m[name] = read_manifest_table(folder, name)
+        except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+            where = f"{MANIFEST_DIR}/{name}.parquet"
+            problems.append(Problem(where, "-", "-", f"unreadable: {err}".strip()))
+    if problems:  # without the manifests there is nothing to check the shards against
+        return problems + card_problems(folder, compare_text=False)
     shards, clips = m["shards"], m["clips"]
-    problems: list[Problem] = []
     listed = set(shards["shard"])
     for path in sorted((folder / DATA_DIR).glob("*.tar")):
         if path.name not in listed:
@@ -301,15 +305,19 @@ def card_problems(folder: Path, compare_text: bool = True) -> list[Problem]:
     """The card must validate and (with `compare_text`, for an otherwise sound corpus) be exactly
     what the manifests give; the files it vouches for (build.json, manifests, figures) must have
     the sha256 it lists."""
-    problems = [Problem(CARD_FILE, "-", "-", message) for message in card_check(folder)]
     path = Path(folder) / CARD_FILE
+    try:
+        problems = [Problem(CARD_FILE, "-", "-", message) for message in card_check(folder)]
+    except (OSError, ValueError) as err:
+        problems = [Problem(CARD_FILE, "-", "-", f"cannot be checked: {err}")]
     if not path.is_file():
         return problems
     listed = card_checksums(path.read_text(encoding="utf-8"))
     for name, digest in file_checksums(folder).items():
-        if listed.get(name) != digest:
-            message = "sha256 differs from the card's checksum (the file or the card is damaged)"
-            problems.append(Problem(name, "-", "-", message))
+        if listed.get(name) != digest:  # one of the two is damaged: name both
+            problems.append(Problem(name, "-", "-", "sha256 differs from the card's checksum"))
+            message = f"its sha256 of {name} does not match that file"
+            problems.append(Problem(CARD_FILE, "-", "-", message))
     if compare_text and not problems and path.read_text(encoding="utf-8") != render_card(folder):
         message = "differs from the card of the manifests (edited or damaged): `stats --write-card`"
         problems.append(Problem(CARD_FILE, "-", "-", message))

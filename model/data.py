@@ -42,7 +42,7 @@ import webdataset as wds
 from torch import Tensor
 
 from landscape_av.classes import CLASSES
-from landscape_av.schema import SampleMeta
+from landscape_av.schema import MEMBERS, SampleMeta
 from model.audio import MelConfig, clip_mels, decode_audio, fit_length
 
 PROMPT_TEMPLATES: tuple[str, ...] = (
@@ -54,8 +54,8 @@ PROMPT_TEMPLATES: tuple[str, ...] = (
 )
 """Text prompts of a class; the first is the canonical one put in batches, the others augment."""
 
-USED_MEMBERS = ("mp4", "flac", "json")
-"""Shard members the loader reads (the `jpg` thumbnail is skipped)."""
+USED_MEMBERS = tuple(m for m in MEMBERS if m != "jpg")
+"""Shard members the loader reads: mp4, flac, json (the `jpg` thumbnail is skipped)."""
 
 
 def prompt_for(class_name: str, template: int = 0) -> str:

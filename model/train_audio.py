@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from model import runtime
 from model.audio import SpecAugment
-from model.clip import FrozenClip, load_clip
+from model.clip import WEIGHTS_HELP, FrozenClip, load_clip
 from model.data import DataConfig, make_loader, prompt_of_label
 from model.sound_clip import SoundClip, SoundClipConfig, save_sound_clip, sound_clip_loss
 
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.clip is None and not args.tiny:
-        p.error("--clip CKPT is required unless --tiny (see model.clip.WEIGHTS_HELP)")
+        p.error(f"--clip CKPT is required unless --tiny. {WEIGHTS_HELP}")
     return args
 
 

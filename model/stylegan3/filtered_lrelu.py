@@ -97,6 +97,7 @@ class Resampler(NamedTuple):
     """A prepared `upfirdn2d`: depthwise filter weights (gain folded in) for C channels."""
 
     weights: tuple[torch.Tensor, ...]  # [C, 1, 1, K] and [C, 1, K, 1] (separable) or [C, 1, K, K]
+    strides: tuple[tuple[int, int], ...]  # per weight: (1, s) along W, (s, 1) along H or (s, s)
     taps: tuple[int, int]  # (along H, along W)
     up: int
     down: int
@@ -108,16 +109,14 @@ class Resampler(NamedTuple):
         th, tw = self.taps
         if self.up == 1:
             x = _pad(x, px0, px1, py0, py1)
-            for w in self.weights:
-                stride = (self.down if w.shape[2] > 1 else 1, self.down if w.shape[3] > 1 else 1)
+            for w, stride in zip(self.weights, self.strides, strict=True):
                 x = F.conv2d(x, w.to(x.dtype), stride=stride, groups=c)
             if not self.weights and self.down > 1:
                 x = x[:, :, :: self.down, :: self.down]
             return x
         # Transposed conv with stride `up`: input sample i lands at i * up, the filter is applied
         # unflipped, and output sample 0 is sample taps - 1 of the padded zero-inserted signal.
-        for w in self.weights:
-            stride = (self.up if w.shape[2] > 1 else 1, self.up if w.shape[3] > 1 else 1)
+        for w, stride in zip(self.weights, self.strides, strict=True):
             x = F.conv_transpose2d(x, w.to(x.dtype), stride=stride, groups=c)
         if not self.weights:  # no filter: plain zero insertion
             x = F.conv_transpose2d(x, x.new_ones([c, 1, 1, 1]), stride=self.up, groups=c)
@@ -138,18 +137,20 @@ def resampler(
     channels: zero insertion by `up`, padding [x0, x1, y0, y1] (negative crops), true convolution
     with `f` scaled by `gain` in total, keeping every `down`-th sample."""
     pad = _parse_padding(padding)
+    if f is None and gain == 1:
+        return Resampler((), (), (1, 1), up, down, pad)
     if f is None:
-        return Resampler((), (1, 1), up, down, pad)
-    f = f * gain ** (1 / f.ndim)  # per pass
+        f = torch.ones([1])
+    f = f * gain ** (f.ndim / 2)  # per pass: two passes for a separable filter
     if up == 1:  # a convolution: flip the filter
         f = f.flip(list(range(f.ndim)))
-    taps = f.shape[0]
+    taps, s = f.shape[0], (up if up > 1 else down)  # the stride of the filter passes
     if f.ndim == 1:
         w = f[None, None, None, :].expand(channels, 1, 1, taps).contiguous()  # along W
-        weights = (w, w.reshape(channels, 1, taps, 1))  # along W, then along H
+        weights, strides = (w, w.reshape(channels, 1, taps, 1)), ((1, s), (s, 1))
     else:
-        weights = (f[None, None].expand(channels, 1, taps, taps).contiguous(),)
-    return Resampler(weights, (taps, taps), up, down, pad)
+        weights, strides = (f[None, None].expand(channels, 1, taps, taps).contiguous(),), ((s, s),)
+    return Resampler(weights, strides, (taps, taps), up, down, pad)
 
 
 def upfirdn2d(

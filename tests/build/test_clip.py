@@ -127,3 +127,11 @@ def test_missing_input_raises(tmp_path: Path):
 
     with pytest.raises(FFmpegError, match="ffmpeg failed"):
         cut_clips(tmp_path / "nope.mp4", 0.0, 1, ["x_00"], tmp_path / "out", SMALL)
+
+
+def test_short_source_keeps_only_exact_clips(build_media: Path, tmp_path: Path):
+    """Asked for two clips from 12 s (a duration the probe overstated), the cut keeps the exact
+    first clip and drops the short second one."""
+    clips = cut_clips(build_media / "good2.mp4", 0.0, 2, ["g_00", "g_01"], tmp_path, SMALL)
+    assert [c.num_frames for c in clips] == [300]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g_00.flac", "g_00.jpg", "g_00.mp4"]

@@ -6,7 +6,7 @@ Routes of `faulty_server` (all on 127.0.0.1):
     /cut/<name>           sends the whole Content-Length, then 40% of the body, then closes
     /hang/<name>          accepts the request and never answers
     /stall/<name>         sends the headers and 40% of the body, then nothing more (stays open)
-Every request is counted per path, so tests can check retries and skips.
+Every request is counted per path, so tests can check retries and skips, and its Cookie header kept.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def numbered_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class FaultyServer:
     url: str  # base URL with a trailing slash
     hits: collections.Counter = field(default_factory=collections.Counter)
+    cookies: collections.defaultdict = field(default_factory=lambda: collections.defaultdict(list))
 
     def count(self, route: str) -> int:
         return self.hits["/" + route.lstrip("/")]
@@ -94,6 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (stdlib name)
         self.state.hits[self.path] += 1
+        self.state.cookies[self.path].append(self.headers.get("Cookie", ""))
         kind, _, rest = self.path.lstrip("/").partition("/")
         if kind == "status":
             code, _, _ = rest.partition("/")

@@ -96,24 +96,24 @@ def test_demo_manifest_downloads_through_the_server(demo, tmp_path):
         with manifest.open(newline="") as f:
             rows = list(csv.DictReader(f))
         assert tuple(rows[0]) == MANIFEST_COLUMNS and len(rows) == len(sources)
-        by_expect = {s.expect: row for s, row in zip(sources, rows, strict=True)}
 
         def get(row: dict) -> Path:
             source = Source(row["source_id"], row["url"], row["class"])
             return download(source, tmp_path / "dl", DownloadOptions(retries=0)).path
 
         assert probe(get(rows[0]))["duration"] == pytest.approx(DEMO_SECONDS, abs=0.1)
-        for expect, reason in (("missing", "http_404"), ("corrupt", "invalid_media")):
-            with pytest.raises(DownloadError) as err:
-                get(by_expect[expect])
-            assert err.value.reason == reason
+        for source, row in zip(sources, rows, strict=True):
+            if source.expect in FAILURES:
+                with pytest.raises(DownloadError) as err:
+                    get(row)
+                assert ("download", err.value.reason) == source.expected_failure
 
 
 def test_demo_mixes_real_sounds_with_credits(shared_media, tmp_path):
     sources = make_demo_sources(tmp_path, size=SIZE, fps=15, media_dir=shared_media, quiet=True)
     rain = next(s for s in sources if s.class_name == "raining")
-    assert "sound:" in rain.license and "CC" in rain.license or "MIT" in rain.license
-    assert "rain" in rain.attribution
+    assert rain.license.startswith("video: CC0-1.0; sound: ")  # the recording's licence follows
+    assert "rain" in rain.attribution and "github:" in rain.attribution
     squish = next(s for s in sources if s.class_name == "squishing water")  # no recording of it
     assert squish.license == "CC0-1.0"
     assert probe(tmp_path / rain.file)["rms_db"] > -40

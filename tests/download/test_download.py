@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import av
 import pytest
 
 from landscape_av.download import DownloadError, DownloadOptions, download
+from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.sources import Source
 
 from .conftest import FPS, frame_numbers
@@ -38,6 +43,20 @@ def test_section_from_start_with_honest_offset(faulty_server, tmp_path):
     video, audio = durations(got.path)
     assert video == pytest.approx(10.0, abs=0.15) and audio == pytest.approx(10.0, abs=0.15)
     assert not (tmp_path / ".partial" / "s1").exists()
+
+
+def test_offset_holds_for_webm_which_may_start_late(faulty_server, numbered_mp4, tmp_path):
+    webm = numbered_mp4.with_name("numbered.webm")
+    if not webm.exists():
+        run_ffmpeg(
+            ["-i", numbered_mp4, "-c:v", "libvpx", "-b:v", "1M", "-deadline", "realtime"]
+            + ["-cpu-used", "8", "-g", "60", "-c:a", "libopus", webm]
+        )
+    got = download(src(faulty_server.url + "files/numbered.webm", start=5.5), tmp_path, FAST)
+    assert got.path.suffix == ".webm" and got.offset == 5.5
+    frames = frame_numbers(got.path)
+    assert frames[0][0] >= 0  # the copy may begin at a keyframe after the start
+    assert all(n == round((got.offset + t) * FPS) for t, n in frames)
 
 
 def test_section_is_clips_times_length_and_bounded_by_end(faulty_server, tmp_path):
@@ -76,6 +95,58 @@ def test_rerun_after_kill_restarts_cleanly(faulty_server, tmp_path):
     assert got.path == tmp_path / "s1.mp4"
     assert durations(got.path)[0] == pytest.approx(10.0, abs=0.15)
     assert not workdir.exists()
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """Pids of processes whose working folder is `folder` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and Path(os.readlink(entry / "cwd")) == folder:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
+def test_killed_build_leaves_no_download_running(faulty_server, tmp_path):
+    """kill -9 of the calling process takes its yt-dlp child (and ffmpeg) down with it."""
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from landscape_av.download import DownloadOptions, download\n"
+        "from landscape_av.sources import Source\n"
+        "download(Source('s1', sys.argv[1], 'raining'), Path(sys.argv[2]), DownloadOptions())\n"
+    )
+    url = faulty_server.url + "hang/numbered.mp4"
+    parent = subprocess.Popen([sys.executable, "-c", script, url, str(tmp_path)])
+    workdir = (tmp_path / ".partial" / "s1").resolve()
+    deadline = time.monotonic() + 30
+    while not (faulty_server.count("hang/numbered.mp4") and _processes_in(workdir)):
+        assert time.monotonic() < deadline and parent.poll() is None
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _processes_in(workdir):
+        assert time.monotonic() < deadline, "the yt-dlp child outlived its killed parent"
+        time.sleep(0.1)
+
+
+def test_cookies_reach_every_request_and_rate_limit_is_accepted(faulty_server, tmp_path):
+    jar = tmp_path / "cookies.txt"
+    jar.write_text(
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tsession\tabc123\n"
+    )
+    opts = DownloadOptions(clips=1, clip_seconds=2.0, cookies=jar, rate_limit="50M")
+    download(src(faulty_server.url + "files/numbered.mp4"), tmp_path / "dl", opts)
+    # yt-dlp's own request carries the cookie (ffmpeg's cookie matching drops host-only cookies
+    # such as this one on its section request; sites' cookies are for the extractor's pages)
+    assert "session=abc123" in faulty_server.cookies["/files/numbered.mp4"][0]
+    with pytest.raises(DownloadError) as err:
+        bad = DownloadOptions(rate_limit="fast")
+        download(src(faulty_server.url + "files/numbered.mp4", sid="s2"), tmp_path / "dl", bad)
+    assert err.value.reason == "bad_option" and "fast" in str(err.value)
 
 
 def test_http_404_fails_at_once(faulty_server, tmp_path):

@@ -148,7 +148,7 @@ def test_batches_hold_every_sample_once_with_the_documented_layout(shards: list[
     assert sorted(keys) == [sample_key(f"src{y}", 0) for y in range(4)]
     b = batches[0]
     assert b["frames"].shape == (2, STEPS, 3, 32, 32) and b["frames"].dtype == torch.float32
-    assert -1.0 <= b["frames"].min() and b["frames"].max() <= 1.0
+    assert b["frames"].min() >= -1.0 and b["frames"].max() <= 1.0
     assert b["mel"].shape == (2, STEPS, 1, 32, (int(SECONDS * 44100) // STEPS) // 512)
     assert b["mel_full"].shape == (2, 1, 32, 1 + int(SECONDS * 44100) // 512)
     assert b["label"].dtype == torch.long
@@ -163,8 +163,8 @@ def test_order_follows_seed_and_epoch(shards: list[Path]) -> None:
         return [b["key"][0] for b in loader]
 
     assert order(1) == order(1)
-    assert len({tuple(order(s)) for s in range(6)}) > 1
-    assert len({tuple(order(1, e)) for e in range(6)}) > 1
+    assert len({tuple(order(s)) for s in range(3)}) > 1
+    assert len({tuple(order(1, e)) for e in range(3)}) > 1
     endless = iter(make_loader(shards, CFG, batch_size=3, num_workers=0, epochs=None))
     assert [len(next(endless)["key"]) for _ in range(3)] == [3, 3, 3]  # 9 samples from 4
 

@@ -109,15 +109,18 @@ def test_one_batch_is_overfit() -> None:
     mel, image, text, labels = _batch(clip)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(25):
         loss = sound_clip_loss(model, model(mel), text, image, labels)["total"]
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.3 * losses[0], losses
-    with torch.no_grad():  # each sound now sits closest to its own prompt (batch statistics)
-        assert torch.equal((model(mel) @ text.T).argmax(dim=1), labels)
+    # text_k and image_k of the random CLIP disagree, so the floor is well above 0
+    assert max(losses[-3:]) < 0.5 * losses[0], losses
+    with torch.no_grad():  # each sound now sits closest to its own prompt and frame
+        audio = model(mel)  # (batch statistics, as in training)
+        assert torch.equal((audio @ text.T).argmax(dim=1), labels)
+        assert torch.equal((audio @ image.T).argmax(dim=1), labels)
 
 
 def test_saved_encoder_loads_back(tmp_path: Path) -> None:
