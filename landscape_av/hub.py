@@ -1,8 +1,8 @@
 """`push`: publish a built corpus folder as a Hugging Face Hub dataset repository.
 
-Needs a Hub token (`huggingface-cli login` or `HF_TOKEN`) and the network. Before anything is sent
-the folder is checked (every shard's and member's hash and the card, see `verify`), so a
-damaged corpus never reaches the Hub. The resumable build state `.work/` and temporary files stay
+Needs a Hub token (`hf auth login`, or `HF_TOKEN`) and the network. Before anything is sent the
+folder is checked (every shard's and member's hash and the card, see `verify`), so a damaged
+corpus never reaches the Hub. The resumable build state `.work/` and hidden temporary files stay
 local. After the push, `load_dataset("<repo id>")` loads the corpus as it loads the folder.
 """
 

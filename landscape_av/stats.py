@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.table import Table
 
@@ -140,6 +141,7 @@ def write_figures(folder: Path, stats: dict[str, Any]) -> dict[str, Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     paths = figure_paths(folder)
     next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +150,9 @@ def write_figures(folder: Path, stats: dict[str, Any]) -> dict[str, Path]:
     meta = {"Software": None}  # no version/date stamps: same corpus, same bytes
 
     def save(fig, name: str) -> None:
+        for ax in fig.axes:  # counts are whole numbers
+            counted = ax.yaxis if name in ("loudness", "motion", "shard_sizes") else ax.xaxis
+            counted.set_major_locator(MaxNLocator(integer=True))
         fig.suptitle(FIGURES[name])
         fig.tight_layout()
         fig.savefig(paths[name], dpi=100, metadata=meta)
@@ -178,9 +183,11 @@ def write_figures(folder: Path, stats: dict[str, Any]) -> dict[str, Path]:
         ("motion", "motion", "mean |frame difference|"),
     ):
         fig, ax = plt.subplots(figsize=(6, 3.5))
+        bins = np.histogram_bin_edges(clips[column].dropna(), bins=30)
         for split in SPLITS:
             values = clips.loc[clips["split"] == split, column].dropna()
-            ax.hist(values, bins=30, alpha=0.6, label=split)
+            if len(values):
+                ax.hist(values, bins=bins, alpha=0.6, label=split)
         ax.set_xlabel(unit)
         ax.set_ylabel("clips")
         ax.legend()
