@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -56,13 +57,15 @@ class VideoDiscriminator(nn.Module):
         self.scales = nn.ModuleList(
             _patchgan(3, 3, cfg.ndf, cfg.n_layers) for _ in range(cfg.video_scales)
         )
-        self.down = nn.AvgPool3d(3, stride=2, padding=1, count_include_pad=False)
 
     def forward(self, clips: torch.Tensor) -> list[torch.Tensor]:
         x = clips.transpose(1, 2)  # [B, 3, T, H, W]
         outs = []
         for i, net in enumerate(self.scales):
-            if i:
-                x = self.down(x)
+            if i:  # halve t, h, w (t only when there are 3 frames or more)
+                kt = 3 if x.shape[2] >= 3 else 1
+                x = F.avg_pool3d(
+                    x, (kt, 3, 3), (kt // 2 + 1, 2, 2), (kt // 2, 1, 1), count_include_pad=False
+                )
             outs.append(net(x))
         return outs

@@ -6,6 +6,14 @@ ws = G.mapping(z, None, truncation_psi=0.7)  # [N, G.num_ws, G.w_dim]
 img = G.synthesis(ws)  # [N, 3, R, R] in about [-1, 1]
 """
 
+from model.stylegan3.checkpoint import load_generator, read_config, save_generator
 from model.stylegan3.networks import Generator, MappingNetwork, SynthesisNetwork
 
-__all__ = ["Generator", "MappingNetwork", "SynthesisNetwork"]
+__all__ = [
+    "Generator",
+    "MappingNetwork",
+    "SynthesisNetwork",
+    "load_generator",
+    "read_config",
+    "save_generator",
+]

@@ -179,12 +179,13 @@ class FilteredLReLUPlan(NamedTuple):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # [N, C, H, W] -> [N, C, H_out, W_out]
         x = self.upsample(x)
-        if self.slope != 1 or self.clamp is not None:
+        if self.clamp is not None:
             # clamp(lrelu(x), -c, c) == lrelu(clamp(x, -c / slope, c)) for 0 < slope <= 1.
-            lo = -self.clamp / self.slope if self.clamp is not None and self.slope > 0 else None
-            x = x.clamp(lo, self.clamp)  # a fresh tensor: the in-place lrelu below is safe
-            if self.slope != 1:
+            x = x.clamp(-self.clamp / self.slope if self.slope > 0 else None, self.clamp)
+            if self.slope != 1:  # in place on the fresh clamped tensor
                 x = F.leaky_relu_(x, self.slope) if self.slope > 0 else F.leaky_relu(x, self.slope)
+        elif self.slope != 1:
+            x = F.leaky_relu(x, self.slope)
         return self.downsample(x)
 
 
@@ -205,8 +206,8 @@ def filtered_lrelu_plan(
     upsample = resampler(fu, channels, up=up, padding=padding, gain=up**2)
     # gain * clamp(y, -c / gain, c / gain) == clamp(gain * y, -c, c): fold the gain into fd.
     downsample = resampler(fd, channels, down=down, gain=gain)
-    clamp = clamp / gain if clamp is not None and clamp >= 0 else None
-    return FilteredLReLUPlan(upsample, downsample, slope, clamp)
+    clamp = float(clamp) / float(gain) if clamp is not None and clamp >= 0 else None
+    return FilteredLReLUPlan(upsample, downsample, float(slope), clamp)
 
 
 def filtered_lrelu(

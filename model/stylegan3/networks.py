@@ -338,7 +338,7 @@ class SynthesisLayer(nn.Module):
                 up=self.up_factor,
                 down=self.down_factor,
                 padding=self.padding,
-                gain=1 if self.is_torgb else np.sqrt(2),
+                gain=1 if self.is_torgb else math.sqrt(2),
                 slope=1 if self.is_torgb else 0.2,
                 clamp=self.conv_clamp,
             )
@@ -346,7 +346,8 @@ class SynthesisLayer(nn.Module):
                 upsample=_resampler_to(plan.upsample, dtype),
                 downsample=_resampler_to(plan.downsample, dtype),
             )
-            self._plans[(device, dtype)] = plan
+            if not torch.compiler.is_compiling():  # tensors made while tracing are not real
+                self._plans[(device, dtype)] = plan
         return plan
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
@@ -482,7 +483,7 @@ class SynthesisNetwork(nn.Module):
             x = getattr(self, name)(x, w, **layer_kwargs)
         if self.output_scale != 1:
             x = x * self.output_scale
-        return x.to(torch.float32)
+        return x.to(torch.float32).contiguous()  # the layers run channels-last
 
     def extra_repr(self) -> str:
         return (

@@ -103,6 +103,15 @@ def test_gradients_reach_the_encoder_but_not_clip() -> None:
 
 
 def test_one_batch_is_overfit() -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: extra threads only fight over busy cores
+    try:
+        _overfit_one_batch()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _overfit_one_batch() -> None:
     torch.manual_seed(0)
     clip = load_clip(None, tiny=True)
     model = SoundClip(SoundClipConfig.tiny(embed_dim=clip.embed_dim))

@@ -87,10 +87,10 @@ def test_gradients_reach_encoder_and_walker_but_not_frozen_models(shards, tmp_pa
 
 
 def test_overfit_one_batch(shards, tmp_path):
-    """The same batch, latent and noise every step: the generator-side loss must really drop."""
-    cfg = _tiny(shards, tmp_path, "--frames", "3", "--set", "weights.adv_image=0")
-    cfg.weights.adv_video = 0.0
-    cfg.lr_encoder = cfg.lr_walker = 3e-3
+    """The same batch, start latent and noise every step, discriminators held fixed (lr 0): the
+    generator-side loss must go down step after step."""
+    cfg = _tiny(shards, tmp_path, "--set", "lr_disc=0", "--set", "lr_encoder=1e-3")
+    cfg.lr_walker = 1e-3
     rt = runtime.setup("cpu", seed=0)
     trainer = Trainer(cfg, rt, load_frozen(cfg, rt.device))
     data = DataConfig(frames=cfg.frames, resolution=16, n_mels=cfg.n_mels)
@@ -98,10 +98,9 @@ def test_overfit_one_batch(shards, tmp_path):
     history = []
     for _ in range(8):
         runtime.seed_everything(0)
-        history.append(trainer.step([batch]))
-    first, last = history[0], history[-1]
-    assert last["g_total"] < 0.9 * first["g_total"], history
-    assert last["clip_audio"] < first["clip_audio"], history
+        history.append(trainer.step([batch])["g_total"])
+    assert history[-1] < 0.98 * history[0], history
+    assert sum(b < a for a, b in zip(history[:-1], history[1:], strict=True)) >= 5, history
 
 
 def test_cli_steps_on_the_demo_corpus_log_everything(shards, tmp_path):
@@ -157,11 +156,27 @@ def test_kill_and_resume_gives_the_uninterrupted_run(shards, tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+def _split_in_two(shards: str, folder: Path) -> str:
+    """The demo samples re-packed into two shards (one per DDP process): real WebDataset tars."""
+    import webdataset as wds
+
+    folder.mkdir()
+    writers = [wds.TarWriter(str(folder / f"train-{i:06d}.tar")) for i in (0, 1)]
+    urls = sorted(str(p) for p in Path(shards).parent.glob(Path(shards).name))
+    for n, sample in enumerate(wds.WebDataset(urls, shardshuffle=False)):
+        writers[n % 2].write(
+            {k: v for k, v in sample.items() if k == "__key__" or not k.startswith("__")}
+        )
+    for w in writers:
+        w.close()
+    return str(folder / "train-*.tar")
+
+
 def test_two_process_ddp_on_cpu(shards, tmp_path):
-    assert len(list(Path(shards).parent.glob("train-*.tar"))) >= 2, "DDP needs a shard per process"
+    two = _split_in_two(shards, tmp_path / "shards")
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    cmd += ["-m", "model.train", "--tiny", "--quiet", "--shards", shards]
+    cmd += ["-m", "model.train", "--tiny", "--quiet", "--shards", two]
     cmd += ["--out", str(run), "--steps", "2", "--ckpt-every", "2", "--accum", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=_env(1))
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -57,7 +57,9 @@ def modulated_conv2d_ref(x, weight, styles, padding, demodulate, input_gain):
     if demodulate:
         w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, o, 1, 1, 1)
     w = w * input_gain
-    x = F.conv2d(x.reshape(1, n * i, *x.shape[2:]), w.reshape(n * o, i, kh, kw), padding=padding, groups=n)
+    x = F.conv2d(
+        x.reshape(1, n * i, *x.shape[2:]), w.reshape(n * o, i, kh, kw), padding=padding, groups=n
+    )
     return x.reshape(n, o, *x.shape[2:])
 
 
@@ -92,6 +94,6 @@ def synthesis_ref(net, ws):
     """`SynthesisNetwork` forward through the reference ops (its input layer is shared)."""
     ws = ws.float().unbind(dim=1)
     x = net.input(ws[0])
-    for name, w in zip(net.layer_names, ws[1:]):
+    for name, w in zip(net.layer_names, ws[1:], strict=True):
         x = synthesis_layer_ref(getattr(net, name), x, w)
     return x * net.output_scale
