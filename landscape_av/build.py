@@ -79,6 +79,7 @@ class BuildConfig:
     crf: int = ClipOptions.crf
     preset: str = ClipOptions.preset
     x264_threads: int = ClipOptions.x264_threads
+    keyframe_seconds: float = ClipOptions.keyframe_seconds
     audio_rate: int = ClipOptions.audio_rate
     audio_channels: int = ClipOptions.audio_channels
     audio_bitrate: str = ClipOptions.audio_bitrate

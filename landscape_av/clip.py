@@ -40,6 +40,7 @@ class ClipOptions:
     crf: int = 21
     preset: str = "veryfast"
     x264_threads: int = 2  # fixed, so that the encoded bytes do not depend on the machine
+    keyframe_seconds: float = 1.0  # a key frame every second: readers seek to any second cheaply
     audio_rate: int = 44100
     audio_channels: int = 2
     audio_bitrate: str = "192k"
@@ -151,12 +152,14 @@ def _ffmpeg_args(
                 f"asetpts=PTS-STARTPTS[{branch}o{i}]"
             )
     exact = ["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact"]
+    gop = max(1, round(opts.keyframe_seconds * opts.fps))
     args = ["-ss", f"{start:.6f}", "-t", f"{span + 1.0:.6f}", "-i", str(path)]
     args += ["-filter_complex", ";".join(graph)]
     for i, key in enumerate(keys):
         args += ["-map", f"[vo{i}]", "-map", f"[ao{i}]", *exact]
         args += ["-c:v", "libx264", "-preset", opts.preset, "-crf", str(opts.crf)]
         args += ["-threads", str(opts.x264_threads), "-pix_fmt", "yuv420p", "-flags:v", "+bitexact"]
+        args += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
         args += ["-c:a", "aac", "-b:a", opts.audio_bitrate, "-flags:a", "+bitexact"]
         args += ["-movflags", "+faststart", str(out_dir / f"{key}.mp4")]
         args += ["-map", f"[fo{i}]", *exact, "-c:a", "flac", "-sample_fmt", "s16"]

@@ -40,6 +40,8 @@ SAMPLE_RATE = 48000
 GENERATED_LICENSE = "CC0-1.0"
 GENERATED_ATTRIBUTION = "landscape-av demo source, generated with ffmpeg lavfi"
 STAMP_FILE = "demo.json"
+TEST_CLASSES = ("waterfall burbling", "squishing water")
+"""Classes whose good demo source goes to the test split, so that the demo corpus has both splits."""
 FAILURES: tuple[str, ...] = ("corrupt", "missing")
 """Failure modes besides the reject reasons: a file that is not media, a URL that answers 404."""
 
@@ -55,6 +57,7 @@ class DemoSource:
     expect: str
     license: str = GENERATED_LICENSE
     attribution: str = GENERATED_ATTRIBUTION
+    split: str = ""  # "" leaves it to the build
 
     @property
     def expected_failure(self) -> tuple[str, str] | None:
@@ -153,7 +156,8 @@ def make_demo_sources(
         if real:
             license = f"video: {GENERATED_LICENSE}; sound: {real[1]}"
             attribution = f"{GENERATED_ATTRIBUTION}; sound: {real[2]}"
-        sources.append(DemoSource(sid, name, f"{sid}.mp4", "ok", license, attribution))
+        split = "test" if name in TEST_CLASSES else "train"
+        sources.append(DemoSource(sid, name, f"{sid}.mp4", "ok", license, attribution, split))
         audio_file = real[0] if real else None
         renders.append(_render(folder, sid, name, size, fps, seed + index, audio_file=audio_file))
 
@@ -188,7 +192,7 @@ def make_demo_sources(
 
 def write_demo_manifest(sources: Sequence[DemoSource], base_url: str, path: Path) -> Path:
     """Write the source manifest (`sources.MANIFEST_COLUMNS`) of `sources`, URLs under `base_url`;
-    start, end and split are left to the build. Returns `path`."""
+    start and end are left to the build. Returns `path`."""
     base = base_url if base_url.endswith("/") else base_url + "/"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +201,16 @@ def write_demo_manifest(sources: Sequence[DemoSource], base_url: str, path: Path
         writer.writerow(MANIFEST_COLUMNS)
         for s in sources:
             writer.writerow(
-                [s.source_id, base + s.file, s.class_name, "", "", "", s.license, s.attribution]
+                [
+                    s.source_id,
+                    base + s.file,
+                    s.class_name,
+                    "",
+                    "",
+                    s.split,
+                    s.license,
+                    s.attribution,
+                ]
             )
     return path
 

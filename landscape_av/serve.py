@@ -30,6 +30,16 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         log.debug("serve %s: " + format, self.address_string(), *args)
 
 
+class _Server(ThreadingHTTPServer):
+    """Threaded server that logs a client hanging up early (yt-dlp and ffmpeg often do) at DEBUG
+    instead of printing a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        log.debug("serve %s: client went away", client_address[0], exc_info=True)
+
+
 @contextlib.contextmanager
 def serve_folder(folder: Path, port: int = 0) -> Iterator[str]:
     """Serve `folder` on http://127.0.0.1:<port>/ while the block runs; yields the base URL
@@ -40,11 +50,10 @@ def serve_folder(folder: Path, port: int = 0) -> Iterator[str]:
         raise NotADirectoryError(f"cannot serve {folder}: not a folder")
     handler = functools.partial(_QuietHandler, directory=str(folder))
     try:
-        server = ThreadingHTTPServer((HOST, port), handler)
+        server = _Server((HOST, port), handler)
     except OSError as e:
         hint = "; another server (a second `build --demo`?) may hold it" if port else ""
         raise OSError(e.errno, f"cannot serve {folder} on {HOST}:{port}: {e.strerror}{hint}") from e
-    server.daemon_threads = True
     serve = functools.partial(server.serve_forever, poll_interval=0.1)
     thread = threading.Thread(target=serve, name=f"serve:{port}", daemon=True)
     thread.start()

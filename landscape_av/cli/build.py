@@ -56,6 +56,12 @@ def _classes(ctx, param, value: str) -> tuple[str, ...]:
     help="Build offline from the built-in demo sources, served on 127.0.0.1.",
 )
 @click.option(
+    "--demo-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Port of the --demo server [default: 8765, fixed so that URLs repeat; 0: any free port].",
+)
+@click.option(
     "--classes",
     default="all",
     show_default=True,
@@ -162,6 +168,7 @@ def _classes(ctx, param, value: str) -> tuple[str, ...]:
 def build_command(
     manifest: Path | None,
     demo: bool,
+    demo_port: int | None,
     classes: tuple[str, ...],
     out: Path,
     workers: int,
@@ -191,6 +198,8 @@ def build_command(
     """Download, filter, clip and shard the sources of a manifest into a corpus folder."""
     if demo and manifest is not None:
         raise click.UsageError("--demo and --manifest exclude each other")
+    if demo_port is not None and not demo:
+        raise click.UsageError("--demo-port needs --demo")
     config = BuildConfig(
         out=out,
         workers=workers,
@@ -215,7 +224,10 @@ def build_command(
         keep_downloads=keep_downloads,
         quiet=quiet or as_json,
     )
-    with _source_list(manifest, demo, out, min_size, quiet or as_json) as (sources, name):
+    with _source_list(manifest, demo, demo_port, out, min_size, quiet or as_json) as (
+        sources,
+        name,
+    ):
         try:
             chosen = select_sources(sources, classes, limit, max_per_class)
         except ValueError as e:
@@ -232,11 +244,16 @@ def build_command(
 
 @contextlib.contextmanager
 def _source_list(
-    manifest: Path | None, demo: bool, out: Path, size: tuple[int, int], quiet: bool
+    manifest: Path | None,
+    demo: bool,
+    demo_port: int | None,
+    out: Path,
+    size: tuple[int, int],
+    quiet: bool,
 ) -> Iterator[tuple[list[Source], str]]:
     """(sources, name of the list) for the build; for --demo, the demo sources are made under
     OUT/.work/demo-sources at the minimum size (the low-resolution one at half of it) and served
-    on the fixed demo port while the build runs."""
+    on the demo port (fixed by default) while the build runs."""
     if demo:
         from ..demo import make_demo_sources, write_demo_manifest
         from ..serve import DEMO_PORT, serve_folder
@@ -245,7 +262,7 @@ def _source_list(
         if not quiet:
             console.print(f"Making the demo sources ({size[0]}x{size[1]}) in {folder}")
         demo_sources = make_demo_sources(folder, size=size, quiet=quiet)
-        with serve_folder(folder, DEMO_PORT) as url:
+        with serve_folder(folder, DEMO_PORT if demo_port is None else demo_port) as url:
             path = write_demo_manifest(demo_sources, url, folder.parent / "demo-sources.csv")
             yield read_manifest(path), "demo"
         return
