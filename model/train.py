@@ -75,7 +75,7 @@ class TrainConfig:
     steps: int = 100_000  # optimizer steps
     batch_size: int = 1  # per process (the paper: 1 per GPU on 2 GPUs)
     accum: int = 1  # micro-batches per optimizer step
-    frames: int = 6  # T frames per clip (the paper's code: 6)
+    frames: int = 10  # T frames per clip (the paper: 10; its published code samples 6)
     n_mels: int = 128
     num_workers: int = 4
     lr_encoder: float = 5e-4
