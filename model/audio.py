@@ -131,20 +131,28 @@ def log_mel(wave: Tensor, cfg: MelConfig) -> Tensor:
 def clip_mels(wave: Tensor, cfg: MelConfig, steps: int) -> tuple[Tensor, Tensor]:
     """Whole-clip and per-step log-mels of one mono waveform [S], from one STFT.
 
-    Returns mel_full [1, n_mels, 1 + S // hop] and mel [steps, 1, n_mels, (S // steps) // hop]:
-    step t holds the first (S // steps) // hop frames centred in [t*S/steps, (t+1)*S/steps). Both
-    are scaled against the whole clip's maximum power, so quieter steps stay quieter.
+    Returns mel_full [1, n_mels, 1 + S // hop] and mel [steps, 1, n_mels, (S // steps) // hop]
+    (`step_mels` of mel_full). Both are scaled against the whole clip's maximum power, so quieter
+    steps stay quieter.
     """
     if wave.dim() != 1:
         raise ValueError(f"clip_mels wants a mono waveform [S], got shape {tuple(wave.shape)}")
-    width = wave.shape[0] // steps // cfg.hop
-    if width == 0:
-        raise ValueError(f"{wave.shape[0]} samples are too few for {steps} steps of mel frames")
     power = mel_power(wave, cfg)  # [n_mels, L]; frame i is centred on sample i * hop
-    starts = [math.ceil(t * wave.shape[0] / steps / cfg.hop) for t in range(steps)]
-    parts = torch.stack([power[:, s : s + width] for s in starts])  # [steps, n_mels, width]
-    ref = power.amax()
-    return power_to_unit(power, ref)[None], power_to_unit(parts, ref)[:, None]
+    mel_full = power_to_unit(power, power.amax())[None]
+    return mel_full, step_mels(mel_full, wave.shape[0], cfg.hop, steps)
+
+
+def step_mels(mel_full: Tensor, num_samples: int, hop: int, steps: int) -> Tensor:
+    """The T per-step windows of a whole-clip mel [1, n_mels, L] of `num_samples` samples.
+
+    Returns [steps, 1, n_mels, (num_samples // steps) // hop]: step t holds the first frames
+    centred in [t*S/steps, (t+1)*S/steps).
+    """
+    width = num_samples // steps // hop
+    if width == 0:
+        raise ValueError(f"{num_samples} samples are too few for {steps} steps of mel frames")
+    starts = [math.ceil(t * num_samples / steps / hop) for t in range(steps)]
+    return torch.stack([mel_full[:, :, s : s + width] for s in starts])
 
 
 class SpecAugment(nn.Module):

@@ -8,7 +8,7 @@ audio as whole-clip and per-step log-mels (`model.audio.clip_mels`, step t cover
 
 A batch (B samples, T = `DataConfig.frames`, R = `resolution`, M = `n_mels`)::
 
-    frames    [B, T, 3, R, R]  float32 in [-1, 1]
+    frames    [B, T, R, R, 3]  uint8 (`to_float_frames` on the device: float32 [B, T, 3, R, R])
     mel       [B, T, 1, M, S]  float32 in [0, 1], S = (N // T) // hop       (N audio samples)
     mel_full  [B, 1, M, L]     float32 in [0, 1], L = 1 + N // hop          (862 for 10 s, 44.1 kHz)
     label     [B]              int64 index into landscape_av.classes.CLASSES
@@ -17,6 +17,9 @@ A batch (B samples, T = `DataConfig.frames`, R = `resolution`, M = `n_mels`)::
 
 Shards are split by DDP rank (`split_by_node`) and by loader worker (`split_by_worker`); the shard
 order and the sample shuffle buffer follow (seed, epoch), so a run is reproducible.
+
+Prepared shards (`python -m model.prepare`) hold these items already decoded at one DataConfig
+(`PREPARED_MEMBERS`); the loader reads them, and corpus shards, alike and gives the same batches.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import io
 import itertools
 import json
 import random
+import tarfile
 import warnings
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
@@ -43,7 +47,7 @@ from torch import Tensor
 
 from landscape_av.classes import CLASSES
 from landscape_av.schema import MEMBERS, SampleMeta
-from model.audio import MelConfig, clip_mels, decode_audio, fit_length
+from model.audio import MelConfig, clip_mels, decode_audio, fit_length, step_mels
 
 PROMPT_TEMPLATES: tuple[str, ...] = (
     "a photo of {}.",
@@ -55,7 +59,7 @@ PROMPT_TEMPLATES: tuple[str, ...] = (
 """Text prompts of a class; the first is the canonical one put in batches, the others augment."""
 
 USED_MEMBERS = tuple(m for m in MEMBERS if m != "jpg")
-"""Shard members the loader reads: mp4, flac, json (the `jpg` thumbnail is skipped)."""
+"""Corpus shard members the loader reads: mp4, flac, json (the `jpg` thumbnail is skipped)."""
 
 
 def prompt_for(class_name: str, template: int = 0) -> str:
@@ -190,10 +194,13 @@ def _keyframe_before(packets: list[av.Packet], target: int) -> int:
 def decode_sample(sample: dict, cfg: DataConfig) -> dict:
     """Raw WebDataset sample (member bytes) -> one item of a batch (frames still uint8 THWC).
 
-    Raises ValueError naming the sample key and shard when a member is missing or undecodable.
+    Reads corpus samples and prepared ones alike. Raises ValueError naming the sample key and
+    shard when a member is missing or undecodable.
     """
     key = sample.get("__key__", "?")
     try:
+        if PREPARED_MEMBERS[0] in sample:
+            return _load_prepared(sample, cfg)
         meta: SampleMeta = json.loads(sample["json"])
         duration = float(meta["duration"])
         frames = sample_frames(sample["mp4"], frame_times(duration, cfg.frames), cfg.resolution)
@@ -213,8 +220,85 @@ def decode_sample(sample: dict, cfg: DataConfig) -> dict:
     }
 
 
+# ----------------------------------------------------------------------------------------------
+# Prepared shards: items decoded once at one DataConfig, read back without decoding
+
+PREPARED_MEMBERS = ("frames.npy", "json", "mel.npy")
+"""Members of a prepared sample, in tar order: frames uint8 [T, R, R, 3], json (the corpus json as
+`meta`, the clip's audio sample count and the `prepared` settings), whole-clip mel float32 [1, M, L]."""
+
+
+def prepared_settings(cfg: DataConfig) -> dict:
+    """The DataConfig fields a prepared item depends on (all but the shuffle buffer)."""
+    return {k: v for k, v in asdict(cfg).items() if k != "shuffle_buffer"}
+
+
+def prepare_sample(sample: dict, cfg: DataConfig) -> dict:
+    """Raw corpus sample -> prepared sample (`__key__` and `PREPARED_MEMBERS`, as bytes)."""
+    item = decode_sample(sample, cfg)
+    meta = json.loads(sample["json"])
+    info = {
+        "meta": meta,
+        "num_samples": round(float(meta["duration"]) * cfg.sample_rate),
+        "prepared": prepared_settings(cfg),
+    }
+    return {
+        "__key__": item["key"],
+        "frames.npy": _npy(item["frames"].numpy()),
+        "json": json.dumps(info, sort_keys=True).encode(),
+        "mel.npy": _npy(item["mel_full"].numpy()),
+    }
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _load_prepared(sample: dict, cfg: DataConfig) -> dict:
+    info = json.loads(sample["json"])
+    if info["prepared"] != prepared_settings(cfg):
+        raise ValueError(f"prepared with {info['prepared']}, not {prepared_settings(cfg)}")
+    mel_full = torch.from_numpy(np.load(io.BytesIO(sample["mel.npy"]), allow_pickle=False))
+    frames = np.load(io.BytesIO(sample["frames.npy"]), allow_pickle=False)
+    return {
+        "frames": torch.from_numpy(frames),
+        "mel": step_mels(mel_full, info["num_samples"], cfg.hop, cfg.frames),
+        "mel_full": mel_full,
+        "label": int(info["meta"]["label"]),
+        "prompt": prompt_for(info["meta"]["class"]),
+        "key": sample["__key__"],
+    }
+
+
+def shard_settings(url: str) -> dict | None:
+    """The `prepared` settings of a prepared shard (read from its first sample); None otherwise."""
+    with tarfile.open(url) as tar:
+        first, second = tar.next(), tar.next()
+        if first is None or second is None or not first.name.endswith("." + PREPARED_MEMBERS[0]):
+            return None
+        return json.load(tar.extractfile(second))["prepared"]
+
+
+def check_prepared(urls: Sequence[str], cfg: DataConfig) -> None:
+    """Raise ValueError naming the first prepared shard whose settings differ from `cfg`'s."""
+    want = prepared_settings(cfg)
+    for url in urls:
+        got = shard_settings(url)
+        if got is not None and got != want:
+            diff = ", ".join(
+                f"{k}={got.get(k)} (run: {v})" for k, v in want.items() if got.get(k) != v
+            )
+            raise ValueError(
+                f"{url} was prepared with {diff}: prepare the corpus shards again with the run's "
+                "settings (python -m model.prepare) or read the corpus shards directly"
+            )
+
+
 def collate(items: list[dict]) -> dict:
-    """Items -> batch; frames stay uint8 [B, T, R, R, 3] until `to_float_frames` (cheaper IPC)."""
+    """Items -> batch; frames stay uint8 (a quarter of the bytes to move between processes and to
+    the device; convert them there with `to_float_frames`)."""
     return {
         "frames": torch.stack([it["frames"] for it in items]),
         "mel": torch.stack([it["mel"] for it in items]),
@@ -226,8 +310,10 @@ def collate(items: list[dict]) -> dict:
 
 
 def to_float_frames(frames: Tensor) -> Tensor:
-    """uint8 [B, T, R, R, 3] -> float32 [B, T, 3, R, R] in [-1, 1]."""
-    return frames.permute(0, 1, 4, 2, 3).float().div(127.5).sub(1.0)
+    """uint8 [B, T, R, R, 3] -> float32 [B, T, 3, R, R] in [-1, 1] (one copy, then in place)."""
+    B, T, H, W, C = frames.shape
+    out = torch.empty(B, T, C, H, W, device=frames.device)
+    return out.copy_(frames.permute(0, 1, 4, 2, 3)).mul_(1 / 127.5).sub_(1.0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,7 +326,9 @@ def _warn_and_skip(exn: Exception) -> bool:
 
 
 def _wanted_member(name: str) -> bool:
-    return name.rsplit(".", 1)[-1] in USED_MEMBERS
+    """Whether a tar member `KEY.suffix` is read (sample keys hold no dots)."""
+    suffix = name.rsplit("/", 1)[-1].partition(".")[2]
+    return suffix in USED_MEMBERS or suffix in PREPARED_MEMBERS
 
 
 class EpochShards(torch.utils.data.IterableDataset):
@@ -277,15 +365,18 @@ def make_loader(
     epoch: int = 0,
     epochs: int | None = 1,
     drop_last: bool = True,
+    pin_memory: bool = False,
 ) -> Iterator[dict]:
     """Batches (see the module docstring) from shards: a brace pattern, glob or list of them.
 
     `epochs` passes over the shards (None: without end, for step-based training) starting at pass
     number `epoch`; shard order and shuffle buffer follow (seed, epoch). Shards are split over DDP
     ranks and then over `num_workers` worker processes (fewer workers when there are fewer shards).
+    `pin_memory` puts batches in page-locked memory for fast copies to a CUDA device.
     """
     cfg = cfg or DataConfig()
     urls = expand_shards(shards)
+    check_prepared(urls, cfg)
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     if len(urls) < world:
         raise ValueError(f"{len(urls)} shard(s) cannot feed {world} DDP processes")
@@ -309,5 +400,6 @@ def make_loader(
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers > 0 else None,
+        pin_memory=pin_memory,
     )
-    return loader.map_dict(frames=to_float_frames)  # in this process: workers send uint8
+    return loader

@@ -36,6 +36,7 @@ from torchvision.utils import make_grid, save_image
 
 from model import runtime
 from model.clip import WEIGHTS_HELP, load_clip
+from model.data import DataConfig, make_loader, to_float_frames
 from model.discriminators import DiscriminatorConfig, ImageDiscriminator, VideoDiscriminator
 from model.losses import (
     LossWeights,
@@ -351,7 +352,7 @@ class Trainer:
         """Forward and backward of one micro-batch (losses scaled by `scale`); returns loss values."""
         cfg, dev, w8 = self.cfg, self.rt.device, self.cfg.weights
         G, clip = self.frozen.G, self.frozen.clip
-        real = batch["frames"].to(dev)  # [B, T, 3, R, R]
+        real = to_float_frames(batch["frames"].to(dev, non_blocking=True))  # [B, T, 3, R, R]
         mel, mel_full = batch["mel"].to(dev), batch["mel_full"].to(dev)
         B, T = real.shape[:2]
         w = start_latents(G, B, cfg.model.truncation)  # [B, N, D]
@@ -421,13 +422,21 @@ def step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7919) % 2**31
 
 
-def batch_stream(cfg: TrainConfig, data: Any, skip: int) -> Iterator[dict[str, Any]]:
+def batch_stream(
+    cfg: TrainConfig, data: DataConfig, skip: int, pin_memory: bool
+) -> Iterator[dict[str, Any]]:
     """Endless training batches, after skipping the `skip` a resumed run has already used (they are
     read and decoded again: resuming a long run costs up to one pass over its position)."""
-    from model.data import make_loader
-
     stream = iter(
-        make_loader(cfg.shards, data, cfg.batch_size, cfg.num_workers, seed=cfg.seed, epochs=None)
+        make_loader(
+            cfg.shards,
+            data,
+            cfg.batch_size,
+            cfg.num_workers,
+            seed=cfg.seed,
+            epochs=None,
+            pin_memory=pin_memory,
+        )
     )
     for _ in range(skip):
         next(stream)
@@ -454,8 +463,6 @@ def log_step(writer, trainer: Trainer, step: int, logs: dict[str, float], run: P
 
 def train(cfg: TrainConfig) -> dict[str, float]:
     """Run (or resume) training to `cfg.steps`; returns the last step's loss values."""
-    from model.data import DataConfig
-
     rt = runtime.setup(cfg.device, seed=cfg.seed)
     run = Path(cfg.out)
     try:
@@ -470,7 +477,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             f" on {rt.device} x{rt.world_size}",
         )
         data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
-        stream = batch_stream(cfg, data, step * cfg.accum)
+        stream = batch_stream(cfg, data, step * cfg.accum, rt.device.type == "cuda")
         writer = runtime.summary_writer(run, rt)
         logs: dict[str, float] = {}
         with runtime.progress(cfg.steps, rt, cfg.quiet, start=step) as bar:

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from model import runtime
 from model.audio import SpecAugment
 from model.clip import WEIGHTS_HELP, FrozenClip, load_clip
-from model.data import DataConfig, make_loader, prompt_of_label
+from model.data import DataConfig, make_loader, prompt_of_label, to_float_frames
 from model.sound_clip import SoundClip, SoundClipConfig, save_sound_clip, sound_clip_loss
 
 
@@ -97,6 +97,7 @@ def train(args: argparse.Namespace) -> Path:
             seed=args.seed,
             epoch=start,
             epochs=None,
+            pin_memory=rt.device.type == "cuda",
         )
     )
     text_rng = random.Random(args.seed * 1009 + rt.rank + start)
@@ -108,7 +109,8 @@ def train(args: argparse.Namespace) -> Path:
             batch = next(batches)
             mel = batch["mel_full"].to(rt.device, non_blocking=True)  # [B, 1, M, L]
             labels = batch["label"].to(rt.device)
-            image = image_embedding(clip, batch["frames"].to(rt.device, non_blocking=True))
+            frames = to_float_frames(batch["frames"].to(rt.device, non_blocking=True))
+            image = image_embedding(clip, frames)
             text = clip.encode_text([prompt_of_label(int(y), text_rng) for y in labels])
             with amp.autocast():
                 views = [augment(mel)] + ([augment(mel)] if cfg.w_audio > 0 else [])

@@ -28,7 +28,10 @@ from model.data import (
     make_loader,
     prompt_for,
     sample_frames,
+    to_float_frames,
 )
+from model.prepare import main as prepare_main
+from model.prepare import prepare
 
 SECONDS, FPS, STEPS = 4.0, 30, 4
 CFG = DataConfig(frames=STEPS, resolution=32, n_mels=32, shuffle_buffer=8)
@@ -147,8 +150,11 @@ def test_batches_hold_every_sample_once_with_the_documented_layout(shards: list[
     keys = [k for b in batches for k in b["key"]]
     assert sorted(keys) == [sample_key(f"src{y}", 0) for y in range(4)]
     b = batches[0]
-    assert b["frames"].shape == (2, STEPS, 3, 32, 32) and b["frames"].dtype == torch.float32
-    assert b["frames"].min() >= -1.0 and b["frames"].max() <= 1.0
+    assert b["frames"].shape == (2, STEPS, 32, 32, 3) and b["frames"].dtype == torch.uint8
+    frames = to_float_frames(b["frames"])
+    assert frames.shape == (2, STEPS, 3, 32, 32) and frames.dtype == torch.float32
+    assert frames.min() >= -1.0 and frames.max() <= 1.0
+    assert torch.allclose(frames[0, 0, 1], b["frames"][0, 0, ..., 1] / 127.5 - 1)  # green plane
     assert b["mel"].shape == (2, STEPS, 1, 32, (int(SECONDS * 44100) // STEPS) // 512)
     assert b["mel_full"].shape == (2, 1, 32, 1 + int(SECONDS * 44100) // 512)
     assert b["label"].dtype == torch.long
@@ -186,3 +192,65 @@ def test_shard_specs_expand_and_missing_ones_are_named(shards: list[Path]) -> No
     assert expand_shards(shards[::-1]) == [str(p) for p in shards[::-1]]
     with pytest.raises(FileNotFoundError, match="train-000007.tar"):
         expand_shards([shards[0], folder / "train-000007.tar"])
+
+
+def _batches(shards, cfg: DataConfig = CFG) -> list[dict]:
+    return list(make_loader(shards, cfg, batch_size=2, num_workers=0, seed=5, epochs=2))
+
+
+def test_prepared_shards_give_the_same_batches(shards: list[Path], tmp_path: Path) -> None:
+    report = prepare(shards, tmp_path / "p", CFG, workers=2, quiet=True)
+    assert (report.written, report.samples, report.failed) == (2, 4, [])
+    prepared = sorted((tmp_path / "p").glob("*.tar"))
+    assert [p.name for p in prepared] == [p.name for p in shards]
+    direct, cached = _batches(shards), _batches(prepared)
+    assert len(direct) == len(cached) == 4
+    for a, b in zip(direct, cached, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            same = torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k]
+            assert same, k
+
+
+def test_prepare_resumes_and_is_reproducible(shards: list[Path], tmp_path: Path) -> None:
+    first = prepare(shards, tmp_path / "a", CFG, workers=1, quiet=True)
+    done = tmp_path / "a" / shards[1].name
+    done.unlink()  # as if killed during the second shard: its temporary file is left behind
+    (tmp_path / "a" / f"{shards[1].name}.tmp").write_bytes(b"half a tar")
+    again = prepare(shards, tmp_path / "a", CFG, workers=2, quiet=True)
+    assert (first.written, again.kept, again.written) == (2, 1, 1)
+    fresh = prepare(shards, tmp_path / "b", CFG, workers=2, quiet=True)
+    assert fresh.written == 2
+    for path in shards:
+        assert (tmp_path / "a" / path.name).read_bytes() == (
+            tmp_path / "b" / path.name
+        ).read_bytes()
+    other = DataConfig(frames=2, resolution=16, n_mels=16)
+    assert prepare(shards, tmp_path / "a", other, quiet=True).written == 2  # new settings: redone
+
+
+def test_prepared_shards_refuse_other_settings(shards: list[Path], tmp_path: Path) -> None:
+    prepare(shards, tmp_path, CFG, workers=1, quiet=True)
+    other = DataConfig(frames=STEPS, resolution=64, n_mels=32)
+    with pytest.raises(
+        ValueError, match=r"train-000000\.tar was prepared with resolution=32 \(run: 64\)"
+    ):
+        make_loader(str(tmp_path / "*.tar"), other)
+
+
+def test_prepare_cli_names_and_leaves_out_a_broken_sample(
+    media: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "in" / "train-000000.tar"
+    path.parent.mkdir()
+    with wds.TarWriter(str(path)) as tar:
+        for key, mp4 in [("good_00", media["aligned"]), ("bad_00", b"not an mp4 at all")]:
+            tar.write({"__key__": key, "mp4": mp4, "flac": media["flac"][0], "json": _meta(key, 0)})
+    argv = ["--shards", str(path), "--out", str(tmp_path / "out"), "--frames", str(STEPS)]
+    assert prepare_main([*argv, "--resolution", "32", "--n-mels", "32", "--workers", "1"]) == 0
+    assert "left out: sample 'bad_00'" in capsys.readouterr().err
+    batches = list(make_loader(str(tmp_path / "out" / "*.tar"), CFG, batch_size=1, num_workers=0))
+    assert [b["key"] for b in batches] == [["good_00"]]
+    with pytest.raises(SystemExit):
+        prepare_main(["--shards", str(tmp_path / "none-*.tar"), "--out", str(tmp_path / "x")])
+    assert "no shard matches" in capsys.readouterr().err
