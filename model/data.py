@@ -320,6 +320,14 @@ def to_float_frames(frames: Tensor) -> Tensor:
 # The loader
 
 
+def check_shards(shards: str | Path | Sequence[str | Path], cfg: DataConfig) -> None:
+    """Exit with a one-line `--shards` error when shards are missing or prepared otherwise (CLIs)."""
+    try:
+        check_prepared(expand_shards(shards), cfg)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"--shards: {e}") from e
+
+
 def _warn_and_skip(exn: Exception) -> bool:
     warnings.warn(f"skipping a sample: {exn}", stacklevel=2)
     return True

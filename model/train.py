@@ -36,7 +36,7 @@ from torchvision.utils import make_grid, save_image
 
 from model import runtime
 from model.clip import WEIGHTS_HELP, load_clip
-from model.data import DataConfig, make_loader, to_float_frames
+from model.data import DataConfig, check_shards, make_loader, to_float_frames
 from model.discriminators import DiscriminatorConfig, ImageDiscriminator, VideoDiscriminator
 from model.losses import (
     LossWeights,
@@ -477,6 +477,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             f" on {rt.device} x{rt.world_size}",
         )
         data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
+        check_shards(cfg.shards, data)
         stream = batch_stream(cfg, data, step * cfg.accum, rt.device.type == "cuda")
         writer = runtime.summary_writer(run, rt)
         logs: dict[str, float] = {}

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from model import runtime
 from model.audio import SpecAugment
 from model.clip import WEIGHTS_HELP, FrozenClip, load_clip
-from model.data import DataConfig, make_loader, prompt_of_label, to_float_frames
+from model.data import DataConfig, check_shards, make_loader, prompt_of_label, to_float_frames
 from model.sound_clip import SoundClip, SoundClipConfig, save_sound_clip, sound_clip_loss
 
 
@@ -82,6 +82,7 @@ def train(args: argparse.Namespace) -> Path:
     model = SoundClip(cfg)
     ddp = rt.wrap(model)
     dcfg = DataConfig(frames=args.frames, resolution=args.resolution, n_mels=args.n_mels)
+    check_shards(args.shards, dcfg)
     augment = SpecAugment(freq_width=max(1, args.n_mels // 8), time_width=64).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     amp = runtime.Precision(rt, args.precision)

@@ -22,6 +22,7 @@ from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.schema import sample_key
 from model.data import (
     DataConfig,
+    check_shards,
     decode_sample,
     expand_shards,
     frame_times,
@@ -236,6 +237,9 @@ def test_prepared_shards_refuse_other_settings(shards: list[Path], tmp_path: Pat
         ValueError, match=r"train-000000\.tar was prepared with resolution=32 \(run: 64\)"
     ):
         make_loader(str(tmp_path / "*.tar"), other)
+    with pytest.raises(SystemExit, match=r"^--shards: .*resolution=32 \(run: 64\)"):
+        check_shards(str(tmp_path / "*.tar"), other)  # what the training CLIs call first
+    check_shards(str(tmp_path / "*.tar"), CFG)
 
 
 def test_prepare_cli_names_and_leaves_out_a_broken_sample(
