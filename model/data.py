@@ -320,6 +320,19 @@ def to_float_frames(frames: Tensor) -> Tensor:
 # The loader
 
 
+def shard_samples(url: str) -> Iterator[dict]:
+    """The raw samples of one shard, in tar order, with the members the loader reads."""
+    yield from wds.WebDataset(
+        url, shardshuffle=False, empty_check=False, select_files=_wanted_member
+    )
+
+
+def count_samples(url: str) -> int:
+    """Samples of a shard (its json members), from the tar headers alone."""
+    with tarfile.open(url) as tar:
+        return sum(m.name.endswith(".json") for m in tar)
+
+
 def check_shards(shards: str | Path | Sequence[str | Path], cfg: DataConfig) -> None:
     """Exit with a one-line `--shards` error when shards are missing or prepared otherwise (CLIs)."""
     try:

@@ -33,11 +33,12 @@ import webdataset as wds
 
 from landscape_av.progress import print_summary, stage_progress
 from model.data import (
-    USED_MEMBERS,
     DataConfig,
+    count_samples,
     expand_shards,
     prepare_sample,
     prepared_settings,
+    shard_samples,
     shard_settings,
 )
 
@@ -52,23 +53,6 @@ def _prepare(sample: dict, cfg: DataConfig) -> dict | str:
         return prepare_sample(sample, cfg)
     except ValueError as e:
         return str(e)
-
-
-def _samples(url: str) -> Iterator[dict]:
-    """The used members of each sample of a corpus shard, in tar order."""
-    select = {f".{m}" for m in USED_MEMBERS}
-    yield from wds.WebDataset(
-        url,
-        shardshuffle=False,
-        empty_check=False,
-        select_files=lambda name: any(name.endswith(s) for s in select),
-    )
-
-
-def _count(url: str) -> int:
-    """Samples of a shard (its json members), from the tar headers alone."""
-    with tarfile.open(url) as tar:
-        return sum(m.name.endswith(".json") for m in tar)
 
 
 @dataclass
@@ -101,12 +85,12 @@ def prepare(
         ProcessPoolExecutor(max(1, workers), initializer=_init_worker) as pool,
         stage_progress(quiet) as progress,
     ):
-        task = progress.add_task("prepare", total=sum(_count(u) for u in todo))
+        task = progress.add_task("prepare", total=sum(count_samples(u) for u in todo))
         for url in todo:
             dest = out / Path(url).name
             tmp = dest.with_name(dest.name + ".tmp")
             with wds.TarWriter(str(tmp), user="", group="", mtime=0) as sink:
-                for got in _ordered(pool, _samples(url), cfg, window=4 * max(1, workers)):
+                for got in _ordered(pool, shard_samples(url), cfg, window=4 * max(1, workers)):
                     if isinstance(got, str):
                         report.failed.append(got)
                     else:
