@@ -7,7 +7,8 @@
    grouped conv, zero-insertion upsampling, full-rate filtering) vs ours, outputs compared.
 2. Images/s forward and forward+backward (to W+) at 64, 128 and 256 with full StyleGAN3-T
    channels (channel_base 32768, channel_max 512), ours and reference.
-Each timing is the best of `--repeats` runs, interleaved, so machine noise hits both alike.
+Each timing is the best of `--fixture-repeats` (workloads) or `--repeats` runs, interleaved, so
+machine noise hits both alike.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--fixture-repeats", type=int, default=3, help="repeats of the workloads")
     parser.add_argument("--fixtures", type=Path, default=REPO.parent / "shared/fixtures/stylegan3")
     parser.add_argument("--resolutions", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument(
@@ -85,7 +87,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads")
 
     for name in ("t64", "r64"):
-        bench_fixture(ref, args.fixtures / f"{name}.pt", args.repeats)
+        bench_fixture(ref, args.fixtures / f"{name}.pt", args.fixture_repeats)
     for res in args.resolutions:
         bench_resolution(ref, res, args.repeats if res < 256 else 1, res < args.skip_reference_at)
 
@@ -134,7 +136,7 @@ def bench_resolution(ref, res: int, repeats: int, with_reference: bool) -> None:
     t = best_of(fns, repeats)
     print(
         f"{res}x{res} (T, 512 ch, batch {n}): "
-        + ", ".join(f"{k} {n / v:.2f} img/s" for k, v in t.items())
+        + ", ".join(f"{k} {n / v:.3g} img/s" for k, v in t.items())
     )
     for mode in ("fwd", "fwd+bwd"):
         if f"reference {mode}" in t:

@@ -19,7 +19,6 @@ from torch import nn
 
 from model.stylegan3.filtered_lrelu import (
     FilteredLReLUPlan,
-    Resampler,
     design_lowpass_filter,
     filtered_lrelu_plan,
 )
@@ -41,7 +40,8 @@ def modulated_conv2d(
     """Style-modulated convolution with weight demodulation, then `+ bias`.
 
     Computed as conv(x * s, W) * d + b with one shared-weight convolution for the whole batch,
-    equal to convolving each sample with its own modulated weights W * s * d.
+    equal to convolving each sample with its own modulated weights W * s * d; a 1x1 convolution
+    is one batched matmul with those per-sample weights (channels-last: no copies).
     """
     if demodulate:  # pre-normalise for numerical range; cancels out in the demodulation
         weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
@@ -55,6 +55,15 @@ def modulated_conv2d(
             out_gain = input_gain if out_gain is None else out_gain * input_gain
         else:
             styles = styles * input_gain
+    if weight.shape[2:] == (1, 1) and padding == 0:
+        n, _, h, w = x.shape
+        wn = weight[None, :, :, 0, 0] * styles[:, None, :]  # [N, O, I]
+        if out_gain is not None:
+            wn = wn * (out_gain[:, :, None] if out_gain.ndim == 2 else out_gain)
+        wn = wn.transpose(1, 2).to(x.dtype)  # [N, I, O]
+        x = x.permute(0, 2, 3, 1).reshape(n, h * w, -1)  # [N, HW, I]: a view if channels-last
+        x = torch.bmm(x, wn) if bias is None else torch.baddbmm(bias.to(x.dtype), x, wn)
+        return x.view(n, h, w, -1).permute(0, 3, 1, 2)  # [N, O, H, W], channels-last
     x = x * styles.to(x.dtype)[:, :, None, None]
     x = F.conv2d(x, weight.to(x.dtype), padding=padding)
     if out_gain is not None:
@@ -64,10 +73,6 @@ def modulated_conv2d(
             return torch.addcmul(bias.to(x.dtype)[None, :, None, None], x, out_gain)
         return x * out_gain
     return x if bias is None else x + bias.to(x.dtype)[None, :, None, None]
-
-
-def _resampler_to(r: Resampler, dtype: torch.dtype) -> Resampler:
-    return r._replace(weights=tuple(w.to(dtype) for w in r.weights))
 
 
 class FullyConnectedLayer(nn.Module):
@@ -341,11 +346,7 @@ class SynthesisLayer(nn.Module):
                 gain=1 if self.is_torgb else math.sqrt(2),
                 slope=1 if self.is_torgb else 0.2,
                 clamp=self.conv_clamp,
-            )
-            plan = plan._replace(
-                upsample=_resampler_to(plan.upsample, dtype),
-                downsample=_resampler_to(plan.downsample, dtype),
-            )
+            ).to(device, dtype)
             if not torch.compiler.is_compiling():  # tensors made while tracing are not real
                 self._plans[(device, dtype)] = plan
         return plan

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from model.stylegan3.filtered_lrelu import design_lowpass_filter, filtered_lrelu, upfirdn2d
+from model.stylegan3.filtered_lrelu import (
+    design_lowpass_filter,
+    filtered_lrelu,
+    filtered_lrelu_plan,
+    resampler,
+    upfirdn2d,
+)
 
 FILTERS = {
     "none": None,
@@ -72,19 +78,67 @@ def test_filtered_lrelu_matches_reference(ref, up, down, fu_taps, fd, clamp):
         )  # clamp before the down filter
 
 
-def test_filtered_lrelu_gradient_matches_reference(ref):
+@pytest.mark.parametrize(
+    "fname,resampling",
+    itertools.product(FILTERS, [r for r in RESAMPLING if r[0] == 1 or r[1] == 1]),
+)
+def test_resampler_adjoint_is_the_gradient(fname, resampling):
+    """The backward of `filtered_lrelu` runs the adjoint passes: they are the gradient."""
+    up, down, padding = resampling
+    f = FILTERS[fname]
+    r = resampler(None if f is None else f.double(), 3, up, down, padding, gain=3.0)
+    x = torch.randn(2, 3, 9, 12, dtype=torch.float64, requires_grad=True)
+    y = r(x)
+    g = torch.randn_like(y)
+    (expected,) = torch.autograd.grad(y, x, g)
+    torch.testing.assert_close(r.adjoint(g, x.shape[2:]), expected)
+
+
+@pytest.mark.parametrize(
+    "up,down,fd,slope,clamp",
+    [
+        (2, 2, "radial", 0.2, 1.0),
+        (2, 2, "sep", 0.2, None),
+        (4, 2, "sep", 0.0, 0.5),
+        (1, 1, None, 1.0, 0.5),
+    ],
+)
+def test_filtered_lrelu_gradient_matches_reference(ref, up, down, fd, slope, clamp):
     gen = torch.Generator().manual_seed(4)
-    x = torch.randn(1, 3, 10, 10, generator=gen, dtype=torch.float64)
-    fu = design_lowpass_filter(12, 4.0, 3.0, 32).double()
-    fd = design_lowpass_filter(12, 5.0, 4.0, 32, radial=True).double()
-    b = torch.zeros(3, dtype=torch.float64)
-    kwargs = dict(up=2, down=2, padding=[6, 5, 6, 5], gain=np.sqrt(2), slope=0.2, clamp=1.0)
+    x = torch.randn(2, 3, 10, 10, generator=gen, dtype=torch.float64).contiguous(
+        memory_format=torch.channels_last
+    )
+    fu = design_lowpass_filter(6 * up, 4.0, 3.0, 16 * up).double() if up > 1 else None
+    if fd is not None:
+        fd = design_lowpass_filter(6 * down, 5.0, 4.0, 16 * up, radial=fd == "radial").double()
+    b = torch.randn(3, generator=gen, dtype=torch.float64)
+    padding = [6, 5, 6, 5] if up > 1 else [0, 0, 0, 0]
+    kwargs = dict(up=up, down=down, padding=padding, gain=np.sqrt(2), slope=slope, clamp=clamp)
     grads = []
     for fn in (filtered_lrelu, ref.filtered_lrelu_ref):
         xi = x.clone().requires_grad_(True)
         fn(xi, fu, fd, b, **kwargs).square().sum().backward()
         grads.append(xi.grad)
+    assert grads[0].abs().sum() > 0
     torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize(
+    "up,fu",
+    [
+        (2, design_lowpass_filter(12, 4.0, 3.0, 32)),
+        (4, design_lowpass_filter(24, 4.0, 3.0, 64)),
+        (2, FILTERS["odd"]),
+        (2, FILTERS["radial-even"]),
+    ],
+)
+def test_peak_gain_is_the_upsampling_norm(up, fu):
+    """The clamp is skipped where peak_gain * max |x| < clamp: peak_gain must bound the upsampled
+    peak (and be tight, to skip it often)."""
+    plan = filtered_lrelu_plan(1, fu.double(), None, up=up, padding=[3, 2, 4, 1], slope=1)
+    impulses = torch.eye(144, dtype=torch.float64).view(144, 1, 12, 12)
+    norm = plan.upsample(impulses).flatten(1).abs().sum(0).max().item()  # max row sum of |U|
+    assert plan.peak_gain == pytest.approx(norm, rel=1e-9)
 
 
 def test_lowpass_design_matches_scipy():
