@@ -1,34 +1,53 @@
 """Build throughput against its floor, in one run on the same machine.
 
-The floor is one bare ffmpeg transcode of each source's span to the output format (same scale +
-crop, fps, libx264 settings, AAC): the least work any pipeline producing that format must do. The
-script times, over the same generated sources:
+The floor is a bare ffmpeg transcode of each source's span to the output format, with the clip
+stage's own filters and encoder settings (`landscape_av.clip`: fps, scale + crop, libx264 with a
+key frame every second, AAC, faststart mp4): the least work any pipeline producing that format must
+do. It is timed two ways and the faster counts:
 
-  floor      bare ffmpeg transcode, one process per source
-  clip       landscape_av.clip.cut_clips (one ffmpeg per source, split into per-clip encoders)
+  floor      one transcode after another, each with ffmpeg's own threading (all cores)
+  floor-par  `workers` one-thread transcodes at once (how the clip stage spends the cores)
+
+Over the same generated sources the script then times:
+
+  clip       landscape_av.clip.cut_clips, `workers` sources at once (one ffmpeg per source,
+             split into per-clip encoders)
   build      the whole `build` (yt-dlp over 127.0.0.1, probe, filter, clip, shards, manifests, card)
   per-clip   alternative: one ffmpeg per clip (a decode per clip)
   segment    alternative: one encode + the segment muxer (reports its audio drift)
 
-and prints source minutes processed per wall minute and the ratio of each to the floor.
+and prints source minutes processed per wall minute and the ratio of each to the floor. With
+`--repeat N` every method runs N times, in interleaved rounds, and the medians are reported (a
+shared or virtual machine's speed drifts by several percent from one run to the next).
 
-    python bench/build_throughput.py                   # 3 sources x 30 s, 1920x1080 -> 1280x720
-    python bench/build_throughput.py --quick           # 2 sources x 20 s, 640x360 -> 320x180
+    python bench/build_throughput.py                   # 6 sources x 30 s, 1920x1080 -> 1280x720
+    python bench/build_throughput.py --repeat 3        # the same, medians of 3 rounds
+    python bench/build_throughput.py --quick           # 4 sources x 20 s, 640x360 -> 320x180
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
 
 from landscape_av.build import BuildConfig, build
-from landscape_av.clip import ClipOptions, clip_count, cut_clips
+from landscape_av.clip import (
+    ClipOptions,
+    audio_filter,
+    clip_count,
+    cut_clips,
+    mp4_args,
+    video_filter,
+)
 from landscape_av.ffmpeg import ffmpeg_exe, run_ffmpeg
 from landscape_av.serve import serve_folder
 from landscape_av.sources import Source
@@ -51,29 +70,27 @@ def make_sources(folder: Path, n: int, seconds: float, size: str) -> list[Path]:
     return paths
 
 
-def video_filter(opts: ClipOptions) -> str:
-    w, h = opts.width, opts.height
-    return f"fps={opts.fps},scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
+def transcode_args(opts: ClipOptions) -> list[str]:
+    """The clip stage's picture, sound and mp4 settings, for one output."""
+    return ["-vf", video_filter(opts), "-af", audio_filter(opts), *mp4_args(opts)]
 
 
-def encode_args(opts: ClipOptions) -> list[str]:
-    return [
-        "-c:v", "libx264", "-preset", opts.preset, "-crf", str(opts.crf),
-        "-threads", str(opts.x264_threads), "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", opts.audio_bitrate, "-ar", str(opts.audio_rate),
-        "-ac", str(opts.audio_channels),
-    ]  # fmt: skip
+def floor(src: Path, span: float, out: Path, opts: ClipOptions, threads: str) -> None:
+    """One bare transcode; `threads` "0" lets ffmpeg pick (the last -threads wins)."""
+    run_ffmpeg(["-i", src, "-t", f"{span}", *transcode_args(opts), "-threads", threads, out])
 
 
-def floor(src: Path, span: float, out: Path, opts: ClipOptions) -> None:
-    run_ffmpeg(["-i", src, "-t", f"{span}", "-vf", video_filter(opts), *encode_args(opts), out])
+def each(fn: Callable[[Path], object], sources: list[Path], workers: int) -> None:
+    """`fn` on every source, `workers` at once."""
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fn, sources))
 
 
 def per_clip(src: Path, count: int, out: Path, opts: ClipOptions) -> None:
     for i in range(count):
         run_ffmpeg(
-            ["-ss", f"{i * opts.seconds}", "-i", src, "-t", f"{opts.seconds}", "-vf",
-             video_filter(opts), *encode_args(opts), out / f"{src.stem}_{i}.mp4"]
+            ["-ss", f"{i * opts.seconds}", "-i", src, "-t", f"{opts.seconds}",
+             *transcode_args(opts), out / f"{src.stem}_{i}.mp4"]
         )  # fmt: skip
 
 
@@ -83,7 +100,7 @@ def segment(src: Path, span: float, out: Path, opts: ClipOptions) -> list[tuple[
     pattern = out / f"{src.stem}_%03d.mp4"
     cuts = [f"{i * opts.seconds:g}" for i in range(1, round(span / opts.seconds))]
     run_ffmpeg(
-        ["-i", src, "-t", f"{span}", "-vf", video_filter(opts), *encode_args(opts),
+        ["-i", src, "-t", f"{span}", *transcode_args(opts),
          "-force_key_frames", ",".join(["0", *cuts]), "-f", "segment",
          "-segment_times", ",".join(cuts), "-reset_timestamps", "1", pattern]
     )  # fmt: skip
@@ -105,17 +122,18 @@ def timed(fn) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--sources", type=int, default=3)
+    ap.add_argument("--sources", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each source")
     ap.add_argument("--size", default="1920x1080", help="source size")
     ap.add_argument("--preset", default=ClipOptions.preset)
-    ap.add_argument("--workers", type=int, default=1, help="build workers")
+    ap.add_argument("--workers", type=int, default=BuildConfig().workers, help="[CPU cores]")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--skip-alternatives", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     if args.quick:
-        args.sources, args.seconds, args.size = 2, 20.0, "640x360"
+        args.sources, args.seconds, args.size = 4, 20.0, "640x360"
     out_w, out_h = (320, 180) if args.quick else (1280, 720)
     opts = ClipOptions(width=out_w, height=out_h, preset=args.preset)
 
@@ -126,17 +144,26 @@ def main() -> None:
         count = clip_count(args.seconds, opts)
         span = count * opts.seconds
         minutes = len(sources) * span / 60
-        times: dict[str, float] = {}
-        segments: list[tuple[int, float]] = []
+        runs: dict[str, list[float]] = {}
+        segments: list[list[tuple[int, float]]] = []
 
         def run_floor() -> None:
             for s in sources:
-                floor(s, span, tmp / f"floor-{s.stem}.mp4", opts)
+                floor(s, span, tmp / f"floor-{s.stem}.mp4", opts, threads="0")
+
+        def run_floor_par() -> None:
+            each(
+                lambda s: floor(s, span, tmp / f"floor-{s.stem}.mp4", opts, "1"),
+                sources,
+                args.workers,
+            )
 
         def run_clip() -> None:
-            for s in sources:
+            def one(s: Path) -> None:
                 keys = [f"{s.stem}_{i:02d}" for i in range(count)]
                 cut_clips(s, 0.0, count, keys, tmp / "clip" / s.stem, opts)
+
+            each(one, sources, args.workers)
 
         def run_build() -> None:
             with serve_folder(tmp / "src") as url:
@@ -145,43 +172,54 @@ def main() -> None:
                     for s in sources
                 ]
                 config = BuildConfig(
-                    out=tmp / "corpus", width=out_w, height=out_h, min_width=out_w,
-                    min_height=out_h, max_clips=count, preset=args.preset,
-                    workers=args.workers, quiet=True,
+                    out=Path(tempfile.mkdtemp(prefix="corpus-", dir=tmp)),  # fresh, not resumed
+                    width=out_w, height=out_h, min_width=out_w, min_height=out_h,
+                    max_clips=count, preset=args.preset, workers=args.workers, quiet=True,
                 )  # fmt: skip
                 build(rows, config, manifest="bench")
 
-        times["floor"] = timed(run_floor)
-        times["clip"] = timed(run_clip)
-        times["build"] = timed(run_build)
+        def run_per_clip() -> None:
+            each(lambda s: per_clip(s, count, tmp / "per-clip", opts), sources, args.workers)
+
+        def run_segment() -> None:
+            segments.clear()
+            with ThreadPoolExecutor(args.workers) as pool:
+                segments.extend(
+                    pool.map(lambda s: segment(s, span, tmp / "segment", opts), sources)
+                )
+
+        methods = {
+            "floor": run_floor, "floor-par": run_floor_par, "clip": run_clip, "build": run_build
+        }  # fmt: skip
         if not args.skip_alternatives:
             (tmp / "per-clip").mkdir()
             (tmp / "segment").mkdir()
-            times["per-clip"] = timed(
-                lambda: [per_clip(s, count, tmp / "per-clip", opts) for s in sources]
-            )
-            times["segment"] = timed(
-                lambda: segments.extend(
-                    x for s in sources for x in segment(s, span, tmp / "segment", opts)
-                )
-            )
+            methods |= {"per-clip": run_per_clip, "segment": run_segment}
+        for _ in range(args.repeat):
+            for name, method in methods.items():
+                runs.setdefault(name, []).append(timed(method))
+        times = {name: statistics.median(walls) for name, walls in runs.items()}
 
+    best = min(times["floor"], times["floor-par"])
     version = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True)
     print(
         f"{len(sources)} sources x {span:g} s ({args.size}) -> {out_w}x{out_h} {opts.fps} fps, "
-        f"libx264 {opts.preset} crf {opts.crf} threads {opts.x264_threads}; "
+        f"libx264 {opts.preset} crf {opts.crf}, {args.workers} workers; "
         f"{version.stdout.split(chr(10))[0][:40]}"
     )
-    print(f"{'method':<10} {'wall s':>8} {'src min/min':>12} {'x floor':>8}")
+    print(f"{'method':<10} {'wall s':>8} {'src min/min':>12} {'x floor':>8}  rounds (wall s)")
     for name, seconds in times.items():
         print(
-            f"{name:<10} {seconds:8.2f} {minutes / (seconds / 60):12.2f} {seconds / times['floor']:8.2f}"
+            f"{name:<10} {seconds:8.2f} {minutes / (seconds / 60):12.2f} "
+            f"{seconds / best:8.2f}  {', '.join(f'{t:.2f}' for t in runs[name])}"
         )
     if segments:
+        cuts = [x for per_source in segments for x in per_source]
         print(f"segment muxer, per clip (want {opts.frames} frames, 0 ms audio error): ", end="")
-        print(", ".join(f"{n} frames {ms:+.0f} ms" for n, ms in segments))
+        print(", ".join(f"{n} frames {ms:+.0f} ms" for n, ms in cuts))
     if args.json:
-        args.json.write_text(json.dumps({"times": times, "minutes": minutes, "segments": segments}))
+        results = {"times": times, "floor": best, "runs": runs, "minutes": minutes}
+        args.json.write_text(json.dumps(results | {"segments": segments}))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 Every source goes through the first four stages in a worker pool; its finished result (clips, or a
 rejection) is committed as one folder `OUT/.work/samples/<source_id>/`, renamed into place, so a
 build killed at any point (Ctrl-C or kill -9) and run again reuses every finished source and redoes
-only the unfinished ones. Sharding then packs the committed samples in a fixed order, so shards and
-manifests come out byte-identical to those of an uninterrupted build. Failures that may pass
-(download, ffmpeg) are not committed and are retried on the next run; each run records its failures
-in the failures manifest and goes on.
+only the unfinished ones. Up to `workers` sources are clipped at once (each clip encoder runs on one
+thread, for reproducible bytes: `clip.X264_THREADS`), and meanwhile up to `downloads` more are
+fetched, probed and filtered, so that encoding does not wait for the network. Sharding then packs
+the committed samples in a fixed order, so shards and manifests come out byte-identical to those of
+an uninterrupted build, whatever the number of workers.
+Failures that may pass (download, ffmpeg) are not committed and are retried on the next run; each
+run records its failures in the failures manifest and goes on.
 
 `LANDSCAPE_AV_CRASH_AT=<stage>:<n>` (stage: download, clip or shard) makes the process kill itself
 with SIGKILL right after its n-th completion of that stage: the resume tests use it to crash a real
@@ -29,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.progress import Progress
+
 from . import __version__
 from .card import write_card
 from .classes import CLASSES
 from .clip import ClipError, ClipOptions, clip_count, cut_clips
 from .download import DownloadError, DownloadOptions, download
 from .ffmpeg import FFmpegError
-from .filters import FilterOptions, check
+from .filters import FilterOptions, Verdict, check, check_motion
 from .manifests import write_manifest
 from .probe import Probe, ProbeError, probe
 from .progress import print_summary, stage_progress
@@ -69,7 +74,8 @@ class BuildConfig:
     """Every build option, with the defaults of the published corpus."""
 
     out: Path = Path(DEFAULT_OUT)
-    workers: int = 1
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # sources clipped at once
+    downloads: int = 2  # sources fetched at once (network-bound; sites throttle many at once)
     # clips (defaults: ClipOptions)
     clip_seconds: float = ClipOptions.seconds
     max_clips: int = ClipOptions.max_clips
@@ -78,7 +84,6 @@ class BuildConfig:
     fps: int = ClipOptions.fps
     crf: int = ClipOptions.crf
     preset: str = ClipOptions.preset
-    x264_threads: int = ClipOptions.x264_threads
     keyframe_seconds: float = ClipOptions.keyframe_seconds
     audio_rate: int = ClipOptions.audio_rate
     audio_channels: int = ClipOptions.audio_channels
@@ -130,7 +135,7 @@ class BuildConfig:
         """Settings recorded in build.json: those that shape the corpus, not where it is written or
         how fast (no machine-specific values)."""
         values = dataclasses.asdict(self)
-        for name in ("out", "cookies", "quiet", "workers", "keep_downloads"):
+        for name in ("out", "cookies", "quiet", "workers", "downloads", "keep_downloads"):
             values.pop(name)
         return values
 
@@ -182,21 +187,56 @@ class BuildResult:
 
 
 class _Crasher:
-    """Kills the process with SIGKILL after the n-th completion of a stage (see module doc)."""
+    """Kills the process with SIGKILL after the n-th completion of a stage (see module doc): a
+    fresh download, a committed source ("clip"), a written shard."""
 
     def __init__(self) -> None:
         stage, _, count = os.environ.get(CRASH_ENV, "").partition(":")
         self.stage, self.count = stage, int(count or 0)
-        self.seen: Counter[str] = Counter()
+        self.seen = 0
         self.lock = threading.Lock()
 
     def done(self, stage: str) -> None:
         if stage != self.stage:
             return
         with self.lock:
-            self.seen[stage] += 1
-            if self.seen[stage] >= self.count:
+            self.seen += 1
+            if self.seen >= self.count:
                 os.kill(os.getpid(), signal.SIGKILL)
+
+
+class _Stages:
+    """What the source threads share: `downloads` slots for fetching and `workers` for clipping
+    (a thread holds one at a time, so the next sources are fetched, probed and filtered while
+    others are encoded), the per-source progress bars, and the commits of results."""
+
+    def __init__(self, progress: Progress, total: int, config: BuildConfig, crasher: _Crasher):
+        self.progress, self.crasher = progress, crasher
+        self.tasks = {name: progress.add_task(name, total=total, bytes=0) for name in STAGES}
+        self.moved: Counter[str] = Counter()
+        self.lock = threading.Lock()  # progress counts
+        self.committing = threading.Lock()  # a crash after n commits leaves exactly n
+        self.downloading = threading.BoundedSemaphore(config.downloads)
+        self.clipping = threading.BoundedSemaphore(config.workers)
+
+    def advance(self, *stages: str, nbytes: int = 0) -> None:
+        """Count one more source done with each of `stages` in the progress bars."""
+        with self.lock:
+            for stage in stages:
+                self.moved[stage] += nbytes
+                self.progress.update(self.tasks[stage], advance=1, bytes=self.moved[stage])
+
+    def downloaded(self, path: Path) -> None:
+        self.advance("download", nbytes=path.stat().st_size)
+        self.crasher.done("download")
+
+    def commit(self, outcome: Outcome, committed: Path, staging: Path | None) -> Outcome:
+        """Make a source's result final (`_commit`) and count it done with the clip stage."""
+        with self.committing:
+            _commit(outcome, committed, staging)
+            self.crasher.done("clip")
+        self.advance("clip", nbytes=sum(p.stat().st_size for p in committed.iterdir()))
+        return outcome
 
 
 def build(sources: Sequence[Source], config: BuildConfig, manifest: str = "") -> BuildResult:
@@ -210,19 +250,10 @@ def build(sources: Sequence[Source], config: BuildConfig, manifest: str = "") ->
     crasher = _Crasher()
     outcomes: dict[str, Outcome] = {}
     with stage_progress(config.quiet) as progress:
-        tasks = {name: progress.add_task(name, total=len(sources), bytes=0) for name in STAGES}
-        lock, moved = threading.Lock(), Counter()
-
-        def advance(stage: str, fresh: bool = True, nbytes: int = 0) -> None:
-            with lock:
-                moved[stage] += nbytes
-                progress.update(tasks[stage], advance=1, bytes=moved[stage])
-            if fresh:  # work done in this run, not reused from an earlier one
-                crasher.done(stage)
-
-        with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+        stages = _Stages(progress, len(sources), config, crasher)
+        with ThreadPoolExecutor(max_workers=config.workers + config.downloads) as pool:
             futures = {
-                pool.submit(_process, s, splits[s.source_id], config, work, advance): s.source_id
+                pool.submit(_process, s, splits[s.source_id], config, work, stages): s.source_id
                 for s in sources
             }
             try:
@@ -260,38 +291,50 @@ def _reset_stale_samples(samples_dir: Path, config: BuildConfig) -> None:
 # --- one source: download, probe, filter, clip --------------------------------------------------
 
 
-def _process(source: Source, split: str, config: BuildConfig, work: Path, advance) -> Outcome:
+def _process(
+    source: Source,
+    split: str,
+    config: BuildConfig,
+    work: Path,
+    stages: _Stages,
+) -> Outcome:
+    """Download, probe, filter and clip one source (downloading and clipping in `stages` slots),
+    or reuse its committed result. Rejections and probe failures are committed; download and
+    ffmpeg failures are not (they may pass on a rerun)."""
     committed = work / SAMPLES_DIR / source.source_id
     record = committed / SOURCE_RECORD
     if record.is_file():
         saved = json.loads(record.read_text())
         if saved["row"] == _row(source, split):
-            for stage in STAGES:
-                advance(stage, fresh=False)
+            stages.advance(*STAGES)
             return _load_outcome(source, split, saved)
         shutil.rmtree(committed)  # the manifest row changed since: redo the source
 
     def failed(stage: str, reason: str, detail: str) -> Outcome:
         detail = _ADDRESS_RE.sub("", detail)  # ffmpeg's "[mov @ 0x55...]": differs run to run
-        for later in STAGES[STAGES.index(stage) + 1 :]:
-            advance(later)  # the source is done with: count it in the later bars too
         return Outcome(source, split, "failed", stage, reason, detail)
 
     try:
-        fetched = download(source, work / DOWNLOADS_DIR, config.download_options())
+        with stages.downloading:
+            fetched = download(source, work / DOWNLOADS_DIR, config.download_options())
     except DownloadError as e:
-        advance("download")
+        stages.advance(*STAGES)  # the source is done with: count it in the later bars too
         return failed("download", e.reason, str(e))
-    advance("download", nbytes=fetched.path.stat().st_size)
+    stages.downloaded(fetched.path)
+
+    def final(outcome: Outcome, staging: Path | None = None) -> Outcome:
+        """Commit the source's result; its download is not needed any more."""
+        stages.commit(outcome, committed, staging)
+        if not config.keep_downloads:
+            fetched.path.unlink(missing_ok=True)
+        return outcome
 
     try:
         facts = probe(fetched.path)
     except ProbeError as e:
-        outcome = failed("probe", e.reason, str(e))
-        _commit(outcome, committed, None)
-        return outcome
-    finally:
-        advance("probe")
+        stages.advance("probe")
+        return final(failed("probe", e.reason, str(e)))
+    stages.advance("probe")
 
     # media time t in the downloaded file is source time fetched.offset + t
     start = max(0.0, (source.start or 0.0) - fetched.offset)
@@ -299,13 +342,17 @@ def _process(source: Source, split: str, config: BuildConfig, work: Path, advanc
     if source.end is not None:
         end = min(end, source.end - fetched.offset)
     info = _probe_info(facts) | {"start": fetched.offset + start, "end": fetched.offset + end}
-    verdict = check(fetched.path, facts, start, end, config.filter_options())
-    info |= {"loudness_db": verdict.loudness_db, "motion": verdict.motion}
+
+    def rejected(verdict: Verdict) -> Outcome:
+        info.update(loudness_db=verdict.loudness_db, motion=verdict.motion)
+        return final(
+            Outcome(source, split, "rejected", "filter", verdict.reason, verdict.detail, info)
+        )
+
+    filters = config.filter_options()
+    verdict = check(fetched.path, facts, start, end, filters)
     if not verdict.kept:
-        outcome = Outcome(source, split, "rejected", "filter", verdict.reason, verdict.detail, info)
-        _commit(outcome, committed, None)
-        advance("clip")
-        return outcome
+        return rejected(verdict)
 
     opts = config.clip_options()
     count = clip_count(end - start, opts)
@@ -313,11 +360,17 @@ def _process(source: Source, split: str, config: BuildConfig, work: Path, advanc
     staging = work / SAMPLES_DIR / f".tmp-{source.source_id}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        results = cut_clips(fetched.path, start, count, keys, staging, opts)
+        with stages.clipping:
+            results = cut_clips(fetched.path, start, count, keys, staging, opts)
     except (FFmpegError, ClipError) as e:
         shutil.rmtree(staging, ignore_errors=True)
-        advance("clip")
+        stages.advance("clip")
         return failed("clip", "ffmpeg" if isinstance(e, FFmpegError) else "inexact", str(e))
+    verdict = check_motion(verdict, sum(c.motion for c in results) / len(results), filters)
+    if not verdict.kept:
+        shutil.rmtree(staging)
+        return rejected(verdict)
+    info.update(loudness_db=verdict.loudness_db, motion=verdict.motion)
     keys = keys[: len(results)]  # trailing clips may have been dropped (a short source)
     info["end"] = info["start"] + len(results) * opts.seconds
     metas = []
@@ -325,12 +378,7 @@ def _process(source: Source, split: str, config: BuildConfig, work: Path, advanc
         meta = _sample_meta(source, split, key, clip, info["start"], opts)
         (staging / f"{key}.json").write_bytes(_meta_bytes(meta))
         metas.append(meta)
-    outcome = Outcome(source, split, "clipped", info=info, clips=metas)
-    _commit(outcome, committed, staging)
-    if not config.keep_downloads:
-        fetched.path.unlink(missing_ok=True)
-    advance("clip", nbytes=sum(p.stat().st_size for p in committed.iterdir()))
-    return outcome
+    return final(Outcome(source, split, "clipped", info=info, clips=metas), staging)
 
 
 def _probe_info(facts: Probe) -> dict[str, Any]:

@@ -3,13 +3,20 @@
 One ffmpeg process per source: the span is decoded once, rotated (ffmpeg honours the display
 matrix), brought to one frame rate and one size (aspect-preserving scale + centre crop) and one
 audio rate and layout, then split into N branches that are each trimmed by frame / sample count and
-encoded once: `<key>.mp4` (H.264 + AAC, faststart) and `<key>.flac`. Two more branches give a mid-clip
-thumbnail per clip (`<key>.jpg`) and a tiny grey copy of every frame, from which each clip's motion is
-measured. Trimming by counts makes every clip exactly `round(seconds * fps)` frames and
-`seconds * rate` samples, and each clip's encoder starts on a key frame.
+encoded once: `<key>.mp4` (H.264 + AAC, faststart) and `<key>.flac`. Two more branches give a
+mid-clip thumbnail per clip (`<key>.jpg`) and a tiny grey copy of every frame, from which each
+clip's motion is measured (the frozen filter's input: no other stage decodes the video). Trimming
+by counts makes every clip exactly `round(seconds * fps)` frames and `seconds * rate` samples, and
+each clip's encoder starts on a key frame.
 
-Measured on 2 cores (see bench/build_throughput.py): this costs about as much as one bare ffmpeg
-transcode of the same span, unlike cutting with a segment muxer (audio drift) or a decode per clip.
+Each encoder runs on one thread (`X264_THREADS`): libx264's frame threads are not reproducible
+here (ffmpeg 9.0 with its bundled x264, veryfast: in runs of 6 identical 2-thread encodes, 1 to 4
+came out different; the threaded lookahead is the cause, as `sync-lookahead=0` makes them agree, at
+about 10% more time), and one thread gives the same bytes on every machine. The build gets its
+parallelism from sources instead: `workers` sources are clipped at once. Measured on 2 cores (see
+bench/build_throughput.py): two such one-thread ffmpegs at once take about as long as bare ffmpeg
+transcodes of the same spans (same filters and encoder settings: `video_filter`, `audio_filter`,
+`mp4_args`) on all cores; cutting with a segment muxer drifts the audio by up to 1 s.
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ import av
 import numpy as np
 
 from .ffmpeg import run_ffmpeg
-from .filters import MOTION_SIZE, float_samples, rms_db
+from .filters import MOTION_SIZE, float_samples, frame_motion, rms_db
 
 CLIP_EXTS = ("mp4", "flac", "jpg")
 THUMB_PATTERN = "thumb-%03d.jpg"
+X264_THREADS = 1
+"""Threads of each clip encoder: one, so that the bytes never depend on timing (see module doc)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,6 @@ class ClipOptions:
     fps: int = 30
     crf: int = 21
     preset: str = "veryfast"
-    x264_threads: int = 2  # fixed, so that the encoded bytes do not depend on the machine
     keyframe_seconds: float = 1.0  # a key frame every second: readers seek to any second cheaply
     audio_rate: int = 44100
     audio_channels: int = 2
@@ -110,7 +118,7 @@ def cut_clips(
                 start=i * opts.seconds,
                 files=files,
                 loudness_db=loudness,
-                motion=_motion(clip_grey),
+                motion=frame_motion(clip_grey),
                 num_frames=num_frames,
                 num_samples=num_samples,
             )
@@ -122,20 +130,47 @@ class ClipError(RuntimeError):
     """An output clip is not exact (a short source, a broken stream)."""
 
 
+def video_filter(opts: ClipOptions) -> str:
+    """Filter chain to the clips' picture: one frame rate, one size (aspect-preserving scale +
+    centre crop), square pixels, yuv420p."""
+    w, h = opts.width, opts.height
+    return (
+        f"fps={opts.fps},scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,"
+        f"crop={w}:{h},setsar=1,format=yuv420p"
+    )
+
+
+def audio_filter(opts: ClipOptions) -> str:
+    """Filter chain to the clips' sound: one rate and layout, timestamps from 0."""
+    layout = {1: "mono", 2: "stereo"}.get(opts.audio_channels, f"{opts.audio_channels}c")
+    return (
+        f"aresample={opts.audio_rate}:first_pts=0,aformat=sample_fmts=fltp:channel_layouts={layout}"
+    )
+
+
+def mp4_args(opts: ClipOptions) -> list[str]:
+    """Output options of a clip's mp4: H.264 with a key frame every `keyframe_seconds` (and no
+    others), AAC, faststart, bit-exact."""
+    gop = str(max(1, round(opts.keyframe_seconds * opts.fps)))
+    return [
+        "-c:v", "libx264", "-preset", opts.preset, "-crf", str(opts.crf),
+        "-threads", str(X264_THREADS), "-pix_fmt", "yuv420p", "-flags:v", "+bitexact",
+        "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
+        "-c:a", "aac", "-b:a", opts.audio_bitrate, "-flags:a", "+bitexact",
+        "-movflags", "+faststart",
+    ]  # fmt: skip
+
+
 def _ffmpeg_args(
     path: Path, start: float, keys: list[str], out_dir: Path, grey: Path, opts: ClipOptions
 ) -> list[str]:
     n, frames, samples = len(keys), opts.frames, opts.samples
-    w, h = opts.width, opts.height
     span = n * opts.seconds
     graph = [
-        f"[0:v]fps={opts.fps},scale={w}:{h}:force_original_aspect_ratio=increase"
-        f":flags=bicubic,crop={w}:{h},setsar=1,format=yuv420p,split={n + 2}"
+        f"[0:v]{video_filter(opts)},split={n + 2}"
         + "".join(f"[v{i}]" for i in range(n))
         + "[vt][vg]",
-        f"[0:a]aresample={opts.audio_rate}:first_pts=0,"
-        f"aformat=sample_fmts=fltp:channel_layouts={_layout(opts.audio_channels)},asplit={2 * n}"
-        + "".join(f"[a{i}][f{i}]" for i in range(n)),
+        f"[0:a]{audio_filter(opts)},asplit={2 * n}" + "".join(f"[a{i}][f{i}]" for i in range(n)),
         # thumbnails: the middle frame of every clip
         f"[vt]trim=end_frame={n * frames},select='eq(mod(n\\,{frames})\\,{frames // 2})',"
         f"scale={opts.thumb_width}:-2,format=yuvj420p[thumbs]",
@@ -152,16 +187,11 @@ def _ffmpeg_args(
                 f"asetpts=PTS-STARTPTS[{branch}o{i}]"
             )
     exact = ["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact"]
-    gop = max(1, round(opts.keyframe_seconds * opts.fps))
     args = ["-ss", f"{start:.6f}", "-t", f"{span + 1.0:.6f}", "-i", str(path)]
     args += ["-filter_complex", ";".join(graph)]
     for i, key in enumerate(keys):
-        args += ["-map", f"[vo{i}]", "-map", f"[ao{i}]", *exact]
-        args += ["-c:v", "libx264", "-preset", opts.preset, "-crf", str(opts.crf)]
-        args += ["-threads", str(opts.x264_threads), "-pix_fmt", "yuv420p", "-flags:v", "+bitexact"]
-        args += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
-        args += ["-c:a", "aac", "-b:a", opts.audio_bitrate, "-flags:a", "+bitexact"]
-        args += ["-movflags", "+faststart", str(out_dir / f"{key}.mp4")]
+        args += ["-map", f"[vo{i}]", "-map", f"[ao{i}]", *exact, *mp4_args(opts)]
+        args += [str(out_dir / f"{key}.mp4")]
         args += ["-map", f"[fo{i}]", *exact, "-c:a", "flac", "-sample_fmt", "s16"]
         args += ["-flags:a", "+bitexact"]
         args += [str(out_dir / f"{key}.flac")]
@@ -172,21 +202,10 @@ def _ffmpeg_args(
     return args
 
 
-def _layout(channels: int) -> str:
-    return {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
-
-
 def _read_grey(path: Path) -> np.ndarray:
     w, h = MOTION_SIZE
     data = np.fromfile(path, dtype=np.uint8)
     return data[: data.size // (w * h) * w * h].reshape(-1, h, w)
-
-
-def _motion(frames: np.ndarray) -> float:
-    """Mean absolute difference of consecutive grey frames, 0..1."""
-    if len(frames) < 2:
-        return 0.0
-    return float(np.mean(np.abs(np.diff(frames.astype(np.int16), axis=0)))) / 255.0
 
 
 def _check_outputs(files: dict[str, Path], opts: ClipOptions) -> tuple[int, int, float]:

@@ -79,8 +79,15 @@ def _classes(ctx, param, value: str) -> tuple[str, ...]:
     "--workers",
     type=click.IntRange(min=1),
     default=_DEFAULTS.workers,
+    show_default="CPU cores",
+    help="Sources clipped at once (each encoder uses one core).",
+)
+@click.option(
+    "--downloads",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.downloads,
     show_default=True,
-    help="Sources processed at once.",
+    help="Sources fetched at once, while others are clipped.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many sources in all.")
 @click.option("--max-per-class", type=click.IntRange(min=1), help="At most this many per class.")
@@ -172,6 +179,7 @@ def build_command(
     classes: tuple[str, ...],
     out: Path,
     workers: int,
+    downloads: int,
     limit: int | None,
     max_per_class: int | None,
     max_clips: int,
@@ -203,6 +211,7 @@ def build_command(
     config = BuildConfig(
         out=out,
         workers=workers,
+        downloads=downloads,
         clip_seconds=clip_seconds,
         max_clips=max_clips,
         width=size[0],

@@ -76,6 +76,10 @@ def test_every_rejection_and_failure_is_recorded(corpus):
     assert list(sources.index) == [r[0] for r in ROWS]  # manifest order
     assert sources.loc[["good", "good2", "rotated"], "status"].eq("clipped").all()
     assert sources.loc["frozen", "status"] == "rejected"
+    # motion is measured on the clips: a kept source's is the mean of its clips'
+    clip_motion = m["clips"].groupby("source_id")["motion"].mean()
+    assert sources.loc["good", "motion"] == pytest.approx(clip_motion["good"], abs=1e-6)
+    assert sources.loc["frozen", "motion"] < 0.001 / 4
     assert sources.loc["missing", "status"] == "failed"
     assert sources.loc["rotated", ["width", "height", "rotation"]].tolist() == [360, 640, 90]
     assert (summary["clipped"], summary["rejected"], summary["failed"]) == (3, 5, 3)
@@ -147,6 +151,21 @@ def test_rerun_reuses_everything_and_changes_nothing(corpus, tmp_path: Path):
     assert again == summary
     assert {p: p.read_bytes() for p in files} == before
     assert {p: p.stat().st_mtime_ns for p in (out / "data").iterdir()} == mtimes  # not rewritten
+
+
+def test_worker_counts_change_no_byte(corpus, tmp_path: Path):
+    """One worker fetching one source at a time builds the same corpus as the default pool."""
+    out, summary = corpus
+    alone = tmp_path / "alone"
+    serial = ["--workers", "1", "--downloads", "1"]
+    again = run_cli(
+        "--manifest", str(out.parent / "sources.csv"), "--out", str(alone), *SMALL, *serial
+    )
+    assert again | {"out": ""} == summary | {"out": ""}
+    files = [out / "README.md", out / "build.json"]
+    files += sorted(p for d in ("data", "manifests") for p in (out / d).iterdir())
+    for path in files:
+        assert (alone / path.relative_to(out)).read_bytes() == path.read_bytes(), path.name
 
 
 def test_dry_run_lists_the_plan(tmp_path: Path, media_server: str):
