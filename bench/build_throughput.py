@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import av
 
@@ -51,6 +52,8 @@ from landscape_av.clip import (
 from landscape_av.ffmpeg import ffmpeg_exe, run_ffmpeg
 from landscape_av.serve import serve_folder
 from landscape_av.sources import Source
+
+T = TypeVar("T")
 
 
 def make_sources(folder: Path, n: int, seconds: float, size: str) -> list[Path]:
@@ -80,10 +83,10 @@ def floor(src: Path, span: float, out: Path, opts: ClipOptions, threads: str) ->
     run_ffmpeg(["-i", src, "-t", f"{span}", *transcode_args(opts), "-threads", threads, out])
 
 
-def each(fn: Callable[[Path], object], sources: list[Path], workers: int) -> None:
-    """`fn` on every source, `workers` at once."""
+def each(fn: Callable[[Path], T], sources: list[Path], workers: int) -> list[T]:
+    """`fn` on every source, `workers` at once; its results in source order."""
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(fn, sources))
+        return list(pool.map(fn, sources))
 
 
 def per_clip(src: Path, count: int, out: Path, opts: ClipOptions) -> None:
@@ -182,11 +185,9 @@ def main() -> None:
             each(lambda s: per_clip(s, count, tmp / "per-clip", opts), sources, args.workers)
 
         def run_segment() -> None:
-            segments.clear()
-            with ThreadPoolExecutor(args.workers) as pool:
-                segments.extend(
-                    pool.map(lambda s: segment(s, span, tmp / "segment", opts), sources)
-                )
+            segments[:] = each(
+                lambda s: segment(s, span, tmp / "segment", opts), sources, args.workers
+            )
 
         methods = {
             "floor": run_floor, "floor-par": run_floor_par, "clip": run_clip, "build": run_build

@@ -187,8 +187,8 @@ class BuildResult:
 
 
 class _Crasher:
-    """Kills the process with SIGKILL after the n-th completion of a stage (see module doc): a
-    fresh download, a committed source ("clip"), a written shard."""
+    """Kills the process with SIGKILL after the n-th completion of a stage in this run (see module
+    doc): a download, a committed source ("clip"), a written shard."""
 
     def __init__(self) -> None:
         stage, _, count = os.environ.get(CRASH_ENV, "").partition(":")
