@@ -1,7 +1,7 @@
 """Build throughput against its floor, in one run on the same machine.
 
 The floor is a bare ffmpeg transcode of each source's span to the output format, with the clip
-stage's own filters and encoder settings (`landscape_av.clip`: fps, scale + crop, libx264 with a
+stage's own filters and encoder settings (`landscape_av.pipeline.clip`: fps, scale + crop, libx264 with a
 key frame every second, AAC, faststart mp4): the least work any pipeline producing that format must
 do. It is timed two ways and the faster counts:
 
@@ -10,7 +10,7 @@ do. It is timed two ways and the faster counts:
 
 Over the same generated sources the script then times:
 
-  clip       landscape_av.clip.cut_clips, `workers` sources at once (one ffmpeg per source,
+  clip       landscape_av.pipeline.clip.cut_clips, `workers` sources at once (one ffmpeg per source,
              split into per-clip encoders)
   build      the whole `build` (yt-dlp over 127.0.0.1, probe, filter, clip, shards, manifests, card)
   per-clip   alternative: one ffmpeg per clip (a decode per clip)
@@ -40,8 +40,9 @@ from typing import TypeVar
 
 import av
 
-from landscape_av.build import BuildConfig, build
-from landscape_av.clip import (
+from landscape_av.ffmpeg import ffmpeg_exe, run_ffmpeg
+from landscape_av.pipeline.build import BuildConfig, build
+from landscape_av.pipeline.clip import (
     ClipOptions,
     audio_filter,
     clip_count,
@@ -49,9 +50,8 @@ from landscape_av.clip import (
     mp4_args,
     video_filter,
 )
-from landscape_av.ffmpeg import ffmpeg_exe, run_ffmpeg
-from landscape_av.serve import serve_folder
-from landscape_av.sources import Source
+from landscape_av.sources.serve import serve_folder
+from landscape_av.sources.source_list import Source
 
 T = TypeVar("T")
 

@@ -9,15 +9,15 @@ def main() -> None:
     """Build, inspect and publish the Landscape audio-video corpus."""
 
 
-from .manifest import manifest  # noqa: E402
+from landscape_av.cli.manifest import manifest  # noqa: E402
 
 main.add_command(manifest)
 
-from .build import build_command  # noqa: E402
+from landscape_av.cli.build import build_command  # noqa: E402
 
 main.add_command(build_command)
 
-from .corpus import COMMANDS as _corpus_commands  # noqa: E402
+from landscape_av.cli.corpus import COMMANDS as _corpus_commands  # noqa: E402
 
 for _command in _corpus_commands:
     main.add_command(_command)

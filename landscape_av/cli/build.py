@@ -1,4 +1,4 @@
-"""`landscape-av build`: turn a source manifest into the corpus (see landscape_av.build)."""
+"""`landscape-av build`: turn a source manifest into the corpus (see landscape_av.pipeline.build)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from ..build import BuildConfig, build
-from ..classes import CLASSES, parse_class_selection
-from ..progress import console
-from ..schema import DEFAULT_OUT, WORK_DIR
-from ..sources import ManifestError, Source, read_manifest, select_sources
-from ..split import assign_splits
+from landscape_av.classes import CLASSES, parse_class_selection
+from landscape_av.pipeline.build import BuildConfig, build
+from landscape_av.progress import console
+from landscape_av.schema import DEFAULT_OUT, WORK_DIR
+from landscape_av.sources.source_list import ManifestError, Source, read_manifest, select_sources
+from landscape_av.sources.split import assign_splits
 
 _DEFAULTS = BuildConfig()
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
@@ -264,8 +264,8 @@ def _source_list(
     OUT/.work/demo-sources at the minimum size (the low-resolution one at half of it) and served
     on the demo port (fixed by default) while the build runs."""
     if demo:
-        from ..demo import make_demo_sources, write_demo_manifest
-        from ..serve import DEMO_PORT, serve_folder
+        from landscape_av.sources.demo import make_demo_sources, write_demo_manifest
+        from landscape_av.sources.serve import DEMO_PORT, serve_folder
 
         folder = out / WORK_DIR / "demo-sources"
         if not quiet:
@@ -276,7 +276,7 @@ def _source_list(
             yield read_manifest(path), "demo"
         return
     if manifest is None:
-        from ..vggsound import default_manifest
+        from landscape_av.sources.vggsound import default_manifest
 
         manifest, why = default_manifest(out / WORK_DIR / "source-list", quiet=quiet)
         if not quiet:

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ..progress import stage_progress
-from ..schema import DEFAULT_OUT, SPLITS
+from landscape_av.progress import stage_progress
+from landscape_av.schema import DEFAULT_OUT, SPLITS
 
 _folder = click.argument(
     "folder",
@@ -36,8 +36,8 @@ def stats_command(
     """Per class and split: sources, clips, hours, rejections by reason; distributions of
     resolution, fps, duration, loudness, motion; shard sizes. Writes the card's plots to
     FOLDER/figures/ (default folder: ./landscape-av)."""
-    from .. import card
-    from ..stats import corpus_stats, figure_paths, stats_tables, write_figures
+    from landscape_av.corpus import card
+    from landscape_av.corpus.stats import corpus_stats, figure_paths, stats_tables, write_figures
 
     try:
         stats = corpus_stats(folder)
@@ -75,8 +75,8 @@ def verify_command(folder: Path, no_decode: bool, workers: int, as_json: bool, q
     """Re-hash every shard and member against the manifests and decode every sample, checking
     its frames, size, rate and samples. Names each problem by shard, key and member; exits 1 on
     any problem."""
-    from ..manifests import read_manifest_table
-    from ..verify import problems_json, verify_corpus
+    from landscape_av.corpus.manifests import read_manifest_table
+    from landscape_av.corpus.verify import problems_json, verify_corpus
 
     try:
         total = int(read_manifest_table(folder, "shards")["samples"].sum())
@@ -127,8 +127,8 @@ def export_frames_command(
 ) -> None:
     """Frames sampled evenly from each clip of a split, centre-cropped and Lanczos-resized, as
     the image dataset StyleGAN3's train.py reads (class labels in dataset.json, for --cond)."""
-    from ..export_frames import ExportOptions, export_frames
-    from ..manifests import read_manifest_table
+    from landscape_av.corpus.export_frames import ExportOptions, export_frames
+    from landscape_av.corpus.manifests import read_manifest_table
 
     try:
         opts = ExportOptions(resolution, frames_per_clip, split, max_images)
@@ -167,7 +167,7 @@ def push_command(
 ) -> None:
     """Publish FOLDER as a Hub dataset repo after checking it (hashes and card); .work/ stays
     local. Afterwards `load_dataset(REPO)` works like loading the folder."""
-    from ..hub import check_before_push, push, upload_files
+    from landscape_av.corpus.hub import check_before_push, push, upload_files
 
     try:
         if dry_run:

@@ -9,10 +9,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..classes import CLASSES
-from ..schema import SPLITS
-from ..sources import ManifestError, read_manifest, write_manifest
-from ..vggsound import (
+from landscape_av.classes import CLASSES
+from landscape_av.schema import SPLITS
+from landscape_av.sources.source_list import ManifestError, read_manifest, write_manifest
+from landscape_av.sources.vggsound import (
     LANDSCAPE_URL,
     Conversion,
     FetchError,

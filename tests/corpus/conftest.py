@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.manifests import read_manifests
+from landscape_av.corpus.manifests import read_manifests
 from landscape_av.schema import SPLITS
 
 

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from huggingface_hub import DatasetCard
 
-from landscape_av.card import card_check, card_features, write_card
 from landscape_av.classes import CLASSES
+from landscape_av.corpus.card import card_check, card_features, write_card
+from landscape_av.corpus.stats import FIGURES
 from landscape_av.schema import CARD_FILE, FIGURES_DIR, SPLITS, shard_glob
-from landscape_av.stats import FIGURES
 
 
 def test_card_validates_offline_and_declares_everything(

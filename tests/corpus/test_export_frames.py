@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from landscape_av.cli import main
-from landscape_av.export_frames import image_name
+from landscape_av.corpus.export_frames import image_name
 
 
 def test_zip_in_dataset_tool_layout(demo_corpus: Path, manifests, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import webdataset as wds
 from PIL import Image
 
 from landscape_av.classes import CLASSES
-from landscape_av.decode import decode_audio, decode_video, media_info
+from landscape_av.corpus.decode import decode_audio, decode_video, media_info
 from landscape_av.schema import shard_glob
 
 
@@ -96,7 +96,7 @@ corpus, cache, block = sys.argv[1:4]
 if block == "1":
     sys.modules["torchcodec"] = None
 import datasets
-from landscape_av.decode import decode_audio, decode_video
+from landscape_av.corpus.decode import decode_audio, decode_video
 out = {"torchcodec_available": datasets.config.TORCHCODEC_AVAILABLE, "splits": {}}
 for split, rows in datasets.load_dataset(corpus, cache_dir=cache).items():
     row = rows[0]

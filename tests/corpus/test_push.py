@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from landscape_av.cli import main
-from landscape_av.hub import upload_files
+from landscape_av.corpus.hub import upload_files
 from landscape_av.schema import CARD_FILE, WORK_DIR
 
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from landscape_av.classes import CLASSES
 from landscape_av.cli import main
+from landscape_av.corpus.stats import FIGURES
 from landscape_av.schema import SPLITS
-from landscape_av.stats import FIGURES
 
 
 def test_json_matches_the_manifests(corpus_copy: Path, manifests) -> None:

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from landscape_av.cli import main
+from landscape_av.corpus.verify import verify_corpus, verify_shard
 from landscape_av.schema import DATA_DIR
-from landscape_av.verify import verify_corpus, verify_shard
 
 
 def _members(shard: Path) -> list[tuple[tarfile.TarInfo, int]]:

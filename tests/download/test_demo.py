@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from landscape_av.classes import CLASSES
-from landscape_av.demo import DEMO_SECONDS, FAILURES, make_demo_sources, write_demo_manifest
-from landscape_av.download import DownloadError, DownloadOptions, download
+from landscape_av.pipeline.download import DownloadError, DownloadOptions, download
 from landscape_av.schema import REJECT_REASONS
-from landscape_av.serve import serve_folder
-from landscape_av.sources import MANIFEST_COLUMNS, Source
+from landscape_av.sources.demo import DEMO_SECONDS, FAILURES, make_demo_sources, write_demo_manifest
+from landscape_av.sources.serve import serve_folder
+from landscape_av.sources.source_list import MANIFEST_COLUMNS, Source
 
 SIZE = (128, 72)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import av
 import pytest
 
-from landscape_av.download import DownloadError, DownloadOptions, download
 from landscape_av.ffmpeg import run_ffmpeg
-from landscape_av.sources import Source
+from landscape_av.pipeline.download import DownloadError, DownloadOptions, download
+from landscape_av.sources.source_list import Source
 
 from .conftest import FPS, frame_numbers
 
@@ -113,8 +113,8 @@ def test_killed_build_leaves_no_download_running(faulty_server, tmp_path):
     """kill -9 of the calling process takes its yt-dlp child (and ffmpeg) down with it."""
     script = (
         "import sys; from pathlib import Path\n"
-        "from landscape_av.download import DownloadOptions, download\n"
-        "from landscape_av.sources import Source\n"
+        "from landscape_av.pipeline.download import DownloadOptions, download\n"
+        "from landscape_av.sources.source_list import Source\n"
         "download(Source('s1', sys.argv[1], 'raining'), Path(sys.argv[2]), DownloadOptions())\n"
     )
     url = faulty_server.url + "hang/numbered.mp4"

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from landscape_av.serve import serve_folder
+from landscape_av.sources.serve import serve_folder
 
 
 def test_serves_a_folder_on_loopback_and_reports_a_taken_port(tmp_path):

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from landscape_av.cli import main
-from landscape_av.serve import serve_folder
-from landscape_av.sources import MANIFEST_COLUMNS, read_manifest
+from landscape_av.sources.serve import serve_folder
+from landscape_av.sources.source_list import MANIFEST_COLUMNS, read_manifest
 
 WIDE = {"COLUMNS": "200"}
 

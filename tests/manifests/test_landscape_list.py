@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from landscape_av.resources import shipped_manifest
-from landscape_av.serve import serve_folder
-from landscape_av.sources import read_manifest
-from landscape_av.vggsound import (
+from landscape_av.sources.serve import serve_folder
+from landscape_av.sources.source_list import read_manifest
+from landscape_av.sources.vggsound import (
     FetchError,
     convert_landscape_list,
     default_manifest,

@@ -1,4 +1,4 @@
-"""Reading, validating, selecting and writing source manifests (`landscape_av.sources`)."""
+"""Reading, validating, selecting and writing source manifests (`landscape_av.sources.source_list`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from landscape_av.classes import CLASSES
-from landscape_av.sources import (
+from landscape_av.sources.source_list import (
     MANIFEST_COLUMNS,
     ManifestError,
     Source,

@@ -12,8 +12,12 @@ import pytest
 
 from landscape_av.classes import CLASSES
 from landscape_av.resources import shipped_manifest
-from landscape_av.sources import read_manifest, write_manifest
-from landscape_av.vggsound import VGGSOUNDER_FILE, convert_vggsounder, read_vggsounder_labels
+from landscape_av.sources.source_list import read_manifest, write_manifest
+from landscape_av.sources.vggsound import (
+    VGGSOUNDER_FILE,
+    convert_vggsounder,
+    read_vggsounder_labels,
+)
 
 LABEL_HEADER = "video_id,label,modality,background_music,static_image,voice_over"
 

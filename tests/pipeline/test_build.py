@@ -15,7 +15,7 @@ import webdataset as wds
 from click.testing import CliRunner
 
 from landscape_av.cli import main
-from landscape_av.manifests import read_manifests
+from landscape_av.corpus.manifests import read_manifests
 from landscape_av.schema import SampleMeta
 
 SMALL = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from landscape_av.clip import ClipOptions, clip_count, cut_clips
 from landscape_av.ffmpeg import ffmpeg_exe
+from landscape_av.pipeline.clip import ClipOptions, clip_count, cut_clips
 
 SMALL = ClipOptions(width=320, height=180, max_clips=10)
 

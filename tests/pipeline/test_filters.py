@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from landscape_av.ffmpeg import ffmpeg_exe
-from landscape_av.filters import (
+from landscape_av.pipeline.filters import (
     MOTION_SIZE,
     FilterOptions,
     Verdict,
@@ -18,7 +18,7 @@ from landscape_av.filters import (
     check_motion,
     frame_motion,
 )
-from landscape_av.probe import ProbeError, probe
+from landscape_av.pipeline.probe import ProbeError, probe
 from landscape_av.schema import REJECT_REASONS
 
 SMALL = FilterOptions(min_width=320, min_height=180)

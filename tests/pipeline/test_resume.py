@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.build import CRASH_ENV
+from landscape_av.pipeline.build import CRASH_ENV
 
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 OPTIONS += ["--shard-samples", "1", "--quiet"]  # one sample per shard: several shards to crash in

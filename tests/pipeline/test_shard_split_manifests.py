@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import webdataset as wds
 
-from landscape_av.manifests import read_manifest_table, write_manifest
+from landscape_av.corpus.manifests import read_manifest_table, write_manifest
+from landscape_av.pipeline.shard import SampleFiles, plan_shards, write_shard
 from landscape_av.schema import manifest_columns
-from landscape_av.shard import SampleFiles, plan_shards, write_shard
-from landscape_av.sources import Source
-from landscape_av.split import assign_splits, hashed_split
+from landscape_av.sources.source_list import Source
+from landscape_av.sources.split import assign_splits, hashed_split
 
 
 def samples(tmp_path: Path, n: int, split: str = "train", size: int = 1000) -> list[SampleFiles]:

@@ -18,10 +18,12 @@ from typing import Any
 
 import yaml
 
-from .classes import CLASSES
-from .manifests import read_manifests
-from .resources import card_template
-from .schema import (
+from landscape_av.classes import CLASSES
+from landscape_av.corpus.manifests import read_manifests
+from landscape_av.corpus.stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
+from landscape_av.pipeline.shard import file_sha256
+from landscape_av.resources import card_template
+from landscape_av.schema import (
     BUILD_FILE,
     CARD_FILE,
     DATA_DIR,
@@ -34,8 +36,6 @@ from .schema import (
     SampleMeta,
     shard_glob,
 )
-from .shard import file_sha256
-from .stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
 
 PRETTY_NAME = "Landscape-AV"
 

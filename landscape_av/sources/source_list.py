@@ -2,7 +2,7 @@
 
 `read_manifest` validates a whole file and reports every bad row by `file:line` in one
 `ManifestError`; `select_sources` picks the rows a (partial) build uses; `write_manifest` writes rows
-back atomically. Lists in other formats (VGGSound-style) are converted by `landscape_av.vggsound`.
+back atomically. Lists in other formats (VGGSound-style) are converted by `landscape_av.sources.vggsound`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .classes import CLASSES, label_of
-from .schema import SOURCE_ID_RE, SPLITS
+from landscape_av.classes import CLASSES, label_of
+from landscape_av.schema import SOURCE_ID_RE, SPLITS
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "source_id",

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .schema import shard_name
+from landscape_av.schema import shard_name
 
 TAR_BLOCK = 512
 TAR_RECORD = tarfile.RECORDSIZE  # a tar file's size is a multiple of this (10240 bytes)

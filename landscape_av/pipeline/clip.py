@@ -28,8 +28,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .ffmpeg import run_ffmpeg
-from .filters import MOTION_SIZE, float_samples, frame_motion, rms_db
+from landscape_av.ffmpeg import run_ffmpeg
+from landscape_av.pipeline.filters import MOTION_SIZE, float_samples, frame_motion, rms_db
 
 CLIP_EXTS = ("mp4", "flac", "jpg")
 THUMB_PATTERN = "thumb-%03d.jpg"

@@ -13,8 +13,8 @@ from pathlib import Path
 from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 
-from .schema import WORK_DIR
-from .verify import verify_corpus
+from landscape_av.corpus.verify import verify_corpus
+from landscape_av.schema import WORK_DIR
 
 IGNORE_PATTERNS: tuple[str, ...] = (f"{WORK_DIR}/*", "*.tmp", ".*")
 """Files of a corpus folder that are never uploaded."""

@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .card import card_check, card_checksums, file_checksums, render_card
-from .classes import CLASSES
-from .decode import media_info
-from .manifests import arrow_schema, manifest_path, read_manifest_table
-from .schema import (
+from landscape_av.classes import CLASSES
+from landscape_av.corpus.card import card_check, card_checksums, file_checksums, render_card
+from landscape_av.corpus.decode import media_info
+from landscape_av.corpus.manifests import arrow_schema, manifest_path, read_manifest_table
+from landscape_av.pipeline.shard import file_sha256
+from landscape_av.schema import (
     CARD_FILE,
     DATA_DIR,
     HASHED_MEMBERS,
@@ -34,7 +35,6 @@ from .schema import (
     MANIFESTS,
     MEMBERS,
 )
-from .shard import file_sha256
 
 AAC_FRAME = 1024
 """Audio samples in one AAC frame: the mp4's audio track may differ from the flac by less."""

@@ -34,17 +34,24 @@ from typing import Any
 
 from rich.progress import Progress
 
-from . import __version__
-from .card import write_card
-from .classes import CLASSES
-from .clip import ClipError, ClipOptions, clip_count, cut_clips
-from .download import DownloadError, DownloadOptions, download
-from .ffmpeg import FFmpegError
-from .filters import FilterOptions, Verdict, check, check_motion
-from .manifests import write_manifest
-from .probe import Probe, ProbeError, probe
-from .progress import print_summary, stage_progress
-from .schema import (
+from landscape_av import __version__
+from landscape_av.classes import CLASSES
+from landscape_av.corpus.card import write_card
+from landscape_av.corpus.manifests import write_manifest
+from landscape_av.ffmpeg import FFmpegError
+from landscape_av.pipeline.clip import ClipError, ClipOptions, clip_count, cut_clips
+from landscape_av.pipeline.download import DownloadError, DownloadOptions, download
+from landscape_av.pipeline.filters import FilterOptions, Verdict, check, check_motion
+from landscape_av.pipeline.probe import Probe, ProbeError, probe
+from landscape_av.pipeline.shard import (
+    SampleFiles,
+    ShardPlan,
+    file_sha256,
+    plan_shards,
+    write_shard,
+)
+from landscape_av.progress import print_summary, stage_progress
+from landscape_av.schema import (
     BUILD_FILE,
     DATA_DIR,
     DEFAULT_OUT,
@@ -54,9 +61,8 @@ from .schema import (
     manifest_columns,
     sample_key,
 )
-from .shard import SampleFiles, ShardPlan, file_sha256, plan_shards, write_shard
-from .sources import Source
-from .split import assign_splits
+from landscape_av.sources.source_list import Source
+from landscape_av.sources.split import assign_splits
 
 CRASH_ENV = "LANDSCAPE_AV_CRASH_AT"
 _ADDRESS_RE = re.compile(r" @ 0x[0-9a-f]+")
@@ -630,7 +636,7 @@ def _write_build_json(out: Path, config: BuildConfig, manifest: str, n_sources: 
 def _ffmpeg_version() -> str:
     import subprocess
 
-    from .ffmpeg import ffmpeg_exe
+    from landscape_av.ffmpeg import ffmpeg_exe
 
     line = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .schema import MANIFEST_DIR, MANIFEST_FIELDS, MANIFESTS, manifest_columns
+from landscape_av.schema import MANIFEST_DIR, MANIFEST_FIELDS, MANIFESTS, manifest_columns
 
 if TYPE_CHECKING:
     import pandas as pd

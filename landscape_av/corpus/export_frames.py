@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 from PIL import Image
 
-from .schema import DATA_DIR, SPLITS
+from landscape_av.schema import DATA_DIR, SPLITS
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .classes import CLASSES, slug
-from .ffmpeg import run_ffmpeg
-from .schema import REJECT_REASONS
-from .sources import MANIFEST_COLUMNS
+from landscape_av.classes import CLASSES, slug
+from landscape_av.ffmpeg import run_ffmpeg
+from landscape_av.schema import REJECT_REASONS
+from landscape_av.sources.source_list import MANIFEST_COLUMNS
 
 DEMO_SECONDS = 21.0
 """Length of a good demo source: two 10 s clips and a margin."""

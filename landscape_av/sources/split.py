@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from .schema import SPLITS
-from .sources import Source
+from landscape_av.schema import SPLITS
+from landscape_av.sources.source_list import Source
 
 
 def hashed_split(source_id: str, test_fraction: float, salt: str = "") -> str:

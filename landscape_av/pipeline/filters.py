@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .probe import Probe
+from landscape_av.pipeline.probe import Probe
 
 MOTION_SIZE = (64, 36)
 """Frames are compared as grey images of this size (width, height)."""

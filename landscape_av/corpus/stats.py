@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from .classes import CLASSES
-from .manifests import read_manifests
-from .schema import FIGURES_DIR, SPLITS
+from landscape_av.classes import CLASSES
+from landscape_av.corpus.manifests import read_manifests
+from landscape_av.schema import FIGURES_DIR, SPLITS
 
 FIGURES: dict[str, str] = {
     "class_balance": "Clips per class and split",

@@ -32,10 +32,10 @@ from urllib.request import Request, urlopen
 from rich.console import Console
 from rich.table import Table
 
-from .classes import CLASSES
-from .resources import shipped_manifest
-from .schema import SPLITS
-from .sources import Source, format_seconds, read_manifest, write_manifest
+from landscape_av.classes import CLASSES
+from landscape_av.resources import shipped_manifest
+from landscape_av.schema import SPLITS
+from landscape_av.sources.source_list import Source, format_seconds, read_manifest, write_manifest
 
 LANDSCAPE_URL = "https://raw.githubusercontent.com/guyyariv/TempoTokens/main/datasets/landscape.csv"
 """The paper's source list (Landscape, Lee et al. ECCV 2022) as published in the TempoTokens repo."""

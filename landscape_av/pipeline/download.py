@@ -51,8 +51,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from .ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
-from .sources import Source
+from landscape_av.ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
+from landscape_av.sources.source_list import Source
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,11 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
         raise DownloadError("timeout", "no time left for another attempt")
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    cmd = [sys.executable, "-c", "from landscape_av.download import _child_main; _child_main()"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from landscape_av.pipeline.download import _child_main; _child_main()",
+    ]
     package_root = str(Path(__file__).resolve().parents[1])  # importable without an install too
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))

@@ -1,0 +1,1 @@
+"""A built corpus: read it, describe it (card, stats), check it, export it, publish it."""
