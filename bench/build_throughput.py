@@ -28,6 +28,7 @@ shared or virtual machine's speed drifts by several percent from one run to the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -36,20 +37,22 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import av
+import ffmpeg
 
 from landscape_av.ffmpeg import ffmpeg_exe, run_ffmpeg
 from landscape_av.pipeline.build import BuildConfig, build
 from landscape_av.pipeline.clip import (
     ClipOptions,
-    audio_filter,
     clip_count,
     cut_clips,
-    mp4_args,
-    video_filter,
+    mp4_options,
+    picture,
+    sound,
 )
+from landscape_av.pipeline.filters import FilterOptions
 from landscape_av.sources.serve import serve_folder
 from landscape_av.sources.source_list import Source
 
@@ -73,14 +76,19 @@ def make_sources(folder: Path, n: int, seconds: float, size: str) -> list[Path]:
     return paths
 
 
-def transcode_args(opts: ClipOptions) -> list[str]:
-    """The clip stage's picture, sound and mp4 settings, for one output."""
-    return ["-vf", video_filter(opts), "-af", audio_filter(opts), *mp4_args(opts)]
+def transcode(
+    src: Path, out: Path, opts: ClipOptions, seek: dict[str, Any], more: dict[str, Any]
+) -> None:
+    """One transcode of `src` (input options `seek`) to `out` with the clip stage's picture, sound
+    and mp4 settings, plus the output options `more` (which win over the stage's)."""
+    source = ffmpeg.input(str(src), **seek)
+    video, audio = picture(source.video, opts), sound(source.audio, opts)
+    run_ffmpeg(ffmpeg.output(video, audio, str(out), **(mp4_options(opts) | more)).get_args())
 
 
 def floor(src: Path, span: float, out: Path, opts: ClipOptions, threads: str) -> None:
-    """One bare transcode; `threads` "0" lets ffmpeg pick (the last -threads wins)."""
-    run_ffmpeg(["-i", src, "-t", f"{span}", *transcode_args(opts), "-threads", threads, out])
+    """One bare transcode; `threads` "0" lets ffmpeg pick."""
+    transcode(src, out, opts, {}, {"t": f"{span}", "threads": threads})
 
 
 def each(fn: Callable[[Path], T], sources: list[Path], workers: int) -> list[T]:
@@ -91,10 +99,8 @@ def each(fn: Callable[[Path], T], sources: list[Path], workers: int) -> list[T]:
 
 def per_clip(src: Path, count: int, out: Path, opts: ClipOptions) -> None:
     for i in range(count):
-        run_ffmpeg(
-            ["-ss", f"{i * opts.seconds}", "-i", src, "-t", f"{opts.seconds}",
-             *transcode_args(opts), out / f"{src.stem}_{i}.mp4"]
-        )  # fmt: skip
+        seek = {"ss": f"{i * opts.seconds}"}
+        transcode(src, out / f"{src.stem}_{i}.mp4", opts, seek, {"t": f"{opts.seconds}"})
 
 
 def segment(src: Path, span: float, out: Path, opts: ClipOptions) -> list[tuple[int, float]]:
@@ -102,11 +108,9 @@ def segment(src: Path, span: float, out: Path, opts: ClipOptions) -> list[tuple[
     per segment, its video frames and its decoded audio length minus the clip length (ms)."""
     pattern = out / f"{src.stem}_%03d.mp4"
     cuts = [f"{i * opts.seconds:g}" for i in range(1, round(span / opts.seconds))]
-    run_ffmpeg(
-        ["-i", src, "-t", f"{span}", *transcode_args(opts),
-         "-force_key_frames", ",".join(["0", *cuts]), "-f", "segment",
-         "-segment_times", ",".join(cuts), "-reset_timestamps", "1", pattern]
-    )  # fmt: skip
+    segments = {"force_key_frames": ",".join(["0", *cuts]), "format": "segment"}
+    segments |= {"segment_times": ",".join(cuts), "reset_timestamps": 1, "t": f"{span}"}
+    transcode(src, pattern, opts, {}, segments)
     found = []
     for path in sorted(out.glob(f"{src.stem}_*.mp4")):
         with av.open(str(path)) as c:
@@ -176,10 +180,11 @@ def main() -> None:
                 ]
                 config = BuildConfig(
                     out=Path(tempfile.mkdtemp(prefix="corpus-", dir=tmp)),  # fresh, not resumed
-                    width=out_w, height=out_h, min_width=out_w, min_height=out_h,
-                    max_clips=count, preset=args.preset, workers=args.workers, quiet=True,
+                    filter=FilterOptions(min_width=out_w, min_height=out_h),
+                    clip=dataclasses.replace(opts, max_clips=count),
+                    workers=args.workers, quiet=True,
                 )  # fmt: skip
-                build(rows, config, manifest="bench")
+                build(rows, config, source_list="bench")
 
         def run_per_clip() -> None:
             each(lambda s: per_clip(s, count, tmp / "per-clip", opts), sources, args.workers)

@@ -1,4 +1,4 @@
-"""Files shipped with the package: the dataset-card template and the source manifests."""
+"""Files shipped with the package: the dataset-card template and the shipped source lists."""
 
 from __future__ import annotations
 
@@ -11,6 +11,6 @@ def card_template(name: str = "landscape-av.md") -> Traversable:
     return files("landscape_av._cards") / name
 
 
-def shipped_manifest(name: str) -> Traversable:
-    """A source manifest shipped in `manifests/<name>`."""
+def shipped_source_list(name: str) -> Traversable:
+    """A source list shipped in `manifests/<name>`."""
     return files("landscape_av._manifests") / name

@@ -9,9 +9,10 @@ def main() -> None:
     """Build, inspect and publish the Landscape audio-video corpus."""
 
 
-from landscape_av.cli.manifest import manifest  # noqa: E402
+from landscape_av.cli.sources import manifest_alias, sources_group  # noqa: E402
 
-main.add_command(manifest)
+main.add_command(sources_group)
+main.add_command(manifest_alias)
 
 from landscape_av.cli.build import build_command  # noqa: E402
 

@@ -1,23 +1,32 @@
-"""`landscape-av build`: turn a source manifest into the corpus (see landscape_av.pipeline.build)."""
+"""`landscape-av build`: turn a source list into the corpus (see landscape_av.pipeline.build).
+
+Its settings options are made from `BuildConfig` and the stages' options it nests (see
+`landscape_av.pipeline.settings`), under one heading per stage in --help."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from landscape_av.classes import CLASSES, parse_class_selection
 from landscape_av.pipeline.build import BuildConfig, build
+from landscape_av.pipeline.settings import Leaf, flat_settings, from_flat
 from landscape_av.progress import console
-from landscape_av.schema import DEFAULT_OUT, WORK_DIR
-from landscape_av.sources.source_list import ManifestError, Source, read_manifest, select_sources
+from landscape_av.schema import WORK_DIR
+from landscape_av.sources.source_list import (
+    Source,
+    SourceListError,
+    read_source_list,
+    select_sources,
+)
 from landscape_av.sources.split import assign_splits
 
-_DEFAULTS = BuildConfig()
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _BYTES_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)B?$", re.IGNORECASE)
@@ -44,11 +53,91 @@ def _classes(ctx, param, value: str) -> tuple[str, ...]:
         raise click.BadParameter(str(e)) from None
 
 
-@click.command("build")
+STAGES = {
+    "": "Build options",
+    "download": "Download options",
+    "filter": "Filter options",
+    "clip": "Clip options",
+    "shard": "Shard options",
+}
+"""--help heading of each stage's settings (by the BuildConfig field that holds them)."""
+_LEAVES = flat_settings(BuildConfig())
+
+
+class _SettingOption(click.Option):
+    """An option made from a build setting; `section` is its stage's heading in --help."""
+
+    def __init__(self, *args: Any, section: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.section = section
+
+
+class _BuildCommand(click.Command):
+    """A command whose --help lists the settings options under their stages' headings."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(getattr(param, "section", "Options"), []).append(record)
+        for title, rows in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(rows)
+
+
+def _option(name: str, leaf: Leaf) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click option of a setting (see `pipeline.settings.Setting`)."""
+    s = leaf.setting
+    kwargs: dict[str, Any] = {"help": s.help, "default": leaf.value, "show_default": s.show or True}
+    if s.kind == "size":
+        kwargs |= {"default": f"{leaf.value}x{_LEAVES[s.pair].value}", "callback": _size}
+    elif s.kind == "bytes":
+        kwargs |= {"default": str(leaf.value), "callback": _bytes}
+    elif leaf.type is bool:
+        kwargs |= {"is_flag": True, "show_default": False}
+    elif s.path:
+        folder = s.path == "folder"
+        kwargs["type"] = click.Path(
+            file_okay=not folder, dir_okay=folder, exists=not folder, path_type=Path
+        )
+    elif leaf.type in (int, float) and (s.low is not None or s.high is not None):
+        bounds = click.IntRange if leaf.type is int else click.FloatRange
+        kwargs["type"] = bounds(s.low, s.high, **({"min_open": True} if s.low_open else {}))
+    elif leaf.type in (int, float):
+        kwargs["type"] = leaf.type
+    flag = s.flag or "--" + name.replace("_", "-")
+    section = STAGES[leaf.path[0] if len(leaf.path) > 1 else ""]
+    return click.option(flag, name, cls=_SettingOption, section=section, **kwargs)
+
+
+def _settings_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add an option for every build setting with a help text, in stage order."""
+    for name, leaf in reversed(_LEAVES.items()):
+        if leaf.setting.help:
+            f = _option(name, leaf)(f)
+    return f
+
+
+def _config(settings: dict[str, Any], quiet: bool) -> BuildConfig:
+    """The BuildConfig of the settings options' values (a WIDTHxHEIGHT one sets two settings)."""
+    values: dict[str, Any] = {"quiet": quiet}
+    for name, value in settings.items():
+        pair = _LEAVES[name].setting.pair
+        if pair:
+            values[name], values[pair] = value
+        else:
+            values[name] = value
+    return from_flat(BuildConfig, values)
+
+
+@click.command("build", cls=_BuildCommand)
 @click.option(
+    "--source-list",
     "--manifest",
+    "source_list",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Source manifest CSV (default: the shipped Landscape list).",
+    help="Source list CSV (default: the paper's list; --manifest is its old name).",
 )
 @click.option(
     "--demo",
@@ -68,172 +157,32 @@ def _classes(ctx, param, value: str) -> tuple[str, ...]:
     callback=_classes,
     help="'all' or a comma list of class names.",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path(DEFAULT_OUT),
-    show_default=True,
-    help="Corpus folder.",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=_DEFAULTS.workers,
-    show_default="CPU cores",
-    help="Sources clipped at once (each encoder uses one core).",
-)
-@click.option(
-    "--downloads",
-    type=click.IntRange(min=1),
-    default=_DEFAULTS.downloads,
-    show_default=True,
-    help="Sources fetched at once, while others are clipped.",
-)
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many sources in all.")
 @click.option("--max-per-class", type=click.IntRange(min=1), help="At most this many per class.")
-@click.option(
-    "--max-clips",
-    type=click.IntRange(min=1),
-    default=_DEFAULTS.max_clips,
-    show_default=True,
-    help="Clips per source.",
-)
-@click.option(
-    "--clip-seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    default=_DEFAULTS.clip_seconds,
-    show_default=True,
-)
-@click.option(
-    "--size",
-    default=f"{_DEFAULTS.width}x{_DEFAULTS.height}",
-    show_default=True,
-    callback=_size,
-    help="Output WIDTHxHEIGHT (scale to cover, centre crop).",
-)
-@click.option(
-    "--min-size",
-    default=f"{_DEFAULTS.min_width}x{_DEFAULTS.min_height}",
-    show_default=True,
-    callback=_size,
-    help="Reject sources smaller than this.",
-)
-@click.option("--fps", type=click.IntRange(min=1), default=_DEFAULTS.fps, show_default=True)
-@click.option("--crf", type=click.IntRange(0, 51), default=_DEFAULTS.crf, show_default=True)
-@click.option("--preset", default=_DEFAULTS.preset, show_default=True, help="libx264 preset.")
-@click.option(
-    "--audio-rate", type=click.IntRange(min=8000), default=_DEFAULTS.audio_rate, show_default=True
-)
-@click.option(
-    "--silence-db",
-    type=float,
-    default=_DEFAULTS.silence_db,
-    show_default=True,
-    help="Reject sources whose RMS level is below this (dBFS).",
-)
-@click.option(
-    "--frozen-floor",
-    type=click.FloatRange(min=0),
-    default=_DEFAULTS.frozen_floor,
-    show_default=True,
-    help="Reject sources whose mean frame difference is below this.",
-)
-@click.option(
-    "--test-fraction",
-    type=click.FloatRange(0, 1),
-    default=_DEFAULTS.test_fraction,
-    show_default=True,
-    help="Share of sources without a split that go to test.",
-)
-@click.option(
-    "--shard-size", default="1GB", show_default=True, callback=_bytes, help="Largest shard."
-)
-@click.option(
-    "--shard-samples",
-    type=click.IntRange(min=1),
-    default=_DEFAULTS.shard_max_samples,
-    show_default=True,
-    help="Most samples per shard.",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(min=0),
-    default=_DEFAULTS.retries,
-    show_default=True,
-    help="Download retries per source.",
-)
-@click.option("--allow-local", is_flag=True, help="Allow file:// URLs and local paths.")
-@click.option(
-    "--cookies",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Cookies file for yt-dlp.",
-)
-@click.option("--keep-downloads", is_flag=True, help="Keep downloaded sources after clipping.")
 @click.option("--dry-run", is_flag=True, help="List the plan and stop.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or tables.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@_settings_options
 def build_command(
-    manifest: Path | None,
+    source_list: Path | None,
     demo: bool,
     demo_port: int | None,
     classes: tuple[str, ...],
-    out: Path,
-    workers: int,
-    downloads: int,
     limit: int | None,
     max_per_class: int | None,
-    max_clips: int,
-    clip_seconds: float,
-    size: tuple[int, int],
-    min_size: tuple[int, int],
-    fps: int,
-    crf: int,
-    preset: str,
-    audio_rate: int,
-    silence_db: float,
-    frozen_floor: float,
-    test_fraction: float,
-    shard_size: int,
-    shard_samples: int,
-    retries: int,
-    allow_local: bool,
-    cookies: Path | None,
-    keep_downloads: bool,
     dry_run: bool,
     quiet: bool,
     as_json: bool,
+    **settings: Any,
 ) -> None:
-    """Download, filter, clip and shard the sources of a manifest into a corpus folder."""
-    if demo and manifest is not None:
-        raise click.UsageError("--demo and --manifest exclude each other")
+    """Download, filter, clip and shard the sources of a source list into a corpus folder."""
+    if demo and source_list is not None:
+        raise click.UsageError("--demo and --source-list exclude each other")
     if demo_port is not None and not demo:
         raise click.UsageError("--demo-port needs --demo")
-    config = BuildConfig(
-        out=out,
-        workers=workers,
-        downloads=downloads,
-        clip_seconds=clip_seconds,
-        max_clips=max_clips,
-        width=size[0],
-        height=size[1],
-        fps=fps,
-        crf=crf,
-        preset=preset,
-        audio_rate=audio_rate,
-        min_width=min_size[0],
-        min_height=min_size[1],
-        silence_db=silence_db,
-        frozen_floor=frozen_floor,
-        test_fraction=test_fraction,
-        shard_max_bytes=shard_size,
-        shard_max_samples=shard_samples,
-        retries=retries,
-        allow_local=allow_local,
-        cookies=cookies,
-        keep_downloads=keep_downloads,
-        quiet=quiet or as_json,
-    )
-    with _source_list(manifest, demo, demo_port, out, min_size, quiet or as_json) as (
+    config = _config(settings, quiet or as_json)
+    min_size = (config.filter.min_width, config.filter.min_height)
+    with _source_list(source_list, demo, demo_port, config.out, min_size, config.quiet) as (
         sources,
         name,
     ):
@@ -246,14 +195,14 @@ def build_command(
         if dry_run:
             _print_plan(chosen, config, name, as_json)
             return
-        result = build(chosen, config, manifest=name)
+        result = build(chosen, config, source_list=name)
     if as_json:
         click.echo(json.dumps(result.summary(), indent=1))
 
 
 @contextlib.contextmanager
 def _source_list(
-    manifest: Path | None,
+    path: Path | None,
     demo: bool,
     demo_port: int | None,
     out: Path,
@@ -264,7 +213,7 @@ def _source_list(
     OUT/.work/demo-sources at the minimum size (the low-resolution one at half of it) and served
     on the demo port (fixed by default) while the build runs."""
     if demo:
-        from landscape_av.sources.demo import make_demo_sources, write_demo_manifest
+        from landscape_av.sources.demo import make_demo_sources, write_demo_source_list
         from landscape_av.sources.serve import DEMO_PORT, serve_folder
 
         folder = out / WORK_DIR / "demo-sources"
@@ -272,18 +221,18 @@ def _source_list(
             console.print(f"Making the demo sources ({size[0]}x{size[1]}) in {folder}")
         demo_sources = make_demo_sources(folder, size=size, quiet=quiet)
         with serve_folder(folder, DEMO_PORT if demo_port is None else demo_port) as url:
-            path = write_demo_manifest(demo_sources, url, folder.parent / "demo-sources.csv")
-            yield read_manifest(path), "demo"
+            path = write_demo_source_list(demo_sources, url, folder.parent / "demo-sources.csv")
+            yield read_source_list(path), "demo"
         return
-    if manifest is None:
-        from landscape_av.sources.vggsound import default_manifest
+    if path is None:
+        from landscape_av.sources.vggsound import default_source_list
 
-        manifest, why = default_manifest(out / WORK_DIR / "source-list", quiet=quiet)
+        path, why = default_source_list(out / WORK_DIR / "source-list", quiet=quiet)
         if not quiet:
-            console.print(f"Using {manifest}: {why}")
+            console.print(f"Using {path}: {why}")
     try:
-        yield read_manifest(manifest), str(manifest)
-    except ManifestError as e:
+        yield read_source_list(path), str(path)
+    except SourceListError as e:
         raise click.ClickException(str(e)) from None
 
 
@@ -302,7 +251,7 @@ def _print_plan(sources: list[Source], config: BuildConfig, name: str, as_json: 
             for s in sources
         ]
         click.echo(
-            json.dumps({"manifest": name, "out": str(config.out), "sources": rows}, indent=1)
+            json.dumps({"source_list": name, "out": str(config.out), "sources": rows}, indent=1)
         )
         return
     from rich.table import Table
@@ -319,7 +268,7 @@ def _print_plan(sources: list[Source], config: BuildConfig, name: str, as_json: 
     console.print(
         "per class: "
         + ", ".join(f"{c} {n}" for c, n in per_class.items() if n)
-        + f"; up to {config.max_clips} clips of {config.clip_seconds:g} s each"
+        + f"; up to {config.clip.max_clips} clips of {config.clip.seconds:g} s each"
     )
 
 

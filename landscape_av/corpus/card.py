@@ -21,6 +21,7 @@ import yaml
 from landscape_av.classes import CLASSES
 from landscape_av.corpus.manifests import read_manifests
 from landscape_av.corpus.stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
+from landscape_av.pipeline.filters import THRESHOLDS
 from landscape_av.pipeline.shard import file_sha256
 from landscape_av.resources import card_template
 from landscape_av.schema import (
@@ -297,16 +298,6 @@ def render_card(folder: Path, stats: dict[str, Any] | None = None) -> str:
         ),
     } | {f"{name}_caption": caption for name, caption in FIGURES.items()}
     return string.Template(card_template().read_text()).substitute(values)
-
-
-THRESHOLDS: dict[str, tuple[str, ...]] = {
-    "low_resolution": ("min_width", "min_height"),
-    "no_audio": (),
-    "too_short": ("clip_seconds",),
-    "silent": ("silence_db",),
-    "frozen": ("frozen_floor",),
-}
-"""Filter reason -> the BuildConfig settings that set its threshold."""
 
 
 def _threshold(config: dict[str, Any], reason: str) -> str:

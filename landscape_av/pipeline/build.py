@@ -18,7 +18,6 @@ build at a chosen point.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -43,8 +42,10 @@ from landscape_av.pipeline.clip import ClipError, ClipOptions, clip_count, cut_c
 from landscape_av.pipeline.download import DownloadError, DownloadOptions, download
 from landscape_av.pipeline.filters import FilterOptions, Verdict, check, check_motion
 from landscape_av.pipeline.probe import Probe, ProbeError, probe
+from landscape_av.pipeline.settings import flat_settings, setting
 from landscape_av.pipeline.shard import (
     SampleFiles,
+    ShardOptions,
     ShardPlan,
     file_sha256,
     plan_shards,
@@ -75,83 +76,54 @@ SOURCE_RECORD = "source.json"
 CONFIG_RECORD = "config.json"
 
 
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class BuildConfig:
-    """Every build option, with the defaults of the published corpus."""
+    """Every build option, with the defaults of the published corpus: each stage's own options
+    (the clip length and count are the clip stage's, the minimum size the filter's; download and
+    filter read them from there), the split, and how the build runs."""
 
-    out: Path = Path(DEFAULT_OUT)
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # sources clipped at once
-    downloads: int = 2  # sources fetched at once (network-bound; sites throttle many at once)
-    # clips (defaults: ClipOptions)
-    clip_seconds: float = ClipOptions.seconds
-    max_clips: int = ClipOptions.max_clips
-    width: int = ClipOptions.width
-    height: int = ClipOptions.height
-    fps: int = ClipOptions.fps
-    crf: int = ClipOptions.crf
-    preset: str = ClipOptions.preset
-    keyframe_seconds: float = ClipOptions.keyframe_seconds
-    audio_rate: int = ClipOptions.audio_rate
-    audio_channels: int = ClipOptions.audio_channels
-    audio_bitrate: str = ClipOptions.audio_bitrate
-    thumb_width: int = ClipOptions.thumb_width
-    # filter (defaults: FilterOptions)
-    min_width: int = FilterOptions.min_width
-    min_height: int = FilterOptions.min_height
-    silence_db: float = FilterOptions.silence_db
-    frozen_floor: float = FilterOptions.frozen_floor
-    # split and shards
-    test_fraction: float = 0.1
+    out: Path = setting(
+        Path(DEFAULT_OUT), path="folder", show=DEFAULT_OUT, recorded=False, help="Corpus folder."
+    )
+    workers: int = setting(
+        factory=_cores,
+        low=1,
+        show="CPU cores",
+        recorded=False,
+        help="Sources clipped at once (each encoder uses one core).",
+    )
+    downloads: int = setting(  # network-bound; sites throttle many at once
+        2, low=1, recorded=False, help="Sources fetched at once, while others are clipped."
+    )
+    download: DownloadOptions = field(default_factory=DownloadOptions)
+    filter: FilterOptions = field(default_factory=FilterOptions)
+    clip: ClipOptions = field(default_factory=ClipOptions)
+    shard: ShardOptions = field(default_factory=ShardOptions)
+    test_fraction: float = setting(
+        0.1, low=0, high=1, help="Share of sources without a split that go to test."
+    )
     split_salt: str = ""
-    shard_max_bytes: int = 1_000_000_000
-    shard_max_samples: int = 1000
-    # download
-    retries: int = 3
-    download_timeout: float = 900.0
-    socket_timeout: float = 30.0
-    allow_local: bool = False
-    cookies: Path | None = None
-    rate_limit: str | None = None
-    keep_downloads: bool = False
-    # reporting
-    quiet: bool = False
-
-    def clip_options(self) -> ClipOptions:
-        names = {f.name for f in dataclasses.fields(ClipOptions)} - {"seconds"}
-        return ClipOptions(seconds=self.clip_seconds, **{n: getattr(self, n) for n in names})
-
-    def filter_options(self) -> FilterOptions:
-        names = {f.name for f in dataclasses.fields(FilterOptions)}
-        return FilterOptions(**{n: getattr(self, n) for n in names})
-
-    def download_options(self) -> DownloadOptions:
-        return DownloadOptions(
-            min_height=self.min_height,
-            clips=self.max_clips,
-            clip_seconds=self.clip_seconds,
-            retries=self.retries,
-            timeout=self.download_timeout,
-            socket_timeout=self.socket_timeout,
-            allow_local=self.allow_local,
-            cookies=self.cookies,
-            rate_limit=self.rate_limit,
-        )
+    keep_downloads: bool = setting(
+        False, recorded=False, help="Keep downloaded sources after clipping."
+    )
+    quiet: bool = setting(False, recorded=False)
 
     def to_json(self) -> dict[str, Any]:
-        """Settings recorded in build.json: those that shape the corpus, not where it is written or
-        how fast (no machine-specific values)."""
-        values = dataclasses.asdict(self)
-        for name in ("out", "cookies", "quiet", "workers", "downloads", "keep_downloads"):
-            values.pop(name)
-        return values
+        """Settings recorded in build.json, by flat name: those that shape the corpus, not where it
+        is written or how fast (no machine-specific values)."""
+        return {n: leaf.value for n, leaf in flat_settings(self).items() if leaf.setting.recorded}
 
     def output_fingerprint(self) -> dict[str, Any]:
         """Settings that decide the committed samples; a change invalidates them."""
-        keep = {f.name for f in dataclasses.fields(ClipOptions)} | {
-            f.name for f in dataclasses.fields(FilterOptions)
+        return {
+            name: leaf.value
+            for name, leaf in flat_settings(self).items()
+            if leaf.path[0] in ("clip", "filter") or name in ("test_fraction", "split_salt")
         }
-        keep |= {"test_fraction", "split_salt"}
-        return {k: v for k, v in self.to_json().items() if k in keep}
 
 
 @dataclass
@@ -245,9 +217,9 @@ class _Stages:
         return outcome
 
 
-def build(sources: Sequence[Source], config: BuildConfig, manifest: str = "") -> BuildResult:
+def build(sources: Sequence[Source], config: BuildConfig, source_list: str = "") -> BuildResult:
     """Build the corpus of `sources` into `config.out` (resuming any earlier run there).
-    `manifest` names the source list in build.json and the card."""
+    `source_list` names the list of the sources in build.json and the card."""
     out = Path(config.out)
     work = out / WORK_DIR
     samples_dir = work / SAMPLES_DIR
@@ -271,7 +243,7 @@ def build(sources: Sequence[Source], config: BuildConfig, manifest: str = "") ->
         ordered = [outcomes[s.source_id] for s in sources]
         shard_rows, key_shard = _write_shards(ordered, config, out, progress, crasher)
     _write_manifests(out, ordered, shard_rows, key_shard)
-    _write_build_json(out, config, manifest, len(sources))
+    _write_build_json(out, config, source_list, len(sources))
     write_card(out)
     result = BuildResult(out, ordered, shard_rows)
     summary = result.summary()
@@ -314,7 +286,7 @@ def _process(
         if saved["row"] == _row(source, split):
             stages.advance(*STAGES)
             return _load_outcome(source, split, saved)
-        shutil.rmtree(committed)  # the manifest row changed since: redo the source
+        shutil.rmtree(committed)  # the source-list row changed since: redo the source
 
     def failed(stage: str, reason: str, detail: str) -> Outcome:
         detail = _ADDRESS_RE.sub("", detail)  # ffmpeg's "[mov @ 0x55...]": differs run to run
@@ -322,7 +294,13 @@ def _process(
 
     try:
         with stages.downloading:
-            fetched = download(source, work / DOWNLOADS_DIR, config.download_options())
+            fetched = download(
+                source,
+                work / DOWNLOADS_DIR,
+                config.download,
+                config.clip.max_clips * config.clip.seconds,
+                config.filter.min_height,
+            )
     except DownloadError as e:
         stages.advance(*STAGES)  # the source is done with: count it in the later bars too
         return failed("download", e.reason, str(e))
@@ -355,12 +333,11 @@ def _process(
             Outcome(source, split, "rejected", "filter", verdict.reason, verdict.detail, info)
         )
 
-    filters = config.filter_options()
-    verdict = check(fetched.path, facts, start, end, filters)
+    verdict = check(fetched.path, facts, start, end, config.filter, config.clip.seconds)
     if not verdict.kept:
         return rejected(verdict)
 
-    opts = config.clip_options()
+    opts = config.clip
     count = clip_count(end - start, opts)
     keys = [sample_key(source.source_id, i) for i in range(count)]
     staging = work / SAMPLES_DIR / f".tmp-{source.source_id}"
@@ -372,7 +349,7 @@ def _process(
         shutil.rmtree(staging, ignore_errors=True)
         stages.advance("clip")
         return failed("clip", "ffmpeg" if isinstance(e, FFmpegError) else "inexact", str(e))
-    verdict = check_motion(verdict, sum(c.motion for c in results) / len(results), filters)
+    verdict = check_motion(verdict, sum(c.motion for c in results) / len(results), config.filter)
     if not verdict.kept:
         shutil.rmtree(staging)
         return rejected(verdict)
@@ -457,7 +434,7 @@ def _commit(outcome: Outcome, committed: Path, staging: Path | None) -> None:
 
 
 def _row(source: Source, split: str) -> dict[str, Any]:
-    """What of a source's manifest row its committed result depends on."""
+    """What of a source's source-list row its committed result depends on."""
     return {
         "url": source.url,
         "class": source.class_name,
@@ -507,7 +484,7 @@ def _write_shards(
         ),
         key=lambda s: (SPLITS.index(s.split), s.key),
     )
-    plans = plan_shards(samples, config.shard_max_bytes, config.shard_max_samples)
+    plans = plan_shards(samples, config.shard.max_bytes, config.shard.max_samples)
     data_dir = out / DATA_DIR
     data_dir.mkdir(parents=True, exist_ok=True)
     records_dir = out / WORK_DIR / SHARD_RECORDS_DIR
@@ -616,12 +593,12 @@ def _write_manifests(
     write_manifest(out, "failures", failures)
 
 
-def _write_build_json(out: Path, config: BuildConfig, manifest: str, n_sources: int) -> None:
+def _write_build_json(out: Path, config: BuildConfig, source_list: str, n_sources: int) -> None:
     from importlib.metadata import version
 
     record = {
         "landscape_av": __version__,
-        "manifest": manifest,
+        "manifest": source_list,  # build.json's name for it since the first corpora
         "sources": n_sources,
         "classes": list(CLASSES),
         "config": config.to_json(),

@@ -15,8 +15,10 @@ came out different; the threaded lookahead is the cause, as `sync-lookahead=0` m
 about 10% more time), and one thread gives the same bytes on every machine. The build gets its
 parallelism from sources instead: `workers` sources are clipped at once. Measured on 2 cores (see
 bench/build_throughput.py): two such one-thread ffmpegs at once take about as long as bare ffmpeg
-transcodes of the same spans (same filters and encoder settings: `video_filter`, `audio_filter`,
-`mp4_args`) on all cores; cutting with a segment muxer drifts the audio by up to 1 s.
+transcodes of the same spans (same filters and encoder settings: `picture`, `sound`,
+`mp4_options`) on all cores; cutting with a segment muxer drifts the audio by up to 1 s.
+
+The graph is built with ffmpeg-python, which only compiles it to arguments; `run_ffmpeg` runs them.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
+import ffmpeg
 import numpy as np
 
 from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.pipeline.filters import MOTION_SIZE, float_samples, frame_motion, rms_db
+from landscape_av.pipeline.settings import setting
 
 CLIP_EXTS = ("mp4", "flac", "jpg")
 THUMB_PATTERN = "thumb-%03d.jpg"
@@ -41,15 +46,23 @@ X264_THREADS = 1
 class ClipOptions:
     """Output format of every clip."""
 
-    seconds: float = 10.0
-    max_clips: int = 10
-    width: int = 1280
+    seconds: float = setting(
+        10.0, name="clip_seconds", low=0, low_open=True, help="Length of every clip (s)."
+    )
+    max_clips: int = setting(10, low=1, help="Clips per source.")
+    width: int = setting(
+        1280,
+        kind="size",
+        pair="height",
+        flag="--size",
+        help="Output WIDTHxHEIGHT (scale to cover, centre crop).",
+    )
     height: int = 720
-    fps: int = 30
-    crf: int = 21
-    preset: str = "veryfast"
+    fps: int = setting(30, low=1, help="Frames per second.")
+    crf: int = setting(21, low=0, high=51, help="libx264 quality (lower: better and larger).")
+    preset: str = setting("veryfast", help="libx264 preset.")
     keyframe_seconds: float = 1.0  # a key frame every second: readers seek to any second cheaply
-    audio_rate: int = 44100
+    audio_rate: int = setting(44100, low=8000, help="Audio sample rate (Hz).")
     audio_channels: int = 2
     audio_bitrate: str = "192k"
     thumb_width: int = 320
@@ -130,76 +143,83 @@ class ClipError(RuntimeError):
     """An output clip is not exact (a short source, a broken stream)."""
 
 
-def video_filter(opts: ClipOptions) -> str:
-    """Filter chain to the clips' picture: one frame rate, one size (aspect-preserving scale +
-    centre crop), square pixels, yuv420p."""
+def picture(stream: ffmpeg.Stream, opts: ClipOptions) -> ffmpeg.Stream:
+    """`stream` as the clips' picture: one frame rate, one size (aspect-preserving scale + centre
+    crop), square pixels, yuv420p."""
     w, h = opts.width, opts.height
     return (
-        f"fps={opts.fps},scale={w}:{h}:force_original_aspect_ratio=increase:flags=bicubic,"
-        f"crop={w}:{h},setsar=1,format=yuv420p"
+        stream.filter("fps", opts.fps)
+        .filter("scale", w, h, force_original_aspect_ratio="increase", flags="bicubic")
+        .filter("crop", w, h)
+        .filter("setsar", 1)
+        .filter("format", "yuv420p")
     )
 
 
-def audio_filter(opts: ClipOptions) -> str:
-    """Filter chain to the clips' sound: one rate and layout, timestamps from 0."""
+def sound(stream: ffmpeg.Stream, opts: ClipOptions) -> ffmpeg.Stream:
+    """`stream` as the clips' sound: one rate and layout, timestamps from 0."""
     layout = {1: "mono", 2: "stereo"}.get(opts.audio_channels, f"{opts.audio_channels}c")
-    return (
-        f"aresample={opts.audio_rate}:first_pts=0,aformat=sample_fmts=fltp:channel_layouts={layout}"
+    return stream.filter("aresample", opts.audio_rate, first_pts=0).filter(
+        "aformat", sample_fmts="fltp", channel_layouts=layout
     )
 
 
-def mp4_args(opts: ClipOptions) -> list[str]:
-    """Output options of a clip's mp4: H.264 with a key frame every `keyframe_seconds` (and no
-    others), AAC, faststart, bit-exact."""
-    gop = str(max(1, round(opts.keyframe_seconds * opts.fps)))
-    return [
-        "-c:v", "libx264", "-preset", opts.preset, "-crf", str(opts.crf),
-        "-threads", str(X264_THREADS), "-pix_fmt", "yuv420p", "-flags:v", "+bitexact",
-        "-g", gop, "-keyint_min", gop, "-sc_threshold", "0",
-        "-c:a", "aac", "-b:a", opts.audio_bitrate, "-flags:a", "+bitexact",
-        "-movflags", "+faststart",
-    ]  # fmt: skip
+def mp4_options(opts: ClipOptions) -> dict[str, Any]:
+    """Output options of a clip's mp4: H.264 on `X264_THREADS` with a key frame every
+    `keyframe_seconds` (and no others), AAC, faststart, bit-exact."""
+    gop = max(1, round(opts.keyframe_seconds * opts.fps))
+    return {
+        "c:v": "libx264", "preset": opts.preset, "crf": opts.crf, "threads": X264_THREADS,
+        "pix_fmt": "yuv420p", "flags:v": "+bitexact", "g": gop, "keyint_min": gop,
+        "sc_threshold": 0, "c:a": "aac", "b:a": opts.audio_bitrate, "flags:a": "+bitexact",
+        "movflags": "+faststart",
+    }  # fmt: skip
+
+
+_EXACT = {"map_metadata": -1, "map_chapters": -1, "fflags": "+bitexact"}
+"""Output options of every clip file: no metadata or chapters of the source, bit-exact muxing."""
 
 
 def _ffmpeg_args(
     path: Path, start: float, keys: list[str], out_dir: Path, grey: Path, opts: ClipOptions
 ) -> list[str]:
+    """The one ffmpeg run of a source (see module doc), compiled by ffmpeg-python."""
     n, frames, samples = len(keys), opts.frames, opts.samples
-    span = n * opts.seconds
-    graph = [
-        f"[0:v]{video_filter(opts)},split={n + 2}"
-        + "".join(f"[v{i}]" for i in range(n))
-        + "[vt][vg]",
-        f"[0:a]{audio_filter(opts)},asplit={2 * n}" + "".join(f"[a{i}][f{i}]" for i in range(n)),
-        # thumbnails: the middle frame of every clip
-        f"[vt]trim=end_frame={n * frames},select='eq(mod(n\\,{frames})\\,{frames // 2})',"
-        f"scale={opts.thumb_width}:-2,format=yuvj420p[thumbs]",
-        f"[vg]trim=end_frame={n * frames},scale={MOTION_SIZE[0]}:{MOTION_SIZE[1]},format=gray[grey]",
-    ]
-    for i in range(n):
-        graph.append(
-            f"[v{i}]trim=start_frame={i * frames}:end_frame={(i + 1) * frames},"
-            f"setpts=PTS-STARTPTS[vo{i}]"
+    source = ffmpeg.input(str(path), ss=f"{start:.6f}", t=f"{n * opts.seconds + 1.0:.6f}")
+    video = picture(source.video, opts).split()  # n clips, the thumbnails, the motion copy
+    audio = sound(source.audio, opts).asplit()  # per clip: the mp4's and the flac's
+
+    def cut_audio(i: int, branch: int) -> ffmpeg.Stream:
+        part = audio[2 * i + branch].filter(
+            "atrim", start_sample=i * samples, end_sample=(i + 1) * samples
         )
-        for branch in ("a", "f"):
-            graph.append(
-                f"[{branch}{i}]atrim=start_sample={i * samples}:end_sample={(i + 1) * samples},"
-                f"asetpts=PTS-STARTPTS[{branch}o{i}]"
-            )
-    exact = ["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact"]
-    args = ["-ss", f"{start:.6f}", "-t", f"{span + 1.0:.6f}", "-i", str(path)]
-    args += ["-filter_complex", ";".join(graph)]
+        return part.filter("asetpts", "PTS-STARTPTS")
+
+    outputs = []
     for i, key in enumerate(keys):
-        args += ["-map", f"[vo{i}]", "-map", f"[ao{i}]", *exact, *mp4_args(opts)]
-        args += [str(out_dir / f"{key}.mp4")]
-        args += ["-map", f"[fo{i}]", *exact, "-c:a", "flac", "-sample_fmt", "s16"]
-        args += ["-flags:a", "+bitexact"]
-        args += [str(out_dir / f"{key}.flac")]
-    args += ["-map", "[thumbs]", *exact, "-c:v", "mjpeg", "-q:v", "3", "-flags:v", "+bitexact"]
-    args += ["-fps_mode", "passthrough", "-frames:v", str(n), "-f", "image2"]
-    args += ["-start_number", "0", str(out_dir / THUMB_PATTERN)]
-    args += ["-map", "[grey]", "-f", "rawvideo", "-pix_fmt", "gray", str(grey)]
-    return args
+        clip = video[i].filter("trim", start_frame=i * frames, end_frame=(i + 1) * frames)
+        clip = clip.filter("setpts", "PTS-STARTPTS")
+        mp4 = str(out_dir / f"{key}.mp4")
+        outputs.append(ffmpeg.output(clip, cut_audio(i, 0), mp4, **_EXACT, **mp4_options(opts)))
+        flac = {"c:a": "flac", "sample_fmt": "s16", "flags:a": "+bitexact"}
+        outputs.append(
+            ffmpeg.output(cut_audio(i, 1), str(out_dir / f"{key}.flac"), **_EXACT, **flac)
+        )
+    # thumbnails: the middle frame of every clip
+    thumbs = (
+        video[n]
+        .filter("trim", end_frame=n * frames)
+        .filter("select", f"eq(mod(n,{frames}),{frames // 2})")
+        .filter("scale", opts.thumb_width, -2)
+        .filter("format", "yuvj420p")
+    )
+    jpg = {"c:v": "mjpeg", "q:v": 3, "flags:v": "+bitexact", "fps_mode": "passthrough"}
+    jpg |= {"frames:v": n, "format": "image2", "start_number": 0}
+    outputs.append(ffmpeg.output(thumbs, str(out_dir / THUMB_PATTERN), **_EXACT, **jpg))
+    motion = video[n + 1].filter("trim", end_frame=n * frames).filter("scale", *MOTION_SIZE)
+    motion = motion.filter("format", "gray")
+    outputs.append(ffmpeg.output(motion, str(grey), format="rawvideo", pix_fmt="gray"))
+    return ffmpeg.merge_outputs(*outputs).get_args()
 
 
 def _read_grey(path: Path) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Stage 1 of the build: fetch the needed section of one source with yt-dlp.
 
-`download(source, dest_dir, options)` fetches, with the yt-dlp Python API, the best video of at least
-`min_height` merged with the best audio (falling back to the best single muxed format, then to
+`download(source, dest_dir, options, seconds, min_height)` fetches, with the yt-dlp Python API, the
+best video of at least `min_height` merged with the best audio (falling back to the best single muxed format, then to
 whatever is best: a plain http URL goes through yt-dlp's generic extractor, which knows nothing of the
 file's size or streams, so no format metadata is trusted and the pipeline probes the file afterwards).
-Only the section the clips need is fetched: from the row's `start`, `clips x clip_seconds` long,
-bounded by the row's `end`.
+Only the section the clips need is fetched: from the row's `start`, `seconds` long (clips x clip
+length), bounded by the row's `end`.
 
 Where the cut lands (found by experiment with yt-dlp 2026.10 and ffmpeg 9 over http; the tests pin
 it with a video whose frames show their own number): yt-dlp hands a section to ffmpeg as
@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from landscape_av.ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
+from landscape_av.pipeline.settings import setting
 from landscape_av.sources.source_list import Source
 
 log = logging.getLogger(__name__)
@@ -69,16 +70,25 @@ class DownloadOptions:
     `socket_timeout` bounds each network wait; `rate_limit` (yt-dlp syntax, e.g. "4M") applies to
     yt-dlp's own http downloader, not to ffmpeg's section downloads."""
 
-    min_height: int = 720
-    clips: int = 10
-    clip_seconds: float = 10.0
-    retries: int = 3
-    backoff: float = 1.0
-    timeout: float = 900.0
-    socket_timeout: float = 30.0
-    allow_local: bool = False
-    cookies: Path | None = None
-    rate_limit: str | None = None
+    retries: int = setting(3, low=0, help="Download retries per source.")
+    backoff: float = setting(1.0, recorded=False)  # s before the first retry, doubled each time
+    timeout: float = setting(
+        900.0,
+        name="download_timeout",
+        low=0,
+        low_open=True,
+        help="Seconds one source's download may take, all attempts together.",
+    )
+    socket_timeout: float = setting(
+        30.0, low=0, low_open=True, help="Seconds one network wait may take."
+    )
+    allow_local: bool = setting(False, help="Allow file:// URLs and local paths.")
+    cookies: Path | None = setting(
+        None, path="file", recorded=False, help="Cookies file for yt-dlp."
+    )
+    rate_limit: str | None = setting(
+        None, help="Rate limit of yt-dlp's own http downloads (yt-dlp syntax, e.g. 4M)."
+    )
 
 
 @dataclass(frozen=True)
@@ -106,11 +116,11 @@ class DownloadError(Exception):
         )
 
 
-def section(source: Source, options: DownloadOptions) -> tuple[float, float]:
-    """(start, end) in source seconds of what the clips need: `clips x clip_seconds` from the row's
-    start, bounded by its end."""
+def section(source: Source, seconds: float) -> tuple[float, float]:
+    """(start, end) in source seconds of what the clips need: `seconds` from the row's start,
+    bounded by its end."""
     start = float(source.start or 0.0)
-    end = start + options.clips * options.clip_seconds
+    end = start + seconds
     if source.end is not None:
         end = min(end, source.end)
     if end <= start:
@@ -118,14 +128,17 @@ def section(source: Source, options: DownloadOptions) -> tuple[float, float]:
     return start, end
 
 
-def download(source: Source, dest_dir: Path, options: DownloadOptions) -> Downloaded:
-    """Fetch the section of `source` the clips need into `dest_dir`; return where it landed.
+def download(
+    source: Source, dest_dir: Path, options: DownloadOptions, seconds: float, min_height: int = 0
+) -> Downloaded:
+    """Fetch `seconds` of `source` from its start (the clips' section) into `dest_dir`, in a format
+    of at least `min_height` lines where there is one; return where it landed.
 
     Skips the network when `dest_dir` already holds a finished download of the same URL and section.
     Raises DownloadError (with a `reason` code) when the source cannot be fetched.
     """
     dest_dir = Path(dest_dir)
-    start, end = section(source, options)
+    start, end = section(source, seconds)
     url = _checked_url(source, options)
     record_path = dest_dir / f"{source.source_id}{RECORD_SUFFIX}"
     done = _read_record(record_path, url, start, end)
@@ -141,7 +154,7 @@ def download(source: Source, dest_dir: Path, options: DownloadOptions) -> Downlo
         "source_id": source.source_id,
         "start": start,
         "end": end,
-        "format": format_selector(options.min_height),
+        "format": format_selector(min_height),
         "socket_timeout": options.socket_timeout,
         "cookies": str(options.cookies) if options.cookies else None,
         "rate_limit": options.rate_limit,
@@ -185,7 +198,7 @@ def format_selector(min_height: int) -> str:
 
 
 def _where(source: Source) -> str:
-    at = f" ({source.manifest}:{source.line})" if source.manifest else ""
+    at = f" ({source.source_list}:{source.line})" if source.source_list else ""
     return f"source {source.source_id}{at}"
 
 

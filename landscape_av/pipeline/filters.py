@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from landscape_av.pipeline.probe import Probe
+from landscape_av.pipeline.settings import setting
 
 MOTION_SIZE = (64, 36)
 """Frames are compared as grey images of this size (width, height)."""
@@ -27,11 +28,31 @@ MOTION_SIZE = (64, 36)
 
 @dataclass(frozen=True)
 class FilterOptions:
-    min_width: int = 1280
+    """The filter's thresholds (`THRESHOLDS` names the one behind each rejection reason); the
+    shortest source kept is one clip long (`check`'s `clip_seconds`)."""
+
+    min_width: int = setting(
+        1280,
+        kind="size",
+        pair="min_height",
+        flag="--min-size",
+        help="Reject sources smaller than this.",
+    )
     min_height: int = 720
-    clip_seconds: float = 10.0
-    silence_db: float = -60.0  # RMS level floor, dBFS
-    frozen_floor: float = 0.001  # mean abs frame difference floor (0..1)
+    silence_db: float = setting(-60.0, help="Reject sources whose RMS level is below this (dBFS).")
+    frozen_floor: float = setting(
+        0.001, low=0, help="Reject sources whose mean frame difference (0..1) is below this."
+    )
+
+
+THRESHOLDS: dict[str, tuple[str, ...]] = {
+    "low_resolution": ("min_width", "min_height"),
+    "no_audio": (),
+    "too_short": ("clip_seconds",),
+    "silent": ("silence_db",),
+    "frozen": ("frozen_floor",),
+}
+"""Rejection reason -> the settings that set its threshold, by their names in build.json."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +69,12 @@ class Verdict:
         return self.reason is None
 
 
-def check(path: Path, info: Probe, start: float, end: float, opts: FilterOptions) -> Verdict:
+def check(
+    path: Path, info: Probe, start: float, end: float, opts: FilterOptions, clip_seconds: float
+) -> Verdict:
     """Judge the span [start, end) seconds of the probed file at `path` on everything but motion
-    (cheapest checks first); a kept source still has to pass `check_motion` once clipped."""
+    (cheapest checks first; a span shorter than one clip of `clip_seconds` is too short); a kept
+    source still has to pass `check_motion` once clipped."""
     if info.width < opts.min_width or info.height < opts.min_height:
         return Verdict(
             "low_resolution",
@@ -58,10 +82,8 @@ def check(path: Path, info: Probe, start: float, end: float, opts: FilterOptions
         )
     if not info.has_audio:
         return Verdict("no_audio", "the file has no audio stream")
-    if end - start < opts.clip_seconds - 1e-6:
-        return Verdict(
-            "too_short", f"{end - start:.3f} s of video and audio < {opts.clip_seconds:g} s"
-        )
+    if end - start < clip_seconds - 1e-6:
+        return Verdict("too_short", f"{end - start:.3f} s of video and audio < {clip_seconds:g} s")
     loudness = audio_level_db(path, start, end)
     if not loudness >= opts.silence_db:  # NaN (no samples) counts as silent
         return Verdict("silent", f"RMS {loudness:.1f} dBFS < {opts.silence_db:g} dBFS", loudness)

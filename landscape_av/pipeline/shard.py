@@ -15,10 +15,32 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from landscape_av.pipeline.settings import setting
 from landscape_av.schema import shard_name
 
 TAR_BLOCK = 512
 TAR_RECORD = tarfile.RECORDSIZE  # a tar file's size is a multiple of this (10240 bytes)
+
+
+@dataclass(frozen=True)
+class ShardOptions:
+    """Bounds of every shard (`plan_shards`)."""
+
+    max_bytes: int = setting(
+        1_000_000_000,
+        name="shard_max_bytes",
+        kind="bytes",
+        flag="--shard-size",
+        show="1GB",
+        help="Largest shard.",
+    )
+    max_samples: int = setting(
+        1000,
+        name="shard_max_samples",
+        flag="--shard-samples",
+        low=1,
+        help="Most samples per shard.",
+    )
 
 
 def tar_size(content_bytes: int) -> int:

@@ -3,8 +3,8 @@
 `make_demo_sources(folder)` renders, with ffmpeg's lavfi generators, one moving video per class in
 `CLASSES` (its own generator, colours and class-flavoured sound), long enough for two 10 s clips,
 and one bad source per filter rejection reason (`schema.REJECT_REASONS`) and per failure mode (a
-corrupt file, a URL that answers 404). `write_demo_manifest(sources, base_url, path)` writes the
-source manifest whose URLs point at a server of that folder (`serve.serve_folder`).
+corrupt file, a URL that answers 404). `write_demo_source_list(sources, base_url, path)` writes the
+source list whose URLs point at a server of that folder (`serve.serve_folder`).
 
 Files are faststart mp4 (the loopback server ignores Range requests), byte-identical for the same
 size, fps and seed: bitexact muxing, no metadata, single-threaded encoders, seeded noise.
@@ -12,7 +12,7 @@ size, fps and seed: bitexact muxing, no metadata, single-threaded encoders, seed
 With `media_dir` (files named `CLASS__ORIGIN__NAME.ext`, and optionally a `SOURCES.tsv` with
 `file`, `origin`, `original_path`, `license` columns), a class that has a real recording gets it as
 its sound track (looped to length) instead of the generated one, and its credits go into the
-manifest's license and attribution columns.
+source list's license and attribution columns.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from landscape_av.classes import CLASSES, slug
 from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.schema import REJECT_REASONS
-from landscape_av.sources.source_list import MANIFEST_COLUMNS
+from landscape_av.sources.source_list import Source, write_source_list
 
 DEMO_SECONDS = 21.0
 """Length of a good demo source: two 10 s clips and a margin."""
@@ -190,29 +190,22 @@ def make_demo_sources(
     return sources
 
 
-def write_demo_manifest(sources: Sequence[DemoSource], base_url: str, path: Path) -> Path:
-    """Write the source manifest (`sources.MANIFEST_COLUMNS`) of `sources`, URLs under `base_url`;
-    start and end are left to the build. Returns `path`."""
+def write_demo_source_list(sources: Sequence[DemoSource], base_url: str, path: Path) -> Path:
+    """Write the source list of `sources`, URLs under `base_url`; start and end are left to the
+    build. Returns `path`."""
     base = base_url if base_url.endswith("/") else base_url + "/"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(MANIFEST_COLUMNS)
-        for s in sources:
-            writer.writerow(
-                [
-                    s.source_id,
-                    base + s.file,
-                    s.class_name,
-                    "",
-                    "",
-                    s.split,
-                    s.license,
-                    s.attribution,
-                ]
-            )
-    return path
+    rows = [
+        Source(
+            s.source_id,
+            base + s.file,
+            s.class_name,
+            split=s.split or None,
+            license=s.license,
+            attribution=s.attribution,
+        )
+        for s in sources
+    ]
+    return write_source_list(rows, path)
 
 
 def _render(

@@ -1,8 +1,11 @@
-"""Source manifests: one row per source video (`source_id,url,class,start,end,split,license,attribution`).
+"""Source lists, the build's input: one row per source video
+(`source_id,url,class,start,end,split,license,attribution`). The build's output tables are its
+manifests (`landscape_av.corpus.manifests`), another thing.
 
-`read_manifest` validates a whole file and reports every bad row by `file:line` in one
-`ManifestError`; `select_sources` picks the rows a (partial) build uses; `write_manifest` writes rows
-back atomically. Lists in other formats (VGGSound-style) are converted by `landscape_av.sources.vggsound`.
+`read_source_list` validates a whole file and reports every bad row by `file:line` in one
+`SourceListError`; `select_sources` picks the rows a (partial) build uses; `write_source_list`
+writes rows back atomically. Lists in other formats (VGGSound-style) are converted by
+`landscape_av.sources.vggsound`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import TextIO
 from landscape_av.classes import CLASSES, label_of
 from landscape_av.schema import SOURCE_ID_RE, SPLITS
 
-MANIFEST_COLUMNS: tuple[str, ...] = (
+SOURCE_COLUMNS: tuple[str, ...] = (
     "source_id",
     "url",
     "class",
@@ -33,8 +36,9 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Source:
-    """One validated manifest row. `start`/`end` are seconds in the source (None: from 0 / to the end);
-    `split` is None where the manifest leaves it to the build; `line` is the row's line in `manifest`."""
+    """One validated source-list row. `start`/`end` are seconds in the source (None: from 0 / to the
+    end); `split` is None where the list leaves it to the build; `line` is the row's line in the file
+    `source_list`."""
 
     source_id: str
     url: str
@@ -44,7 +48,7 @@ class Source:
     split: str | None = None
     license: str = ""
     attribution: str = ""
-    manifest: str = ""
+    source_list: str = ""
     line: int = 0
 
     @property
@@ -52,17 +56,17 @@ class Source:
         return label_of(self.class_name)
 
 
-class ManifestError(ValueError):
-    """A manifest that cannot be used; `errors` holds one `file:line: message` per problem found."""
+class SourceListError(ValueError):
+    """A source list that cannot be used; `errors` holds one `file:line: message` per problem."""
 
     def __init__(self, errors: Sequence[str]) -> None:
         self.errors = list(errors)
         count = f"{len(self.errors)} error{'s' if len(self.errors) != 1 else ''}"
-        super().__init__(f"{count} in source manifest:\n" + "\n".join(self.errors))
+        super().__init__(f"{count} in source list:\n" + "\n".join(self.errors))
 
 
 def format_seconds(value: float | None) -> str:
-    """Seconds as a manifest cell: '' for None, '180' for 180.0, '12.5' for 12.5 (exact, no exponent)."""
+    """Seconds as a source-list cell: '' for None, '180' for 180.0, '12.5' for 12.5 (exact, no exponent)."""
     if value is None:
         return ""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
@@ -88,45 +92,45 @@ def _class_error(name: str) -> str:
     return f"unknown class {name!r}{did_you_mean}; expected one of: {', '.join(CLASSES)}"
 
 
-def read_manifest(path: str | os.PathLike[str]) -> list[Source]:
-    """Read and validate a source manifest (CSV, header exactly `MANIFEST_COLUMNS`).
+def read_source_list(path: str | os.PathLike[str]) -> list[Source]:
+    """Read and validate a source list (CSV, header exactly `SOURCE_COLUMNS`).
 
     Every problem (bad header, wrong number of fields, missing or malformed source_id, missing url,
     unknown class, malformed or negative start/end, end <= start, bad split, duplicate source_id)
-    is collected with its `file:line`; if there is any, one `ManifestError` lists them all.
+    is collected with its `file:line`; if there is any, one `SourceListError` lists them all.
     Blank lines are ignored. Rows come back in file order.
     """
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            return _parse_manifest(f, str(path))
+            return _parse_source_list(f, str(path))
     except UnicodeDecodeError as e:
-        raise ManifestError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
+        raise SourceListError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
     except csv.Error as e:
-        raise ManifestError([f"{path}: not a readable CSV file ({e})"]) from None
+        raise SourceListError([f"{path}: not a readable CSV file ({e})"]) from None
 
 
-def _parse_manifest(f: TextIO, name: str) -> list[Source]:
+def _parse_source_list(f: TextIO, name: str) -> list[Source]:
     errors: list[str] = []
     sources: list[Source] = []
     first_line: dict[str, int] = {}
     reader = csv.reader(f)
     header = next(reader, None)
     if header is None:
-        raise ManifestError(
-            [f"{name}: empty file; expected the header {','.join(MANIFEST_COLUMNS)}"]
+        raise SourceListError(
+            [f"{name}: empty file; expected the header {','.join(SOURCE_COLUMNS)}"]
         )
-    if tuple(cell.strip() for cell in header) != MANIFEST_COLUMNS:
-        raise ManifestError(
-            [f"{name}:1: header is {','.join(header)!r}; expected {','.join(MANIFEST_COLUMNS)!r}"]
+    if tuple(cell.strip() for cell in header) != SOURCE_COLUMNS:
+        raise SourceListError(
+            [f"{name}:1: header is {','.join(header)!r}; expected {','.join(SOURCE_COLUMNS)!r}"]
         )
     for row in reader:
         line = reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue
         where = f"{name}:{line}"
-        if len(row) != len(MANIFEST_COLUMNS):
-            errors.append(f"{where}: {len(row)} fields; expected {len(MANIFEST_COLUMNS)}")
+        if len(row) != len(SOURCE_COLUMNS):
+            errors.append(f"{where}: {len(row)} fields; expected {len(SOURCE_COLUMNS)}")
             continue
         source_id, url, class_name, start_text, end_text, split, license_, attribution = (
             cell.strip() for cell in row
@@ -175,7 +179,7 @@ def _parse_manifest(f: TextIO, name: str) -> list[Source]:
     if not errors and not sources:
         errors.append(f"{name}: no sources (only a header)")
     if errors:
-        raise ManifestError(errors)
+        raise SourceListError(errors)
     return sources
 
 
@@ -185,9 +189,9 @@ def select_sources(
     limit: int | None = None,
     max_per_class: int | None = None,
 ) -> list[Source]:
-    """The sources of a (partial) build, in manifest order.
+    """The sources of a (partial) build, in list order.
 
-    Keeps the sources of `classes`, at most `max_per_class` of each (its first ones in the manifest);
+    Keeps the sources of `classes`, at most `max_per_class` of each (its first ones in the list);
     `limit` then caps the total by taking sources in turn from each class (label order), so that a
     small build still covers every selected class. Same input, same output.
     """
@@ -213,8 +217,8 @@ def select_sources(
     return sorted((s for q in queues for s in q), key=lambda s: order[id(s)])
 
 
-def write_manifest(sources: Iterable[Source], path: str | os.PathLike[str]) -> Path:
-    """Write `sources` as a manifest CSV (header `MANIFEST_COLUMNS`) atomically: the file appears
+def write_source_list(sources: Iterable[Source], path: str | os.PathLike[str]) -> Path:
+    """Write `sources` as a source-list CSV (header `SOURCE_COLUMNS`) atomically: the file appears
     complete or not at all. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,7 +226,7 @@ def write_manifest(sources: Iterable[Source], path: str | os.PathLike[str]) -> P
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(MANIFEST_COLUMNS)
+            writer.writerow(SOURCE_COLUMNS)
             for s in sources:
                 writer.writerow(
                     (

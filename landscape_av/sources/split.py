@@ -1,6 +1,6 @@
 """Train/test assignment by source video, so that no source has clips in both splits.
 
-A split given by the manifest (VGGSound's, for the Landscape list) is kept; a source without one
+A split given by the source list (VGGSound's, for the Landscape list) is kept; a source without one
 goes by a salted hash of its id, so the assignment is stable across runs and machines and does not
 depend on which other sources are in the build.
 """
@@ -25,7 +25,7 @@ def hashed_split(source_id: str, test_fraction: float, salt: str = "") -> str:
 def assign_splits(
     sources: Iterable[Source], test_fraction: float = 0.1, salt: str = ""
 ) -> dict[str, str]:
-    """source_id -> split. A source that the manifest lists in both splits goes to 'test' (so the
+    """source_id -> split. A source that the source list has in both splits goes to 'test' (so the
     test set never shares a video with the training set); one without a split is hashed."""
     given: dict[str, set[str]] = {}
     for source in sources:
@@ -33,7 +33,7 @@ def assign_splits(
         if source.split is not None:
             if source.split not in SPLITS:
                 raise ValueError(
-                    f"{source.manifest}:{source.line}: split {source.split!r} is not one of {SPLITS}"
+                    f"{source.source_list}:{source.line}: split {source.split!r} is not one of {SPLITS}"
                 )
             bucket.add(source.split)
     return {

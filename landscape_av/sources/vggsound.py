@@ -1,4 +1,4 @@
-"""VGGSound-style source lists -> Landscape source manifests, and the build's default list.
+"""VGGSound-style lists -> Landscape source lists, and the build's default list.
 
 Three real lists share one shape (YouTube id, start second, VGGSound class name, split) and one
 converter, `convert`:
@@ -33,9 +33,14 @@ from rich.console import Console
 from rich.table import Table
 
 from landscape_av.classes import CLASSES
-from landscape_av.resources import shipped_manifest
+from landscape_av.resources import shipped_source_list
 from landscape_av.schema import SPLITS
-from landscape_av.sources.source_list import Source, format_seconds, read_manifest, write_manifest
+from landscape_av.sources.source_list import (
+    Source,
+    format_seconds,
+    read_source_list,
+    write_source_list,
+)
 
 LANDSCAPE_URL = "https://raw.githubusercontent.com/guyyariv/TempoTokens/main/datasets/landscape.csv"
 """The paper's source list (Landscape, Lee et al. ECCV 2022) as published in the TempoTokens repo."""
@@ -325,7 +330,7 @@ def convert(
             split=e.split or None,
             license=LICENSE,
             attribution=f"YouTube {e.ytid}; {credit}",
-            manifest=name,
+            source_list=name,
             line=e.line,
         )
         for e in kept
@@ -407,11 +412,11 @@ def print_report(conversion: Conversion, console: Console, details: bool = True)
         console.print(table)
 
 
-def default_manifest(
+def default_source_list(
     out_dir: Path, url: str = LANDSCAPE_URL, quiet: bool = False, timeout: float = 15.0
 ) -> tuple[Path, str]:
-    """The manifest a build without `--manifest` uses, written into `out_dir`, and one line saying
-    which list it is and why.
+    """The source list a build without `--source-list` uses, written into `out_dir`, and one line
+    saying which list it is and why.
 
     The paper's list when it can be fetched from `url` (converted to `landscape.csv`, beside the list
     as fetched, `landscape-tempotokens.csv`, and its fault report, `landscape-faults.csv`); otherwise
@@ -430,15 +435,15 @@ def default_manifest(
         if converted.is_file():
             return converted, f"the paper's list as fetched earlier ({converted}); now {e}"
         pool = out_dir / "vggsounder.csv"
-        pool.write_bytes(shipped_manifest("vggsounder.csv").read_bytes())
-        count = len(read_manifest(pool))
+        pool.write_bytes(shipped_source_list("vggsounder.csv").read_bytes())
+        count = len(read_source_list(pool))
         return pool, (
             f"the shipped VGGSounder pool ({count} sources), "
             f"since the paper's list is out of reach: {e}"
         )
     (out_dir / "landscape-tempotokens.csv").write_text(text, encoding="utf-8", newline="")
     faults = write_faults(conversion.faults, out_dir / "landscape-faults.csv")
-    write_manifest(conversion.sources, converted)
+    write_source_list(conversion.sources, converted)
     if not quiet:
         print_report(conversion, Console(stderr=True), details=False)
     dropped = sum(f.action == "dropped" for f in conversion.faults)

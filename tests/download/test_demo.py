@@ -13,9 +13,14 @@ import pytest
 from landscape_av.classes import CLASSES
 from landscape_av.pipeline.download import DownloadError, DownloadOptions, download
 from landscape_av.schema import REJECT_REASONS
-from landscape_av.sources.demo import DEMO_SECONDS, FAILURES, make_demo_sources, write_demo_manifest
+from landscape_av.sources.demo import (
+    DEMO_SECONDS,
+    FAILURES,
+    make_demo_sources,
+    write_demo_source_list,
+)
 from landscape_av.sources.serve import serve_folder
-from landscape_av.sources.source_list import MANIFEST_COLUMNS, Source
+from landscape_av.sources.source_list import SOURCE_COLUMNS, Source
 
 SIZE = (128, 72)
 
@@ -89,17 +94,17 @@ def _digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.mp4")}
 
 
-def test_demo_manifest_downloads_through_the_server(demo, tmp_path):
+def test_demo_source_list_downloads_through_the_server(demo, tmp_path):
     folder, sources = demo
     with serve_folder(folder) as url:
-        manifest = write_demo_manifest(sources, url, tmp_path / "sources.csv")
-        with manifest.open(newline="") as f:
+        path = write_demo_source_list(sources, url, tmp_path / "sources.csv")
+        with path.open(newline="") as f:
             rows = list(csv.DictReader(f))
-        assert tuple(rows[0]) == MANIFEST_COLUMNS and len(rows) == len(sources)
+        assert tuple(rows[0]) == SOURCE_COLUMNS and len(rows) == len(sources)
 
         def get(row: dict) -> Path:
             source = Source(row["source_id"], row["url"], row["class"])
-            return download(source, tmp_path / "dl", DownloadOptions(retries=0)).path
+            return download(source, tmp_path / "dl", DownloadOptions(retries=0), 100.0).path
 
         assert probe(get(rows[0]))["duration"] == pytest.approx(DEMO_SECONDS, abs=0.1)
         for source, row in zip(sources, rows, strict=True):

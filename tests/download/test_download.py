@@ -19,11 +19,11 @@ from landscape_av.sources.source_list import Source
 
 from .conftest import FPS, frame_numbers
 
-FAST = DownloadOptions(clips=1, clip_seconds=10.0, retries=1, backoff=0.2, timeout=60)
+FAST = DownloadOptions(retries=1, backoff=0.2, timeout=60)
 
 
 def src(url: str, start: float | None = None, end: float | None = None, sid: str = "s1") -> Source:
-    return Source(sid, url, "raining", start=start, end=end, manifest="test.csv", line=2)
+    return Source(sid, url, "raining", start=start, end=end, source_list="test.csv", line=2)
 
 
 def durations(path: Path) -> tuple[float, float]:
@@ -34,7 +34,7 @@ def durations(path: Path) -> tuple[float, float]:
 
 
 def test_section_from_start_with_honest_offset(faulty_server, tmp_path):
-    got = download(src(faulty_server.url + "files/numbered.mp4", start=5.5), tmp_path, FAST)
+    got = download(src(faulty_server.url + "files/numbered.mp4", start=5.5), tmp_path, FAST, 10.0)
     assert got.source_id == "s1" and got.path.parent == tmp_path and got.offset == 5.5
     frames = frame_numbers(got.path)
     # media time t shows source time offset + t: the first frame is source frame 5.5 s * 30 fps
@@ -51,19 +51,21 @@ def test_offset_holds_for_webm_which_may_start_late(faulty_server, numbered_mp4,
         vp8 = ["-c:v", "libvpx", "-b:v", "1M", "-deadline", "good", "-cpu-used", "5"]
         vp8 += ["-threads", "1", "-force_key_frames", "expr:gte(t,n_forced*2)"]
         run_ffmpeg(["-i", numbered_mp4, *vp8, "-c:a", "libopus", webm])
-    got = download(src(faulty_server.url + "files/numbered.webm", start=5.5), tmp_path, FAST)
+    got = download(src(faulty_server.url + "files/numbered.webm", start=5.5), tmp_path, FAST, 10.0)
     assert got.path.suffix == ".webm" and got.offset == 5.5
     frames = frame_numbers(got.path)
     assert frames[0][0] >= 0  # the copy may begin at a keyframe after the start
     assert all(n == round((got.offset + t) * FPS) for t, n in frames)
 
 
-def test_section_is_clips_times_length_and_bounded_by_end(faulty_server, tmp_path):
-    opts = DownloadOptions(clips=2, clip_seconds=4.0, retries=0)
-    whole = download(src(faulty_server.url + "files/numbered.mp4", sid="a"), tmp_path, opts)
+def test_section_is_the_seconds_asked_bounded_by_end(faulty_server, tmp_path):
+    opts = DownloadOptions(retries=0)
+    whole = download(src(faulty_server.url + "files/numbered.mp4", sid="a"), tmp_path, opts, 8.0)
     assert whole.offset == 0.0
     assert durations(whole.path)[0] == pytest.approx(8.0, abs=0.15)
-    bounded = download(src(faulty_server.url + "files/numbered.mp4", 2.0, 7.0, "b"), tmp_path, opts)
+    bounded = download(
+        src(faulty_server.url + "files/numbered.mp4", 2.0, 7.0, "b"), tmp_path, opts, 8.0
+    )
     assert bounded.offset == 2.0
     assert durations(bounded.path)[0] == pytest.approx(5.0, abs=0.15)
     assert frame_numbers(bounded.path)[0][1] == 2 * FPS
@@ -71,16 +73,16 @@ def test_section_is_clips_times_length_and_bounded_by_end(faulty_server, tmp_pat
 
 def test_rerun_skips_finished_source_without_network(faulty_server, tmp_path):
     source = src(faulty_server.url + "files/numbered.mp4", start=1.0)
-    first = download(source, tmp_path, FAST)
+    first = download(source, tmp_path, FAST, 10.0)
     hits = faulty_server.count("files/numbered.mp4")
     assert hits >= 1
-    again = download(source, tmp_path, FAST)
+    again = download(source, tmp_path, FAST, 10.0)
     assert again == first
     assert faulty_server.count("files/numbered.mp4") == hits
     record = json.loads((tmp_path / "s1.download.json").read_text())
     assert record["file"] == first.path.name and record["offset"] == 1.0
     # a different section of the same source is fetched again
-    download(src(source.url, start=2.0), tmp_path, FAST)
+    download(src(source.url, start=2.0), tmp_path, FAST, 10.0)
     assert faulty_server.count("files/numbered.mp4") > hits
 
 
@@ -90,7 +92,7 @@ def test_rerun_after_kill_restarts_cleanly(faulty_server, tmp_path):
     workdir.mkdir(parents=True)
     (workdir / "s1.mp4.part").write_bytes(b"\0" * 1000)
     (tmp_path / "s1.mp4").write_bytes(b"not finished")
-    got = download(src(faulty_server.url + "files/numbered.mp4"), tmp_path, FAST)
+    got = download(src(faulty_server.url + "files/numbered.mp4"), tmp_path, FAST, 10.0)
     assert got.path == tmp_path / "s1.mp4"
     assert durations(got.path)[0] == pytest.approx(10.0, abs=0.15)
     assert not workdir.exists()
@@ -115,7 +117,7 @@ def test_killed_build_leaves_no_download_running(faulty_server, tmp_path):
         "import sys; from pathlib import Path\n"
         "from landscape_av.pipeline.download import DownloadOptions, download\n"
         "from landscape_av.sources.source_list import Source\n"
-        "download(Source('s1', sys.argv[1], 'raining'), Path(sys.argv[2]), DownloadOptions())\n"
+        "download(Source('s1', sys.argv[1], 'raining'), Path(sys.argv[2]), DownloadOptions(), 100)\n"
     )
     url = faulty_server.url + "hang/numbered.mp4"
     parent = subprocess.Popen([sys.executable, "-c", script, url, str(tmp_path)])
@@ -137,20 +139,20 @@ def test_cookies_reach_every_request_and_rate_limit_is_accepted(faulty_server, t
     jar.write_text(
         "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tsession\tabc123\n"
     )
-    opts = DownloadOptions(clips=1, clip_seconds=2.0, cookies=jar, rate_limit="50M")
-    download(src(faulty_server.url + "files/numbered.mp4"), tmp_path / "dl", opts)
+    opts = DownloadOptions(cookies=jar, rate_limit="50M")
+    download(src(faulty_server.url + "files/numbered.mp4"), tmp_path / "dl", opts, 2.0)
     # yt-dlp's own request carries the cookie (ffmpeg's cookie matching drops host-only cookies
     # such as this one on its section request; sites' cookies are for the extractor's pages)
     assert "session=abc123" in faulty_server.cookies["/files/numbered.mp4"][0]
     with pytest.raises(DownloadError) as err:
         bad = DownloadOptions(rate_limit="fast")
-        download(src(faulty_server.url + "files/numbered.mp4", sid="s2"), tmp_path / "dl", bad)
+        download(src(faulty_server.url + "files/numbered.mp4", sid="s2"), tmp_path / "dl", bad, 2.0)
     assert err.value.reason == "bad_option" and "fast" in str(err.value)
 
 
 def test_http_404_fails_at_once(faulty_server, tmp_path):
     with pytest.raises(DownloadError) as err:
-        download(src(faulty_server.url + "status/404/numbered.mp4"), tmp_path, FAST)
+        download(src(faulty_server.url + "status/404/numbered.mp4"), tmp_path, FAST, 10.0)
     assert err.value.reason == "http_404"
     assert "404" in str(err.value) and "test.csv:2" in str(err.value)
     assert faulty_server.count("status/404/numbered.mp4") == 1  # not retried
@@ -160,7 +162,7 @@ def test_http_404_fails_at_once(faulty_server, tmp_path):
 def test_http_500_is_retried_with_backoff_then_fails(faulty_server, tmp_path):
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as err:
-        download(src(faulty_server.url + "status/500/numbered.mp4"), tmp_path, FAST)
+        download(src(faulty_server.url + "status/500/numbered.mp4"), tmp_path, FAST, 10.0)
     assert err.value.reason == "http_500"
     assert "attempt 2 of 2" in str(err.value)
     assert faulty_server.count("status/500/numbered.mp4") == 2
@@ -169,35 +171,35 @@ def test_http_500_is_retried_with_backoff_then_fails(faulty_server, tmp_path):
 
 
 def test_connection_cut_mid_body(faulty_server, tmp_path):
-    opts = DownloadOptions(clips=1, retries=1, backoff=0.1)
+    opts = DownloadOptions(retries=1, backoff=0.1)
     with pytest.raises(DownloadError) as err:
-        download(src(faulty_server.url + "cut/numbered.mp4"), tmp_path, opts)
+        download(src(faulty_server.url + "cut/numbered.mp4"), tmp_path, opts, 10.0)
     assert err.value.reason == "connection" and "attempt 2 of 2" in str(err.value)
     assert list(tmp_path.glob("s1*")) == []
 
 
 def test_unreachable_port(closed_port, tmp_path):
-    opts = DownloadOptions(clips=1, retries=1, backoff=0.1)
+    opts = DownloadOptions(retries=1, backoff=0.1)
     with pytest.raises(DownloadError) as err:
-        download(src(f"http://127.0.0.1:{closed_port}/x.mp4"), tmp_path, opts)
+        download(src(f"http://127.0.0.1:{closed_port}/x.mp4"), tmp_path, opts, 10.0)
     assert err.value.reason == "connection"
 
 
 def test_hung_server_times_out(faulty_server, tmp_path):
-    opts = DownloadOptions(clips=1, retries=3, backoff=0.1, timeout=3.0, socket_timeout=120.0)
+    opts = DownloadOptions(retries=3, backoff=0.1, timeout=3.0, socket_timeout=120.0)
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as err:
-        download(src(faulty_server.url + "hang/numbered.mp4"), tmp_path, opts)
+        download(src(faulty_server.url + "hang/numbered.mp4"), tmp_path, opts, 10.0)
     assert err.value.reason == "timeout"
     assert time.monotonic() - t0 < 3.0 + 3.0
     assert not (tmp_path / ".partial" / "s1").exists()
 
 
 def test_stalled_body_hits_the_socket_timeout(faulty_server, tmp_path):
-    opts = DownloadOptions(clips=1, retries=0, timeout=60.0, socket_timeout=1.0)
+    opts = DownloadOptions(retries=0, timeout=60.0, socket_timeout=1.0)
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as err:
-        download(src(faulty_server.url + "stall/numbered.mp4"), tmp_path, opts)
+        download(src(faulty_server.url + "stall/numbered.mp4"), tmp_path, opts, 10.0)
     assert err.value.reason == "timeout"
     assert time.monotonic() - t0 < 30
 
@@ -205,17 +207,17 @@ def test_stalled_body_hits_the_socket_timeout(faulty_server, tmp_path):
 def test_local_files_need_allow_local(numbered_mp4, tmp_path):
     for url in (numbered_mp4.as_uri(), str(numbered_mp4)):
         with pytest.raises(DownloadError) as err:
-            download(src(url), tmp_path, FAST)
+            download(src(url), tmp_path, FAST, 10.0)
         assert err.value.reason == "local_not_allowed" and "allow_local" in str(err.value)
-    opts = DownloadOptions(clips=1, clip_seconds=3.0, allow_local=True)
-    got = download(src(numbered_mp4.as_uri(), start=4.0), tmp_path, opts)
+    opts = DownloadOptions(allow_local=True)
+    got = download(src(numbered_mp4.as_uri(), start=4.0), tmp_path, opts, 3.0)
     assert got.offset == 4.0 and frame_numbers(got.path)[0] == (0.0, 4 * FPS)
     with pytest.raises(DownloadError) as err:
-        download(src(str(tmp_path / "missing.mp4"), sid="m"), tmp_path, opts)
+        download(src(str(tmp_path / "missing.mp4"), sid="m"), tmp_path, opts, 3.0)
     assert err.value.reason == "not_found"
 
 
 def test_unsupported_scheme(tmp_path):
     with pytest.raises(DownloadError) as err:
-        download(src("ftp://example.org/a.mp4"), tmp_path, FAST)
+        download(src("ftp://example.org/a.mp4"), tmp_path, FAST, 10.0)
     assert err.value.reason == "unsupported_url"

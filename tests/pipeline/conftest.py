@@ -120,18 +120,3 @@ def media_server(build_media: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def manifest_csv(tmp_path: Path):
-    """`manifest_csv(rows, name)` writes a source manifest of (source_id, url, class, split) rows
-    into the test's tmp folder and returns its path."""
-
-    def write(rows: list[tuple[str, str, str, str]], name: str = "sources.csv") -> Path:
-        lines = ["source_id,url,class,start,end,split,license,attribution"]
-        lines += [f"{i},{url},{cls},,,{split},CC0-1.0,test media" for i, url, cls, split in rows]
-        path = tmp_path / name
-        path.write_text("\n".join(lines) + "\n")
-        return path
-
-    return write

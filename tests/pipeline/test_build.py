@@ -58,7 +58,7 @@ def corpus(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple
     lines += [f"{i},{media_server}{f},{c},,,{s},CC0-1.0,test media" for i, f, c, s in ROWS]
     (tmp / "sources.csv").write_text("\n".join(lines) + "\n")
     out = tmp / "corpus"
-    summary = run_cli("--manifest", str(tmp / "sources.csv"), "--out", str(out), *SMALL)
+    summary = run_cli("--source-list", str(tmp / "sources.csv"), "--out", str(out), *SMALL)
     return out, summary
 
 
@@ -73,7 +73,7 @@ def test_every_rejection_and_failure_is_recorded(corpus):
     assert failures == EXPECTED_FAILURES
     assert all(m["failures"]["detail"].str.len() > 0)
     sources = m["sources"].set_index("source_id")
-    assert list(sources.index) == [r[0] for r in ROWS]  # manifest order
+    assert list(sources.index) == [r[0] for r in ROWS]  # source-list order
     assert sources.loc[["good", "good2", "rotated"], "status"].eq("clipped").all()
     assert sources.loc["frozen", "status"] == "rejected"
     # motion is measured on the clips: a kept source's is the mean of its clips'
@@ -125,7 +125,7 @@ def test_split_hygiene(corpus):
     per_source = m["clips"].groupby("source_id")["split"].nunique()
     assert (per_source == 1).all()
     splits = m["sources"].set_index("source_id")["split"]
-    assert (splits["good"], splits["rotated"]) == ("train", "test")  # the manifest's own split
+    assert (splits["good"], splits["rotated"]) == ("train", "test")  # the source list's own split
     clip_splits = m["clips"].groupby("source_id")["split"].first().to_dict()
     assert clip_splits == {sid: splits[sid] for sid in clip_splits}
 
@@ -146,8 +146,8 @@ def test_rerun_reuses_everything_and_changes_nothing(corpus, tmp_path: Path):
     files = sorted(p for d in ("data", "manifests") for p in (out / d).iterdir())
     before = {p: p.read_bytes() for p in files}
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "data").iterdir()}
-    manifest = out.parent / "sources.csv"
-    again = run_cli("--manifest", str(manifest), "--out", str(out), *SMALL)
+    source_list = out.parent / "sources.csv"
+    again = run_cli("--manifest", str(source_list), "--out", str(out), *SMALL)  # the old flag
     assert again == summary
     assert {p: p.read_bytes() for p in files} == before
     assert {p: p.stat().st_mtime_ns for p in (out / "data").iterdir()} == mtimes  # not rewritten
@@ -159,7 +159,7 @@ def test_worker_counts_change_no_byte(corpus, tmp_path: Path):
     alone = tmp_path / "alone"
     serial = ["--workers", "1", "--downloads", "1"]
     again = run_cli(
-        "--manifest", str(out.parent / "sources.csv"), "--out", str(alone), *SMALL, *serial
+        "--source-list", str(out.parent / "sources.csv"), "--out", str(alone), *SMALL, *serial
     )
     assert again | {"out": ""} == summary | {"out": ""}
     files = [out / "README.md", out / "build.json"]
@@ -172,7 +172,7 @@ def test_dry_run_lists_the_plan(tmp_path: Path, media_server: str):
     lines = ["source_id,url,class,start,end,split,license,attribution"]
     lines += [f"{i},{media_server}{f},{c},,,{s},," for i, f, c, s in ROWS]
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
-    args = ["build", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o")]
+    args = ["build", "--source-list", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o")]
     result = CliRunner().invoke(main, [*args, "--dry-run", "--json", "--classes", "raining"])
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
@@ -189,7 +189,7 @@ def test_bad_input_is_reported_with_its_location(tmp_path: Path):
         "ok,http://127.0.0.1:9/a.mp4,raining,,,,,\n"
         "x.y,http://127.0.0.1:9/b.mp4,hail,,,,,\n"
     )
-    result = CliRunner().invoke(main, ["build", "--manifest", str(bad), "--out", str(tmp_path)])
+    result = CliRunner().invoke(main, ["build", "--source-list", str(bad), "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert f"{bad}:3" in result.output and "hail" in result.output
     for args, message in [

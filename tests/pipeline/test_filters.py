@@ -24,9 +24,10 @@ from landscape_av.schema import REJECT_REASONS
 SMALL = FilterOptions(min_width=320, min_height=180)
 
 
-def verdict(path: Path, opts: FilterOptions = SMALL):
+def verdict(path: Path, opts: FilterOptions = SMALL, clip_seconds: float = 10.0):
     info = probe(path)
-    return check(path, info, 0.0, min(info.duration, info.audio_duration or info.duration), opts)
+    end = min(info.duration, info.audio_duration or info.duration)
+    return check(path, info, 0.0, end, opts, clip_seconds)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ def test_rejection_reasons(build_media: Path, name: str, reason: str | None):
 
 def test_thresholds_are_options(build_media: Path):
     assert verdict(build_media / "lowres.mp4", FilterOptions(160, 90)).kept
-    assert verdict(build_media / "short.mp4", FilterOptions(320, 180, clip_seconds=4)).kept
+    assert verdict(build_media / "short.mp4", SMALL, clip_seconds=4).kept
     quiet = verdict(build_media / "good.mp4", FilterOptions(320, 180, silence_db=-3)).reason
     assert quiet == "silent"
 
@@ -108,14 +109,14 @@ def test_frozen_floor_separates_stills_from_real_video(build_media: Path, shared
 
 def test_real_media_verdicts(shared_media: Path):
     """Real files: a digitally silent track, a clip without audio, a 1 s clip, a small real one."""
-    short = FilterOptions(320, 180, clip_seconds=2)
+    small = FilterOptions(320, 180)
     flower = shared_media / "video_nature__mdn-interactive-examples__flower.mp4"
-    assert verdict(flower, short).reason == "silent"
+    assert verdict(flower, small, clip_seconds=2).reason == "silent"
     cockatoo = shared_media / "video_odd__imageio-binaries__cockatoo_yuv420.mp4"
     assert verdict(cockatoo, FilterOptions()).reason == "no_audio"
     bunny = shared_media / "video_short__moviepy__big_buck_bunny_432_433.webm"
     assert verdict(bunny, FilterOptions()).reason == "too_short"
     water = shared_media / "video_waterfall__mdn-interactive-examples__stream-of-water.mp4"
     assert verdict(water, FilterOptions()).reason == "low_resolution"
-    assert verdict(water, short).kept
+    assert verdict(water, small, clip_seconds=2).kept
     assert -45 < audio_level_db(water, 0, 3) < -30  # a quiet stream: peaks at -14 dB

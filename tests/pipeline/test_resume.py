@@ -23,13 +23,13 @@ ROWS = [
 ]
 
 
-def run_build(manifest: Path, out: Path, crash_at: str | None = None) -> int:
+def run_build(source_list: Path, out: Path, crash_at: str | None = None) -> int:
     env = dict(os.environ)
     env.pop(CRASH_ENV, None)
     if crash_at:
         env[CRASH_ENV] = crash_at
     cmd = [sys.executable, "-c", "from landscape_av.cli import main; main()", "build"]
-    cmd += ["--manifest", str(manifest), "--out", str(out), *OPTIONS]
+    cmd += ["--source-list", str(source_list), "--out", str(out), *OPTIONS]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     if crash_at is None:
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -46,7 +46,7 @@ def snapshot(out: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def manifest(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def source_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("resume") / "sources.csv"
     lines = ["source_id,url,class,start,end,split,license,attribution"]
     lines += [f"{i},{media_server}{f},{c},,,{s},CC0-1.0,test media" for i, f, c, s in ROWS]
@@ -54,30 +54,30 @@ def manifest(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return path
 
 
-def test_kill_and_resume_gives_identical_output(manifest: Path, tmp_path: Path):
+def test_kill_and_resume_gives_identical_output(source_list: Path, tmp_path: Path):
     reference = tmp_path / "reference"
-    run_build(manifest, reference)
+    run_build(source_list, reference)
     expected = snapshot(reference)
     assert sum(name.startswith("data/") for name in expected) == 4  # 4 clips, one per shard
 
     out = tmp_path / "resumed"
     samples = out / ".work" / "samples"
     # 1: killed right after the first download
-    assert run_build(manifest, out, "download:1") == -9
+    assert run_build(source_list, out, "download:1") == -9
     assert not samples.exists() or not [p for p in samples.iterdir() if p.is_dir()]
     # 2: killed mid-clipping, two sources committed (the first reused from run 1's download)
-    assert run_build(manifest, out, "clip:2") == -9
+    assert run_build(source_list, out, "clip:2") == -9
     committed = [p.name for p in samples.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(committed) == 2 and not (out / "data").exists()
     # 3: killed mid-sharding: two of the four shards written, no manifests yet
-    assert run_build(manifest, out, "shard:2") == -9
+    assert run_build(source_list, out, "shard:2") == -9
     assert len(list((out / "data").glob("*.tar"))) == 2
     assert not (out / "manifests").exists()
     # 4: runs to the end
-    run_build(manifest, out)
+    run_build(source_list, out)
     assert snapshot(out) == expected
     # a finished build run again changes nothing, and rewrites no shard
     mtimes = {p: p.stat().st_mtime_ns for p in (out / "data").iterdir()}
-    run_build(manifest, out)
+    run_build(source_list, out)
     assert snapshot(out) == expected
     assert {p: p.stat().st_mtime_ns for p in (out / "data").iterdir()} == mtimes

@@ -72,7 +72,9 @@ def test_shard_bytes_are_reproducible_and_readable(tmp_path: Path):
 
 
 def src(source_id: str, split: str | None = None) -> Source:
-    return Source(source_id, f"http://x/{source_id}", "raining", split=split, manifest="m", line=2)
+    return Source(
+        source_id, f"http://x/{source_id}", "raining", split=split, source_list="m", line=2
+    )
 
 
 def test_split_keeps_manifest_split_and_hashes_the_rest():

@@ -8,15 +8,15 @@ import pytest
 
 from landscape_av.classes import CLASSES
 from landscape_av.sources.source_list import (
-    MANIFEST_COLUMNS,
-    ManifestError,
+    SOURCE_COLUMNS,
     Source,
-    read_manifest,
+    SourceListError,
+    read_source_list,
     select_sources,
-    write_manifest,
+    write_source_list,
 )
 
-HEADER = ",".join(MANIFEST_COLUMNS)
+HEADER = ",".join(SOURCE_COLUMNS)
 
 
 def write(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
@@ -26,8 +26,8 @@ def write(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
 
 
 def errors_of(path: Path) -> list[str]:
-    with pytest.raises(ManifestError) as info:
-        read_manifest(path)
+    with pytest.raises(SourceListError) as info:
+        read_source_list(path)
     assert str(info.value).startswith(f"{len(info.value.errors)} error")
     return info.value.errors
 
@@ -39,7 +39,7 @@ def test_reads_valid_rows_with_empty_cells(tmp_path: Path) -> None:
         'xyz,https://example.org/b.mp4,thunderstorm,,,,"see source, YouTube",',
         "",  # blank lines are ignored
     )
-    a, b = read_manifest(path)
+    a, b = read_source_list(path)
     assert a == Source(
         "abc_DEF-123",
         "https://example.org/a.mp4",
@@ -120,12 +120,12 @@ def test_write_then_read_round_trip(tmp_path: Path) -> None:
         Source("a1", "https://x/a", "raining", 180.0, None, "test", "l, with comma", 'say "hi"'),
         Source("b2", "https://x/b", "fire crackling", 0.25, 30900.0, None, "", ""),
     ]
-    path = write_manifest(sources, tmp_path / "sub" / "m.csv")
+    path = write_source_list(sources, tmp_path / "sub" / "m.csv")
     assert path.read_text().splitlines()[1:] == [
         'a1,https://x/a,raining,180,,test,"l, with comma","say ""hi"""',
         "b2,https://x/b,fire crackling,0.25,30900,,,",
     ]
-    back = read_manifest(path)
+    back = read_source_list(path)
     assert [(s.source_id, s.start, s.end, s.split, s.license, s.attribution) for s in back] == [
         (s.source_id, s.start, s.end, s.split, s.license, s.attribution) for s in sources
     ]

@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from landscape_av.resources import shipped_manifest
+from landscape_av.resources import shipped_source_list
 from landscape_av.sources.serve import serve_folder
-from landscape_av.sources.source_list import read_manifest
+from landscape_av.sources.source_list import read_source_list
 from landscape_av.sources.vggsound import (
     FetchError,
     convert_landscape_list,
-    default_manifest,
+    default_source_list,
     fetch_text,
 )
 
@@ -137,9 +137,9 @@ def test_fault_policy_on_a_small_list() -> None:
 def test_default_manifest_uses_the_list_when_reachable(
     shared_list: Path, list_url: str, tmp_path: Path
 ) -> None:
-    path, why = default_manifest(tmp_path, list_url, quiet=True)
+    path, why = default_source_list(tmp_path, list_url, quiet=True)
     assert path == tmp_path / "landscape.csv"
-    sources = read_manifest(path)
+    sources = read_source_list(path)
     assert len(sources) == len(expected_from_raw(shared_list)["kept"])
     assert why.startswith(f"the paper's list from {list_url} ({len(sources)} sources;")
     assert (tmp_path / LIST).read_bytes() == shared_list.read_bytes()
@@ -147,16 +147,16 @@ def test_default_manifest_uses_the_list_when_reachable(
     assert list(faults.columns) == ["line", "source_id", "kind", "action", "detail"]
     assert f"{(faults['action'] == 'dropped').sum()} rows dropped" in why
     # Offline later: the list fetched before is reused, and the message says so.
-    again, why = default_manifest(tmp_path, closed_port_url(), quiet=True)
+    again, why = default_source_list(tmp_path, closed_port_url(), quiet=True)
     assert again == path and "fetched earlier" in why and "Connection refused" in why
 
 
 def test_default_manifest_falls_back_offline(tmp_path: Path) -> None:
     url = closed_port_url()
-    path, why = default_manifest(tmp_path / "work", url, quiet=True)
+    path, why = default_source_list(tmp_path / "work", url, quiet=True)
     assert path == tmp_path / "work" / "vggsounder.csv"
-    assert path.read_bytes() == shipped_manifest("vggsounder.csv").read_bytes()
-    count = len(read_manifest(path))
+    assert path.read_bytes() == shipped_source_list("vggsounder.csv").read_bytes()
+    count = len(read_source_list(path))
     assert why.startswith(f"the shipped VGGSounder pool ({count} sources), since the")
     assert f"cannot fetch {url}" in why
     assert not (tmp_path / "work" / "landscape.csv").exists()
@@ -167,9 +167,9 @@ def test_default_manifest_falls_back_on_a_page_that_is_no_list(tmp_path: Path) -
     site.mkdir()
     (site / "index.html").write_text("<html><body>Sign in to continue</body></html>\n")
     with serve_folder(site) as base:
-        path, why = default_manifest(tmp_path / "a", base + "index.html", quiet=True)
+        path, why = default_source_list(tmp_path / "a", base + "index.html", quiet=True)
         assert path.name == "vggsounder.csv" and "holds no usable rows" in why
-        path, why = default_manifest(tmp_path / "b", base + "missing.csv", quiet=True)
+        path, why = default_source_list(tmp_path / "b", base + "missing.csv", quiet=True)
         assert path.name == "vggsounder.csv" and "File not found" in why
     with pytest.raises(FetchError, match="cannot fetch"):
         fetch_text("ftp-ish://nowhere")

@@ -1,4 +1,4 @@
-"""`landscape-av manifest landscape|vggsounder|check`: outputs, messages and exit codes."""
+"""`landscape-av sources landscape|vggsounder|check`: outputs, messages and exit codes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from landscape_av.cli import main
 from landscape_av.sources.serve import serve_folder
-from landscape_av.sources.source_list import MANIFEST_COLUMNS, read_manifest
+from landscape_av.sources.source_list import SOURCE_COLUMNS, read_source_list
 
 WIDE = {"COLUMNS": "200"}
 
@@ -29,10 +29,10 @@ def test_landscape_command_over_loopback(shared_dir: Path, tmp_path: Path) -> No
     with serve_folder(folder) as base:
         url = base + "landscape-tempotokens.csv"
         result = run(
-            "manifest", "landscape", "--url", url, "--out", str(out), "--report", str(report)
+            "sources", "landscape", "--url", url, "--out", str(out), "--report", str(report)
         )
     assert result.exit_code == 0, result.output
-    sources = read_manifest(out)
+    sources = read_source_list(out)
     faults = pd.read_csv(report)
     assert f"{url}: 1178 rows -> {len(sources)} sources" in result.output
     assert f"Wrote {len(sources)} sources to {out}" in result.output
@@ -50,7 +50,7 @@ def test_landscape_command_unreachable(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/landscape.csv"
-    result = run("manifest", "landscape", "--url", url, "--out", str(tmp_path / "x.csv"))
+    result = run("sources", "landscape", "--url", url, "--out", str(tmp_path / "x.csv"))
     assert result.exit_code == 1
     assert f"Error: cannot fetch {url}: [Errno 111] Connection refused" in result.output
     assert not (tmp_path / "x.csv").exists()
@@ -64,18 +64,21 @@ def test_vggsounder_command_and_check(tmp_path: Path) -> None:
         "aaaaaaaaaa2_000030,raining,AV,False,False,True\n"
     )
     out = tmp_path / "pool.csv"
-    result = run("manifest", "vggsounder", "--labels", str(labels), "--out", str(out))
+    result = run("sources", "vggsounder", "--labels", str(labels), "--out", str(out))
     assert result.exit_code == 0, result.output
     assert "1 VGGSounder: voice-over" in result.output
-    assert out.read_text().splitlines()[0] == ",".join(MANIFEST_COLUMNS)
-    assert [s.source_id for s in read_manifest(out)] == ["aaaaaaaaaa1"]
+    assert out.read_text().splitlines()[0] == ",".join(SOURCE_COLUMNS)
+    assert [s.source_id for s in read_source_list(out)] == ["aaaaaaaaaa1"]
 
-    result = run("manifest", "check", str(out))
-    assert result.exit_code == 0, result.output
-    assert f"{out}: 1 sources" in result.output
-    assert "│ raining             │ 0     │ 0    │ 1          │ 1     │" in result.output
+    for group in ("sources", "manifest"):  # `manifest`: the group's old name, still accepted
+        result = run(group, "check", str(out))
+        assert result.exit_code == 0, result.output
+        assert f"{out}: 1 sources" in result.output
+        assert "│ raining             │ 0     │ 0    │ 1          │ 1     │" in result.output
+    commands = re.findall(r"^  (\S+)", run("--help").output, re.M)
+    assert "sources" in commands and "manifest" not in commands  # the old name is hidden
 
-    result = run("manifest", "vggsounder", "--labels", str(out), "--out", str(tmp_path / "y.csv"))
+    result = run("sources", "vggsounder", "--labels", str(out), "--out", str(tmp_path / "y.csv"))
     assert result.exit_code == 1
     assert "not a VGGSounder label file (no column video_id, label, modality" in result.output
 
@@ -83,14 +86,14 @@ def test_vggsounder_command_and_check(tmp_path: Path) -> None:
 def test_check_reports_every_error_and_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text(
-        ",".join(MANIFEST_COLUMNS) + "\n"
+        ",".join(SOURCE_COLUMNS) + "\n"
         "a1,https://x,raining,,,,,\n"
         "a1,https://x,rain,,,,,\n"
         "a2,https://x,raining,9,3,dev,,\n"
     )
-    result = run("manifest", "check", str(bad))
+    result = run("sources", "check", str(bad))
     assert result.exit_code == 1
-    assert "Error: 4 errors in source manifest:" in result.output
+    assert "Error: 4 errors in source list:" in result.output
     for message in (
         f"{bad}:3: duplicate source_id 'a1' (first on line 2)",
         f"{bad}:3: unknown class 'rain'",
@@ -101,11 +104,11 @@ def test_check_reports_every_error_and_exits_1(tmp_path: Path) -> None:
 
 
 def test_bad_flags_get_click_errors(tmp_path: Path) -> None:
-    result = run("manifest", "check", str(tmp_path / "nope.csv"))
+    result = run("sources", "check", str(tmp_path / "nope.csv"))
     assert result.exit_code == 2 and "does not exist" in result.output
-    result = run("manifest", "landscape", "--timeout", "0")
+    result = run("sources", "landscape", "--timeout", "0")
     assert result.exit_code == 2 and "Invalid value for '--timeout'" in result.output
-    result = run("manifest", "vggsounder", "--vggsound-csv", str(tmp_path))
+    result = run("sources", "vggsounder", "--vggsound-csv", str(tmp_path))
     assert result.exit_code == 2 and "is a directory" in result.output
-    result = run("manifest", "frobnicate")
+    result = run("sources", "frobnicate")
     assert result.exit_code == 2 and "No such command 'frobnicate'" in result.output

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from landscape_av.classes import CLASSES
-from landscape_av.resources import shipped_manifest
-from landscape_av.sources.source_list import read_manifest, write_manifest
+from landscape_av.resources import shipped_source_list
+from landscape_av.sources.source_list import read_source_list, write_source_list
 from landscape_av.sources.vggsound import (
     VGGSOUNDER_FILE,
     convert_vggsounder,
@@ -138,12 +138,12 @@ def test_malformed_label_file_names_every_line(tmp_path: Path) -> None:
 
 
 def test_shipped_pool_is_valid_and_covers_every_class() -> None:
-    sources = read_manifest(str(shipped_manifest("vggsounder.csv")))
+    sources = read_source_list(str(shipped_source_list("vggsounder.csv")))
     per_class = Counter(s.class_name for s in sources)
     assert set(per_class) == set(CLASSES)
     assert all(s.url == f"https://www.youtube.com/watch?v={s.source_id}" for s in sources)
     assert all(s.split is None and s.end is None for s in sources)
-    assert Path(str(shipped_manifest("vggsounder.csv"))).stat().st_size < 300_000
+    assert Path(str(shipped_source_list("vggsounder.csv"))).stat().st_size < 300_000
 
 
 def test_shipped_pool_regenerates_from_the_installed_package(tmp_path: Path) -> None:
@@ -156,8 +156,8 @@ def test_shipped_pool_regenerates_from_the_installed_package(tmp_path: Path) -> 
     if installed != "1.0":
         pytest.skip(f"manifests/vggsounder.csv was made from vggsounder 1.0, not {installed}")
     c = convert_vggsounder()
-    regenerated = write_manifest(c.sources, tmp_path / "vggsounder.csv")
-    assert regenerated.read_bytes() == shipped_manifest("vggsounder.csv").read_bytes()
+    regenerated = write_source_list(c.sources, tmp_path / "vggsounder.csv")
+    assert regenerated.read_bytes() == shipped_source_list("vggsounder.csv").read_bytes()
     # The filter as stated, checked on the package's label file directly: every kept clip's label
     # is AV and its clip has none of the three flags.
     label_file = files("vggsounder") / "data" / VGGSOUNDER_FILE

@@ -1,4 +1,5 @@
-"""`landscape-av manifest ...`: make source manifests from the published lists, and check manifests."""
+"""`landscape-av sources ...`: make source lists from the published lists, and check source lists
+(`manifest` is the hidden old name of the group)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from landscape_av.classes import CLASSES
 from landscape_av.schema import SPLITS
-from landscape_av.sources.source_list import ManifestError, read_manifest, write_manifest
+from landscape_av.sources.source_list import SourceListError, read_source_list, write_source_list
 from landscape_av.sources.vggsound import (
     LANDSCAPE_URL,
     Conversion,
@@ -35,24 +36,29 @@ _file = click.Path(dir_okay=False, path_type=Path)
 
 
 def _finish(conversion: Conversion, out: Path, report: Path | None, quiet: bool) -> None:
-    """Report a conversion, write its manifest (and fault CSV), fail when nothing is left."""
+    """Report a conversion, write its source list (and fault CSV), fail when nothing is left."""
     console = Console(quiet=quiet)
     print_report(conversion, console)
     if not conversion.sources:
         raise click.ClickException(f"{conversion.name}: no usable rows; nothing written")
-    write_manifest(conversion.sources, out)
+    write_source_list(conversion.sources, out)
     console.print(f"Wrote {len(conversion.sources)} sources to {out}")
     if report is not None:
         write_faults(conversion.faults, report)
         console.print(f"Wrote {len(conversion.faults)} faults to {report}")
 
 
-@click.group("manifest")
-def manifest() -> None:
-    """Make source manifests from the published lists, and check manifests."""
+@click.group("sources")
+def sources_group() -> None:
+    """Make source lists from the published lists, and check source lists."""
 
 
-@manifest.command("landscape", epilog=POLICY)
+manifest_alias = click.Group(
+    "manifest", commands=sources_group.commands, hidden=True, help="Old name of `sources`."
+)
+
+
+@sources_group.command("landscape", epilog=POLICY)
 @click.option("--url", default=LANDSCAPE_URL, show_default=True, help="The list (URL or file).")
 @click.option("--out", type=_file, default=Path("landscape.csv"), show_default=True)
 @click.option("--report", type=_file, help="Also write the faults as CSV here.")
@@ -71,7 +77,7 @@ def landscape(url: str, out: Path, report: Path | None, timeout: float, quiet: b
     _finish(convert_landscape_list(text, url), out, report, quiet)
 
 
-@manifest.command("vggsounder", epilog=POLICY)
+@sources_group.command("vggsounder", epilog=POLICY)
 @click.option(
     "--vggsound-csv",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -101,13 +107,13 @@ def vggsounder(
     _finish(conversion, out, report, quiet)
 
 
-@manifest.command("check")
+@sources_group.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def check(file: Path) -> None:
-    """Validate a source manifest and count its sources per class and split."""
+    """Validate a source list and count its sources per class and split."""
     try:
-        sources = read_manifest(file)
-    except ManifestError as e:
+        sources = read_source_list(file)
+    except SourceListError as e:
         raise click.ClickException(str(e)) from None
     counts = Counter((s.class_name, s.split or "") for s in sources)
     columns = [*SPLITS, ""]
