@@ -251,7 +251,15 @@ def _print_plan(sources: list[Source], config: BuildConfig, name: str, as_json: 
             for s in sources
         ]
         click.echo(
-            json.dumps({"source_list": name, "out": str(config.out), "sources": rows}, indent=1)
+            json.dumps(
+                {
+                    "source_list": name,
+                    "out": str(config.out),
+                    "config": config.to_json(),
+                    "sources": rows,
+                },
+                indent=1,
+            )
         )
         return
     from rich.table import Table

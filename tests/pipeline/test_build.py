@@ -15,7 +15,9 @@ import webdataset as wds
 from click.testing import CliRunner
 
 from landscape_av.cli import main
+from landscape_av.cli.build import STAGES
 from landscape_av.corpus.manifests import read_manifests
+from landscape_av.pipeline.build import BuildConfig
 from landscape_av.schema import SampleMeta
 
 SMALL = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
@@ -180,6 +182,47 @@ def test_dry_run_lists_the_plan(tmp_path: Path, media_server: str):
     assert not (tmp_path / "o").exists()
     limited = CliRunner().invoke(main, [*args, "--dry-run", "--json", "--limit", "3"])
     assert len(json.loads(limited.stdout)["sources"]) == 3
+
+
+def test_every_setting_is_an_option_under_its_stage(tmp_path: Path):
+    """The settings options set the nested BuildConfig: the plan shows what build.json would
+    record, one flat name per setting, defaults where no option is given."""
+    source_list = tmp_path / "m.csv"
+    source_list.write_text(
+        "source_id,url,class,start,end,split,license,attribution\n"
+        "a,http://127.0.0.1:9/a.mp4,raining,,,,,\n"
+    )
+    base = ["build", "--source-list", str(source_list), "--dry-run", "--json"]
+    default = json.loads(CliRunner().invoke(main, base).stdout)["config"]
+    assert default == BuildConfig().to_json()
+    assert (default["clip_seconds"], default["min_width"], default["shard_max_bytes"]) == (
+        10.0,
+        1280,
+        1_000_000_000,
+    )
+    changed = {
+        "--clip-seconds": ("2.5", {"clip_seconds": 2.5}),
+        "--size": ("64x36", {"width": 64, "height": 36}),
+        "--min-size": ("32x18", {"min_width": 32, "min_height": 18}),
+        "--silence-db": ("-70", {"silence_db": -70.0}),
+        "--download-timeout": ("7", {"download_timeout": 7.0}),
+        "--rate-limit": ("1M", {"rate_limit": "1M"}),
+        "--shard-size": ("2MB", {"shard_max_bytes": 2_000_000}),
+        "--shard-samples": ("5", {"shard_max_samples": 5}),
+        "--test-fraction": ("0.5", {"test_fraction": 0.5}),
+    }
+    args = [x for flag, (value, _) in changed.items() for x in (flag, value)]
+    result = CliRunner().invoke(main, [*base, *args, "--allow-local"])
+    assert result.exit_code == 0, result.output
+    expected = default | {"allow_local": True}
+    for _, want in changed.values():
+        expected |= want
+    assert json.loads(result.stdout)["config"] == expected
+    help_text = CliRunner().invoke(main, ["build", "--help"], env={"COLUMNS": "200"}).output
+    headings = [line for line in help_text.splitlines() if line.endswith("options:")]
+    assert headings == [f"{title}:" for title in STAGES.values()]
+    for flag in changed:
+        assert flag in help_text
 
 
 def test_bad_input_is_reported_with_its_location(tmp_path: Path):

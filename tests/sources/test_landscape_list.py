@@ -134,7 +134,7 @@ def test_fault_policy_on_a_small_list() -> None:
     assert c.skipped["other_class"] == 1 and c.rows == 10
 
 
-def test_default_manifest_uses_the_list_when_reachable(
+def test_default_source_list_uses_the_list_when_reachable(
     shared_list: Path, list_url: str, tmp_path: Path
 ) -> None:
     path, why = default_source_list(tmp_path, list_url, quiet=True)
@@ -151,7 +151,7 @@ def test_default_manifest_uses_the_list_when_reachable(
     assert again == path and "fetched earlier" in why and "Connection refused" in why
 
 
-def test_default_manifest_falls_back_offline(tmp_path: Path) -> None:
+def test_default_source_list_falls_back_offline(tmp_path: Path) -> None:
     url = closed_port_url()
     path, why = default_source_list(tmp_path / "work", url, quiet=True)
     assert path == tmp_path / "work" / "vggsounder.csv"
@@ -162,7 +162,7 @@ def test_default_manifest_falls_back_offline(tmp_path: Path) -> None:
     assert not (tmp_path / "work" / "landscape.csv").exists()
 
 
-def test_default_manifest_falls_back_on_a_page_that_is_no_list(tmp_path: Path) -> None:
+def test_default_source_list_falls_back_on_a_page_that_is_no_list(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("<html><body>Sign in to continue</body></html>\n")

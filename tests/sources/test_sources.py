@@ -1,4 +1,4 @@
-"""Reading, validating, selecting and writing source manifests (`landscape_av.sources.source_list`)."""
+"""Reading, validating, selecting and writing source lists (`landscape_av.sources.source_list`)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def test_write_then_read_round_trip(tmp_path: Path) -> None:
 
 
 def _pool() -> list[Source]:
-    """12 sources: 6 raining, 4 thunderstorm, 2 wind noise, interleaved in manifest order."""
+    """12 sources: 6 raining, 4 thunderstorm, 2 wind noise, interleaved in list order."""
     names = ["raining"] * 6 + ["thunderstorm"] * 4 + ["wind noise"] * 2
     order = [0, 6, 1, 2, 10, 7, 3, 4, 8, 11, 5, 9]
     return [Source(f"s{i:02d}", "u", names[i], line=n + 2) for n, i in enumerate(order)]
@@ -145,7 +145,7 @@ def test_select_by_class_cap_and_limit() -> None:
     assert select_sources(pool, CLASSES) == pool
     assert ids(select_sources(pool, ["wind noise"])) == ["s10", "s11"]
     capped = select_sources(pool, CLASSES, max_per_class=1)
-    assert ids(capped) == ["s00", "s06", "s10"]  # first of each class, in manifest order
+    assert ids(capped) == ["s00", "s06", "s10"]  # first of each class, in list order
     # A limit takes classes in turn (label order: thunderstorm, wind noise, raining), depth by depth.
     limited = select_sources(pool, CLASSES, limit=5)
     assert sorted(s.class_name for s in limited) == sorted(
