@@ -48,6 +48,7 @@ from torch import Tensor
 from landscape_av.classes import CLASSES
 from landscape_av.schema import MEMBERS, SampleMeta
 from model.audio import MelConfig, clip_mels, decode_audio, fit_length, step_mels
+from model.config import InputError
 
 PROMPT_TEMPLATES: tuple[str, ...] = (
     "a photo of {}.",
@@ -333,12 +334,16 @@ def count_samples(url: str) -> int:
         return sum(m.name.endswith(".json") for m in tar)
 
 
+class ShardError(InputError, ValueError):
+    """Training shards that are missing or were prepared with other settings."""
+
+
 def check_shards(shards: str | Path | Sequence[str | Path], cfg: DataConfig) -> None:
-    """Exit with a one-line `--shards` error when shards are missing or prepared otherwise (CLIs)."""
+    """Raise a one-line `--shards` ShardError when shards are missing or prepared otherwise."""
     try:
         check_prepared(expand_shards(shards), cfg)
     except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"--shards: {e}") from e
+        raise ShardError(f"--shards: {e}") from e
 
 
 def _warn_and_skip(exn: Exception) -> bool:

@@ -11,10 +11,11 @@ w_dim], a torch.save'd tensor) instead of a random one.
 
 from __future__ import annotations
 
-import argparse
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -23,7 +24,22 @@ import torch
 from landscape_av.ffmpeg import run_ffmpeg
 from model import runtime
 from model.audio import MelConfig, clip_mels, decode_audio
+from model.config import Flag, InputError, UsageError, command, run
 from model.video_model import SoundToLatents, VideoModelConfig, freeze, render, start_latents
+
+
+@dataclass
+class GenerateConfig:
+    checkpoint: str = ""  # run folder (its newest checkpoint) or one checkpoint folder
+    audio: str = ""  # any audio (or video with sound) file
+    out: str = "video.mp4"
+    fps: float = 8.0  # video frames per second of audio
+    seed: int = 0  # start latent and walk noise
+    truncation: float | None = None  # psi of the start latent (None: the run's)
+    smooth: float | None = 0.4  # walk smoothing momentum, 0 < m <= 1 (1 or None: off)
+    image: str | None = None  # start from this W+ (.pt tensor [num_ws, w_dim])
+    device: str = "auto"
+    chunk: int = 16  # frames rendered at once
 
 
 @dataclass
@@ -41,7 +57,7 @@ def checkpoint_folder(path: str | Path) -> Path:
         return path
     latest = runtime.Checkpointer(path).latest()
     if latest is None:
-        raise FileNotFoundError(f"{path} is neither a checkpoint folder nor a run holding one")
+        raise InputError(f"{path} is neither a checkpoint folder nor a run holding one")
     return latest
 
 
@@ -72,20 +88,14 @@ def load_wplus(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
 
 @torch.no_grad()
 def generate(
-    checkpoint: str | Path,
-    audio: str | Path,
-    out: str | Path,
-    fps: float = 8.0,
-    seed: int = 0,
-    truncation: float | None = None,
-    smooth: float | None = 0.4,
-    image: str | Path | None = None,
-    device: str = "auto",
-    chunk: int = 16,
+    checkpoint: str | Path, audio: str | Path, out: str | Path, **settings: Any
 ) -> Generated:
-    rt = runtime.setup(device)
-    latents, G, cfg = load_run(checkpoint, rt.device)
-    mel_cfg = MelConfig(n_mels=cfg["n_mels"])
+    """A video of `audio` by the run `checkpoint`; `settings` are `GenerateConfig` fields."""
+    cfg = GenerateConfig(str(checkpoint), str(audio), str(out), **settings)
+    audio, fps, chunk = cfg.audio, cfg.fps, cfg.chunk
+    rt = runtime.setup(cfg.device)
+    latents, G, run_cfg = load_run(cfg.checkpoint, rt.device)
+    mel_cfg = MelConfig(n_mels=run_cfg["n_mels"])
     wave, rate = decode_audio(audio, mel_cfg.sample_rate)
     seconds = wave.shape[0] / rate
     T = max(1, round(seconds * fps))
@@ -93,17 +103,17 @@ def generate(
         raise ValueError(f"{audio}: {wave.shape[0]} samples are too short for one frame")
     mel_full, mel = clip_mels(wave, mel_cfg, T)  # [1, M, L], [T, 1, M, S]
 
-    gen = torch.Generator().manual_seed(seed)
-    psi = cfg["model"]["truncation"] if truncation is None else truncation
-    if image is not None:
-        w = load_wplus(image, G.num_ws, G.w_dim).to(rt.device)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    psi = run_cfg["model"]["truncation"] if cfg.truncation is None else cfg.truncation
+    if cfg.image is not None:
+        w = load_wplus(cfg.image, G.num_ws, G.w_dim).to(rt.device)
     else:
         w = start_latents(G, 1, psi, generator=gen)
     noise = torch.randn(1, T, latents.cfg.walker.noise_dim, generator=gen).to(rt.device)
     dev = rt.device
-    _, ws = latents(mel_full[None].to(dev), mel[None].to(dev), w, noise, smooth)  # [1, T, N, D]
+    _, ws = latents(mel_full[None].to(dev), mel[None].to(dev), w, noise, cfg.smooth)  # [1, T, N, D]
 
-    out = Path(out)
+    out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         silent = Path(tmp) / "video.mp4"
@@ -132,30 +142,36 @@ def _fraction(fps: float):
     return Fraction(fps).limit_denominator(1001)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m model.generate", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, help="run folder (newest checkpoint) or one")
-    p.add_argument("--audio", required=True, help="any audio (or video with sound) file")
-    p.add_argument("--out", required=True, help="output .mp4")
-    p.add_argument("--fps", type=float, default=8.0, help="frames per second of audio")
-    p.add_argument("--seed", type=int, default=0, help="start latent and walk noise")
-    p.add_argument("--truncation", type=float, help="psi of the start latent (default: the run's)")
-    p.add_argument("--smooth", type=float, default=0.4, help="walk smoothing, 0 < m <= 1 (1: off)")
-    p.add_argument("--image", help="start from this W+ (.pt tensor [num_ws, w_dim])")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    a = p.parse_args(argv)
-    if not 0 < a.smooth <= 1:
-        p.error("--smooth must be in (0, 1]")
-    if a.fps <= 0:
-        p.error("--fps must be positive")
-    for flag, path in (("--audio", a.audio), ("--image", a.image)):
-        if path is not None and not Path(path).is_file():
-            p.error(f"{flag} {path}: no such file")
-    g = generate(
-        a.checkpoint, a.audio, a.out, a.fps, a.seed, a.truncation, a.smooth, a.image, a.device
-    )
+@command(
+    "python -m model.generate",
+    GenerateConfig,
+    [
+        Flag(
+            "checkpoint", "Run folder (its newest checkpoint) or one.", exists=True, required=True
+        ),
+        Flag("audio", "Any audio (or video with sound) file.", exists=True, required=True),
+        Flag("out", "Output .mp4."),
+        Flag("fps", "Video frames per second of audio."),
+        Flag("seed", "Seed of the start latent and the walk noise."),
+        Flag("truncation", "psi of the start latent (default: the run's)."),
+        Flag("smooth", "Walk smoothing momentum, 0 < m <= 1 (1: off)."),
+        Flag("image", "Start from this W+ (a torch.save'd tensor [num_ws, w_dim]).", exists=True),
+        Flag("device", "Where to render.", choices=runtime.DEVICES),
+    ],
+)
+def cli(cfg: GenerateConfig) -> None:
+    """A video from any sound, the sound muxed in."""
+    if cfg.smooth is not None and not 0 < cfg.smooth <= 1:
+        raise UsageError(f"--smooth {cfg.smooth}: must be in (0, 1]")
+    if cfg.fps <= 0:
+        raise UsageError(f"--fps {cfg.fps}: must be positive")
+    g = generate(**asdict(cfg))
     print(f"{g.path}: {g.frames} frames at {g.fps:g} fps for {g.audio_seconds:.2f} s of audio")
 
 
+def main(argv: list[str] | None = None) -> int:
+    return run(cli, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

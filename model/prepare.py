@@ -1,11 +1,11 @@
 """Decode a corpus once for training: `python -m model.prepare --shards ... --out DIR`.
 
-Decoding the T sampled frames of a 1280x720 H.264 clip costs tens of ms each on one core, which
-holds direct loading to a few samples/s per core. This decodes every clip once with the loader's
-own `model.data.decode_sample` and writes prepared shards (`model.data.PREPARED_MEMBERS`) that the
-loader reads without decoding and turns into the same batches. One output shard per input shard,
-same name, same samples in the same order; about 2.4 MB a clip at T=10, 256 px and 128 mels
-(about 22 GB for the full corpus).
+Decoding the sampled frames of the corpus's H.264 clips bounds direct loading by the CPU (see
+bench/README.md). This decodes every clip once with the loader's own `model.data.decode_sample`
+and writes prepared shards (`model.data.PREPARED_MEMBERS`) that the loader reads without decoding
+and turns into the same batches. One output shard per input shard, same name, same samples in the
+same order; a clip takes T * R * R * 3 bytes of frames plus its mels (about 2.4 MB at T=10, 256 px
+and 128 mels).
 
     python -m model.prepare --shards 'landscape-av/data/train-*.tar' --out prepared
     python -m model.train --shards 'prepared/train-*.tar' ...
@@ -18,7 +18,6 @@ left out, as the loader would skip them. Same inputs, same bytes.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tarfile
@@ -32,8 +31,10 @@ import torch
 import webdataset as wds
 
 from landscape_av.progress import print_summary, stage_progress
+from model.config import Flag, command, run
 from model.data import (
     DataConfig,
+    ShardError,
     count_samples,
     expand_shards,
     prepare_sample,
@@ -53,6 +54,17 @@ def _prepare(sample: dict, cfg: DataConfig) -> dict | str:
         return prepare_sample(sample, cfg)
     except ValueError as e:
         return str(e)
+
+
+@dataclass
+class PrepareConfig:
+    shards: str = ""  # brace pattern / glob of corpus shards
+    out: str = "prepared"  # folder of the prepared shards
+    frames: int = DataConfig.frames
+    resolution: int = DataConfig.resolution
+    n_mels: int = DataConfig.n_mels
+    workers: int = os.cpu_count() or 1  # decoding processes
+    quiet: bool = False
 
 
 @dataclass
@@ -123,31 +135,36 @@ def _finished(dest: Path, want: dict) -> bool:
         return False
 
 
-def main(argv: list[str] | None = None) -> int:
-    defaults = DataConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument(
-        "--shards", nargs="+", required=True, help="corpus shards: globs or brace patterns"
-    )
-    p.add_argument("--out", type=Path, required=True, help="folder of the prepared shards")
-    p.add_argument("--frames", type=int, default=defaults.frames, help="T frames per clip")
-    p.add_argument("--resolution", type=int, default=defaults.resolution, help="frame size (px)")
-    p.add_argument("--n-mels", type=int, default=defaults.n_mels)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoding processes")
-    p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    cfg = DataConfig(frames=args.frames, resolution=args.resolution, n_mels=args.n_mels)
+@command(
+    "python -m model.prepare",
+    PrepareConfig,
+    [
+        Flag("shards", "Corpus shards: a brace pattern or glob.", required=True),
+        Flag("out", "Folder of the prepared shards."),
+        Flag("frames", "Frames T per clip (the training run's)."),
+        Flag("resolution", "Frame size in px (the training run's)."),
+        Flag("n_mels", "Mel bands (the training run's)."),
+        Flag("workers", "Decoding processes."),
+        Flag("quiet", "No progress bar or summary."),
+    ],
+)
+def cli(cfg: PrepareConfig) -> None:
+    """Decode a corpus once for training (resumable; same inputs, same bytes)."""
+    data = DataConfig(frames=cfg.frames, resolution=cfg.resolution, n_mels=cfg.n_mels)
     try:
-        report = prepare(args.shards, args.out, cfg, args.workers, args.quiet)
+        report = prepare(cfg.shards, Path(cfg.out), data, cfg.workers, cfg.quiet)
     except (FileNotFoundError, ValueError) as e:
-        p.error(str(e))
+        raise ShardError(f"--shards: {e}") from e
     for reason in report.failed:
         print(f"left out: {reason}", file=sys.stderr)
     summary = {k: v for k, v in asdict(report).items() if k != "failed"}
     print_summary(
-        f"prepared shards in {args.out}", summary | {"left out": len(report.failed)}, args.quiet
+        f"prepared shards in {cfg.out}", summary | {"left out": len(report.failed)}, cfg.quiet
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(cli, argv)
 
 
 if __name__ == "__main__":

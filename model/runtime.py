@@ -5,23 +5,29 @@ Nothing here knows about a particular model. A training script does::
     rt = runtime.setup(device="auto", seed=cfg.seed)          # reads torchrun's env vars
     model = rt.wrap(model)                                     # DDP when world_size > 1
     amp = runtime.Precision(rt, "bf16")                        # autocast + GradScaler (fp16 only)
-    ckpt = runtime.Checkpointer(run_dir, keep=3)
-    state = ckpt.load_latest({"model": model}, {"opt": opt}, amp.scaler, rt)   # None: fresh run
+    ckpt = runtime.Checkpointer(run_dir, keep=3, every=1000)
+    step = ckpt.resume({"model": model}, {"opt": opt}, amp.scaler, rt)   # 0: a new run
+    batches = runtime.skip(loader, step * accum)                 # what the run has not seen yet
     writer = runtime.summary_writer(run_dir, rt)
-    with runtime.progress(total, rt, quiet=False) as bar:
-        for step in ...:
+    with runtime.progress(total, rt, quiet=False, start=step) as bar:
+        while step < total:
+            runtime.seed_step(seed, step, rt)                  # a resumed run repeats the same step
             for i, sync in runtime.micro_steps(model, accum):  # no_sync() on all but the last
                 with sync, amp.autocast():
                     loss = ...
                 amp.backward(loss / accum)
             amp.step(opt)
+            step += 1
             bar.advance()
-    ckpt.save(step, {"model": model}, {"opt": opt}, amp.scaler, rt, config=cfg_dict)
+            if ckpt.due(step, total):
+                ckpt.save(step, {"model": model}, {"opt": opt}, amp.scaler, rt, config=cfg_dict)
 
 A checkpoint is a folder `RUN_DIR/checkpoints/step-XXXXXXXX/` holding `model.safetensors` (every
 module's weights, keys prefixed `<name>.`), `state.pt` (optimizers, grad scaler, step, RNG states;
 loadable with `weights_only=True`) and `config.json`. It is written to a temporary folder and renamed
-into place, so a killed run never leaves a half-written checkpoint behind.
+into place, so a killed run never leaves a half-written checkpoint behind. A run folder that holds
+checkpoints is resumed from its newest; as every step reseeds the RNGs from (seed, step) and the
+batches already used are skipped, a killed and resumed run reproduces the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -32,10 +38,10 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -55,8 +61,26 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from model.config import Flag
+
 CHECKPOINT_DIR = "checkpoints"
 PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+RUN_FLAGS = [
+    Flag("device", "Where to train.", choices=DEVICES),
+    Flag("precision", "Autocast precision on CUDA (CPU runs fp32).", choices=PRECISIONS),
+    Flag("seed", "Seed of the run (each step reseeds from seed and step)."),
+    Flag("steps", "Optimizer steps in total."),
+    Flag("workers", "Loader worker processes per process.", old=("--num-workers",)),
+    Flag("clip_grad", "Clip the gradient norm to this (0: off).", old=("--clip-norm",)),
+    Flag("save_every", "Save a checkpoint every N steps (and at the last).", old=("--ckpt-every",)),
+    Flag("keep", "Checkpoints kept (the newest)."),
+    Flag("log_every", "Log the losses every N steps."),
+    Flag("quiet", "No progress bar."),
+]
+"""Flags of every training command (`model.train`, `model.train_audio`), for the settings of the
+same names in its config."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -115,7 +139,7 @@ def setup(device: str = "auto", seed: int | None = None) -> Runtime:
     """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
+    if device not in DEVICES[1:]:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but torch sees no CUDA GPU")
@@ -141,6 +165,28 @@ def seed_everything(seed: int, rank: int = 0) -> None:
     random.seed(s)
     np.random.seed(s % 2**32)
     torch.manual_seed(s)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Seed of one optimizer step: the same for a step whether the run was resumed or not."""
+    return (seed * 1_000_003 + step * 7919) % 2**31
+
+
+def seed_step(seed: int, step: int, rt: Runtime) -> None:
+    """Seed every generator for optimizer step `step` of a run seeded `seed` (see `step_seed`)."""
+    seed_everything(step_seed(seed, step), rt.rank)
+
+
+T = TypeVar("T")
+
+
+def skip(batches: Iterable[T], used: int) -> Iterator[T]:
+    """`batches` after the first `used`, which a resumed run has trained on already (they are read
+    again: resuming costs up to one pass over the run's position)."""
+    stream = iter(batches)
+    for _ in range(used):
+        next(stream)
+    return stream
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -265,11 +311,32 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 class Checkpointer:
-    """Writes `RUN_DIR/checkpoints/step-XXXXXXXX/` every time `save` is called; keeps the last `keep`."""
+    """The checkpoints of a run: `RUN_DIR/checkpoints/step-XXXXXXXX/`, one per `save`, the last
+    `keep` kept; a run saves every `every` steps and at its last (`due`)."""
 
-    def __init__(self, run_dir: str | Path, keep: int = 3):
-        self.root = Path(run_dir) / CHECKPOINT_DIR
-        self.keep = keep
+    def __init__(self, run_dir: str | Path, keep: int = 3, every: int = 1000):
+        self.run_dir = Path(run_dir)
+        self.root = self.run_dir / CHECKPOINT_DIR
+        self.keep, self.every = keep, every
+
+    def due(self, step: int, last: int) -> bool:
+        """Whether a run ending at step `last` saves after step `step`."""
+        return step % self.every == 0 or step == last
+
+    def resume(
+        self,
+        modules: dict[str, nn.Module],
+        optimizers: dict[str, torch.optim.Optimizer],
+        scaler: torch.amp.GradScaler | None,
+        rt: Runtime,
+    ) -> int:
+        """The step a run starts at: the newest checkpoint's (loaded into the modules, optimizers
+        and scaler) when the run folder holds one, else 0. Says which, on rank 0."""
+        state = self.load_latest(modules, optimizers, scaler)
+        step = state["step"] if state else 0
+        what = f"resuming {self.run_dir} at step {step}" if state else f"new run {self.run_dir}"
+        rank_zero_print(rt, f"{what} on {rt.device} x{rt.world_size}")
+        return step
 
     def paths(self) -> list[Path]:
         """Complete checkpoints, oldest first."""

@@ -11,15 +11,14 @@ One optimizer step = `accum` micro-batches; each micro-batch does
 StyleGAN3 generator, CLIP and sound-CLIP F_a come from local files (`--generator`, `--clip`,
 `--sound-clip`); `--tiny` builds tiny random ones instead, for a CPU run on the offline corpus.
 
-Configuration: defaults < `--tiny` preset < `--config FILE` (YAML or JSON, nested like `TrainConfig`)
-< flags < `--set key.sub=value`. Runs resume from the newest checkpoint in `--out`; each step reseeds
-the RNGs from (seed, step), so a killed and resumed run reproduces the uninterrupted one.
+Settings (`TrainConfig`): defaults < `--tiny` preset < `--config FILE` < flags < `--set key.sub=value`
+(`model.config`). Runs resume from the newest checkpoint in `--out` and reproduce the uninterrupted
+run (`model.runtime.Checkpointer`).
 Multi-GPU: `torchrun --nproc_per_node N -m model.train ...` (DDP; `batch_size` is per process).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -30,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
 from model import runtime
 from model.clip import WEIGHTS_HELP, load_clip
+from model.config import Flag, InputError, Preset, UsageError, command, run
 from model.data import DataConfig, check_shards, make_loader, to_float_frames
 from model.discriminators import DiscriminatorConfig, ImageDiscriminator, VideoDiscriminator
 from model.losses import (
@@ -78,14 +77,14 @@ class TrainConfig:
     accum: int = 1  # micro-batches per optimizer step
     frames: int = 10  # T frames per clip (the paper: 10; its published code samples 6)
     n_mels: int = 128
-    num_workers: int = 4
+    workers: int = 4  # loader worker processes per process
     lr_encoder: float = 5e-4
     lr_walker: float = 1e-4
     lr_disc: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
-    clip_grad: float | None = None
-    ckpt_every: int = 1000
-    keep: int = 3
+    clip_grad: float | None = None  # gradient norm clip (None or 0: off)
+    save_every: int = 1000  # checkpoint every N steps and at the last
+    keep: int = 3  # checkpoints kept
     log_every: int = 50
     image_every: int = 1000
     quiet: bool = False
@@ -114,8 +113,8 @@ TINY_PRESET: dict[str, Any] = {
     "batch_size": 1,
     "frames": 3,
     "n_mels": 32,
-    "num_workers": 0,
-    "ckpt_every": 10,
+    "workers": 0,
+    "save_every": 10,
     "log_every": 5,
     "image_every": 10,
     "model": {
@@ -127,110 +126,44 @@ TINY_PRESET: dict[str, Any] = {
 
 
 # ----------------------------------------------------------------------------------------------
-# Configuration
+# Command line
 
 
-def apply_overrides(obj: Any, values: dict[str, Any], where: str) -> None:
-    """Set nested dataclass fields from a nested dict; unknown keys raise naming `where`."""
-    names = {f.name: f for f in dataclasses.fields(obj)}
-    for key, value in values.items():
-        key = key.replace("-", "_")
-        if key not in names:
-            raise ValueError(f"{where}: unknown setting {key!r} (known: {', '.join(names)})")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ValueError(f"{where}: {key!r} is a section, give a mapping")
-            apply_overrides(current, value, f"{where}: {key}")
-        else:
-            setattr(obj, key, _coerce(current, value, f"{where}: {key}"))
+FLAGS = [
+    Flag(
+        "shards",
+        "Training shards: a brace pattern or glob, e.g. "
+        "'landscape-av/data/train-{000000..000009}.tar'.",
+        required=True,
+    ),
+    Flag("out", "Run folder (checkpoints/, tb/, samples/); resumed when it holds checkpoints."),
+    Flag("generator", GENERATOR_HELP, exists=True),
+    Flag("clip", CLIP_HELP, exists=True),
+    Flag("clip_arch", "open_clip architecture of --clip."),
+    Flag("sound_clip", SOUND_CLIP_HELP, exists=True),
+    Flag("batch_size", "Clips per process and micro-batch."),
+    Flag("accum", "Gradient accumulation: micro-batches per optimizer step."),
+    Flag("frames", "Frames T per clip."),
+    Flag("n_mels", "Mel bands."),
+    Flag("model.truncation", "psi of the random start latent."),
+    Flag("image_every", "Log a grid of real and fake frames every N steps."),
+    *runtime.RUN_FLAGS,
+]
 
 
-def _coerce(current: Any, value: Any, where: str) -> Any:
-    """`value` in the type of the setting's current value (YAML reads `1e-4` as a string)."""
-    if isinstance(value, list):
-        return tuple(value)
-    try:
-        if isinstance(current, bool):
-            if not isinstance(value, bool):
-                raise ValueError("expected true or false")
-            return value
-        if isinstance(current, int | float) and value is not None:
-            return type(current)(value)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: bad value {value!r} ({e})") from e
-    if isinstance(value, str) and current is None:
-        try:
-            return float(value)  # an optional number such as clip_grad
-        except ValueError:
-            return value
-    return value
+@command(
+    "python -m model.train",
+    TrainConfig,
+    FLAGS,
+    {"tiny": Preset("Tiny random models on CPU, 10 steps (a smoke run).", TINY_PRESET)},
+)
+def cli(cfg: TrainConfig) -> None:
+    """Train the sound-guided video model (or resume its run folder)."""
+    train(cfg)
 
 
-def _dotted(assignments: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for a in assignments:
-        if "=" not in a:
-            raise ValueError(f"--set {a!r}: expected key.sub=value")
-        key, raw = a.split("=", 1)
-        node = out
-        *parents, leaf = key.strip().split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(raw)
-    return out
-
-
-def build_config(argv: list[str] | None = None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n")[0])
-    p.add_argument("--config", help="YAML or JSON file of settings (nested like TrainConfig)")
-    p.add_argument("--tiny", action="store_true", help="tiny random models, CPU, ~20 steps")
-    p.add_argument("--shards", help="training shards: brace pattern or glob")
-    p.add_argument("--out", help="run folder (checkpoints, tb/, samples/); resumed when it exists")
-    p.add_argument("--generator", help=GENERATOR_HELP)
-    p.add_argument("--clip", help=CLIP_HELP)
-    p.add_argument("--clip-arch", help="open_clip architecture of --clip (default ViT-B-32)")
-    p.add_argument("--sound-clip", help=SOUND_CLIP_HELP)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--precision", choices=list(runtime.PRECISIONS))
-    p.add_argument("--seed", type=int)
-    p.add_argument("--steps", type=int, help="optimizer steps in total")
-    p.add_argument("--batch-size", type=int, help="clips per process and micro-batch")
-    p.add_argument("--accum", type=int, help="gradient accumulation micro-batches")
-    p.add_argument("--frames", type=int, help="frames T per clip")
-    p.add_argument("--num-workers", type=int)
-    p.add_argument("--ckpt-every", type=int)
-    p.add_argument("--log-every", type=int)
-    p.add_argument("--image-every", type=int)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any setting, e.g. --set weights.temporal=0.5 --set model.truncation=0.5")  # fmt: skip
-    args = p.parse_args(argv)
-
-    cfg = TrainConfig()
-    if args.tiny:
-        apply_overrides(cfg, TINY_PRESET, "--tiny")
-    if args.config:
-        path = Path(args.config)
-        try:
-            values = yaml.safe_load(path.read_text())  # JSON is YAML too
-        except (OSError, yaml.YAMLError) as e:
-            raise SystemExit(f"--config {path}: {e}") from e
-        apply_overrides(cfg, values or {}, str(path))
-    flags = {
-        k: v
-        for k, v in vars(args).items()
-        if k not in ("config", "set", "tiny", "quiet") and v is not None
-    }
-    if args.quiet:
-        flags["quiet"] = True
-    apply_overrides(cfg, flags, "flags")
-    apply_overrides(cfg, _dotted(args.set), "--set")
-    if not cfg.shards:
-        raise SystemExit(
-            "--shards is required: e.g. 'landscape-av/data/train-{000000..000009}.tar'"
-        )
-    return cfg
+build_config = cli.settings
+"""The TrainConfig of a command line, without training."""
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
@@ -262,7 +195,7 @@ def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
         sound_clip = SoundClip(SoundClipConfig.tiny(embed_dim=clip.embed_dim))
     else:
         missing = [
-            f"--{name}: {why}"
+            f"--{name} ({why})"
             for name, value, why in (
                 ("generator", cfg.generator, GENERATOR_HELP),
                 ("clip", cfg.clip, CLIP_HELP),
@@ -271,10 +204,10 @@ def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
             if not value
         ]
         if missing:
-            raise SystemExit(
-                "pretrained weights are read from local files; missing:\n  "
-                + "\n  ".join(missing)
-                + "\n(or pass --tiny for a random tiny run on CPU)"
+            raise UsageError(
+                "pretrained weights are read from local files; missing "
+                + "; ".join(missing)
+                + "; or pass --tiny for a random tiny run on CPU"
             )
         from model.stylegan3 import load_generator
 
@@ -283,7 +216,7 @@ def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
         clip = load_clip(cfg.clip, arch=cfg.clip_arch)
         sound_clip = load_sound_clip(cfg.sound_clip)
         if sound_clip.cfg.embed_dim != clip.embed_dim:
-            raise SystemExit(
+            raise InputError(
                 f"--sound-clip {cfg.sound_clip} embeds into {sound_clip.cfg.embed_dim} dims but "
                 f"--clip {cfg.clip} ({cfg.clip_arch}) into {clip.embed_dim}: train F_a with this CLIP"
             )
@@ -409,7 +342,7 @@ class Trainer:
             for k, v in logs.items():
                 totals[k] = totals.get(k, 0.0) + v / len(batches)
         opts = [self.opt_g, self.opt_d] if "d_total" in totals else [self.opt_g]
-        self.amp.step(opts, self.cfg.clip_grad)
+        self.amp.step(opts, self.cfg.clip_grad or None)
         return totals
 
 
@@ -417,30 +350,20 @@ class Trainer:
 # The loop
 
 
-def step_seed(seed: int, step: int) -> int:
-    """Seed of one optimizer step: the same for a step whether the run was resumed or not."""
-    return (seed * 1_000_003 + step * 7919) % 2**31
-
-
 def batch_stream(
     cfg: TrainConfig, data: DataConfig, skip: int, pin_memory: bool
 ) -> Iterator[dict[str, Any]]:
-    """Endless training batches, after skipping the `skip` a resumed run has already used (they are
-    read and decoded again: resuming a long run costs up to one pass over its position)."""
-    stream = iter(
-        make_loader(
-            cfg.shards,
-            data,
-            cfg.batch_size,
-            cfg.num_workers,
-            seed=cfg.seed,
-            epochs=None,
-            pin_memory=pin_memory,
-        )
+    """Endless training batches, after the `skip` a resumed run has already used."""
+    loader = make_loader(
+        cfg.shards,
+        data,
+        cfg.batch_size,
+        cfg.workers,
+        seed=cfg.seed,
+        epochs=None,
+        pin_memory=pin_memory,
     )
-    for _ in range(skip):
-        next(stream)
-    return stream
+    return runtime.skip(loader, skip)
 
 
 def log_step(writer, trainer: Trainer, step: int, logs: dict[str, float], run: Path) -> None:
@@ -468,14 +391,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     try:
         frozen = load_frozen(cfg, rt.device)
         trainer = Trainer(cfg, rt, frozen)
-        ckpt = runtime.Checkpointer(run, keep=cfg.keep)
-        state = ckpt.load_latest(trainer.modules(), trainer.optimizers(), trainer.amp.scaler)
-        step = state["step"] if state else 0
-        runtime.rank_zero_print(
-            rt,
-            f"{'resuming ' + str(run) + ' at step ' + str(step) if state else 'new run ' + str(run)}"
-            f" on {rt.device} x{rt.world_size}",
-        )
+        ckpt = runtime.Checkpointer(run, keep=cfg.keep, every=cfg.save_every)
+        step = ckpt.resume(trainer.modules(), trainer.optimizers(), trainer.amp.scaler, rt)
         data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
         check_shards(cfg.shards, data)
         stream = batch_stream(cfg, data, step * cfg.accum, rt.device.type == "cuda")
@@ -483,14 +400,14 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         logs: dict[str, float] = {}
         with runtime.progress(cfg.steps, rt, cfg.quiet, start=step) as bar:
             while step < cfg.steps:
-                runtime.seed_everything(step_seed(cfg.seed, step), rt.rank)
+                runtime.seed_step(cfg.seed, step, rt)
                 logs = trainer.step([next(stream) for _ in range(cfg.accum)])
                 if not all(math.isfinite(v) for v in logs.values()):
                     raise FloatingPointError(f"step {step}: non-finite loss {logs}")
                 step += 1
                 log_step(writer, trainer, step, logs, run)
                 bar.advance(f"G {logs['g_total']:.3f} D {logs.get('d_total', 0.0):.3f}")
-                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                if ckpt.due(step, cfg.steps):
                     trainer.save(ckpt, step)
         runtime.assert_in_sync(trainer.modules(), rt)
         if writer is not None:
@@ -501,8 +418,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         rt.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    train(build_config(argv))
+def main(argv: list[str] | None = None) -> int:
+    return run(cli, argv)
 
 
 if __name__ == "__main__":

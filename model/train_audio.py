@@ -3,20 +3,22 @@
     python -m model.train_audio --shards 'landscape-av/data/train-*.tar' \\
         --clip ViT-B-32.pt --clip-arch ViT-B-32-quickgelu --out runs/sound_clip
     torchrun --nproc-per-node 2 -m model.train_audio ...       # DDP
-    python -m model.train_audio --shards ... --tiny --steps 20 --out /tmp/run   # CPU smoke run
+    python -m model.train_audio --shards ... --tiny --out /tmp/run   # CPU smoke run
 
 Each step: the whole-clip log-mel -> SpecAugment -> F_a; CLIP embeds the clip's frames (mean over
-the T frames) and its class prompt (a random template); the loss is `sound_clip_loss`. Checkpoints
-(`RUN_DIR/checkpoints/`, resumed automatically), TensorBoard logs (`RUN_DIR/tb`) and the final F_a
-(`RUN_DIR/sound_clip/`, read by `model.sound_clip.load_sound_clip`).
+the T frames) and its class prompt (a random template); the loss is `sound_clip_loss`. Settings
+(`AudioTrainConfig`) and resume follow `model.train`: checkpoints in `RUN_DIR/checkpoints/` (a
+killed run resumes from the newest and reproduces the uninterrupted one), TensorBoard logs in
+`RUN_DIR/tb`, and the final F_a in `RUN_DIR/sound_clip/` (read by `load_sound_clip`).
 """
 
 from __future__ import annotations
 
-import argparse
 import random
-from dataclasses import asdict
+import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -24,45 +26,79 @@ from torch.nn import functional as F
 from model import runtime
 from model.audio import SpecAugment
 from model.clip import WEIGHTS_HELP, FrozenClip, load_clip
+from model.config import Flag, Preset, UsageError, command, run
 from model.data import DataConfig, check_shards, make_loader, prompt_of_label, to_float_frames
 from model.sound_clip import SoundClip, SoundClipConfig, save_sound_clip, sound_clip_loss
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m model.train_audio", description=__doc__.split("\n")[0]
-    )
-    p.add_argument(
-        "--shards", nargs="+", required=True, help="shard paths, globs or brace patterns"
-    )
-    p.add_argument("--out", type=Path, required=True, help="run folder (resumed when it exists)")
-    p.add_argument("--clip", type=Path, default=None, help="local open_clip checkpoint file")
-    p.add_argument("--clip-arch", default="ViT-B-32", help="open_clip architecture of --clip")
-    p.add_argument(
-        "--tiny", action="store_true", help="tiny random CLIP and F_a (tests, smoke runs)"
-    )
-    p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--batch-size", type=int, default=32, help="per process")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--clip-norm", type=float, default=1.0, help="gradient norm clip (0: off)")
-    p.add_argument("--w-text", type=float, default=1.0)
-    p.add_argument("--w-image", type=float, default=1.0)
-    p.add_argument("--w-audio", type=float, default=0.0, help="audio<->augmented-audio term")
-    p.add_argument("--frames", type=int, default=5, help="frames per clip embedded by CLIP")
-    p.add_argument("--resolution", type=int, default=256)
-    p.add_argument("--n-mels", type=int, default=128)
-    p.add_argument("--workers", type=int, default=2, help="loader worker processes per process")
-    p.add_argument("--precision", choices=runtime.PRECISIONS, default="bf16")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=1000)
-    p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    if args.clip is None and not args.tiny:
-        p.error(f"--clip CKPT is required unless --tiny. {WEIGHTS_HELP}")
-    return args
+@dataclass
+class AudioTrainConfig:
+    shards: str = ""  # brace pattern / glob of training shards
+    out: str = "runs/sound_clip"
+    clip: str | None = None  # local open_clip checkpoint
+    clip_arch: str = "ViT-B-32"
+    tiny: bool = False  # tiny random CLIP and F_a: a CPU run on the offline corpus
+    device: str = "auto"
+    precision: str = "bf16"  # fp32 | bf16 | fp16 (CUDA only; CPU always runs fp32)
+    seed: int = 0
+    steps: int = 20_000
+    batch_size: int = 32  # per process
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    clip_grad: float | None = 1.0  # gradient norm clip (None: off)
+    frames: int = 5  # frames per clip embedded by CLIP
+    resolution: int = 256
+    n_mels: int = 128
+    workers: int = 2  # loader worker processes per process
+    save_every: int = 1000  # checkpoint every N steps and at the last
+    keep: int = 3  # checkpoints kept
+    log_every: int = 10
+    quiet: bool = False
+    sound_clip: SoundClipConfig = field(default_factory=SoundClipConfig)  # embed_dim: CLIP's
+
+
+TINY_PRESET: dict[str, Any] = {
+    "tiny": True,
+    "device": "cpu",
+    "precision": "fp32",
+    "steps": 20,
+    "batch_size": 2,
+    "frames": 2,
+    "resolution": 32,
+    "n_mels": 32,
+    "workers": 0,
+    "save_every": 10,
+    "log_every": 5,
+    "sound_clip": {"blocks": [1, 1, 1, 1]},
+}
+
+FLAGS = [
+    Flag("shards", "Training shards: a brace pattern or glob.", required=True),
+    Flag("out", "Run folder (checkpoints/, tb/, sound_clip/); resumed when it holds checkpoints."),
+    Flag("clip", "Local open_clip checkpoint of --clip-arch.", exists=True),
+    Flag("clip_arch", "open_clip architecture of --clip."),
+    Flag("batch_size", "Clips per process."),
+    Flag("lr", "AdamW learning rate."),
+    Flag("weight_decay", "AdamW weight decay."),
+    Flag("sound_clip.w_text", "Weight of the audio<->text term."),
+    Flag("sound_clip.w_image", "Weight of the audio<->image term."),
+    Flag("sound_clip.w_audio", "Weight of the audio<->augmented-audio term."),
+    Flag("frames", "Frames per clip embedded by CLIP."),
+    Flag("resolution", "Frame size (px) given to CLIP."),
+    Flag("n_mels", "Mel bands."),
+    *runtime.RUN_FLAGS,
+]
+
+
+@command(
+    "python -m model.train_audio",
+    AudioTrainConfig,
+    FLAGS,
+    {"tiny": Preset("Tiny random CLIP and F_a on CPU, 20 steps (a smoke run).", TINY_PRESET)},
+)
+def cli(cfg: AudioTrainConfig) -> None:
+    """Train F_a, the CLIP-aligned sound encoder (or resume its run folder)."""
+    train(cfg)
 
 
 def image_embedding(clip: FrozenClip, frames: torch.Tensor) -> torch.Tensor:
@@ -73,55 +109,55 @@ def image_embedding(clip: FrozenClip, frames: torch.Tensor) -> torch.Tensor:
     return F.normalize(emb.mean(dim=1), dim=-1)
 
 
-def train(args: argparse.Namespace) -> Path:
-    """Run (or resume) training; returns the folder of the final F_a."""
-    rt = runtime.setup(args.device, seed=args.seed)
-    clip = load_clip(args.clip, args.clip_arch, tiny=args.tiny).to(rt.device)
-    weights = {"w_text": args.w_text, "w_image": args.w_image, "w_audio": args.w_audio}
-    cfg = (SoundClipConfig.tiny if args.tiny else SoundClipConfig)(clip.embed_dim, **weights)
-    model = SoundClip(cfg)
+def train(cfg: AudioTrainConfig) -> Path:
+    """Run (or resume) training to `cfg.steps`; returns the folder of the final F_a."""
+    if cfg.clip is None and not cfg.tiny:
+        raise UsageError(f"--clip CKPT is required unless --tiny. {WEIGHTS_HELP}")
+    rt = runtime.setup(cfg.device, seed=cfg.seed)
+    clip = load_clip(cfg.clip, cfg.clip_arch, tiny=cfg.tiny, seed=cfg.seed).to(rt.device)
+    cfg.sound_clip.embed_dim = clip.embed_dim
+    model = SoundClip(cfg.sound_clip)
     ddp = rt.wrap(model)
-    dcfg = DataConfig(frames=args.frames, resolution=args.resolution, n_mels=args.n_mels)
-    check_shards(args.shards, dcfg)
-    augment = SpecAugment(freq_width=max(1, args.n_mels // 8), time_width=64).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    amp = runtime.Precision(rt, args.precision)
-    ckpt = runtime.Checkpointer(args.out)
-    state = ckpt.load_latest({"sound_clip": model}, {"opt": opt}, amp.scaler)
-    start = state["step"] if state else 0
-    batches = iter(  # endless; a resumed run starts a fresh shard order (pass number = step)
-        make_loader(
-            args.shards,
-            dcfg,
-            args.batch_size,
-            args.workers,
-            seed=args.seed,
-            epoch=start,
-            epochs=None,
-            pin_memory=rt.device.type == "cuda",
-        )
+    dcfg = DataConfig(frames=cfg.frames, resolution=cfg.resolution, n_mels=cfg.n_mels)
+    check_shards(cfg.shards, dcfg)
+    augment = SpecAugment(freq_width=max(1, cfg.n_mels // 8), time_width=64).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    amp = runtime.Precision(rt, cfg.precision)
+    ckpt = runtime.Checkpointer(cfg.out, keep=cfg.keep, every=cfg.save_every)
+    modules, optimizers = {"sound_clip": model}, {"opt": opt}
+    step = ckpt.resume(modules, optimizers, amp.scaler, rt)
+    loader = make_loader(
+        cfg.shards,
+        dcfg,
+        cfg.batch_size,
+        cfg.workers,
+        seed=cfg.seed,
+        epochs=None,
+        pin_memory=rt.device.type == "cuda",
     )
-    text_rng = random.Random(args.seed * 1009 + rt.rank + start)
-    writer = runtime.summary_writer(args.out, rt)
-    config = {"args": vars(args), "sound_clip": asdict(cfg), "data": asdict(dcfg)}
-    step = start
-    with runtime.progress(args.steps, rt, args.quiet, start, "F_a") as bar:
-        for step in range(start + 1, args.steps + 1):
+    batches = runtime.skip(loader, step)
+    writer = runtime.summary_writer(cfg.out, rt)
+    with runtime.progress(cfg.steps, rt, cfg.quiet, step, "F_a") as bar:
+        while step < cfg.steps:
+            runtime.seed_step(cfg.seed, step, rt)
+            text_rng = random.Random(runtime.step_seed(cfg.seed, step) + rt.rank)
             batch = next(batches)
             mel = batch["mel_full"].to(rt.device, non_blocking=True)  # [B, 1, M, L]
             labels = batch["label"].to(rt.device)
             frames = to_float_frames(batch["frames"].to(rt.device, non_blocking=True))
             image = image_embedding(clip, frames)
             text = clip.encode_text([prompt_of_label(int(y), text_rng) for y in labels])
+            w_audio = cfg.sound_clip.w_audio > 0
             with amp.autocast():
-                views = [augment(mel)] + ([augment(mel)] if cfg.w_audio > 0 else [])
+                views = [augment(mel)] + ([augment(mel)] if w_audio else [])
                 audio = ddp(torch.cat(views)).float().chunk(len(views))  # one DDP forward
                 losses = sound_clip_loss(
-                    model, audio[0], text, image, labels, audio[1] if cfg.w_audio > 0 else None
+                    model, audio[0], text, image, labels, audio[1] if w_audio else None
                 )
             amp.backward(losses["total"])
-            amp.step(opt, args.clip_norm or None)
-            if step % args.log_every == 0 or step == args.steps:
+            amp.step(opt, cfg.clip_grad or None)
+            step += 1
+            if step % cfg.log_every == 0 or step == cfg.steps:
                 logged = {k: rt.mean(v).item() for k, v in losses.items()}
                 logged["logit_scale"] = model.scale().item()
                 if writer is not None:
@@ -130,11 +166,10 @@ def train(args: argparse.Namespace) -> Path:
                 bar.advance(f"loss {logged['total']:.4f}")
             else:
                 bar.advance()
-            if step % args.save_every == 0:
-                ckpt.save(step, {"sound_clip": model}, {"opt": opt}, amp.scaler, rt, config)
-    if step > start and step % args.save_every != 0:
-        ckpt.save(step, {"sound_clip": model}, {"opt": opt}, amp.scaler, rt, config)
-    final = args.out / "sound_clip"
+            if ckpt.due(step, cfg.steps):
+                config = asdict(cfg) | {"data": asdict(dcfg)}
+                ckpt.save(step, modules, optimizers, amp.scaler, rt, config)
+    final = Path(cfg.out) / "sound_clip"
     if rt.is_main:
         save_sound_clip(model, final)
         runtime.rank_zero_print(rt, f"F_a written to {final}")
@@ -144,9 +179,9 @@ def train(args: argparse.Namespace) -> Path:
     return final
 
 
-def main(argv: list[str] | None = None) -> None:
-    train(parse_args(argv))
+def main(argv: list[str] | None = None) -> int:
+    return run(cli, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,16 +1,18 @@
-"""`python -m model.stylegan3 info CKPT` / `sample CKPT --seeds 0-7 --trunc 0.7 --out grid.png`."""
+"""`python -m model.stylegan3 info CKPT` / `sample CKPT --seeds 0-7 --truncation 0.7 --out grid.png`."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
+from model import runtime
+from model.config import Flag, InputError, UsageError, command, group, run
 from model.stylegan3.checkpoint import load_generator, read_config
 
 
@@ -22,21 +24,23 @@ def parse_seeds(text: str) -> list[int]:
         try:
             seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
         except ValueError:
-            raise SystemExit(f"--seeds: cannot parse {part!r} (use e.g. 0-7,12)") from None
+            raise UsageError(f"--seeds: cannot parse {part!r} (use e.g. 0-7,12)") from None
     return seeds
 
 
 def render_grid(G: torch.nn.Module, seeds: list[int], trunc: float, batch: int = 4) -> Image.Image:
     """One image per seed (z from `np.random.RandomState(seed)`, as NVIDIA's scripts), in a grid."""
+    device = next(G.parameters()).device
     images = []
     for i in range(0, len(seeds), batch):
         z = torch.from_numpy(
             np.stack([np.random.RandomState(s).randn(G.z_dim) for s in seeds[i : i + batch]])
-        )
-        c = torch.zeros([z.shape[0], G.c_dim]) if G.c_dim else None
+        ).to(device)
+        c = torch.zeros([z.shape[0], G.c_dim], device=device) if G.c_dim else None
         with torch.no_grad():
             img = G(z.float(), c, truncation_psi=trunc)
-        images.append((img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        img = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        images.append(img.cpu().numpy())
     images = np.concatenate(images)  # [N, R, R, C]
     n, r = images.shape[0], images.shape[1]
     cols = math.ceil(math.sqrt(n))
@@ -47,37 +51,72 @@ def render_grid(G: torch.nn.Module, seeds: list[int], trunc: float, batch: int =
     return Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model.stylegan3", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    info = sub.add_parser("info", help="print a checkpoint's generator config")
-    info.add_argument("checkpoint")
-    sample = sub.add_parser("sample", help="render a grid of images to PNG")
-    sample.add_argument("checkpoint")
-    sample.add_argument("--seeds", default="0-7")
-    sample.add_argument("--trunc", type=float, default=1.0, help="truncation psi")
-    sample.add_argument("--out", default="grid.png")
-    args = parser.parse_args(argv)
+def _load(path: str) -> torch.nn.Module:
+    """The generator of a checkpoint; one that holds none is an input error (exit 1)."""
     try:
-        if args.command == "info":
-            config = read_config(args.checkpoint)
-            G = load_generator(args.checkpoint)
-            n_params = sum(p.numel() for p in G.parameters())
-            print(json.dumps(config, indent=2, sort_keys=True))
-            print(
-                f"num_ws={G.num_ws} w_dim={G.w_dim} img_resolution={G.img_resolution} parameters={n_params:,}"
-            )
-            for name in G.synthesis.layer_names:
-                print(f"  {name}: {getattr(G.synthesis, name).extra_repr()}")
-            return 0
-        G = load_generator(args.checkpoint)
-        render_grid(G, parse_seeds(args.seeds), args.trunc).save(args.out)
-        print(f"wrote {args.out}")
-        return 0
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return load_generator(path)
+    except ValueError as e:
+        raise InputError(f"{path}: {e}") from e
+
+
+CHECKPOINT = Flag("checkpoint", "", exists=True, argument=True)
+
+
+@dataclass
+class InfoConfig:
+    checkpoint: str = ""  # an official .pkl or a model.stylegan3 checkpoint
+
+
+@dataclass
+class SampleConfig:
+    checkpoint: str = ""  # an official .pkl or a model.stylegan3 checkpoint
+    seeds: str = "0-7"  # one image per seed: ranges and lists, e.g. 0-7,12
+    truncation: float = 1.0  # psi
+    out: str = "grid.png"
+    device: str = "auto"
+
+
+@command("info", InfoConfig, [CHECKPOINT])
+def info(cfg: InfoConfig) -> None:
+    """Print a checkpoint's generator config and layers."""
+    G = _load(cfg.checkpoint)
+    config = read_config(cfg.checkpoint)
+    n_params = sum(p.numel() for p in G.parameters())
+    print(json.dumps(config, indent=2, sort_keys=True))
+    print(
+        f"num_ws={G.num_ws} w_dim={G.w_dim} img_resolution={G.img_resolution} parameters={n_params:,}"
+    )
+    for name in G.synthesis.layer_names:
+        print(f"  {name}: {getattr(G.synthesis, name).extra_repr()}")
+
+
+@command(
+    "sample",
+    SampleConfig,
+    [
+        CHECKPOINT,
+        Flag("seeds", "Seeds of the images: ranges and lists, e.g. 0-7,12."),
+        Flag("truncation", "Truncation psi.", old=("--trunc",)),
+        Flag("out", "Output PNG."),
+        Flag("device", "Where to render.", choices=runtime.DEVICES),
+    ],
+)
+def sample(cfg: SampleConfig) -> None:
+    """Render a grid of images to PNG."""
+    seeds = parse_seeds(cfg.seeds)
+    G = _load(cfg.checkpoint).to(runtime.setup(cfg.device).device)
+    render_grid(G, seeds, cfg.truncation).save(cfg.out)
+    print(f"wrote {cfg.out}")
+
+
+cli = group(
+    "python -m model.stylegan3", "Inspect and sample StyleGAN3 checkpoints.", [info, sample]
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(cli, argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

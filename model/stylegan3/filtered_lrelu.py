@@ -12,7 +12,7 @@ without the discarded samples:
   into the up filter, the output gain into the down filter (with the clamp scaled to match); the
   leaky ReLU and clamp run in place, and on the CPU the clamp is skipped where a bound on the
   upsampled peak shows it cannot act;
-- tensors stay channels-last, where CPU depthwise convolutions are fastest (2-4x over NCHW).
+- tensors stay channels-last, where CPU depthwise convolutions are fastest (bench/README.md).
 
 The backward is a custom autograd function (gradients flow to the input, i.e. to W+ upstream): the
 adjoint passes (conv2d <-> conv_transpose2d) and the activation's derivative from its saved

@@ -80,13 +80,13 @@ class FullyConnectedLayer(nn.Module):
 
     def __init__(
         self,
-        in_features: int,
-        out_features: int,
-        activation: str = "linear",
-        bias: bool = True,
-        lr_multiplier: float = 1.0,
-        weight_init: float = 1.0,
-        bias_init: float | list[float] = 0.0,
+        in_features: int,  # input features
+        out_features: int,  # output features
+        activation: str = "linear",  # "linear" or "lrelu" (leaky ReLU, slope 0.2, gain sqrt 2)
+        bias: bool = True,  # add a learned bias
+        lr_multiplier: float = 1.0,  # learning-rate scale: weights stored / it, used * it
+        weight_init: float = 1.0,  # std of the initial weights (before the equalised gain)
+        bias_init: float | list[float] = 0.0,  # initial bias: one value, or one per feature
     ):
         super().__init__()
         assert activation in ("linear", "lrelu"), activation
@@ -122,13 +122,13 @@ class MappingNetwork(nn.Module):
 
     def __init__(
         self,
-        z_dim: int,
-        c_dim: int,
-        w_dim: int,
-        num_ws: int,
-        num_layers: int = 2,
-        lr_multiplier: float = 0.01,
-        w_avg_beta: float = 0.998,
+        z_dim: int,  # input latent z dimensionality
+        c_dim: int,  # conditioning label dimensionality (0: unconditional)
+        w_dim: int,  # intermediate latent w dimensionality
+        num_ws: int,  # copies of w to output (one per synthesis input/layer)
+        num_layers: int = 2,  # fully connected layers
+        lr_multiplier: float = 0.01,  # learning-rate scale of the layers
+        w_avg_beta: float = 0.998,  # decay of the running mean of w, tracked in training
     ):
         super().__init__()
         self.z_dim = z_dim
@@ -183,7 +183,12 @@ class SynthesisInput(nn.Module):
     by an affine of w[:, 0] and by the user `transform` (3x3, maps output to input coordinates)."""
 
     def __init__(
-        self, w_dim: int, channels: int, size: int, sampling_rate: float, bandwidth: float
+        self,
+        w_dim: int,  # intermediate latent w dimensionality
+        channels: int,  # Fourier features (output channels)
+        size: int,  # output side in samples (a square grid)
+        sampling_rate: float,  # output sampling rate: samples per unit of input space
+        bandwidth: float,  # frequency magnitude of the features (the band limit)
     ):
         super().__init__()
         self.w_dim = w_dim
@@ -245,26 +250,26 @@ class SynthesisLayer(nn.Module):
 
     def __init__(
         self,
-        w_dim: int,
-        is_torgb: bool,
-        is_critically_sampled: bool,
-        use_fp16: bool,
-        in_channels: int,
-        out_channels: int,
-        in_size: int,
-        out_size: int,
-        in_sampling_rate: int,
-        out_sampling_rate: int,
-        in_cutoff: float,
-        out_cutoff: float,
-        in_half_width: float,
-        out_half_width: float,
-        conv_kernel: int = 3,
-        filter_size: int = 6,
-        lrelu_upsampling: int = 2,
-        use_radial_filters: bool = False,
-        conv_clamp: float | None = 256,
-        magnitude_ema_beta: float = 0.999,
+        w_dim: int,  # intermediate latent w dimensionality
+        is_torgb: bool,  # the last layer: 1x1 conv to image channels, no nonlinearity
+        is_critically_sampled: bool,  # cutoff at Nyquist; no radial filter there
+        use_fp16: bool,  # run in float16 on CUDA
+        in_channels: int,  # input channels
+        out_channels: int,  # output channels
+        in_size: int,  # input side in samples (with the margin)
+        out_size: int,  # output side in samples (with the margin)
+        in_sampling_rate: int,  # input sampling rate
+        out_sampling_rate: int,  # output sampling rate
+        in_cutoff: float,  # input cutoff frequency f_c
+        out_cutoff: float,  # output cutoff frequency f_c
+        in_half_width: float,  # input transition band half-width f_h
+        out_half_width: float,  # output transition band half-width f_h
+        conv_kernel: int = 3,  # convolution kernel side (1 for StyleGAN3-R)
+        filter_size: int = 6,  # low-pass filter taps per resampling factor
+        lrelu_upsampling: int = 2,  # upsampling factor around the leaky ReLU
+        use_radial_filters: bool = False,  # radially symmetric down filters (StyleGAN3-R)
+        conv_clamp: float | None = 256,  # clamp of the activations (None: off)
+        magnitude_ema_beta: float = 0.999,  # decay of the running input magnitude (training)
     ):
         super().__init__()
         self.w_dim = w_dim
@@ -403,20 +408,20 @@ class SynthesisNetwork(nn.Module):
 
     def __init__(
         self,
-        w_dim: int,
-        img_resolution: int,
-        img_channels: int,
-        channel_base: int = 32768,
-        channel_max: int = 512,
-        num_layers: int = 14,
-        num_critical: int = 2,
-        first_cutoff: float = 2,
-        first_stopband: float = 2**2.1,
-        last_stopband_rel: float = 2**0.3,
-        margin_size: int = 10,
-        output_scale: float = 0.25,
-        num_fp16_res: int = 4,
-        **layer_kwargs: Any,
+        w_dim: int,  # intermediate latent w dimensionality
+        img_resolution: int,  # output image side
+        img_channels: int,  # output image channels
+        channel_base: int = 32768,  # overall channel multiplier
+        channel_max: int = 512,  # channels of any layer at most
+        num_layers: int = 14,  # synthesis layers, not counting the ToRGB layer
+        num_critical: int = 2,  # critically sampled layers at the end
+        first_cutoff: float = 2,  # cutoff frequency of the first layer (f_c,0)
+        first_stopband: float = 2**2.1,  # stopband of the first layer (f_t,0)
+        last_stopband_rel: float = 2**0.3,  # stopband of the last layer, relative to its cutoff
+        margin_size: int = 10,  # samples of margin on each side of the layers' grids
+        output_scale: float = 0.25,  # scale of the output image
+        num_fp16_res: int = 4,  # float16 in the layers of the highest this many resolutions
+        **layer_kwargs: Any,  # SynthesisLayer arguments (conv_kernel, use_radial_filters, ...)
     ):
         super().__init__()
         self.w_dim = w_dim
@@ -501,13 +506,13 @@ class Generator(nn.Module):
 
     def __init__(
         self,
-        z_dim: int,
-        c_dim: int,
-        w_dim: int,
-        img_resolution: int,
-        img_channels: int,
-        mapping_kwargs: dict[str, Any] | None = None,
-        **synthesis_kwargs: Any,
+        z_dim: int,  # input latent z dimensionality
+        c_dim: int,  # conditioning label dimensionality (0: unconditional)
+        w_dim: int,  # intermediate latent w dimensionality
+        img_resolution: int,  # output image side
+        img_channels: int,  # output image channels
+        mapping_kwargs: dict[str, Any] | None = None,  # MappingNetwork arguments
+        **synthesis_kwargs: Any,  # SynthesisNetwork arguments
     ):
         super().__init__()
         mapping_kwargs = dict(mapping_kwargs or {})

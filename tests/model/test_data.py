@@ -22,6 +22,7 @@ from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.schema import sample_key
 from model.data import (
     DataConfig,
+    ShardError,
     check_shards,
     decode_sample,
     expand_shards,
@@ -237,7 +238,7 @@ def test_prepared_shards_refuse_other_settings(shards: list[Path], tmp_path: Pat
         ValueError, match=r"train-000000\.tar was prepared with resolution=32 \(run: 64\)"
     ):
         make_loader(str(tmp_path / "*.tar"), other)
-    with pytest.raises(SystemExit, match=r"^--shards: .*resolution=32 \(run: 64\)"):
+    with pytest.raises(ShardError, match=r"^--shards: .*resolution=32 \(run: 64\)"):
         check_shards(str(tmp_path / "*.tar"), other)  # what the training CLIs call first
     check_shards(str(tmp_path / "*.tar"), CFG)
 
@@ -255,6 +256,5 @@ def test_prepare_cli_names_and_leaves_out_a_broken_sample(
     assert "left out: sample 'bad_00'" in capsys.readouterr().err
     batches = list(make_loader(str(tmp_path / "out" / "*.tar"), CFG, batch_size=1, num_workers=0))
     assert [b["key"] for b in batches] == [["good_00"]]
-    with pytest.raises(SystemExit):
-        prepare_main(["--shards", str(tmp_path / "none-*.tar"), "--out", str(tmp_path / "x")])
-    assert "no shard matches" in capsys.readouterr().err
+    assert prepare_main(["--shards", str(tmp_path / "none-*.tar"), "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith("Error: --shards: no shard matches")

@@ -83,8 +83,27 @@ def test_start_from_a_given_wplus(run_dir, tmp_path):
         generate(run_dir, audio, tmp_path / "bad.mp4", image=tmp_path / "bad.pt")
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "model.generate", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
 def test_cli_reports_a_missing_audio_file(run_dir, tmp_path):
-    cmd = [sys.executable, "-m", "model.generate", "--checkpoint", str(run_dir)]
-    cmd += ["--audio", str(tmp_path / "nope.wav"), "--out", str(tmp_path / "x.mp4")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = _cli("--checkpoint", str(run_dir), "--audio", str(tmp_path / "nope.wav"))
     assert proc.returncode == 2 and "nope.wav: no such file" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and not (tmp_path / "video.mp4").exists()
+
+
+def test_cli_reports_a_folder_without_checkpoint_in_one_line(tmp_path):
+    audio = _odd_wav(tmp_path / "s.wav", seconds=0.5)
+    (tmp_path / "empty").mkdir()
+    proc = _cli("--checkpoint", str(tmp_path / "empty"), "--audio", str(audio))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"Error: {tmp_path / 'empty'} is neither a checkpoint folder nor a run holding one"
+    ]
+    proc = _cli("--checkpoint", str(tmp_path / "gone"), "--audio", str(audio))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"Error: --checkpoint {tmp_path / 'gone'}: no such file or folder"
+    ]

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from model import runtime
+from model.config import UsageError
 from model.data import DataConfig, make_loader
 from model.train import Trainer, build_config, load_frozen, train
 
@@ -47,9 +48,10 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 def test_without_weights_the_message_names_what_is_missing(tmp_path):
     cfg = build_config(["--shards", "x.tar", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit) as e:
+    with pytest.raises(UsageError) as e:
         load_frozen(cfg, torch.device("cpu"))
     msg = str(e.value)
+    assert "\n" not in msg
     for flag in ("--generator", "--clip", "--sound-clip", "--tiny"):
         assert flag in msg
     assert "stylegan3" in msg.lower() and "model.train_audio" in msg
@@ -65,8 +67,25 @@ def test_config_file_flags_and_set_overrides(tmp_path):
     assert cfg.steps == 9 and cfg.lr_encoder == 1e-3 and cfg.weights.temporal == 0.5
     assert cfg.model.truncation == 0.5 and cfg.device == "cpu"  # --tiny preset underneath
     conf.write_text("weights:\n  temprl: 1\n")
-    with pytest.raises(ValueError, match=r"run.yaml: weights: unknown setting 'temprl'"):
+    with pytest.raises(UsageError, match=r"run.yaml: unknown setting 'weights.temprl'"):
         build_config(["--config", str(conf), "--shards", "s.tar"])
+    # the renamed flags agree with the other commands; the old spellings still work
+    cfg = build_config(["--shards", "s", "--num-workers", "1", "--ckpt-every", "5"])
+    assert (cfg.workers, cfg.save_every) == (1, 5)
+    assert build_config(["--shards", "s", "--workers", "2", "--save-every", "6"]).workers == 2
+
+
+def test_missing_shards_end_as_one_line_and_exit_1(tmp_path):
+    cmd = [sys.executable, "-m", "model.train", "--tiny", "--quiet", "--out", str(tmp_path)]
+    proc = subprocess.run(
+        [*cmd, "--shards", str(tmp_path / "none-*.tar")], capture_output=True, text=True,
+        timeout=TIMEOUT, env=_env(),
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"Error: --shards: no shard matches '{tmp_path}/none-*.tar'"
+    ]
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_gradients_reach_encoder_and_walker_but_not_frozen_models(shards, tmp_path):

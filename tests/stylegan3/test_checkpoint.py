@@ -149,4 +149,14 @@ def test_safetensors_round_trip_and_cli(tmp_path, generator, capsys):
     grid = Image.open(out)
     assert grid.size == (48, 32)  # 5 images in a 3x2 grid
     assert len(np.unique(np.asarray(grid).reshape(-1, 3), axis=0)) > 100  # a rendering, not a blank
+    assert (
+        main(["sample", str(path), "--seeds", "0-1", "--truncation", "0.7", "--out", str(out)]) == 0
+    )
+    assert Image.open(out).size == (32, 16)
+    capsys.readouterr()
     assert main(["sample", str(tmp_path / "missing.pkl")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"Error: CHECKPOINT {tmp_path / 'missing.pkl'}: no such file or folder\n"
+    )
+    assert main(["sample", str(path), "--seeds", "0-x"]) == 2
