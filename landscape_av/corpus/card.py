@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from landscape_av.classes import CLASSES
-from landscape_av.corpus.corpus import Corpus
+from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
 from landscape_av.files import atomic_write, file_sha256
 from landscape_av.resources import card_template
@@ -148,12 +148,14 @@ def _md(text: Any) -> str:
 
 def first_sample_meta(folder: Corpus | Path) -> dict[str, Any] | None:
     """The json member of the first sample of the first train shard (None for an empty corpus)."""
-    try:
-        for sample in Corpus.of(folder).samples(SPLITS[0], members=("json",)):
-            if "json" in sample.members:
-                return sample.meta()
-    except ValueError as err:
-        raise ValueError(f"{err}; `landscape-av verify` says more") from None
+    for shard in Corpus.of(folder).shards(SPLITS[0]):
+        try:
+            for sample in read_shard(shard, members=("json",)):
+                if "json" in sample.members:
+                    return sample.meta()
+        except ValueError as err:
+            message = f"{shard}: unreadable ({err}); `landscape-av verify` says more"
+            raise ValueError(message) from None
     return None
 
 

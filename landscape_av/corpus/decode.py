@@ -61,7 +61,10 @@ def open_media(source: bytes | str | os.PathLike[str]) -> av.container.InputCont
 
 def float_pcm(frame: av.AudioFrame) -> np.ndarray:
     """The samples of an audio frame of any sample format as float32 [channels, samples]: integer
-    PCM divided by its type's maximum (into [-1, 1]), float PCM as is, packed layouts unpacked."""
+    PCM divided by its type's maximum (into [-1, 1]), float PCM as is, packed layouts unpacked.
+
+    The build's loudness figures are measured on this scale. `decode_audio` instead converts with
+    FFmpeg's resampler (x / 2^15 for 16 bits), as torchcodec does, so that the two agree."""
     raw = frame.to_ndarray()  # [C, n] planar, [1, n * C] packed
     data = raw.astype(np.float32)
     if np.issubdtype(raw.dtype, np.integer):
