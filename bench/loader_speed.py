@@ -54,9 +54,9 @@ def samples_per_second(
     shards: list[str], cfg: DataConfig, args, naive: bool = False, samples: int | None = None
 ) -> float:
     """Time `samples` (default `args.samples`) after one warm-up batch (workers started)."""
-    original = loader_module.sample_frames
+    original = loader_module.frames_at_times
     if naive:  # the workers fork from this process, so they decode with the naive function
-        loader_module.sample_frames = naive_frames
+        loader_module.frames_at_times = naive_frames
     try:
         loader = make_loader(
             shards, cfg, args.batch_size, args.workers, shuffle=False, epochs=None, seed=0
@@ -68,7 +68,7 @@ def samples_per_second(
             n += len(next(batches)["key"])
         return n / (time.perf_counter() - start)
     finally:
-        loader_module.sample_frames = original
+        loader_module.frames_at_times = original
 
 
 def build_corpus(out: Path, size: str) -> list[str]:

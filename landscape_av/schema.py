@@ -55,34 +55,68 @@ def sample_key(source_id: str, clip_index: int) -> str:
     return f"{source_id}_{clip_index:02d}"
 
 
+MEMBER_DOCS: dict[str, str] = {
+    "mp4": "the clip: H.264 video with AAC audio (bytes)",
+    "flac": "the clip's audio alone, lossless (bytes)",
+    "json": "the sample's metadata (`SampleMeta`)",
+    "jpg": "thumbnail of a mid-clip frame (image)",
+}
+"""What each member of `MEMBERS` holds."""
+
 SampleMeta = TypedDict(
     "SampleMeta",
     {
         "key": str,
-        "class": str,  # one of landscape_av.classes.CLASSES
-        "label": int,  # index into CLASSES
+        "class": str,
+        "label": int,
         "source_id": str,
         "url": str,
-        "split": str,  # one of SPLITS
-        "clip_index": int,  # 0-based position of the clip within its source
-        "start": float,  # clip start within the source video, seconds
-        "end": float,  # start + duration
-        "duration": float,  # seconds of video and of audio (10.0 by default)
+        "split": str,
+        "clip_index": int,
+        "start": float,
+        "end": float,
+        "duration": float,
         "fps": float,
         "width": int,
         "height": int,
-        "num_frames": int,  # video frames in the mp4 (duration * fps)
+        "num_frames": int,
         "sample_rate": int,
         "channels": int,
-        "num_samples": int,  # audio samples per channel in the flac (duration * sample_rate)
-        "loudness_db": float,  # RMS level of the clip's audio, dBFS
-        "motion": float,  # mean absolute frame difference of the clip, 0..1
+        "num_samples": int,
+        "loudness_db": float,
+        "motion": float,
         "license": str,
         "attribution": str,
-        "sha256": dict[str, str],  # member extension -> sha256 hex of its bytes (HASHED_MEMBERS)
+        "sha256": dict[str, str],
     },
 )
-"""The `json` member of a sample."""
+"""The `json` member of a sample; `SAMPLE_DOCS` says what each field holds."""
+
+SAMPLE_DOCS: dict[str, str] = {
+    "key": "sample key `<source_id>_<clip index>`",
+    "class": "class name",
+    "label": "class index (ClassLabel, in the order of the Classes table)",
+    "source_id": "id of the source video",
+    "url": "where the source video was downloaded from",
+    "split": "train or test",
+    "clip_index": "0-based position of the clip within its source",
+    "start": "clip start within the source video, seconds",
+    "end": "clip end within the source video, seconds",
+    "duration": "seconds of video and of audio",
+    "fps": "video frame rate",
+    "width": "video width, pixels",
+    "height": "video height, pixels",
+    "num_frames": "video frames in the mp4",
+    "sample_rate": "audio sample rate, Hz",
+    "channels": "audio channels",
+    "num_samples": "audio samples per channel in the flac",
+    "loudness_db": "RMS level of the clip's audio, dBFS",
+    "motion": "mean absolute frame difference of the clip, 0..1",
+    "license": "license of the source video",
+    "attribution": "author / credit line of the source video",
+    "sha256": "sha256 hex of the mp4, flac and jpg members",
+}
+"""What each `SampleMeta` field holds (the dataset card's field table)."""
 
 
 FAILURE_STAGES: tuple[str, ...] = ("manifest", "download", "probe", "filter", "clip", "shard")

@@ -9,16 +9,15 @@ steps survive. Pure functions of a waveform: the data workers and generation fro
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-import numpy as np
 import torch
 import torchaudio
 from torch import Tensor, nn
+
+from landscape_av.corpus.decode import decode_pcm
 
 TOP_DB = 80.0
 """Dynamic range kept below the reference (dB); also the divisor of the [0, 1] scaling."""
@@ -38,42 +37,18 @@ class MelConfig:
         return 1 + num_samples // self.hop
 
 
-def decode_audio(source: str | Path | bytes, sample_rate: int | None = None) -> tuple[Tensor, int]:
+def load_wave(source: str | Path | bytes, sample_rate: int | None = None) -> tuple[Tensor, int]:
     """Decode any audio (file path or encoded bytes, any container/codec PyAV reads) to mono float32.
 
     Returns (waveform [S], rate): channels are averaged; with `sample_rate` the waveform is resampled
     to it. Raises ValueError when the input holds no audio stream.
     """
-    handle = io.BytesIO(source) if isinstance(source, bytes) else str(source)
-    with av.open(handle) as container:
-        if not container.streams.audio:
-            raise ValueError(f"{_name(source)}: no audio stream")
-        stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate
-        planar, channels, chunks = True, 1, []
-        for frame in container.decode(stream):
-            planar, channels = frame.format.is_planar, len(frame.layout.channels)
-            chunks.append(frame.to_ndarray())  # [C, n] planar or [1, n*C] packed
-    if not chunks:
-        raise ValueError(f"{_name(source)}: the audio stream holds no samples")
-    pcm = np.concatenate(chunks, axis=1)
-    pcm = pcm if planar else pcm.reshape(-1, channels).T  # [C, S]
-    wave = torch.from_numpy(_as_float(pcm).mean(axis=0))
+    pcm, rate = decode_pcm(source)  # [C, S]
+    wave = torch.from_numpy(pcm.mean(axis=0))
     if sample_rate is not None and sample_rate != rate:
         wave = torchaudio.functional.resample(wave, rate, sample_rate)
         rate = sample_rate
     return wave, rate
-
-
-def _as_float(chunk: np.ndarray) -> np.ndarray:
-    """Integer PCM -> float32 in [-1, 1]; float PCM as is."""
-    if np.issubdtype(chunk.dtype, np.integer):
-        return chunk.astype(np.float32) / float(np.iinfo(chunk.dtype).max)
-    return chunk.astype(np.float32, copy=False)
-
-
-def _name(source: str | Path | bytes) -> str:
-    return "<bytes>" if isinstance(source, bytes) else str(source)
 
 
 def fit_length(wave: Tensor, num_samples: int) -> Tensor:

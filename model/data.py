@@ -30,9 +30,7 @@ import io
 import itertools
 import json
 import random
-import tarfile
 import warnings
-from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,8 +44,10 @@ import webdataset as wds
 from torch import Tensor
 
 from landscape_av.classes import CLASSES
+from landscape_av.corpus.corpus import read_shard, shard_keys, split_member
+from landscape_av.corpus.decode import frames_at_times
 from landscape_av.schema import MEMBERS, SampleMeta
-from model.audio import MelConfig, clip_mels, decode_audio, fit_length, step_mels
+from model.audio import MelConfig, clip_mels, fit_length, load_wave, step_mels
 from model.config import InputError
 
 PROMPT_TEMPLATES: tuple[str, ...] = (
@@ -125,73 +125,6 @@ def frame_times(duration: float, steps: int) -> np.ndarray:
     return np.arange(steps) * duration / steps
 
 
-def _to_rgb(frame: av.VideoFrame, size: int) -> np.ndarray:
-    """Short side resized to `size` (area filter), centre-cropped: uint8 [size, size, 3]."""
-    scale = size / min(frame.width, frame.height)
-    w, h = max(size, round(frame.width * scale)), max(size, round(frame.height * scale))
-    rgb = frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA")
-    top, left = (h - size) // 2, (w - size) // 2
-    return rgb[top : top + size, left : left + size]
-
-
-def sample_frames(mp4: bytes, times: Sequence[float], size: int) -> np.ndarray:
-    """Frames of a video at `times` (s from its first frame), decoded sparsely: uint8 [T, size, size, 3].
-
-    The frame shown at time t is the first one whose timestamp is >= t (clamped to the last frame).
-    All packets are demuxed (cheap); a wanted keyframe is decoded alone; for any other wanted frame
-    the decoder starts at its keyframe (or goes on if it is already inside that group of pictures)
-    and stops at the frame. Only the wanted frames are converted to RGB.
-    """
-    with av.open(io.BytesIO(mp4)) as container:
-        if not container.streams.video:
-            raise ValueError("mp4 holds no video stream")
-        stream = container.streams.video[0]
-        codec = stream.codec_context
-        packets = [p for p in container.demux(stream) if p.size > 0 and p.pts is not None]
-        if not packets:
-            raise ValueError("mp4 holds no video packets")
-        index = {p.pts: i for i, p in enumerate(packets)}  # pts -> decode-order position
-        pts = sorted(index)
-        tb = float(stream.time_base)
-        want = [pts[min(bisect_left(pts, pts[0] + t / tb - 1e-3), len(pts) - 1)] for t in times]
-        got: dict[int, np.ndarray] = {}
-        pos, group = 0, -1  # next packet to send; keyframe the decoder started from (-1: none)
-        for target in sorted(set(want)):
-            if packets[index[target]].is_keyframe:  # an intra frame decodes on its own
-                codec.flush_buffers()
-                frames = codec.decode(packets[index[target]]) + codec.decode(None)
-                got[target] = _to_rgb(next(f for f in frames if f.pts == target), size)
-                codec.flush_buffers()
-                group = -1
-                continue
-            start = _keyframe_before(packets, target)
-            if group < 0 or start > pos:  # nothing between here and that keyframe is needed
-                codec.flush_buffers()
-                pos = group = start
-            while target not in got:
-                if pos > len(packets):
-                    raise ValueError(f"the decoder never produced the frame at pts {target}")
-                frames = codec.decode(packets[pos] if pos < len(packets) else None)
-                pos += 1
-                for frame in frames:
-                    if frame.pts in want and frame.pts not in got:
-                        got[frame.pts] = _to_rgb(frame, size)
-            if pos > len(packets):  # drained: restart from a keyframe next time
-                group = -1
-    return np.stack([got[p] for p in want])
-
-
-def _keyframe_before(packets: list[av.Packet], target: int) -> int:
-    """Decode-order index of the last keyframe presented at or before pts `target`."""
-    best = 0
-    for i, p in enumerate(packets):
-        if p.is_keyframe:
-            if p.pts > target:
-                break
-            best = i
-    return best
-
-
 def decode_sample(sample: dict, cfg: DataConfig) -> dict:
     """Raw WebDataset sample (member bytes) -> one item of a batch (frames still uint8 THWC).
 
@@ -204,8 +137,8 @@ def decode_sample(sample: dict, cfg: DataConfig) -> dict:
             return _load_prepared(sample, cfg)
         meta: SampleMeta = json.loads(sample["json"])
         duration = float(meta["duration"])
-        frames = sample_frames(sample["mp4"], frame_times(duration, cfg.frames), cfg.resolution)
-        wave, _ = decode_audio(sample["flac"], cfg.sample_rate)
+        frames = frames_at_times(sample["mp4"], frame_times(duration, cfg.frames), cfg.resolution)
+        wave, _ = load_wave(sample["flac"], cfg.sample_rate)
         wave = fit_length(wave, round(duration * cfg.sample_rate))
         mel_full, mel = clip_mels(wave, cfg.mel, cfg.frames)
     except (KeyError, ValueError, av.FFmpegError) as e:
@@ -274,12 +207,10 @@ def _load_prepared(sample: dict, cfg: DataConfig) -> dict:
 
 
 def shard_settings(url: str) -> dict | None:
-    """The `prepared` settings of a prepared shard (read from its first sample); None otherwise."""
-    with tarfile.open(url) as tar:
-        first, second = tar.next(), tar.next()
-        if first is None or second is None or not first.name.endswith("." + PREPARED_MEMBERS[0]):
-            return None
-        return json.load(tar.extractfile(second))["prepared"]
+    """The `prepared` settings of a prepared shard (read from its first sample's json); None for
+    a corpus shard."""
+    first = next(read_shard(Path(url), members=("json",)), None)
+    return None if first is None else first.meta().get("prepared")
 
 
 def check_prepared(urls: Sequence[str], cfg: DataConfig) -> None:
@@ -329,9 +260,8 @@ def shard_samples(url: str) -> Iterator[dict]:
 
 
 def count_samples(url: str) -> int:
-    """Samples of a shard (its json members), from the tar headers alone."""
-    with tarfile.open(url) as tar:
-        return sum(m.name.endswith(".json") for m in tar)
+    """Samples of a shard, from the tar headers alone."""
+    return len(shard_keys(Path(url)))
 
 
 class ShardError(InputError, ValueError):
@@ -353,7 +283,7 @@ def _warn_and_skip(exn: Exception) -> bool:
 
 def _wanted_member(name: str) -> bool:
     """Whether a tar member `KEY.suffix` is read (sample keys hold no dots)."""
-    suffix = name.rsplit("/", 1)[-1].partition(".")[2]
+    suffix = split_member(name.rsplit("/", 1)[-1])[1]
     return suffix in USED_MEMBERS or suffix in PREPARED_MEMBERS
 
 

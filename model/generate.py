@@ -23,7 +23,7 @@ import torch
 
 from landscape_av.ffmpeg import run_ffmpeg
 from model import runtime
-from model.audio import MelConfig, clip_mels, decode_audio
+from model.audio import MelConfig, clip_mels, load_wave
 from model.config import Flag, InputError, UsageError, command, run
 from model.video_model import SoundToLatents, VideoModelConfig, freeze, render, start_latents
 
@@ -96,7 +96,7 @@ def generate(
     rt = runtime.setup(cfg.device)
     latents, G, run_cfg = load_run(cfg.checkpoint, rt.device)
     mel_cfg = MelConfig(n_mels=run_cfg["n_mels"])
-    wave, rate = decode_audio(audio, mel_cfg.sample_rate)
+    wave, rate = load_wave(audio, mel_cfg.sample_rate)
     seconds = wave.shape[0] / rate
     T = max(1, round(seconds * fps))
     if wave.shape[0] < T:

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 import webdataset as wds
 
+from landscape_av.files import atomic_path
 from landscape_av.progress import print_summary, stage_progress
 from model.config import Flag, command, run
 from model.data import (
@@ -100,8 +101,10 @@ def prepare(
         task = progress.add_task("prepare", total=sum(count_samples(u) for u in todo))
         for url in todo:
             dest = out / Path(url).name
-            tmp = dest.with_name(dest.name + ".tmp")
-            with wds.TarWriter(str(tmp), user="", group="", mtime=0) as sink:
+            with (
+                atomic_path(dest) as tmp,
+                wds.TarWriter(str(tmp), user="", group="", mtime=0) as sink,
+            ):
                 for got in _ordered(pool, shard_samples(url), cfg, window=4 * max(1, workers)):
                     if isinstance(got, str):
                         report.failed.append(got)
@@ -109,7 +112,6 @@ def prepare(
                         size += sink.write(got)
                         report.samples += 1
                     progress.update(task, advance=1, bytes=size)
-            os.replace(tmp, dest)
             report.written += 1
     return report
 

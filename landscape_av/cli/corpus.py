@@ -36,19 +36,20 @@ def stats_command(
     """Per class and split: sources, clips, hours, rejections by reason; distributions of
     resolution, fps, duration, loudness, motion; shard sizes. Writes the card's plots to
     FOLDER/figures/ (default folder: ./landscape-av)."""
-    from landscape_av.corpus import card
+    from landscape_av.corpus import Corpus, card
     from landscape_av.corpus.stats import corpus_stats, figure_paths, stats_tables, write_figures
 
+    corpus = Corpus(folder)
     try:
-        stats = corpus_stats(folder)
+        stats = corpus_stats(corpus)
         if write_card:
-            card.write_card(folder)
+            card.write_card(corpus)
     except (FileNotFoundError, ValueError) as err:
         raise _fail(err) from err
     if write_card:
-        figures = figure_paths(folder)
+        figures = figure_paths(corpus)
     else:
-        figures = {} if no_figures else write_figures(folder, stats)
+        figures = {} if no_figures else write_figures(corpus, stats)
     if as_json:
         click.echo(json.dumps(stats | {"figures": {k: str(v) for k, v in figures.items()}}))
         return
@@ -75,17 +76,18 @@ def verify_command(folder: Path, no_decode: bool, workers: int, as_json: bool, q
     """Re-hash every shard and member against the manifests and decode every sample, checking
     its frames, size, rate and samples. Names each problem by shard, key and member; exits 1 on
     any problem."""
-    from landscape_av.corpus.manifests import read_manifest_table
+    from landscape_av.corpus import Corpus
     from landscape_av.corpus.verify import problems_json, verify_corpus
 
+    corpus = Corpus(folder)
     try:
-        total = int(read_manifest_table(folder, "shards")["samples"].sum())
+        total = int(corpus.manifest("shards")["samples"].sum())
     except (OSError, ValueError):
         total = None  # verify_corpus names the unreadable manifest
     with stage_progress(quiet or as_json) as progress:
         task = progress.add_task("verify", total=total)
         problems = verify_corpus(
-            folder,
+            corpus,
             decode=not no_decode,
             workers=workers,
             on_shard=lambda _name, n: progress.advance(task, n),
@@ -127,18 +129,19 @@ def export_frames_command(
 ) -> None:
     """Frames sampled evenly from each clip of a split, centre-cropped and Lanczos-resized, as
     the image dataset StyleGAN3's train.py reads (class labels in dataset.json, for --cond)."""
+    from landscape_av.corpus import Corpus
     from landscape_av.corpus.export_frames import ExportOptions, export_frames
-    from landscape_av.corpus.manifests import read_manifest_table
 
+    corpus = Corpus(folder)
     try:
         opts = ExportOptions(resolution, frames_per_clip, split, max_images)
-        clips = read_manifest_table(folder, "clips")
+        clips = corpus.manifest("clips")
         total = int((clips["split"] == split).sum()) * frames_per_clip
         total = min(total, max_images) if max_images else total
         with stage_progress(quiet) as progress:
             task = progress.add_task("frames", total=total)
             count = export_frames(
-                folder, dest, opts, on_image=lambda n: progress.update(task, completed=n)
+                corpus, dest, opts, on_image=lambda n: progress.update(task, completed=n)
             )
     except (FileNotFoundError, ValueError) as err:
         raise _fail(err) from err
@@ -167,16 +170,18 @@ def push_command(
 ) -> None:
     """Publish FOLDER as a Hub dataset repo after checking it (hashes and card); .work/ stays
     local. Afterwards `load_dataset(REPO)` works like loading the folder."""
+    from landscape_av.corpus import Corpus
     from landscape_av.corpus.hub import check_before_push, push, upload_files
 
+    corpus = Corpus(folder)
     try:
         if dry_run:
-            check_before_push(folder)
-            for name in upload_files(folder):
+            check_before_push(corpus)
+            for name in upload_files(corpus):
                 click.echo(name)
             return
         url = push(
-            folder, repo_id, private=private, token=token, endpoint=endpoint, revision=revision
+            corpus, repo_id, private=private, token=token, endpoint=endpoint, revision=revision
         )
     except (FileNotFoundError, ValueError) as err:
         raise _fail(err) from err

@@ -9,30 +9,28 @@ build's manifests (never typed in) and writes the figures it references. `card_f
 from __future__ import annotations
 
 import json
-import os
 import re
 import string
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from landscape_av.classes import CLASSES
-from landscape_av.corpus.manifests import read_manifests
+from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
+from landscape_av.files import atomic_write, file_sha256
 from landscape_av.pipeline.filters import THRESHOLDS
-from landscape_av.pipeline.shard import file_sha256
 from landscape_av.resources import card_template
 from landscape_av.schema import (
     BUILD_FILE,
-    CARD_FILE,
-    DATA_DIR,
     FIGURES_DIR,
     HASHED_MEMBERS,
     MANIFEST_DIR,
     MANIFESTS,
+    MEMBER_DOCS,
     REJECT_REASONS,
+    SAMPLE_DOCS,
     SPLITS,
     SampleMeta,
     shard_glob,
@@ -40,35 +38,10 @@ from landscape_av.schema import (
 
 PRETTY_NAME = "Landscape-AV"
 
-FIELD_DOCS: dict[str, str] = {
-    "mp4": "the clip: H.264 video with AAC audio (bytes)",
-    "flac": "the clip's audio alone, lossless (bytes)",
-    "jpg": "thumbnail of a mid-clip frame (image)",
-    "json.key": "sample key `<source_id>_<clip index>`",
-    "json.class": "class name",
-    "json.label": "class index (ClassLabel, in the order of the Classes table)",
-    "json.source_id": "id of the source video",
-    "json.url": "where the source video was downloaded from",
-    "json.split": "train or test",
-    "json.clip_index": "0-based position of the clip within its source",
-    "json.start": "clip start within the source video, seconds",
-    "json.end": "clip end within the source video, seconds",
-    "json.duration": "seconds of video and of audio",
-    "json.fps": "video frame rate",
-    "json.width": "video width, pixels",
-    "json.height": "video height, pixels",
-    "json.num_frames": "video frames in the mp4",
-    "json.sample_rate": "audio sample rate, Hz",
-    "json.channels": "audio channels",
-    "json.num_samples": "audio samples per channel in the flac",
-    "json.loudness_db": "RMS level of the clip's audio, dBFS",
-    "json.motion": "mean absolute frame difference of the clip, 0..1",
-    "json.license": "license of the source video",
-    "json.attribution": "author / credit line of the source video",
-    "json.sha256": "sha256 hex of the mp4, flac and jpg members",
-    "__key__": "the sample key (added by the WebDataset reader)",
-    "__url__": "the shard the sample came from (added by the WebDataset reader)",
+FIELD_DOCS: dict[str, str] = {ext: doc for ext, doc in MEMBER_DOCS.items() if ext != "json"} | {
+    f"json.{name}": doc for name, doc in SAMPLE_DOCS.items()
 }
+"""The card's field table: each member, and each field of the json member (from `schema`)."""
 
 HUB_LICENSES = {"cc0-1.0", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0", "mit"}
 """Hub license ids that a build whose sources all share one license can declare as is."""
@@ -145,11 +118,11 @@ def front_matter(stats: dict[str, Any], licenses: list[str]) -> dict[str, Any]:
     return meta
 
 
-def file_checksums(folder: Path) -> dict[str, str]:
+def file_checksums(folder: Corpus | Path) -> dict[str, str]:
     """sha256 of the files the card vouches for (path relative to `folder` -> hex): build.json,
     every manifest (parquet and csv) and figure. The shards' are in the shards manifest, the
     members' in the clips manifest: the card heads a chain of hashes down to every byte."""
-    folder = Path(folder)
+    folder = Corpus.of(folder).folder
     names = [BUILD_FILE]
     names += [f"{MANIFEST_DIR}/{m}.{fmt}" for m in MANIFESTS for fmt in ("parquet", "csv")]
     names += [f"{FIGURES_DIR}/{name}.png" for name in FIGURES]
@@ -174,26 +147,17 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ") or "-"
 
 
-def first_sample_meta(folder: Path) -> dict[str, Any] | None:
+def first_sample_meta(folder: Corpus | Path) -> dict[str, Any] | None:
     """The json member of the first sample of the first train shard (None for an empty corpus)."""
-    shards = sorted((Path(folder) / DATA_DIR).glob(f"{SPLITS[0]}-*.tar"))
-    if not shards:
-        return None
-    try:
-        with tarfile.open(shards[0]) as tar:
-            for member in tar:
-                if member.name.endswith(".json"):
-                    return json.loads(tar.extractfile(member).read())
-    except (tarfile.TarError, ValueError) as err:
-        raise ValueError(
-            f"{shards[0]}: unreadable ({err}); `landscape-av verify` says more"
-        ) from None
+    for shard in Corpus.of(folder).shards(SPLITS[0]):
+        try:
+            for sample in read_shard(shard, members=("json",)):
+                if "json" in sample.members:
+                    return sample.meta()
+        except ValueError as err:
+            message = f"{shard}: unreadable ({err}); `landscape-av verify` says more"
+            raise ValueError(message) from None
     return None
-
-
-def _build_settings(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / BUILD_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _flat(settings: dict[str, Any]) -> dict[str, Any]:
@@ -205,16 +169,15 @@ def _flat(settings: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def render_card(folder: Path, stats: dict[str, Any] | None = None) -> str:
+def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> str:
     """The card's text for the corpus in `folder`."""
-    folder = Path(folder)
-    stats = stats or corpus_stats(folder)
-    m = read_manifests(folder)
+    corpus = Corpus.of(folder)
+    stats = stats or corpus_stats(corpus)
+    m = corpus.manifests()
     sources, clips, failures = m["sources"], m["clips"], m["failures"]
-    build = _build_settings(folder)
-    config = _flat(build)
+    config = _flat(corpus.build_settings())
     used = sources[sources["source_id"].isin(set(clips["source_id"]))]
-    example = first_sample_meta(folder)
+    example = first_sample_meta(corpus)
     first = clips.iloc[0] if len(clips) else None
 
     licenses = sorted(used["license"].fillna("").astype(str))
@@ -289,7 +252,7 @@ def render_card(folder: Path, stats: dict[str, Any] | None = None) -> str:
         "failures_table": _table([[k, v] for k, v in stats["rejections"].items()])
         or "| none | 0 |",
         "licenses_table": _table([[_md(k), v] for k, v in sorted(license_counts.items())]),
-        "checksums_table": _table([[f"`{k}`", v] for k, v in file_checksums(folder).items()]),
+        "checksums_table": _table([[f"`{k}`", v] for k, v in file_checksums(corpus).items()]),
         "attribution_table": _table(
             [
                 [f"[{r.source_id}]({r.url})", r["class"], _md(r.license), _md(r.attribution)]
@@ -340,17 +303,13 @@ def _distributions(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_card(corpus_dir: Path) -> Path:
+def write_card(corpus_dir: Corpus | Path) -> Path:
     """Write `corpus_dir/README.md` (and the figures it shows) from the manifests; return its path."""
-    folder = Path(corpus_dir)
-    stats = corpus_stats(folder)
-    write_figures(folder, stats)
-    text = render_card(folder, stats)
-    path = folder / CARD_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    corpus = Corpus.of(corpus_dir)
+    stats = corpus_stats(corpus)
+    write_figures(corpus, stats)
+    atomic_write(corpus.card_path, render_card(corpus, stats))
+    return corpus.card_path
 
 
 SIZE_CATEGORIES = ("n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M")
@@ -365,7 +324,7 @@ REQUIRED_KEYS = (
 )
 
 
-def card_check(folder: Path) -> list[str]:
+def card_check(folder: Corpus | Path) -> list[str]:
     """Offline validation of `folder/README.md`: every problem as a line (none: valid).
 
     Parses the card as the Hub and `datasets` do (`DatasetCard`, `MetadataConfigs`,
@@ -376,8 +335,8 @@ def card_check(folder: Path) -> list[str]:
     from datasets.utils.metadata import MetadataConfigs
     from huggingface_hub import DatasetCard
 
-    folder = Path(folder)
-    path = folder / CARD_FILE
+    corpus = Corpus.of(folder)
+    folder, path = corpus.folder, corpus.card_path
     if not path.is_file():
         return [f"{path} is missing"]
     try:
@@ -397,7 +356,7 @@ def card_check(folder: Path) -> list[str]:
     ]
     files = (configs.get("default") or {}).get("data_files") or []
     globs = {f.get("split"): f.get("path") for f in files if isinstance(f, dict)}
-    m = read_manifests(folder)
+    m = corpus.manifests()
     present = [s for s in SPLITS if (m["shards"]["split"] == s).any()]
     if list(globs) != present:
         problems.append(f"configs data_files splits {list(globs)} != splits with shards {present}")

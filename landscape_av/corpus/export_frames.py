@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 from PIL import Image
 
-from landscape_av.schema import DATA_DIR, SPLITS
+from landscape_av.corpus.corpus import Corpus
+from landscape_av.corpus.decode import pick_frames
+from landscape_av.files import atomic_path
+from landscape_av.schema import SPLITS
 
 
 @dataclass(frozen=True)
@@ -57,46 +58,19 @@ def center_crop(frame: Image.Image, resolution: int) -> Image.Image:
     return frame.convert("RGB").crop(box).resize((resolution, resolution), Image.LANCZOS)
 
 
-def clip_frames(mp4: bytes, num_frames: int, n: int) -> Iterator[Image.Image]:
-    """The frames at indices floor((i + 0.5) * num_frames / n), i < n, decoded in one pass."""
-    wanted = sorted({min(num_frames - 1, int((i + 0.5) * num_frames / n)) for i in range(n)})
-    with av.open(io.BytesIO(mp4)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        for index, frame in enumerate(container.decode(stream)):
-            if index == wanted[0]:
-                yield frame.to_image()
-                wanted.pop(0)
-                if not wanted:
-                    return
-
-
-def _samples(folder: Path, split: str) -> Iterator[tuple[str, dict, bytes]]:
-    """(key, json, mp4) of every sample of a split, shards and samples in order."""
-    for shard in sorted((Path(folder) / DATA_DIR).glob(f"{split}-*.tar")):
-        meta: dict = {}
-        mp4: dict[str, bytes] = {}
-        with tarfile.open(shard) as tar:
-            for info in tar:
-                key, _, ext = info.name.partition(".")
-                if ext == "json":
-                    meta[key] = json.loads(tar.extractfile(info).read())
-                elif ext == "mp4":
-                    mp4[key] = tar.extractfile(info).read()
-                if key in meta and key in mp4:
-                    yield key, meta.pop(key), mp4.pop(key)
-
-
 class _Writer:
-    """Writes images + dataset.json into a folder, or into a zip when `dest` ends in .zip."""
+    """Writes images + dataset.json into a folder, or into a zip when `dest` ends in .zip (moved
+    into place when `stack` closes without an exception, removed otherwise)."""
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, stack: ExitStack) -> None:
         self.dest = dest
         self.zip = None
         if dest.suffix.lower() == ".zip":
             dest.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = dest.with_name(f".{dest.name}.tmp")
-            self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_STORED)
+            tmp = stack.enter_context(atomic_path(dest))
+            self.zip = stack.enter_context(
+                zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED)
+            )
         else:
             if dest.is_dir() and any(dest.iterdir()):
                 raise ValueError(f"{dest} is not empty: give a new folder or a .zip path")
@@ -111,18 +85,9 @@ class _Writer:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
 
-    def close(self, complete: bool) -> None:
-        """Finish the zip (moved into place only when `complete`)."""
-        if self.zip is not None:
-            self.zip.close()
-            if complete:
-                os.replace(self.tmp, self.dest)
-            else:
-                self.tmp.unlink()
-
 
 def export_frames(
-    folder: Path,
+    folder: Corpus | Path,
     dest: Path,
     opts: ExportOptions | None = None,
     on_image: Callable[[int], None] | None = None,
@@ -131,16 +96,24 @@ def export_frames(
 
     `on_image(count)` is called after each image (for a progress bar)."""
     opts = opts or ExportOptions()
-    writer = _Writer(Path(dest))
+    corpus = Corpus.of(folder)
     labels: list[list] = []
-    complete = False
-    try:
-        for _key, meta, mp4 in _samples(folder, opts.split):
-            for frame in clip_frames(mp4, int(meta["num_frames"]), opts.frames_per_clip):
+    with ExitStack() as stack:
+        writer = _Writer(Path(dest), stack)
+        for sample in corpus.samples(opts.split, members=("json", "mp4")):
+            if len(sample.members) < 2:  # a damaged sample: `verify` names it
+                continue
+            meta = sample.meta()
+            frames = pick_frames(
+                sample.members["mp4"], int(meta["num_frames"]), opts.frames_per_clip
+            )
+            for frame in frames:
                 if opts.max_images is not None and len(labels) >= opts.max_images:
                     break
                 buf = io.BytesIO()
-                center_crop(frame, opts.resolution).save(buf, format="png", compress_level=0)
+                center_crop(frame.to_image(), opts.resolution).save(
+                    buf, format="png", compress_level=0
+                )
                 name = image_name(len(labels))
                 writer.write(name, buf.getvalue())
                 labels.append([name, int(meta["label"])])
@@ -149,9 +122,6 @@ def export_frames(
             if opts.max_images is not None and len(labels) >= opts.max_images:
                 break
         if not labels:
-            raise ValueError(f"no {opts.split} samples in {Path(folder) / DATA_DIR}")
+            raise ValueError(f"no {opts.split} samples in {corpus.data_dir}")
         writer.write("dataset.json", json.dumps({"labels": labels}).encode())
-        complete = True
-    finally:
-        writer.close(complete)
     return len(labels)

@@ -13,6 +13,7 @@ from pathlib import Path
 from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 
+from landscape_av.corpus.corpus import Corpus
 from landscape_av.corpus.verify import verify_corpus
 from landscape_av.schema import WORK_DIR
 
@@ -20,22 +21,23 @@ IGNORE_PATTERNS: tuple[str, ...] = (f"{WORK_DIR}/*", "*.tmp", ".*")
 """Files of a corpus folder that are never uploaded."""
 
 
-def upload_files(folder: Path) -> list[str]:
+def upload_files(folder: Corpus | Path) -> list[str]:
     """The files `push` uploads: paths relative to `folder`, sorted."""
-    folder = Path(folder)
+    folder = Corpus.of(folder).folder
     every = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return list(filter_repo_objects(every, ignore_patterns=list(IGNORE_PATTERNS)))
 
 
-def check_before_push(folder: Path) -> None:
+def check_before_push(folder: Corpus | Path) -> None:
     """Raise ValueError naming every problem of the shards' bytes or of the card."""
-    problems = [str(p) for p in verify_corpus(folder, decode=False)]
+    corpus = Corpus.of(folder)
+    problems = [str(p) for p in verify_corpus(corpus, decode=False)]
     if problems:
-        raise ValueError(f"{folder} is not ready to publish:\n  " + "\n  ".join(problems))
+        raise ValueError(f"{corpus.folder} is not ready to publish:\n  " + "\n  ".join(problems))
 
 
 def push(
-    folder: Path,
+    folder: Corpus | Path,
     repo_id: str,
     *,
     private: bool = False,
@@ -45,14 +47,14 @@ def push(
     message: str = "Upload the Landscape-AV corpus",
 ) -> str:
     """Check `folder`, create the dataset repo `repo_id` if needed and upload; return the commit URL."""
-    folder = Path(folder)
-    check_before_push(folder)
+    corpus = Corpus.of(folder)
+    check_before_push(corpus)
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     info = api.upload_folder(
         repo_id=repo_id,
         repo_type="dataset",
-        folder_path=folder,
+        folder_path=corpus.folder,
         revision=revision,
         commit_message=message,
         ignore_patterns=list(IGNORE_PATTERNS),

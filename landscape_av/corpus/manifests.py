@@ -8,7 +8,6 @@ reproducible: no timestamps, no pandas index metadata, rows in the order given.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from landscape_av.files import atomic_path
 from landscape_av.schema import MANIFEST_DIR, MANIFEST_FIELDS, MANIFESTS, manifest_columns
 
 if TYPE_CHECKING:
@@ -55,8 +55,10 @@ def write_manifest(corpus_dir: Path, name: str, rows: Sequence[Mapping[str, Any]
     table = pa.Table.from_pydict(data, schema=schema)
     folder = Path(corpus_dir) / MANIFEST_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    _atomic(manifest_path(corpus_dir, name, "parquet"), lambda p: pq.write_table(table, p))
-    _atomic(manifest_path(corpus_dir, name, "csv"), lambda p: pacsv.write_csv(table, p))
+    with atomic_path(manifest_path(corpus_dir, name, "parquet")) as tmp:
+        pq.write_table(table, tmp)
+    with atomic_path(manifest_path(corpus_dir, name, "csv")) as tmp:
+        pacsv.write_csv(table, tmp)
 
 
 def read_manifest_table(corpus_dir: Path, name: str) -> pd.DataFrame:
@@ -69,17 +71,6 @@ def read_manifest_table(corpus_dir: Path, name: str) -> pd.DataFrame:
     if tuple(table.column_names) != expected:
         raise ValueError(f"{path}: columns {table.column_names} differ from {list(expected)}")
     return table.to_pandas()
-
-
-def read_manifests(corpus_dir: Path) -> dict[str, pd.DataFrame]:
-    """All four manifests of a built corpus, by name."""
-    return {name: read_manifest_table(corpus_dir, name) for name in MANIFESTS}
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def _check_name(name: str) -> None:

@@ -16,8 +16,8 @@ import pandas as pd
 from rich.table import Table
 
 from landscape_av.classes import CLASSES
-from landscape_av.corpus.manifests import read_manifests
-from landscape_av.schema import FIGURES_DIR, SPLITS
+from landscape_av.corpus.corpus import Corpus
+from landscape_av.schema import SPLITS
 
 FIGURES: dict[str, str] = {
     "class_balance": "Clips per class and split",
@@ -64,10 +64,10 @@ def _size(frame: pd.DataFrame) -> pd.Series:
     return frame["width"].astype(str) + "x" + frame["height"].astype(str)
 
 
-def corpus_stats(folder: Path) -> dict[str, Any]:
+def corpus_stats(folder: Corpus | Path) -> dict[str, Any]:
     """Everything `stats` reports about the corpus in `folder`, as plain JSON-ready values."""
-    folder = Path(folder)
-    m = read_manifests(folder)
+    corpus = Corpus.of(folder)
+    m = corpus.manifests()
     clips, sources, shards, failures = m["clips"], m["sources"], m["shards"], m["failures"]
     probed = sources[sources["width"] > 0]
 
@@ -102,7 +102,7 @@ def corpus_stats(folder: Path) -> dict[str, Any]:
         for (stage, reason), n in failures.groupby(["stage", "reason"]).size().items()
     }
     return {
-        "folder": str(folder),
+        "folder": str(corpus.folder),
         "totals": {
             "sources": len(sources),
             "sources_used": int(clips["source_id"].nunique()),
@@ -130,12 +130,12 @@ def corpus_stats(folder: Path) -> dict[str, Any]:
     }
 
 
-def figure_paths(folder: Path) -> dict[str, Path]:
+def figure_paths(folder: Corpus | Path) -> dict[str, Path]:
     """Where each figure of `FIGURES` lives in the corpus folder."""
-    return {name: Path(folder) / FIGURES_DIR / f"{name}.png" for name in FIGURES}
+    return {name: Corpus.of(folder).figures_dir / f"{name}.png" for name in FIGURES}
 
 
-def write_figures(folder: Path, stats: dict[str, Any]) -> dict[str, Path]:
+def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Path]:
     """Draw every figure of `FIGURES` into `folder/figures/` (PNG, deterministic); return the paths."""
     import matplotlib
 
@@ -143,9 +143,10 @@ def write_figures(folder: Path, stats: dict[str, Any]) -> dict[str, Path]:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    paths = figure_paths(folder)
-    next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
-    m = read_manifests(folder)
+    corpus = Corpus.of(folder)
+    paths = figure_paths(corpus)
+    corpus.figures_dir.mkdir(parents=True, exist_ok=True)
+    m = corpus.manifests()
     clips, shards = m["clips"], m["shards"]
     meta = {"Software": None}  # no version/date stamps: same corpus, same bytes
 

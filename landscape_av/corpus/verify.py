@@ -15,8 +15,7 @@ import hashlib
 import io
 import json
 import math
-import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,39 +23,30 @@ from typing import Any
 
 from landscape_av.classes import CLASSES
 from landscape_av.corpus.card import card_check, card_checksums, file_checksums, render_card
+from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.decode import media_info
-from landscape_av.corpus.manifests import arrow_schema, manifest_path, read_manifest_table
-from landscape_av.pipeline.shard import file_sha256
+from landscape_av.corpus.manifests import arrow_schema
+from landscape_av.files import file_sha256
 from landscape_av.schema import (
     CARD_FILE,
-    DATA_DIR,
     HASHED_MEMBERS,
     MANIFEST_DIR,
     MANIFESTS,
     MEMBERS,
+    SampleMeta,
+    manifest_columns,
 )
 
 AAC_FRAME = 1024
 """Audio samples in one AAC frame: the mp4's audio track may differ from the flac by less."""
 
-META_COLUMNS = (
-    "class",
-    "label",
-    "source_id",
-    "split",
-    "clip_index",
-    "start",
-    "end",
-    "duration",
-    "fps",
-    "width",
-    "height",
-    "num_frames",
-    "sample_rate",
-    "channels",
-    "num_samples",
+META_COLUMNS = tuple(
+    field
+    for field in SampleMeta.__annotations__
+    if field in manifest_columns("clips") and field not in ("key", "loudness_db", "motion")
 )
-"""Sample json fields that must equal the clip's row in the clips manifest."""
+"""Sample json fields that must equal the clip's row in the clips manifest: all the two share but
+the key (checked against the member names) and the measurements `loudness_db` and `motion`."""
 
 
 @dataclass(frozen=True)
@@ -76,32 +66,6 @@ class Problem:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _samples(path: Path, report: Callable[[str, str, str], None]) -> Iterator[tuple[str, dict]]:
-    """(key, {ext: bytes}) of consecutive members sharing a key; tar damage goes to `report`."""
-    key, members = None, {}
-    try:
-        with tarfile.open(path, mode="r|") as tar:
-            for info in tar:
-                name = info.name
-                base, dot, ext = name.partition(".")
-                if not info.isfile() or not dot or "/" in name:
-                    report(key or "-", "-", f"unexpected tar entry {name!r}")
-                    continue
-                if base != key:
-                    if key is not None:
-                        yield key, members
-                    key, members = base, {}
-                if ext in members:
-                    report(key, ext, "member appears twice")
-                members[ext] = tar.extractfile(info).read()
-    except (tarfile.TarError, EOFError, OSError) as err:
-        report(key or "-", "-", f"tar unreadable after this point: {err}")
-        if key is not None:  # the partial sample is not trusted
-            return
-    if key is not None:
-        yield key, members
 
 
 def _check_media(
@@ -216,11 +180,12 @@ def verify_shard(
     hash_problem = len(problems)
     expected = {row["key"]: row for row in clip_rows}
     seen: list[str] = []
-    for key, members in _samples(path, report):
+    for sample in read_shard(path, report=report):
+        key = sample.key
         if key in seen:
             report(key, "-", "key appears twice in the shard")
         seen.append(key)
-        _check_sample(key, members, expected.get(key), shard_row["split"], decode, report)
+        _check_sample(key, sample.members, expected.get(key), shard_row["split"], decode, report)
     for key in expected:
         if key not in seen:
             report(key, "-", "sample listed in the clips manifest is missing from the shard")
@@ -238,26 +203,26 @@ def _verify_one(args: tuple[Path, dict, list[dict], bool]) -> list[Problem]:
 
 
 def verify_corpus(
-    folder: Path,
+    folder: Corpus | Path,
     *,
     decode: bool = True,
     workers: int = 1,
     on_shard: Callable[[str, int], None] | None = None,
 ) -> list[Problem]:
     """Every problem of the corpus in `folder`; `on_shard(name, samples)` after each shard."""
-    folder = Path(folder)
+    corpus = Corpus.of(folder)
     m, problems = {}, []
     for name in MANIFESTS:
         try:
-            m[name] = read_manifest_table(folder, name)
+            m[name] = corpus.manifest(name)
         except (OSError, ValueError) as err:  # pyarrow's errors derive from these
             where = f"{MANIFEST_DIR}/{name}.parquet"
             problems.append(Problem(where, "-", "-", f"unreadable: {err}".strip()))
     if problems:  # without the manifests there is nothing to check the shards against
-        return problems + card_problems(folder, compare_text=False)
+        return problems + card_problems(corpus, compare_text=False)
     shards, clips = m["shards"], m["clips"]
     listed = set(shards["shard"])
-    for path in sorted((folder / DATA_DIR).glob("*.tar")):
+    for path in corpus.shards():
         if path.name not in listed:
             problems.append(Problem(path.name, "-", "-", "shard is not in the shards manifest"))
     for key in clips.loc[~clips["shard"].isin(listed), "key"]:
@@ -265,7 +230,7 @@ def verify_corpus(
     rows = clips.to_dict("records")
     jobs = [
         (
-            folder / DATA_DIR / s["shard"],
+            corpus.data_dir / s["shard"],
             s,
             [r for r in rows if r["shard"] == s["shard"]],
             decode,
@@ -277,18 +242,19 @@ def verify_corpus(
             problems.extend(found)
             if on_shard:
                 on_shard(job[1]["shard"], int(job[1]["samples"]))
-    problems.extend(manifest_problems(folder))
-    problems.extend(card_problems(folder, compare_text=not problems))
+    problems.extend(manifest_problems(corpus))
+    problems.extend(card_problems(corpus, compare_text=not problems))
     return problems
 
 
-def manifest_problems(folder: Path) -> list[Problem]:
+def manifest_problems(folder: Corpus | Path) -> list[Problem]:
     """Each manifest's csv must hold the same rows as its parquet."""
     import pyarrow.csv as pacsv
 
+    corpus = Corpus.of(folder)
     problems = []
     for name in MANIFESTS:
-        csv = manifest_path(folder, name, "csv")
+        csv = corpus.manifest_path(name, "csv")
         where = f"{MANIFEST_DIR}/{csv.name}"
         try:
             types = pacsv.ConvertOptions(column_types=arrow_schema(name))
@@ -296,29 +262,30 @@ def manifest_problems(folder: Path) -> list[Problem]:
         except (OSError, ValueError) as err:  # pyarrow's parse errors are ValueErrors
             problems.append(Problem(where, "-", "-", f"unreadable: {err}"))
             continue
-        if not rows.equals(read_manifest_table(folder, name)):
+        if not rows.equals(corpus.manifest(name)):
             problems.append(Problem(where, "-", "-", f"rows differ from {name}.parquet"))
     return problems
 
 
-def card_problems(folder: Path, compare_text: bool = True) -> list[Problem]:
+def card_problems(folder: Corpus | Path, compare_text: bool = True) -> list[Problem]:
     """The card must validate and (with `compare_text`, for an otherwise sound corpus) be exactly
     what the manifests give; the files it vouches for (build.json, manifests, figures) must have
     the sha256 it lists."""
-    path = Path(folder) / CARD_FILE
+    corpus = Corpus.of(folder)
+    path = corpus.card_path
     try:
-        problems = [Problem(CARD_FILE, "-", "-", message) for message in card_check(folder)]
+        problems = [Problem(CARD_FILE, "-", "-", message) for message in card_check(corpus)]
     except (OSError, ValueError) as err:
         problems = [Problem(CARD_FILE, "-", "-", f"cannot be checked: {err}")]
     if not path.is_file():
         return problems
     listed = card_checksums(path.read_text(encoding="utf-8"))
-    for name, digest in file_checksums(folder).items():
+    for name, digest in file_checksums(corpus).items():
         if listed.get(name) != digest:  # one of the two is damaged: name both
             problems.append(Problem(name, "-", "-", "sha256 differs from the card's checksum"))
             message = f"its sha256 of {name} does not match that file"
             problems.append(Problem(CARD_FILE, "-", "-", message))
-    if compare_text and not problems and path.read_text(encoding="utf-8") != render_card(folder):
+    if compare_text and not problems and path.read_text(encoding="utf-8") != render_card(corpus):
         message = "differs from the card of the manifests (edited or damaged): `stats --write-card`"
         problems.append(Problem(CARD_FILE, "-", "-", message))
     return problems

@@ -38,6 +38,7 @@ from landscape_av.classes import CLASSES
 from landscape_av.corpus.card import write_card
 from landscape_av.corpus.manifests import write_manifest
 from landscape_av.ffmpeg import FFmpegError
+from landscape_av.files import atomic_write, file_sha256
 from landscape_av.pipeline.clip import ClipError, ClipOptions, clip_count, cut_clips
 from landscape_av.pipeline.download import DownloadError, DownloadOptions, download
 from landscape_av.pipeline.filters import FilterOptions, Verdict, check, check_motion
@@ -47,7 +48,6 @@ from landscape_av.pipeline.shard import (
     SampleFiles,
     ShardOptions,
     ShardPlan,
-    file_sha256,
     plan_shards,
     write_shard,
 )
@@ -263,7 +263,7 @@ def _reset_stale_samples(samples_dir: Path, config: BuildConfig) -> None:
     if record.is_file() and json.loads(record.read_text()) != wanted:
         shutil.rmtree(samples_dir)
     samples_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(record, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
+    atomic_write(record, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
 
 
 # --- one source: download, probe, filter, clip --------------------------------------------------
@@ -535,7 +535,7 @@ def _reuse_or_write(plan: ShardPlan, path: Path, records_dir: Path) -> tuple[int
         pass
     nbytes, digest = write_shard(plan, path)
     record = {"keys": keys, "json_sha256": hashes, "bytes": nbytes, "sha256": digest}
-    _write_text(record_path, json.dumps(record) + "\n")
+    atomic_write(record_path, json.dumps(record) + "\n")
     return nbytes, digest, True
 
 
@@ -607,7 +607,7 @@ def _write_build_json(out: Path, config: BuildConfig, source_list: str, n_source
             **{name: version(name) for name in ("av", "yt-dlp", "webdataset", "pyarrow")},
         },
     }
-    _write_text(out / BUILD_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    atomic_write(out / BUILD_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def _ffmpeg_version() -> str:
@@ -619,9 +619,3 @@ def _ffmpeg_version() -> str:
         [ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True
     ).stdout.splitlines()
     return line[0] if line else "unknown"
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

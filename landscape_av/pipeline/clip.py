@@ -32,8 +32,9 @@ import av
 import ffmpeg
 import numpy as np
 
+from landscape_av.corpus.decode import float_pcm, open_media
 from landscape_av.ffmpeg import run_ffmpeg
-from landscape_av.pipeline.filters import MOTION_SIZE, float_samples, frame_motion, rms_db
+from landscape_av.pipeline.filters import MOTION_SIZE, frame_motion, rms_db
 from landscape_av.pipeline.settings import setting
 
 CLIP_EXTS = ("mp4", "flac", "jpg")
@@ -232,13 +233,13 @@ def _check_outputs(files: dict[str, Path], opts: ClipOptions) -> tuple[int, int,
     """Verify a clip's frame and sample counts without re-decoding its video; returns
     (frames, samples per channel, RMS level of the flac in dBFS)."""
     try:
-        with av.open(str(files["mp4"])) as container:
+        with open_media(files["mp4"]) as container:
             video, audio = container.streams.video[0], container.streams.audio[0]
             num_frames = video.frames
             mp4_samples = round(audio.duration * audio.time_base * opts.audio_rate)
             first_key = next(p for p in container.demux(video) if p.size).is_keyframe
-        with av.open(str(files["flac"])) as container:
-            chunks = [float_samples(f).ravel() for f in container.decode(audio=0)]
+        with open_media(files["flac"]) as container:
+            chunks = [float_pcm(f).ravel() for f in container.decode(audio=0)]
     except (OSError, IndexError, TypeError, StopIteration, av.FFmpegError) as e:
         raise ClipError(f"{files['mp4'].stem}: unreadable output ({e})") from e
     audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)

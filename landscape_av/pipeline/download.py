@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from landscape_av.ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
+from landscape_av.files import atomic_write
 from landscape_av.pipeline.settings import setting
 from landscape_av.sources.source_list import Source
 
@@ -186,7 +187,7 @@ def download(
     shutil.rmtree(workdir, ignore_errors=True)
     record = {"source_id": source.source_id, "url": url, "start": start, "end": end}
     record |= {"file": final.name, "bytes": final.stat().st_size, "offset": start}
-    _write_atomic(record_path, json.dumps(record, indent=1) + "\n")
+    atomic_write(record_path, json.dumps(record, indent=1) + "\n")
     return Downloaded(source.source_id, final, start)
 
 
@@ -234,12 +235,6 @@ def _read_record(path: Path, url: str, start: float, end: float) -> Downloaded |
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _cut_local(job: dict, workdir: Path, time_left: float) -> Path:

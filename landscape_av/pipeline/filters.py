@@ -19,6 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from landscape_av.corpus.decode import float_pcm, open_media
 from landscape_av.pipeline.probe import Probe
 from landscape_av.pipeline.settings import setting
 
@@ -117,7 +118,7 @@ def frame_motion(frames: np.ndarray) -> float:
 def audio_level_db(path: Path, start: float, end: float) -> float:
     """RMS level of the first audio stream between `start` and `end` seconds, dBFS."""
     chunks: list[np.ndarray] = []
-    with av.open(str(path)) as container:
+    with open_media(path) as container:
         stream = container.streams.audio[0]
         if start > 0:
             container.seek(int(start * av.time_base), any_frame=False)
@@ -127,20 +128,9 @@ def audio_level_db(path: Path, start: float, end: float) -> float:
                 continue
             if t >= end:
                 break
-            data = float_samples(frame)
+            data = float_pcm(frame)
             first = max(0, int(round((start - t) * frame.sample_rate)))
             last = min(frame.samples, int(round((end - t) * frame.sample_rate)))
             if last > first:
                 chunks.append(data[:, first:last].ravel())
     return rms_db(np.concatenate(chunks) if chunks else np.zeros(0, np.float32))
-
-
-def float_samples(frame: av.AudioFrame) -> np.ndarray:
-    """(channels, samples) float32 in [-1, 1] of any sample format."""
-    raw = frame.to_ndarray()
-    data = raw.astype(np.float32)
-    if np.issubdtype(raw.dtype, np.integer):
-        data /= float(np.iinfo(raw.dtype).max)
-    if not frame.format.is_planar:
-        data = data.reshape(-1, len(frame.layout.channels)).T
-    return data

@@ -7,14 +7,13 @@ Shards are bounded by size and by sample count, and each is written atomically.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import tarfile
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from landscape_av.files import atomic_path, file_sha256
 from landscape_av.pipeline.settings import setting
 from landscape_av.schema import shard_name
 
@@ -111,12 +110,10 @@ def plan_shards(
 
 def write_shard(plan: ShardPlan, path: Path) -> tuple[int, str]:
     """Write the shard to `path` atomically; returns (bytes, sha256 hex) of the tar file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+    with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for sample in plan.samples:
             for ext in sorted(sample.members):
                 _add(tar, f"{sample.key}.{ext}", sample.members[ext])
-    os.replace(tmp, path)
     return path.stat().st_size, file_sha256(path)
 
 
@@ -129,20 +126,3 @@ def _add(tar: tarfile.TarFile, name: str, path: Path) -> None:
     info.uname = info.gname = ""
     with open(path, "rb") as f:
         tar.addfile(info, f)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 hex of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def iter_members(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(member name, bytes) of a shard, in tar order."""
-    with tarfile.open(path) as tar:
-        for info in tar:
-            f = tar.extractfile(info)
-            yield info.name, f.read() if f else b""

@@ -29,6 +29,7 @@ import numpy as np
 
 from landscape_av.classes import CLASSES, slug
 from landscape_av.ffmpeg import run_ffmpeg
+from landscape_av.files import atomic_path, atomic_write
 from landscape_av.schema import REJECT_REASONS
 from landscape_av.sources.source_list import Source, write_source_list
 
@@ -246,9 +247,8 @@ def _encode(job: _Render) -> None:
         args += ["-map", "1:a", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "aac", "-b:a", "96k"]
         args += ["-flags:a", "+bitexact"]
     args += ["-fflags", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart"]
-    tmp = job.out.with_name(f".{job.out.name}.part.mp4")
-    run_ffmpeg([*args, tmp])
-    os.replace(tmp, job.out)
+    with atomic_path(job.out, suffix=".part.mp4") as tmp:
+        run_ffmpeg([*args, tmp])
 
 
 def _render_all(renders: list[_Render], workers: int | None, quiet: bool) -> None:
@@ -268,9 +268,7 @@ def _render_all(renders: list[_Render], workers: int | None, quiet: bool) -> Non
 def _write_corrupt(path: Path, seed: int) -> None:
     """An mp4 name and file-type box, followed by noise: no demuxer can read it."""
     noise = np.random.default_rng(seed).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + noise)
-    os.replace(tmp, path)
+    atomic_write(path, b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + noise)
 
 
 def _stamp_matches(path: Path, stamp: dict, folder: Path, sources: list[DemoSource]) -> bool:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from landscape_av.classes import CLASSES, label_of
+from landscape_av.files import atomic_path
 from landscape_av.schema import SOURCE_ID_RE, SPLITS
 
 SOURCE_COLUMNS: tuple[str, ...] = (
@@ -222,27 +222,20 @@ def write_source_list(sources: Iterable[Source], path: str | os.PathLike[str]) -
     complete or not at all. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(SOURCE_COLUMNS)
-            for s in sources:
-                writer.writerow(
-                    (
-                        s.source_id,
-                        s.url,
-                        s.class_name,
-                        format_seconds(s.start),
-                        format_seconds(s.end),
-                        s.split or "",
-                        s.license,
-                        s.attribution,
-                    )
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(SOURCE_COLUMNS)
+        for s in sources:
+            writer.writerow(
+                (
+                    s.source_id,
+                    s.url,
+                    s.class_name,
+                    format_seconds(s.start),
+                    format_seconds(s.end),
+                    s.split or "",
+                    s.license,
+                    s.attribution,
                 )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            )
     return path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.corpus.manifests import read_manifests
+from landscape_av.corpus import Corpus
 from landscape_av.schema import SPLITS
 
 
@@ -22,7 +22,7 @@ def corpus_copy(demo_corpus: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def manifests(demo_corpus: Path) -> dict:
     """The demo corpus's four manifests (DataFrames by name)."""
-    return read_manifests(demo_corpus)
+    return Corpus(demo_corpus).manifests()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from landscape_av.ffmpeg import run_ffmpeg
-from model.audio import MelConfig, SpecAugment, clip_mels, decode_audio, fit_length, log_mel
+from model.audio import MelConfig, SpecAugment, clip_mels, fit_length, load_wave, log_mel
 
 CFG = MelConfig()
 
@@ -25,7 +25,7 @@ def test_real_files_of_any_rate_and_layout_decode_to_mono_44k(shared_media: Path
         ("rain__redeclipse-sounds__morph-rain.ogg", 9.445),  # 48 kHz mono Vorbis
         ("thunderstorm__blanket__storm.ogg", 25.664),  # 44.1 kHz stereo Vorbis
     ]:
-        wave, rate = decode_audio(shared_media / name, CFG.sample_rate)
+        wave, rate = load_wave(shared_media / name, CFG.sample_rate)
         assert rate == CFG.sample_rate and wave.dim() == 1 and wave.dtype == torch.float32
         assert abs(wave.shape[0] / rate - seconds) < 0.05, name
         assert 0.05 < wave.abs().max() <= 1.1, name
@@ -37,16 +37,16 @@ def test_real_files_of_any_rate_and_layout_decode_to_mono_44k(shared_media: Path
 def test_stereo_is_averaged_and_rates_are_converted(tmp_path: Path) -> None:
     # left = sine, right = minus the same sine: the down-mix cancels to silence
     path = _synth(tmp_path / "anti.flac", "sin(2*PI*440*t)|-sin(2*PI*440*t)", 1.0, rate=48000)
-    wave, rate = decode_audio(path.read_bytes(), 44100)
+    wave, rate = load_wave(path.read_bytes(), 44100)
     assert rate == 44100 and abs(wave.shape[0] - 44100) <= 1
     assert wave.abs().max() < 1e-3
-    left, _ = decode_audio(_synth(tmp_path / "left.flac", "0.5*sin(2*PI*440*t)", 1.0), None)
+    left, _ = load_wave(_synth(tmp_path / "left.flac", "0.5*sin(2*PI*440*t)", 1.0), None)
     assert 0.45 < left.abs().max() < 0.55  # int16 FLAC scaled back to [-1, 1]
 
 
 def test_no_audio_stream_is_a_clear_error(shared_media: Path) -> None:
     with pytest.raises(ValueError, match="no audio stream"):
-        decode_audio(shared_media / "video_odd__imageio-binaries__cockatoo_yuv420.mp4")
+        load_wave(shared_media / "video_odd__imageio-binaries__cockatoo_yuv420.mp4")
 
 
 def test_a_tone_lands_in_its_mel_bin_and_scales_to_one() -> None:

@@ -18,6 +18,7 @@ import torch
 import webdataset as wds
 
 from landscape_av.classes import CLASSES
+from landscape_av.corpus.decode import frames_at_times
 from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.schema import sample_key
 from model.data import (
@@ -29,7 +30,6 @@ from model.data import (
     frame_times,
     make_loader,
     prompt_for,
-    sample_frames,
     to_float_frames,
 )
 from model.prepare import main as prepare_main
@@ -125,11 +125,11 @@ def _all_frames(mp4: bytes, size: int) -> list[np.ndarray]:
 def test_sparse_frames_equal_a_full_decode(media: dict, gop: str) -> None:
     reference = _all_frames(media[gop], 32)
     for times in ([0.0, 1.0, 2.0, 3.0], [0.45, 0.5, 2.9, 3.99], [3.5, 0.2]):
-        got = sample_frames(media[gop], times, 32)
+        got = frames_at_times(media[gop], times, 32)
         want = np.stack([reference[min(round(t * FPS), len(reference) - 1)] for t in times])
         assert got.shape == (len(times), 32, 32, 3) and got.dtype == np.uint8
         assert np.array_equal(got, want), (gop, times)
-    grey = sample_frames(media[gop], frame_times(SECONDS, STEPS), 32).mean(axis=(1, 2, 3))
+    grey = frames_at_times(media[gop], frame_times(SECONDS, STEPS), 32).mean(axis=(1, 2, 3))
     assert np.all(np.diff(grey) > 40)  # 30 frames apart: grey level up by ~60 each step
 
 

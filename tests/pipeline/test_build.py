@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from landscape_av.cli import main
 from landscape_av.cli.build import STAGES
-from landscape_av.corpus.manifests import read_manifests
+from landscape_av.corpus import Corpus
 from landscape_av.pipeline.build import BuildConfig
 from landscape_av.schema import SampleMeta
 
@@ -70,7 +70,7 @@ def sha(data: bytes) -> str:
 
 def test_every_rejection_and_failure_is_recorded(corpus):
     out, summary = corpus
-    m = read_manifests(out)
+    m = Corpus(out).manifests()
     failures = {(r.source_id, r.stage, r.reason) for r in m["failures"].itertuples()}
     assert failures == EXPECTED_FAILURES
     assert all(m["failures"]["detail"].str.len() > 0)
@@ -89,7 +89,7 @@ def test_every_rejection_and_failure_is_recorded(corpus):
 
 def test_clips_shards_and_manifests_agree(corpus):
     out, summary = corpus
-    m = read_manifests(out)
+    m = Corpus(out).manifests()
     clips, shards = m["clips"], m["shards"]
     assert clips.groupby("source_id").size().to_dict() == {"good": 2, "good2": 1, "rotated": 1}
     assert summary["clips"] == len(clips) == 4
@@ -123,7 +123,7 @@ def test_clips_shards_and_manifests_agree(corpus):
 
 def test_split_hygiene(corpus):
     out, _ = corpus
-    m = read_manifests(out)
+    m = Corpus(out).manifests()
     per_source = m["clips"].groupby("source_id")["split"].nunique()
     assert (per_source == 1).all()
     splits = m["sources"].set_index("source_id")["split"]
@@ -140,7 +140,7 @@ def test_corpus_files(corpus):
     assert (out / "README.md").read_text().startswith("---")
     for name in ("sources", "clips", "shards", "failures"):
         csv = pd.read_csv(out / "manifests" / f"{name}.csv", keep_default_na=False)
-        assert len(csv) == len(read_manifests(out)[name])
+        assert len(csv) == len(Corpus(out).manifests()[name])
 
 
 def test_rerun_reuses_everything_and_changes_nothing(corpus, tmp_path: Path):

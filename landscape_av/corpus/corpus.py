@@ -1,0 +1,176 @@
+"""`Corpus(folder)`: the one way to read a built corpus folder.
+
+It knows the folder's paths (`schema` layout), reads each output manifest once, and iterates
+shards (per split) and their samples. A sample is the run of consecutive tar members `KEY.ext`
+that share a key; the split of a member name into key and extension lives here
+(`split_member`), and so does the checked, streaming tar reading (`read_shard`)::
+
+    corpus = Corpus("landscape-av")
+    clips = corpus.manifest("clips")                  # pandas DataFrame, read once
+    for sample in corpus.samples("train", members=("json", "mp4")):
+        sample.key, sample.members["mp4"]              # bytes
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from landscape_av.corpus.manifests import manifest_path, read_manifest_table
+from landscape_av.schema import (
+    BUILD_FILE,
+    CARD_FILE,
+    DATA_DIR,
+    FIGURES_DIR,
+    MANIFESTS,
+    shard_glob,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Report = Callable[[str, str, str], None]
+"""`report(key, member, message)`: where a shard reader sends what it cannot read ("-": none)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample of a shard: its key and member bytes by extension (`mp4`, `json`, ...)."""
+
+    key: str
+    members: dict[str, bytes]
+
+    def meta(self) -> dict[str, Any]:
+        """The sample's `json` member, parsed."""
+        return json.loads(self.members["json"])
+
+
+def split_member(name: str) -> tuple[str, str]:
+    """(key, extension) of a shard member name `KEY.ext`: keys hold no dots, so the extension is
+    all after the first one (`abc_00.frames.npy` -> `frames.npy`); "" where there is none."""
+    key, _, ext = name.partition(".")
+    return key, ext
+
+
+def read_shard(
+    path: Path, members: Collection[str] | None = None, report: Report | None = None
+) -> Iterator[Sample]:
+    """The samples of one shard, in tar order, streamed (one sample in memory at a time).
+
+    Only the members whose extension is in `members` (default: all) are read. An entry that is
+    not a regular file, is nested in a folder or has no extension, and a member seen twice in a
+    sample, is passed to `report` and skipped (the later copy kept); damage to the tar is reported
+    and ends the reading, dropping the sample it cut. Without `report`, each raises ValueError
+    naming the shard.
+    """
+    path = Path(path)
+
+    def problem(key: str, member: str, message: str) -> None:
+        if report is None:
+            where = "/".join(p for p in (path.name, key, member) if p != "-")
+            raise ValueError(f"{where}: {message}")
+        report(key, member, message)
+
+    key: str | None = None
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r|") as tar:
+            for info in tar:
+                base, ext = split_member(info.name)
+                if not info.isfile() or not ext or "/" in info.name:
+                    problem(key or "-", "-", f"unexpected tar entry {info.name!r}")
+                    continue
+                if base != key:
+                    if key is not None:
+                        yield Sample(key, found)
+                    key, found = base, {}
+                if members is not None and ext not in members:
+                    continue
+                if ext in found:
+                    problem(key, ext, "member appears twice")
+                found[ext] = tar.extractfile(info).read()
+    except (tarfile.TarError, EOFError, OSError) as err:
+        problem(key or "-", "-", f"tar unreadable after this point: {err}")
+        return  # the sample it cut is not trusted
+    if key is not None:
+        yield Sample(key, found)
+
+
+def shard_keys(path: Path) -> list[str]:
+    """The sample keys of a shard in order, from its tar headers alone (no member is read)."""
+    keys: list[str] = []
+    with tarfile.open(path) as tar:
+        for name in tar.getnames():
+            key = split_member(name)[0]
+            if not keys or keys[-1] != key:
+                keys.append(key)
+    return keys
+
+
+class Corpus:
+    """A built corpus folder: its paths, its manifests (each read once, then cached) and its
+    shards and samples. Functions that read a corpus take a `Corpus` or a folder (`Corpus.of`)."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self._manifests: dict[str, pd.DataFrame] = {}
+
+    @classmethod
+    def of(cls, corpus: Corpus | str | os.PathLike[str]) -> Corpus:
+        """`corpus` itself when it is a Corpus (keeping what it has read), else a new one."""
+        return corpus if isinstance(corpus, Corpus) else cls(corpus)
+
+    def __repr__(self) -> str:
+        return f"Corpus({str(self.folder)!r})"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.folder / DATA_DIR
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.folder / FIGURES_DIR
+
+    @property
+    def card_path(self) -> Path:
+        return self.folder / CARD_FILE
+
+    @property
+    def build_path(self) -> Path:
+        return self.folder / BUILD_FILE
+
+    def manifest_path(self, name: str, fmt: str = "parquet") -> Path:
+        """`manifests/<name>.<fmt>` (fmt: parquet or csv)."""
+        return manifest_path(self.folder, name, fmt)
+
+    def manifest(self, name: str) -> pd.DataFrame:
+        """Output manifest `name` (parquet) with the schema's columns; read on first use only.
+
+        Raises FileNotFoundError or ValueError (pyarrow's errors derive from OSError/ValueError)."""
+        if name not in self._manifests:
+            self._manifests[name] = read_manifest_table(self.folder, name)
+        return self._manifests[name]
+
+    def manifests(self) -> dict[str, pd.DataFrame]:
+        """All four manifests, by name."""
+        return {name: self.manifest(name) for name in MANIFESTS}
+
+    def build_settings(self) -> dict[str, Any]:
+        """build.json ({} where the folder has none)."""
+        return json.loads(self.build_path.read_text()) if self.build_path.is_file() else {}
+
+    def shards(self, split: str | None = None) -> list[Path]:
+        """Shard files of `split` (all splits: every `data/*.tar`), sorted by name."""
+        pattern = shard_glob(split) if split else f"{DATA_DIR}/*.tar"
+        return sorted(self.folder.glob(pattern))
+
+    def samples(self, split: str, members: Collection[str] | None = None) -> Iterator[Sample]:
+        """Every sample of `split`, shards and samples in order, with the `members` asked for
+        (default: all); a shard that cannot be read raises ValueError."""
+        for shard in self.shards(split):
+            yield from read_shard(shard, members)
