@@ -5,8 +5,10 @@ T = round(duration * fps) frames (at least one), frame t driven by the audio seg
 [t*D/T, (t+1)*D/T) and the whole sound inverted into the start latent (eq. 1). The walk is smoothed
 (`--smooth`, the paper's 0.4), frames are rendered by the run's frozen StyleGAN3 in chunks, encoded to
 H.264, and the ORIGINAL sound is muxed in (AAC), so the video lasts as long as the audio (to within
-half a frame). `--image wplus.pt` starts from a given W+ latent ([num_ws, w_dim] or [1, num_ws,
-w_dim], a torch.save'd tensor) instead of a random one.
+half a frame). `--image` starts from a photo (inverted into W+ as `model.invert` does: the photo
+moves with the sound) or a saved W+ latent ([num_ws, w_dim] or [1, num_ws, w_dim], a torch.save'd
+tensor) instead of a random one; `--style-from` and `--text` then style-mix and CLIP-guide that start
+latent at `--levels` (see `model.edit`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -24,6 +27,10 @@ from landscape_av.ffmpeg import run_ffmpeg
 from model import runtime
 from model.audio import MelConfig, clip_mels, decode_audio
 from model.video_model import SoundToLatents, VideoModelConfig, freeze, render, start_latents
+
+if TYPE_CHECKING:  # model.edit and model.invert build on this module: imported where used
+    from model.edit import EditOptions
+    from model.invert import PhotoOptions
 
 
 @dataclass
@@ -82,7 +89,10 @@ def generate(
     image: str | Path | None = None,
     device: str = "auto",
     chunk: int = 16,
+    start: EditOptions | None = None,
+    photo: PhotoOptions | None = None,
 ) -> Generated:
+    """`start`: style mixing / text guidance of the start latent; `photo`: how `image` is inverted."""
     rt = runtime.setup(device)
     latents, G, cfg = load_run(checkpoint, rt.device)
     mel_cfg = MelConfig(n_mels=cfg["n_mels"])
@@ -95,10 +105,13 @@ def generate(
 
     gen = torch.Generator().manual_seed(seed)
     psi = cfg["model"]["truncation"] if truncation is None else truncation
-    if image is not None:
-        w = load_wplus(image, G.num_ws, G.w_dim).to(rt.device)
-    else:
-        w = start_latents(G, 1, psi, generator=gen)
+    w = start_latents(G, 1, psi, generator=gen) if image is None else None
+    if image is not None or start is not None:
+        from model.edit import EditOptions, start_latent
+        from model.invert import PhotoOptions, Run
+
+        run = Run(Path(checkpoint), G, latents, cfg, rt.device)
+        w = start_latent(run, w, image, start or EditOptions(), photo or PhotoOptions(), rt)
     noise = torch.randn(1, T, latents.cfg.walker.noise_dim, generator=gen).to(rt.device)
     dev = rt.device
     _, ws = latents(mel_full[None].to(dev), mel[None].to(dev), w, noise, smooth)  # [1, T, N, D]
@@ -141,7 +154,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help="start latent and walk noise")
     p.add_argument("--truncation", type=float, help="psi of the start latent (default: the run's)")
     p.add_argument("--smooth", type=float, default=0.4, help="walk smoothing, 0 < m <= 1 (1: off)")
-    p.add_argument("--image", help="start from this W+ (.pt tensor [num_ws, w_dim])")
+    p.add_argument("--image", help="start from this photo or W+ (.pt tensor [num_ws, w_dim])")
+    p.add_argument("--steps", type=int, default=300, help="inversion / guidance steps")
+    p.add_argument("--lpips-vgg", help="VGG16 weights for LPIPS when inverting a photo")
+    p.add_argument("--style-from", help="style-mix the start latent from a photo, W+ or seed")
+    p.add_argument("--levels", default="coarse,mid,fine", help="levels of --style-from/--text")
+    p.add_argument("--text", help="CLIP text constraint on the start latent")
+    p.add_argument("--text-weight", type=float, default=1.0, help="weight of --text")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     a = p.parse_args(argv)
     if not 0 < a.smooth <= 1:
@@ -151,9 +170,18 @@ def main(argv: list[str] | None = None) -> None:
     for flag, path in (("--audio", a.audio), ("--image", a.image)):
         if path is not None and not Path(path).is_file():
             p.error(f"{flag} {path}: no such file")
-    g = generate(
-        a.checkpoint, a.audio, a.out, a.fps, a.seed, a.truncation, a.smooth, a.image, a.device
-    )
+    from model.edit import EditOptions
+    from model.invert import PhotoOptions
+
+    start = EditOptions(a.levels, text=a.text, text_weight=a.text_weight, style_from=a.style_from)
+    photo = PhotoOptions(steps=a.steps, lpips_vgg=a.lpips_vgg)
+    try:
+        g = generate(
+            a.checkpoint, a.audio, a.out, a.fps, a.seed, a.truncation, a.smooth, a.image,
+            a.device, start=start, photo=photo,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
     print(f"{g.path}: {g.frames} frames at {g.fps:g} fps for {g.audio_seconds:.2f} s of audio")
 
 
