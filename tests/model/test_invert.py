@@ -68,6 +68,7 @@ def test_any_picture_is_centre_cropped_and_resized(tmp_path):
         load_image(tmp_path / "broken.jpg", 8)
 
 
+@pytest.mark.slow
 def test_lpips_matches_the_lpips_package_on_the_same_vgg(tmp_path):
     """Our LPIPS-VGG equals the `lpips` package's (same VGG16 weights, its calibrated lins)."""
     lpips = pytest.importorskip("lpips")
@@ -109,6 +110,7 @@ def test_cli_inverts_a_photo_on_the_tiny_run(run_dir, photo, tmp_path, capsys):
     assert Image.open(out.with_suffix(".png")).size == (16, 16)
 
 
+@pytest.mark.slow
 def test_cli_encoder_init_needs_a_run_with_the_encoder(run_dir, photo, thunder, tmp_path):
     """--init encoder starts from E_a(sound) + mean latent; a bare generator file has no E_a."""
     bare = save_generator(tiny_generator(), tmp_path / "bare.safetensors")
@@ -132,6 +134,7 @@ def test_cli_encoder_init_needs_a_run_with_the_encoder(run_dir, photo, thunder, 
     ]
 
 
+@pytest.mark.slow
 def test_generate_animates_a_photo_with_text_and_style(run_dir, photo, shared_media, tmp_path):
     """`model.generate --image photo.jpg`: invert, style-mix, text-guide, walk; sound muxed in."""
     sound = shared_media / "waterfall__redeclipse-sounds__creek.ogg"  # 5 s
