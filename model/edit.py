@@ -245,7 +245,7 @@ def run_edit(cfg: EditConfig) -> Edited:
 
 
 def edit_flags(f):
-    """The flags of EditOptions (shared by model.edit and model.generate)."""
+    """The flags of EditOptions."""
     for opt in reversed(
         [
             click.option(
@@ -253,26 +253,26 @@ def edit_flags(f):
                 default=ALL_LEVELS,
                 show_default=True,
                 help="style groups to edit: comma-separated coarse, mid, fine",
-            ),  # fmt: skip
+            ),
             click.option(
                 "--strength",
                 type=float,
                 default=1.0,
                 show_default=True,
                 help="how far the sound-inverted latent is mixed in (0: unchanged)",
-            ),  # fmt: skip
+            ),
             click.option(
                 "--optimize",
                 is_flag=True,
                 help="optimise toward the sound's CLIP embedding instead of mixing",
-            ),  # fmt: skip
+            ),
             click.option(
                 "--anchor",
                 type=click.FloatRange(0),
                 default=0.008,
                 show_default=True,
                 help="weight of the L2 anchor to the starting latent",
-            ),  # fmt: skip
+            ),
             click.option("--text", help="CLIP text constraint, e.g. 'a thunderstorm at night'"),
             click.option("--text-weight", type=click.FloatRange(0), default=1.0, show_default=True),
             click.option("--style-from", help="style mixing source: a photo, a W+ .pt or a seed"),
@@ -280,12 +280,12 @@ def edit_flags(f):
                 "--clip",
                 type=click.Path(exists=True, dir_okay=False),
                 help="CLIP weights (default: the run's)",
-            ),  # fmt: skip
+            ),
             click.option(
                 "--sound-clip",
                 type=click.Path(exists=True),
                 help="sound-CLIP F_a (default: the run's)",
-            ),  # fmt: skip
+            ),
         ]
     ):
         f = opt(f)

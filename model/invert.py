@@ -76,34 +76,28 @@ class Run:
 
     def clip(self, path: str | None = None) -> nn.Module:
         """The run's frozen CLIP (`path` overrides the recorded weights)."""
-        if "clip" not in self._guides:
-            from model.clip import load_clip
+        from model.clip import load_clip
 
-            if self.tiny and path is None:
-                self._load_tiny_guides()
-            else:
-                path = path or self.cfg.get("clip")
-                if path is None:
-                    raise ValueError(f"{self.source}: no CLIP weights recorded; pass --clip")
-                clip = load_clip(path, arch=self.cfg.get("clip_arch", "ViT-B-32"))
-                self._guides["clip"] = clip.to(self.device)
-        return self._guides["clip"]
+        arch = self.cfg.get("clip_arch", "ViT-B-32")
+        return self._guide("clip", path, lambda p: load_clip(p, arch=arch))
 
     def sound_clip(self, path: str | None = None) -> nn.Module:
         """The run's frozen sound-CLIP encoder F_a (`path` overrides the recorded one)."""
-        if "sound_clip" not in self._guides:
-            from model.sound_clip import load_sound_clip
+        from model.sound_clip import load_sound_clip
 
+        return self._guide("sound_clip", path, load_sound_clip)
+
+    def _guide(self, key: str, path: str | None, load: Any) -> nn.Module:
+        if key not in self._guides:
             if self.tiny and path is None:
                 self._load_tiny_guides()
             else:
-                path = path or self.cfg.get("sound_clip")
+                path = path or self.cfg.get(key)
                 if path is None:
-                    raise ValueError(
-                        f"{self.source}: no sound-CLIP encoder F_a recorded; pass --sound-clip"
-                    )
-                self._guides["sound_clip"] = load_sound_clip(path).to(self.device)
-        return self._guides["sound_clip"]
+                    flag = "--" + key.replace("_", "-")
+                    raise ValueError(f"{self.source}: no {key} weights recorded; pass {flag}")
+                self._guides[key] = load(path).to(self.device)
+        return self._guides[key]
 
     def _load_tiny_guides(self) -> None:
         """The random tiny CLIP and F_a a `--tiny` run trained with (rebuilt from its seed)."""
@@ -310,12 +304,12 @@ def photo_flags(f):
                 type=click.FloatRange(0),
                 default=1.0,
                 help="weight of LPIPS next to MSE (0: MSE only)",
-            ),  # fmt: skip
+            ),
             click.option(
                 "--lpips-vgg",
                 type=click.Path(dir_okay=False),
                 help="torchvision VGG16 weights file for LPIPS (tiny runs: a stand-in)",
-            ),  # fmt: skip
+            ),
             click.option("--quiet", is_flag=True, help="no progress bar"),
         ]
     ):
