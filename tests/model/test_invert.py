@@ -69,6 +69,7 @@ def test_any_picture_is_centre_cropped_and_resized(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*(pretrained|weight enum).*:UserWarning")  # lpips 0.1.4
 def test_lpips_matches_the_lpips_package_on_the_same_vgg(tmp_path):
     """Our LPIPS-VGG equals the `lpips` package's (same VGG16 weights, its calibrated lins)."""
     lpips = pytest.importorskip("lpips")
