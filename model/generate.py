@@ -5,8 +5,10 @@ T = round(duration * fps) frames (at least one), frame t driven by the audio seg
 [t*D/T, (t+1)*D/T) and the whole sound inverted into the start latent (eq. 1). The walk is smoothed
 (`--smooth`, the paper's 0.4), frames are rendered by the run's frozen StyleGAN3 in chunks, encoded to
 H.264, and the ORIGINAL sound is muxed in (AAC), so the video lasts as long as the audio (to within
-half a frame). `--image wplus.pt` starts from a given W+ latent ([num_ws, w_dim] or [1, num_ws,
-w_dim], a torch.save'd tensor) instead of a random one.
+half a frame). `--image` starts from a photo (inverted into W+ as `model.invert` does: the photo
+moves with the sound) or a saved W+ latent ([num_ws, w_dim] or [1, num_ws, w_dim], a torch.save'd
+tensor) instead of a random one; `--style-from` and `--text` then style-mix and CLIP-guide that start
+latent at `--levels` (see `model.edit`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -25,7 +27,12 @@ from landscape_av.ffmpeg import run_ffmpeg
 from model import runtime
 from model.audio import MelConfig, clip_mels, load_wave
 from model.config import Flag, InputError, UsageError, command, run
+from model.styles import ALL_LEVELS
 from model.video_model import SoundToLatents, VideoModelConfig, freeze, render, start_latents
+
+if TYPE_CHECKING:  # model.edit and model.invert build on this module: imported where used
+    from model.edit import EditOptions
+    from model.invert import PhotoOptions
 
 
 @dataclass
@@ -37,9 +44,16 @@ class GenerateConfig:
     seed: int = 0  # start latent and walk noise
     truncation: float | None = None  # psi of the start latent (None: the run's)
     smooth: float | None = 0.4  # walk smoothing momentum, 0 < m <= 1 (1 or None: off)
-    image: str | None = None  # start from this W+ (.pt tensor [num_ws, w_dim])
+    image: str | None = None  # start from this photo (inverted) or W+ (.pt tensor [num_ws, w_dim])
+    steps: int = 300  # inversion / guidance steps of --image, --text, --style-from
+    lpips_vgg: str | None = None  # VGG16 weights for LPIPS when inverting a photo
+    style_from: str | None = None  # style-mix the start latent from a photo, W+ or seed
+    levels: str = ALL_LEVELS  # W+ levels that --style-from and --text change
+    text: str | None = None  # CLIP text constraint on the start latent
+    text_weight: float = 1.0  # weight of --text
     device: str = "auto"
     chunk: int = 16  # frames rendered at once
+    quiet: bool = False  # no progress bars
 
 
 @dataclass
@@ -88,10 +102,24 @@ def load_wplus(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
 
 @torch.no_grad()
 def generate(
-    checkpoint: str | Path, audio: str | Path, out: str | Path, **settings: Any
+    checkpoint: str | Path,
+    audio: str | Path,
+    out: str | Path,
+    start: EditOptions | None = None,
+    photo: PhotoOptions | None = None,
+    **settings: Any,
 ) -> Generated:
-    """A video of `audio` by the run `checkpoint`; `settings` are `GenerateConfig` fields."""
+    """A video of `audio` by the run `checkpoint`; `settings` are `GenerateConfig` fields.
+    `start`: style mixing / text guidance of the start latent (default: from `settings`);
+    `photo`: how `image` is inverted (default: from `settings`)."""
+    from model.edit import EditOptions, start_latent
+    from model.invert import PhotoOptions, Run
+
     cfg = GenerateConfig(str(checkpoint), str(audio), str(out), **settings)
+    start = start or EditOptions(
+        cfg.levels, text=cfg.text, text_weight=cfg.text_weight, style_from=cfg.style_from
+    )
+    photo = photo or PhotoOptions(steps=cfg.steps, lpips_vgg=cfg.lpips_vgg, quiet=cfg.quiet)
     audio, fps, chunk = cfg.audio, cfg.fps, cfg.chunk
     rt = runtime.setup(cfg.device)
     latents, G, run_cfg = load_run(cfg.checkpoint, rt.device)
@@ -105,10 +133,10 @@ def generate(
 
     gen = torch.Generator().manual_seed(cfg.seed)
     psi = run_cfg["model"]["truncation"] if cfg.truncation is None else cfg.truncation
-    if cfg.image is not None:
-        w = load_wplus(cfg.image, G.num_ws, G.w_dim).to(rt.device)
-    else:
-        w = start_latents(G, 1, psi, generator=gen)
+    w = start_latents(G, 1, psi, generator=gen) if cfg.image is None else None
+    if cfg.image is not None or start != EditOptions():
+        run = Run(Path(cfg.checkpoint), G, latents, run_cfg, rt.device)
+        w = start_latent(run, w, cfg.image, start, photo, rt)
     noise = torch.randn(1, T, latents.cfg.walker.noise_dim, generator=gen).to(rt.device)
     dev = rt.device
     _, ws = latents(mel_full[None].to(dev), mel[None].to(dev), w, noise, cfg.smooth)  # [1, T, N, D]
@@ -122,8 +150,8 @@ def generate(
             stream.width = stream.height = G.img_resolution
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "18"}
-            for start in range(0, T, chunk):
-                frames = render(G, ws[:, start : start + chunk])[0]  # [t, 3, R, R]
+            for t0 in range(0, T, chunk):
+                frames = render(G, ws[:, t0 : t0 + chunk])[0]  # [t, 3, R, R]
                 rgb = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
                 for img in rgb.permute(0, 2, 3, 1).cpu().numpy():
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
@@ -155,7 +183,14 @@ def _fraction(fps: float):
         Flag("seed", "Seed of the start latent and the walk noise."),
         Flag("truncation", "psi of the start latent (default: the run's)."),
         Flag("smooth", "Walk smoothing momentum, 0 < m <= 1 (1: off)."),
-        Flag("image", "Start from this W+ (a torch.save'd tensor [num_ws, w_dim]).", exists=True),
+        Flag("image", "Start from this photo (inverted) or W+ (.pt [num_ws, w_dim]).", exists=True),
+        Flag("steps", "Inversion / guidance steps of --image, --text, --style-from."),
+        Flag("lpips_vgg", "VGG16 weights for LPIPS when inverting a photo.", exists=True),
+        Flag("style_from", "Style-mix the start latent from a photo, W+ or seed."),
+        Flag("levels", "W+ levels (coarse,mid,fine) that --style-from and --text change."),
+        Flag("text", "CLIP text constraint on the start latent."),
+        Flag("text_weight", "Weight of --text."),
+        Flag("quiet", "No progress bars."),
         Flag("device", "Where to render.", choices=runtime.DEVICES),
     ],
 )

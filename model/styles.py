@@ -7,6 +7,7 @@ The paper splits the 16 ws of a 256x256 StyleGAN3 into coarse 0-2, mid 3-5 and f
 from __future__ import annotations
 
 GROUP_NAMES: tuple[str, ...] = ("coarse", "mid", "fine")
+ALL_LEVELS = ",".join(GROUP_NAMES)  # `--levels` meaning every group
 
 
 def style_groups(num_ws: int) -> list[range]:

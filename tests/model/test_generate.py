@@ -12,20 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from model import runtime
 from model.generate import generate
-from model.train import Trainer, build_config, load_frozen
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    """A tiny untrained run (step 0 checkpoint): generation needs no data."""
-    run = tmp_path_factory.mktemp("gen") / "run"
-    cfg = build_config(["--tiny", "--shards", "unused.tar", "--out", str(run)])
-    rt = runtime.setup("cpu", seed=0)
-    trainer = Trainer(cfg, rt, load_frozen(cfg, rt.device))
-    trainer.save(runtime.Checkpointer(run), 0)
-    return run
+from model.train import build_config, load_frozen
 
 
 def _odd_wav(path: Path, seconds: float = 1.3, rate: int = 22050, channels: int = 3) -> Path:

@@ -1,0 +1,310 @@
+"""Sound-guided image editing: `python -m model.edit --checkpoint RUN_DIR --image photo.jpg --audio
+thunder.wav --out edited.png`.
+
+The photo becomes a W+ latent w (inverted as `model.invert` does, or read from a saved `.pt`); then,
+each step acting only on the ws of `--levels` (the walker's coarse / mid / fine split,
+`model.styles.style_groups`), the other ws staying bit-identical:
+
+1. `--style-from photo2.jpg|SEED`: style mixing, those ws copied from the other photo's latent or
+   from the mapping of seed SEED (at the run's truncation).
+2. `--audio` (mixing, the default): w <- lerp(w, w_a, strength), with w_a = E_a(mel) + w the sound
+   inverted by the run's encoder from w (eq. 1); `--strength 0` leaves the image as it was.
+   With `--optimize` instead, as Lee et al. (CVPR 2022): minimise
+   1 - cos(CLIP_image(G(w)), F_a(sound)) + anchor * ||w - w_start||^2 over `--steps`.
+3. `--text "a thunderstorm at night"`: adds `text_weight * (1 - cos(CLIP_image(G(w)), CLIP_text))`
+   to that objective (with mixing alone, it is optimised after the mix).
+
+The output is a PNG strip: [the cropped photo,] G(w) before, G(w) after.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+from torch import Tensor, nn
+
+from model import runtime
+from model.encoder import invert
+from model.invert import (
+    PhotoOptions,
+    Run,
+    load_image,
+    one_line_errors,
+    open_checkpoint,
+    photo_flags,
+    photo_latent,
+    photo_options,
+    to_png,
+)
+from model.losses import cosine_distance
+from model.styles import ALL_LEVELS, GROUP_NAMES, style_groups
+from model.video_model import start_latents
+
+
+def parse_levels(text: str) -> tuple[str, ...]:
+    """'coarse,fine' -> ('coarse', 'fine'); unknown names raise one line."""
+    levels = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    bad = [t for t in levels if t not in GROUP_NAMES]
+    if bad or not levels:
+        raise ValueError(f"--levels {text!r}: use names from {', '.join(GROUP_NAMES)}")
+    return levels
+
+
+def level_mask(num_ws: int, levels: tuple[str, ...], device: torch.device) -> Tensor:
+    """[1, num_ws, 1] bool: True on the ws of `levels`."""
+    mask = torch.zeros(1, num_ws, 1, dtype=torch.bool, device=device)
+    for name, layers in zip(GROUP_NAMES, style_groups(num_ws), strict=True):
+        if name in levels:
+            mask[:, layers.start : layers.stop] = True
+    return mask
+
+
+def mix(w: Tensor, source: Tensor, levels: tuple[str, ...], strength: float = 1.0) -> Tensor:
+    """w with the ws of `levels` moved `strength` of the way to `source`; the rest untouched."""
+    mask = level_mask(w.shape[1], levels, w.device)
+    return torch.where(mask, torch.lerp(w, source, strength), w)
+
+
+@dataclass
+class Guided:
+    w: Tensor  # [1, N, D]
+    similarity: dict[str, list[float]]  # per target: cosine before each step, then after the last
+    drift: float  # ||w - w_start||
+
+
+def guide(
+    G: nn.Module,
+    clip: nn.Module,
+    w_start: Tensor,
+    targets: dict[str, tuple[Tensor, float]],
+    levels: tuple[str, ...],
+    steps: int,
+    lr: float = 0.05,
+    anchor: float = 0.008,
+    bar: runtime.StepBar | None = None,
+) -> Guided:
+    """Move the `levels` ws of `w_start` toward CLIP-space `targets` ({name: (embedding [1, E],
+    weight)}): minimise sum weight * (1 - cos(CLIP(G(w)), embedding)) + anchor * ||w - w_start||^2."""
+    mask = level_mask(w_start.shape[1], levels, w_start.device)
+    delta = torch.zeros_like(w_start, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=lr)
+    sims: dict[str, list[float]] = {k: [] for k in targets}
+
+    def objective() -> tuple[Tensor, Tensor]:
+        w = torch.where(mask, w_start + delta, w_start)
+        emb = clip.encode_image(G.synthesis(w)).float()
+        loss = anchor * (w - w_start).pow(2).sum()
+        for name, (target, weight) in targets.items():
+            dist = cosine_distance(emb, target)
+            sims[name].append(1 - dist.item())
+            loss = loss + weight * dist
+        return loss, w
+
+    for _ in range(steps):
+        with torch.enable_grad():  # also under model.generate's no_grad
+            loss, _ = objective()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if bar is not None:
+            bar.advance(" ".join(f"{k} {v[-1]:.3f}" for k, v in sims.items()))
+    with torch.no_grad():
+        _, w = objective()
+    return Guided(w.detach(), sims, (w - w_start).norm().item())
+
+
+# ----------------------------------------------------------------------------------------------
+# The edit chain, shared with model.generate
+
+
+@dataclass
+class EditOptions:
+    """What `edit_latent` does to a latent (see the module docstring)."""
+
+    levels: str = ALL_LEVELS
+    audio: str | None = None
+    strength: float = 1.0
+    optimize: bool = False
+    anchor: float = 0.008
+    text: str | None = None
+    text_weight: float = 1.0
+    style_from: str | None = None
+    clip: str | None = None  # CLIP / F_a weights other than the ones the run recorded
+    sound_clip: str | None = None
+
+
+def style_latent(run: Run, source: str, photo: PhotoOptions, rt: runtime.Runtime) -> Tensor:
+    """W+ of `--style-from`: a picture or saved latent, or the mapping of an integer seed."""
+    if Path(source).is_file():
+        return photo_latent(run, source, photo, rt)[0]
+    try:
+        seed = int(source)
+    except ValueError:
+        raise ValueError(f"--style-from {source}: neither a file nor an integer seed") from None
+    gen = torch.Generator().manual_seed(seed)
+    return start_latents(run.G, 1, run.truncation, generator=gen)
+
+
+def edit_latent(
+    run: Run, w: Tensor, opts: EditOptions, photo: PhotoOptions, rt: runtime.Runtime
+) -> tuple[Tensor, Guided | None]:
+    """Style mixing, sound mixing and CLIP guidance of `w` [1, N, D] at `opts.levels`, in that
+    order (each only when asked); returns the new latent and the guidance record."""
+    levels = parse_levels(opts.levels)
+    if opts.optimize and opts.audio is None:
+        raise ValueError("--optimize needs --audio: it optimises toward that sound")
+    if opts.style_from is not None:
+        w = mix(w, style_latent(run, opts.style_from, photo, rt), levels)
+    targets: dict[str, tuple[Tensor, float]] = {}
+    if opts.audio is not None:
+        mel = run.mel(opts.audio)
+        if opts.optimize:
+            with torch.no_grad():
+                targets["sound"] = (run.sound_clip(opts.sound_clip)(mel).float(), 1.0)
+        else:
+            with torch.no_grad():
+                w = mix(w, invert(run.encoder(), mel, w), levels, opts.strength)
+    if opts.text is not None:
+        targets["text"] = (run.clip(opts.clip).encode_text([opts.text]), opts.text_weight)
+    if not targets:
+        return w, None
+    clip = run.clip(opts.clip)
+    with runtime.progress(photo.steps, rt, photo.quiet, description="guide") as bar:
+        g = guide(run.G, clip, w, targets, levels, photo.steps, photo.lr, opts.anchor, bar)
+    return g.w, g
+
+
+def start_latent(
+    run: Run,
+    w: Tensor,
+    image: str | Path | None,
+    opts: EditOptions,
+    photo: PhotoOptions,
+    rt: runtime.Runtime,
+) -> Tensor:
+    """model.generate's start latent: `image` (a photo, inverted, or a saved W+) in place of the
+    random `w`, then style-mixed and text-guided by `opts` (the sound drives the walk, not this)."""
+    if image is not None:
+        w = photo_latent(run, image, photo, rt)[0]
+    return edit_latent(run, w, opts, photo, rt)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# The command
+
+
+@dataclass
+class EditConfig:
+    checkpoint: str = ""
+    image: str = ""
+    out: str = ""
+    edit: EditOptions = field(default_factory=EditOptions)
+    photo: PhotoOptions = field(default_factory=PhotoOptions)
+    device: str = "auto"
+
+
+@dataclass
+class Edited:
+    path: Path
+    before: Tensor  # G(w) of the photo's latent [1, 3, R, R]
+    after: Tensor  # G(w) of the edited latent
+    w_before: Tensor
+    w_after: Tensor
+    guided: Guided | None
+
+
+def run_edit(cfg: EditConfig) -> Edited:
+    """Edit `cfg.image` and write the before/after strip to `cfg.out`."""
+    if cfg.edit.audio is None and cfg.edit.text is None and cfg.edit.style_from is None:
+        raise ValueError("nothing to edit: give --audio, --text or --style-from")
+    rt = runtime.setup(cfg.device)
+    run = open_checkpoint(cfg.checkpoint, rt.device)
+    w0, _ = photo_latent(run, cfg.image, cfg.photo, rt)
+    w1, guided = edit_latent(run, w0, cfg.edit, cfg.photo, rt)
+    with torch.no_grad():  # one at a time: a batch of two need not render each bit-identically
+        before, after = run.G.synthesis(w0), run.G.synthesis(w1)
+    panels = [before, after]
+    if Path(cfg.image).suffix not in (".pt", ".pth"):
+        panels.insert(0, load_image(cfg.image, run.G.img_resolution)[0].to(rt.device))
+    path = to_png(torch.cat(panels), cfg.out)
+    what = ", ".join(
+        f"{k} similarity {v[0]:.3f} -> {v[-1]:.3f}"
+        for k, v in (guided.similarity.items() if guided else [])
+    )
+    print(
+        f"{path}: {'photo | ' if len(panels) == 3 else ''}before | after at levels {cfg.edit.levels}"
+        + (f"; {what}; drift {guided.drift:.3f}" if guided else "")
+    )
+    return Edited(path, before, after, w0, w1, guided)
+
+
+def edit_flags(f):
+    """The flags of EditOptions."""
+    for opt in reversed(
+        [
+            click.option(
+                "--levels",
+                default=ALL_LEVELS,
+                show_default=True,
+                help="style groups to edit: comma-separated coarse, mid, fine",
+            ),
+            click.option(
+                "--strength",
+                type=float,
+                default=1.0,
+                show_default=True,
+                help="how far the sound-inverted latent is mixed in (0: unchanged)",
+            ),
+            click.option(
+                "--optimize",
+                is_flag=True,
+                help="optimise toward the sound's CLIP embedding instead of mixing",
+            ),
+            click.option(
+                "--anchor",
+                type=click.FloatRange(0),
+                default=0.008,
+                show_default=True,
+                help="weight of the L2 anchor to the starting latent",
+            ),
+            click.option("--text", help="CLIP text constraint, e.g. 'a thunderstorm at night'"),
+            click.option("--text-weight", type=click.FloatRange(0), default=1.0, show_default=True),
+            click.option("--style-from", help="style mixing source: a photo, a W+ .pt or a seed"),
+            click.option(
+                "--clip",
+                type=click.Path(exists=True, dir_okay=False),
+                help="CLIP weights (default: the run's)",
+            ),
+            click.option(
+                "--sound-clip",
+                type=click.Path(exists=True),
+                help="sound-CLIP F_a (default: the run's)",
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--checkpoint", required=True, help="run folder of model.train")
+@click.option("--image", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="the photo, or its saved W+ (.pt)")  # fmt: skip
+@click.option("--audio", type=click.Path(exists=True, dir_okay=False), help="the guiding sound")
+@click.option("--out", required=True, help="before/after PNG strip")
+@edit_flags
+@photo_flags
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+def main(**kw: Any) -> None:
+    photo = photo_options(kw)
+    head = {k: kw.pop(k) for k in ("checkpoint", "image", "out", "device")}
+    cfg = EditConfig(**head, edit=EditOptions(**kw), photo=photo)
+    one_line_errors(lambda: run_edit(cfg))
+
+
+if __name__ == "__main__":
+    main()
