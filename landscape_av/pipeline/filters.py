@@ -4,9 +4,7 @@ is not a still picture. Every rejection carries exactly one reason from `schema.
 `check` judges a source before it is clipped: the probed facts, then the audio level of the span
 that would be cut into clips (an audio decode: cheap). Motion needs the video decoded, which the
 clip stage does anyway: it measures every frame of every clip, and `check_motion` judges the source
-on that, so no check decodes the video a second time. A still picture is cut, then dropped: on a
-30 s 1080p source that took 6 s where a moving source's clips took 15.5 s, while the earlier
-analysis decode (8 seek-and-decode frame pairs) cost every source 1.8 s (2 cores, 2026-12-01).
+on that, so no check decodes the video a second time (bench/README.md says what that saves).
 """
 
 from __future__ import annotations
