@@ -146,12 +146,11 @@ def generate_video(
 
 
 def walk_drift(ws: torch.Tensor, fps: float, seconds: tuple[float, ...] = (1, 10, 60)) -> dict:
-    """Mean over ws of ||w_t - w_0|| [B, T, N, D] at each of `seconds` of sound (at `fps`) the walk
-    reaches: how far a long sound has carried the latent."""
+    """How far a sound has carried the walk: mean over ws of ||w(s) - w(0)|| for ws [B, T, N, D] at
+    `fps`, at each of `seconds` (the walk's last latent for a time past its end)."""
+    last = ws.shape[1] - 1
     return {
-        s: (ws[:, round(s * fps) - 1] - ws[:, 0]).norm(dim=-1).mean().item()
-        for s in seconds
-        if 1 <= round(s * fps) <= ws.shape[1]
+        s: (ws[:, min(round(s * fps), last)] - ws[:, 0]).norm(dim=-1).mean().item() for s in seconds
     }
 
 
