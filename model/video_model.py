@@ -2,7 +2,7 @@
 
     z ~ N(0, I) --G.mapping(psi)--> w [B, N, D]                      (random start latent, eq. 1)
     mel_full [B, 1, M, L] --E_a--> delta; w_hat = w + delta          (sound inversion, eq. 1)
-    mel segments [B, T, 1, M, S] --E_a body, pooled, Linear--> audio codes a [B, T, A]
+    mel segments [B, T, 1, M, S] --E_a body, pooled, Linear, LayerNorm--> audio codes a [B, T, A]
     (w_hat, a, noise) --walker--> ws [B, T, N, D]                     (eq. 4-5)
     ws --frozen G.synthesis--> frames [B, T, 3, R, R] in ~[-1, 1]
 
@@ -53,7 +53,11 @@ class SoundToLatents(nn.Module):
             raise ValueError("encoder and walker disagree on num_ws / w_dim")
         self.cfg = cfg
         self.encoder = SoundInversionEncoder(cfg.encoder)
-        self.sound = nn.Linear(self.encoder.feature_dim, cfg.walker.audio_dim)
+        # LayerNorm: the sound code enters the walker at the unit scale of its noise
+        self.sound = nn.Sequential(
+            nn.Linear(self.encoder.feature_dim, cfg.walker.audio_dim),
+            nn.LayerNorm(cfg.walker.audio_dim),
+        )
         self.walker = LatentWalker(cfg.walker)
 
     def segment_codes(self, mel: torch.Tensor) -> torch.Tensor:
