@@ -87,7 +87,7 @@ class TrainConfig:
     precision: str = "bf16"  # fp32 | bf16 | fp16 (CUDA only; CPU always runs fp32)
     seed: int = 0
     steps: int = 100_000  # optimizer steps
-    batch_size: int = 1  # per process (the paper: 1 per GPU on 2 GPUs)
+    batch_size: int = 1  # per process (the authors' code: 1 per GPU on 2 GPUs)
     accum: int = 1  # micro-batches per optimizer step
     frames: int | None = None  # T per clip; None: model.fps x clip_seconds (the paper: 10)
     clip_seconds: float = 10.0  # length of the corpus clips (landscape-av: 10 s)
