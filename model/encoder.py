@@ -10,6 +10,13 @@ At the paper's size (in_size 256, width 64, depth (3, 4, 14, 3) = IR-SE-50, w_di
 and fed to a 1-channel stem (instead of repeating it to 3 channels).
 
 Eq. 1: w_hat = E_a(x) + w, with w a random latent from the generator's mapping network (`invert`).
+`pooled` gives the body's globally pooled last-stage features [B, 8 * width]: the walker's code of
+one audio segment (eq. 4).
+
+Normalisation is GroupNorm where pSp has BatchNorm: the paper trains at batch size 1 per GPU, where
+batch statistics are noise, and train and eval mode then give the same output. The stem has no
+normalisation, so the residual stream keeps the sound's level (a per-sample norm there would erase
+loudness, which is what onsets are made of).
 """
 
 from __future__ import annotations
@@ -33,6 +40,11 @@ class EncoderConfig:
     depth: tuple[int, int, int, int] = (3, 4, 14, 3)  # IR-SE blocks per stage (IR-SE-50)
 
 
+def norm(ch: int) -> nn.GroupNorm:
+    """GroupNorm with up to 32 groups (batch-size independent, identical in train and eval mode)."""
+    return nn.GroupNorm(math.gcd(32, ch), ch)
+
+
 class SqueezeExcite(nn.Module):
     def __init__(self, ch: int, reduction: int = 16):
         super().__init__()
@@ -51,19 +63,17 @@ class IRSEBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.res = nn.Sequential(
-            nn.BatchNorm2d(cin),
+            norm(cin),
             nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
             nn.PReLU(cout),
             nn.Conv2d(cout, cout, 3, stride, 1, bias=False),
-            nn.BatchNorm2d(cout),
+            norm(cout),
             SqueezeExcite(cout),
         )
         if cin == cout:
             self.short = nn.MaxPool2d(1, stride)
         else:
-            self.short = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), norm(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.res(x) + self.short(x)
@@ -93,9 +103,7 @@ class SoundInversionEncoder(nn.Module):
             raise ValueError(f"in_size must be a multiple of 16 and >= 32, got {cfg.in_size}")
         self.cfg = cfg
         w = cfg.width
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.PReLU(w)
-        )
+        self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 1, 1), nn.PReLU(w))  # keeps loudness
         chans = [w, 2 * w, 4 * w, 8 * w]
         stages, cin = [], w
         for cout, n in zip(chans, cfg.depth, strict=True):
@@ -117,14 +125,27 @@ class SoundInversionEncoder(nn.Module):
             MapToStyle(d, d, spatial[g]) for g, grp in enumerate(self.groups) for _ in grp
         )
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    @property
+    def feature_dim(self) -> int:
+        """Channels of `pooled`'s output: 8 * width."""
+        return 8 * self.cfg.width
+
+    def body(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The taps c1 [B, 2w, s/4, s/4], c2 [B, 4w, s/8, s/8], c3 [B, 8w, s/16, s/16]."""
         s = self.cfg.in_size
         x = F.interpolate(mel, size=(s, s), mode="bilinear", align_corners=False) * 2 - 1
         x = self.stem(x)  # [B, w, s, s]
         x = self.stages[0](x)  # [B, w, s/2, s/2]
-        c1 = self.stages[1](x)  # [B, 2w, s/4, s/4]
-        c2 = self.stages[2](c1)  # [B, 4w, s/8, s/8]
-        c3 = self.stages[3](c2)  # [B, 8w, s/16, s/16]
+        c1 = self.stages[1](x)
+        c2 = self.stages[2](c1)
+        return c1, c2, self.stages[3](c2)
+
+    def pooled(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel [B, 1, n_mels, L] -> globally averaged last-stage features [B, 8 * width]."""
+        return self.body(mel)[2].mean(dim=(2, 3))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        c1, c2, c3 = self.body(mel)
         p3 = self.lat3(c3)  # [B, d, s/16, s/16]
         p2 = F.interpolate(p3, size=c2.shape[-2:], mode="bilinear", align_corners=False)
         p2 = p2 + self.lat2(c2)  # [B, d, s/8, s/8]

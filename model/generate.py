@@ -1,20 +1,26 @@
 """A video from any sound: `python -m model.generate --checkpoint RUN_DIR --audio s.wav --out v.mp4`.
 
-The audio (any container, length, rate, channel count PyAV reads) becomes a mono 44.1 kHz waveform;
-T = round(duration * fps) frames (at least one), frame t driven by the audio segment
-[t*D/T, (t+1)*D/T) and the whole sound inverted into the start latent (eq. 1). The walk is smoothed
-(`--smooth`, the paper's 0.4), frames are rendered by the run's frozen StyleGAN3 in chunks, encoded to
-H.264, and the ORIGINAL sound is muxed in (AAC), so the video lasts as long as the audio (to within
-half a frame). `--image` starts from a photo (inverted into W+ as `model.invert` does: the photo
-moves with the sound) or a saved W+ latent ([num_ws, w_dim] or [1, num_ws, w_dim], a torch.save'd
-tensor) instead of a random one; `--style-from` and `--text` then style-mix and CLIP-guide that start
-latent at `--levels` (see `model.edit`).
+The audio (any container, length, rate, channel count PyAV reads) becomes a mono 44.1 kHz waveform.
+The walk takes the model's own rate (`model.fps`, frames per second of sound, as in training):
+T = round(duration * model.fps) steps (at least one), step t driven by the audio segment
+[t*D/T, (t+1)*D/T) and the whole sound inverted into the start latent (eq. 1); the walk's bound keeps
+long sounds from drifting. The walk is smoothed (`--smooth`, the authors' code's 0.4). A higher
+output rate (`--fps`) interpolates between walked latents (`--interpolate linear`, or `hold` each)
+instead of walking more steps than the model was trained on. Frames are rendered by the run's frozen
+StyleGAN3 in chunks, encoded to H.264, and the ORIGINAL sound is muxed in (AAC), so the video lasts
+as long as the audio (to within half a frame). `--image` starts from a photo (inverted into W+ as
+`model.invert` does: the photo moves with the sound) or a saved W+ latent ([num_ws, w_dim] or
+[1, num_ws, w_dim], a torch.save'd tensor) instead of a random one; `--style-from` and `--text` then
+style-mix and CLIP-guide that start latent at `--levels` (see `model.edit`).
+
+`walk_sound` (latents) and `generate_video` (frames) are the in-memory API behind the command.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +46,8 @@ class GenerateConfig:
     checkpoint: str = ""  # run folder (its newest checkpoint) or one checkpoint folder
     audio: str = ""  # any audio (or video with sound) file
     out: str = "video.mp4"
-    fps: float = 8.0  # video frames per second of audio
+    fps: float | None = None  # output frames per second (None: the model's own walk rate)
+    interpolate: str = "linear"  # output frames between walked latents: linear | hold
     seed: int = 0  # start latent and walk noise
     truncation: float | None = None  # psi of the start latent (None: the run's)
     smooth: float | None = 0.4  # walk smoothing momentum, 0 < m <= 1 (1 or None: off)
@@ -100,6 +107,83 @@ def load_wplus(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
     return w
 
 
+INTERPOLATIONS = ("linear", "hold")
+
+
+def resample_walk(ws: torch.Tensor, steps_per_second: float, fps: float, frames: int, how: str):
+    """Walked latents ws [B, T, N, D] at `steps_per_second` -> `frames` latents at `fps`: output frame
+    j at time j / fps takes walk position j * steps_per_second / fps, between two walked latents
+    linearly (`linear`) or the earlier one (`hold`), clamped to the walk's last step."""
+    if how not in INTERPOLATIONS:
+        raise ValueError(f"interpolate {how!r}: expected one of {', '.join(INTERPOLATIONS)}")
+    pos = (torch.arange(frames, dtype=torch.float64) * steps_per_second / fps).clamp(
+        max=ws.shape[1] - 1
+    )
+    lo = pos.floor().long()
+    if how == "hold":
+        return ws[:, lo]
+    hi = (lo + 1).clamp(max=ws.shape[1] - 1)
+    frac = (pos - lo).to(ws.dtype).to(ws.device).view(1, -1, 1, 1)
+    return torch.lerp(ws[:, lo], ws[:, hi], frac)
+
+
+@torch.no_grad()
+def walk_sound(
+    latents: SoundToLatents,
+    G: torch.nn.Module,
+    wave: torch.Tensor,
+    n_mels: int,
+    fps: float | None = None,
+    seed: int = 0,
+    truncation: float | None = None,
+    smooth: float | None = 0.4,
+    interpolate: str = "linear",
+    w: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """W+ latents [1, F, N, D] of a mono 44.1 kHz waveform [S]: F = round(seconds * fps) output
+    frames (fps None: the model's rate, no interpolation). `w` [1, N, D] replaces the random start
+    latent; `seed` draws it and the walk noise."""
+    mel_cfg = MelConfig(n_mels=n_mels)
+    rate = latents.cfg.fps
+    seconds = wave.shape[0] / mel_cfg.sample_rate
+    steps = max(1, round(seconds * rate))
+    if wave.shape[0] < steps * mel_cfg.hop:
+        raise ValueError(f"{wave.shape[0]} samples are too short for one frame")
+    mel_full, mel = clip_mels(wave, mel_cfg, steps)  # [1, M, L], [T, 1, M, S]
+    dev = next(latents.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    psi = latents.cfg.truncation if truncation is None else truncation
+    w = start_latents(G, 1, psi, generator=gen) if w is None else w.to(dev)
+    noise = torch.randn(1, steps, latents.cfg.walker.noise_dim, generator=gen).to(dev)
+    _, ws = latents(mel_full[None].to(dev), mel[None].to(dev), w, noise, smooth)  # [1, T, N, D]
+    fps = rate if fps is None else fps
+    return resample_walk(ws, rate, fps, max(1, round(seconds * fps)), interpolate)
+
+
+def render_frames(G: torch.nn.Module, ws: torch.Tensor, chunk: int = 16) -> Iterator[torch.Tensor]:
+    """Frames of latents ws [1, F, N, D], `chunk` at a time: [<=chunk, 3, R, R] each (unclamped)."""
+    for start in range(0, ws.shape[1], chunk):
+        yield render(G, ws[:, start : start + chunk])[0]
+
+
+@torch.no_grad()
+def generate_video(
+    latents: SoundToLatents, G: torch.nn.Module, wave: torch.Tensor, n_mels: int, **walk: Any
+) -> torch.Tensor:
+    """Frames [F, 3, R, R] in [-1, 1] of a mono 44.1 kHz waveform [S] (`walk`: see `walk_sound`)."""
+    ws = walk_sound(latents, G, wave, n_mels, **walk)
+    return torch.cat(list(render_frames(G, ws))).clamp(-1, 1)
+
+
+def walk_drift(ws: torch.Tensor, fps: float, seconds: tuple[float, ...] = (1, 10, 60)) -> dict:
+    """How far a sound has carried the walk: mean over ws of ||w(s) - w(0)|| for ws [B, T, N, D] at
+    `fps`, at each of `seconds` (the walk's last latent for a time past its end)."""
+    last = ws.shape[1] - 1
+    return {
+        s: (ws[:, min(round(s * fps), last)] - ws[:, 0]).norm(dim=-1).mean().item() for s in seconds
+    }
+
+
 @torch.no_grad()
 def generate(
     checkpoint: str | Path,
@@ -120,26 +204,27 @@ def generate(
         cfg.levels, text=cfg.text, text_weight=cfg.text_weight, style_from=cfg.style_from
     )
     photo = photo or PhotoOptions(steps=cfg.steps, lpips_vgg=cfg.lpips_vgg, quiet=cfg.quiet)
-    audio, fps, chunk = cfg.audio, cfg.fps, cfg.chunk
     rt = runtime.setup(cfg.device)
     latents, G, run_cfg = load_run(cfg.checkpoint, rt.device)
-    mel_cfg = MelConfig(n_mels=run_cfg["n_mels"])
-    wave, rate = load_wave(audio, mel_cfg.sample_rate)
+    rate = MelConfig().sample_rate
+    wave, _ = load_wave(cfg.audio, rate)
     seconds = wave.shape[0] / rate
-    T = max(1, round(seconds * fps))
-    if wave.shape[0] < T:
-        raise ValueError(f"{audio}: {wave.shape[0]} samples are too short for one frame")
-    mel_full, mel = clip_mels(wave, mel_cfg, T)  # [1, M, L], [T, 1, M, S]
-
-    gen = torch.Generator().manual_seed(cfg.seed)
-    psi = run_cfg["model"]["truncation"] if cfg.truncation is None else cfg.truncation
-    w = start_latents(G, 1, psi, generator=gen) if cfg.image is None else None
+    w = None
     if cfg.image is not None or start != EditOptions():
+        psi = latents.cfg.truncation if cfg.truncation is None else cfg.truncation
+        gen = torch.Generator().manual_seed(cfg.seed)  # the start latent walk_sound would draw
+        w = None if cfg.image is not None else start_latents(G, 1, psi, generator=gen)
         run = Run(Path(cfg.checkpoint), G, latents, run_cfg, rt.device)
         w = start_latent(run, w, cfg.image, start, photo, rt)
-    noise = torch.randn(1, T, latents.cfg.walker.noise_dim, generator=gen).to(rt.device)
-    dev = rt.device
-    _, ws = latents(mel_full[None].to(dev), mel[None].to(dev), w, noise, cfg.smooth)  # [1, T, N, D]
+    try:
+        ws = walk_sound(
+            latents, G, wave, run_cfg["n_mels"], cfg.fps, cfg.seed, cfg.truncation, cfg.smooth,
+            cfg.interpolate, w,
+        )  # fmt: skip
+    except ValueError as e:
+        raise InputError(f"{cfg.audio}: {e}") from e
+    fps = latents.cfg.fps if cfg.fps is None else cfg.fps
+    T = ws.shape[1]
 
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,15 +235,14 @@ def generate(
             stream.width = stream.height = G.img_resolution
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "18"}
-            for t0 in range(0, T, chunk):
-                frames = render(G, ws[:, t0 : t0 + chunk])[0]  # [t, 3, R, R]
+            for frames in render_frames(G, ws, cfg.chunk):
                 rgb = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
                 for img in rgb.permute(0, 2, 3, 1).cpu().numpy():
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
                     container.mux(stream.encode(frame))
             container.mux(stream.encode())
         run_ffmpeg(
-            ["-i", silent, "-i", audio, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
+            ["-i", silent, "-i", cfg.audio, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]
             + ["-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart", out]
         )
     return Generated(out, T, fps, seconds)
@@ -179,7 +263,12 @@ def _fraction(fps: float):
         ),
         Flag("audio", "Any audio (or video with sound) file.", exists=True, required=True),
         Flag("out", "Output .mp4."),
-        Flag("fps", "Video frames per second of audio."),
+        Flag("fps", "Output frames per second (default: the model's own walk rate)."),
+        Flag(
+            "interpolate",
+            "How --fps frames between walked latents are made.",
+            choices=INTERPOLATIONS,
+        ),
         Flag("seed", "Seed of the start latent and the walk noise."),
         Flag("truncation", "psi of the start latent (default: the run's)."),
         Flag("smooth", "Walk smoothing momentum, 0 < m <= 1 (1: off)."),
@@ -198,7 +287,7 @@ def cli(cfg: GenerateConfig) -> None:
     """A video from any sound, the sound muxed in."""
     if cfg.smooth is not None and not 0 < cfg.smooth <= 1:
         raise UsageError(f"--smooth {cfg.smooth}: must be in (0, 1]")
-    if cfg.fps <= 0:
+    if cfg.fps is not None and cfg.fps <= 0:
         raise UsageError(f"--fps {cfg.fps}: must be positive")
     g = generate(**asdict(cfg))
     print(f"{g.path}: {g.frames} frames at {g.fps:g} fps for {g.audio_seconds:.2f} s of audio")

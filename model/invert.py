@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torchvision.utils import save_image
 
 from model import runtime
-from model.audio import MelConfig, clip_mels, decode_audio
+from model.audio import MelConfig, clip_mels, load_wave
 from model.encoder import invert
 from model.generate import load_run, load_wplus
 from model.perceptual import VGG_HELP, Lpips, load_vgg_lpips, tiny_lpips
@@ -71,7 +71,7 @@ class Run:
     def mel(self, audio: str | Path) -> Tensor:
         """The whole sound's log-mel [1, 1, n_mels, L], as the run's E_a and F_a read it."""
         mel_cfg = MelConfig(n_mels=self.cfg.get("n_mels", 128))
-        wave, _ = decode_audio(audio, mel_cfg.sample_rate)
+        wave, _ = load_wave(audio, mel_cfg.sample_rate)
         return clip_mels(wave, mel_cfg, 1)[0][None].to(self.device)
 
     def clip(self, path: str | None = None) -> nn.Module:

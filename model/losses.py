@@ -1,36 +1,60 @@
-"""Loss terms of the video model (paper eq. 2, 3, 7-9) and their weights.
+"""Loss terms of the video model (paper eq. 2, 3, 7-9) and their weights, by named preset.
 
 All embedding inputs are L2-normalised CLIP-space vectors [B, E]; latents are W+ sequences
 [B, T, num_ws, w_dim]; discriminator outputs are patch-score tensors (or lists of them, one per
-scale). Adversarial terms are least-squares GAN (the paper's code):
-    D: 0.5 * E[(D(real) - 1)^2] + 0.5 * E[D(fake)^2]        G: E[(D(fake) - 1)^2]
+scale). Two adversarial losses (`GANS`):
+    log (eq. 7-8):   D: softplus(-D(real)) + softplus(D(fake))   G: softplus(-D(fake))  (non-saturating)
+    least-squares (the authors' code):  D: 0.5 (D(real) - 1)^2 + 0.5 D(fake)^2   G: (D(fake) - 1)^2
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+GANS = ("log", "least-squares")
+
+PRESETS: dict[str, dict[str, float | str]] = {
+    # eq. 2, 3, 7-9 as written: unit weights, the log GAN loss, no latent regulariser
+    "paper": dict(clip_text=1.0, latent=0.0, gan="log"),
+    # the published code: text weight 0.001, LSGAN, MSE of the walk to a truncated start latent
+    "authors-code": dict(clip_text=0.001, latent=0.1, gan="least-squares"),
+}
+"""Loss presets; `LossWeights` fields left at None take their preset's value."""
+
 
 @dataclass
 class LossWeights:
-    """Weights of the generator-side loss (the sum L_G) and of the discriminator-side loss.
+    """Weights of the generator-side loss L_G (and the adversarial loss of both sides).
 
-    Sources: `clip_text` 0.001 and the latent regulariser toward a truncated start latent come from the
-    paper's published code; the paper gives unit weight to the CLIP sound term (eq. 2) and the
-    adversarial terms (eq. 7-9). `temporal` (lambda_b of eq. 3) and `latent` are not printed in the
-    paper; 0.1 each is our choice (large enough to keep the walk near its mean, small enough to let
-    the sound move it).
+    `preset` names where the defaults come from (`PRESETS`); a field set explicitly wins over it.
+    Sources: clip_audio, adv_image, adv_video are 1 in the paper and the authors' code; temporal
+    (lambda_b of eq. 3) is printed in neither, 0.1 is ours.
     """
 
-    clip_audio: float = 1.0  # eq. 2: 1 - cos(CLIP_image(G(w_hat)), F_a(audio))
-    clip_text: float = 0.001  # eq. 2's text twin: 1 - cos(CLIP_image(G(w_hat)), CLIP_text(prompt))
+    preset: str = "paper"
+    clip_audio: float = 1.0  # eq. 2: 1 - cos(CLIP_image(frame), F_a(its sound))
+    clip_text: float | None = None  # eq. 2's text twin (prompt of the class)
     temporal: float = 0.1  # eq. 3: lambda_b * ||w_t - mean_t w_t||^2
-    latent: float = 0.1  # ||w_t - w_start||^2, w_start a truncation-0.7 latent (code's regulariser)
+    latent: float | None = None  # ||w_t - w_start||^2 (the authors' code's regulariser)
     adv_image: float = 1.0  # eq. 7-9, image discriminator D_I
     adv_video: float = 1.0  # eq. 7-9, video discriminator D_V
+    gan: str | None = None  # one of GANS
+
+    def resolved(self) -> LossWeights:
+        """A copy with every None field taken from the preset; ValueError for unknown names."""
+        if self.preset not in PRESETS:
+            raise ValueError(
+                f"unknown loss preset {self.preset!r}; expected one of: {', '.join(PRESETS)}"
+            )
+        fill = {k: v for k, v in PRESETS[self.preset].items() if getattr(self, k) is None}
+        out = dataclasses.replace(self, **fill)
+        if out.gan not in GANS:
+            raise ValueError(f"unknown gan loss {out.gan!r}; expected one of: {', '.join(GANS)}")
+        return out
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -63,14 +87,20 @@ def _scores(x: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
     return x if isinstance(x, list | tuple) else [x]
 
 
-def d_loss(real: torch.Tensor | list[torch.Tensor], fake: torch.Tensor | list[torch.Tensor]):
-    """LSGAN discriminator loss, summed over scales: 0.5*(D(real)-1)^2 + 0.5*D(fake)^2."""
-    return sum(
-        0.5 * (r - 1).pow(2).mean() + 0.5 * f.pow(2).mean()
-        for r, f in zip(_scores(real), _scores(fake), strict=True)
-    )
+def d_loss(
+    real: torch.Tensor | list[torch.Tensor],
+    fake: torch.Tensor | list[torch.Tensor],
+    gan: str = "log",
+) -> torch.Tensor:
+    """Discriminator loss, summed over scales (`gan` one of GANS)."""
+    pairs = zip(_scores(real), _scores(fake), strict=True)
+    if gan == "log":
+        return sum(F.softplus(-r).mean() + F.softplus(f).mean() for r, f in pairs)
+    return sum(0.5 * (r - 1).pow(2).mean() + 0.5 * f.pow(2).mean() for r, f in pairs)
 
 
-def g_loss(fake: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
-    """LSGAN generator loss, summed over scales: (D(fake)-1)^2."""
+def g_loss(fake: torch.Tensor | list[torch.Tensor], gan: str = "log") -> torch.Tensor:
+    """Generator loss, summed over scales (`gan` one of GANS)."""
+    if gan == "log":
+        return sum(F.softplus(-f).mean() for f in _scores(fake))
     return sum((f - 1).pow(2).mean() for f in _scores(fake))

@@ -5,7 +5,13 @@ One optimizer step = `accum` micro-batches; each micro-batch does
     G side: w ~ mapping(z, psi) ; (w_hat, ws) = SoundToLatents(mel_full, mel, w) ;
             images = G.synthesis([w_hat ; ws])           -> G(w_hat) and the T walked frames
             L_G = clip_audio (eq. 2) + clip_text + temporal (eq. 3) + latent + adv_image + adv_video
-    D side: L_D = LSGAN(D_I(real frames), D_I(fake frames)) + LSGAN(D_V(real clip), D_V(fake clip))
+    D side: L_D = GAN(D_I(real frames), D_I(fake frames)) + GAN(D_V(real clip), D_V(fake clip))
+
+clip_audio compares G(w_hat) with F_a of the whole clip and each walked frame with F_a of its own
+audio segment, so the per-step sound has a target. Loss weights and the GAN loss follow
+`weights.preset` (`paper` or `authors-code`, see `model.losses.PRESETS`); `ablation` switches off
+parts as in the paper's ablations (`ABLATIONS`). T = `frames` per clip and the model's rate
+`model.fps` (frames per second of sound) determine each other through `clip_seconds`.
 
 (the discriminators are frozen during the G side; fakes are detached for the D side). The frozen
 StyleGAN3 generator, CLIP and sound-CLIP F_a come from local files (`--generator`, `--clip`,
@@ -46,7 +52,14 @@ from model.losses import (
     latent_loss,
     temporal_loss,
 )
-from model.video_model import SoundToLatents, VideoModelConfig, freeze, render, start_latents
+from model.video_model import (
+    SoundToLatents,
+    VideoModelConfig,
+    freeze,
+    latent_spread,
+    render,
+    start_latents,
+)
 
 GENERATOR_HELP = (
     "an official StyleGAN3 snapshot (.pkl) or a model.stylegan3 checkpoint; the paper uses a "
@@ -73,9 +86,11 @@ class TrainConfig:
     precision: str = "bf16"  # fp32 | bf16 | fp16 (CUDA only; CPU always runs fp32)
     seed: int = 0
     steps: int = 100_000  # optimizer steps
-    batch_size: int = 1  # per process (the paper: 1 per GPU on 2 GPUs)
+    batch_size: int = 1  # per process (the authors' code: 1 per GPU on 2 GPUs)
     accum: int = 1  # micro-batches per optimizer step
-    frames: int = 10  # T frames per clip (the paper: 10; its published code samples 6)
+    frames: int | None = None  # T per clip; None: model.fps x clip_seconds (the paper: 10)
+    clip_seconds: float = 10.0  # length of the corpus clips (landscape-av: 10 s)
+    ablation: str = ""  # comma list of ABLATIONS names, e.g. "no-sound,no-clip"
     n_mels: int = 128
     workers: int = 4  # loader worker processes per process
     lr_encoder: float = 5e-4
@@ -119,7 +134,7 @@ TINY_PRESET: dict[str, Any] = {
     "image_every": 10,
     "model": {
         "encoder": {"in_size": 32, "width": 8, "depth": [1, 1, 1, 1]},
-        "walker": {"hidden": 32, "audio_dim": 32, "noise_dim": 32, "seg_width": 4},
+        "walker": {"hidden": 32, "audio_dim": 32, "noise_dim": 32},
     },
     "disc": {"ndf": 8, "n_layers": 2},
 }
@@ -225,10 +240,46 @@ def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
     )
 
 
-def fit_model_config(cfg: TrainConfig, G: nn.Module) -> None:
-    """num_ws / w_dim of the encoder and walker follow the generator."""
+DEFAULT_FPS = 1.0
+"""The paper's rate: 10 frames per 10 s clip."""
+RADIUS_FRACTION = 0.5
+"""Default walk bound (`WalkerConfig.radius`) as a fraction of the generator's latent spread."""
+
+ABLATIONS: dict[str, str] = {
+    "no-sound": "E_a and the walker hear silence (model.sound = false)",
+    "single-block": "one recurrent block walks all ws (model.walker.single_block = true)",
+    "no-clip": "no CLIP terms (weights.clip_audio = weights.clip_text = 0)",
+}
+"""The paper's ablations, by name (`TrainConfig.ablation`), and the settings each one makes."""
+
+
+def resolve_config(cfg: TrainConfig, G: nn.Module) -> None:
+    """Fill in what follows from the generator, the rate, the loss preset and the ablations (in place,
+    idempotent, so the saved config holds the values the run used). ValueError on a conflict."""
     for sub in (cfg.model.encoder, cfg.model.walker):
         sub.num_ws, sub.w_dim = G.num_ws, G.w_dim
+    if cfg.frames is None:
+        cfg.model.fps = cfg.model.fps or DEFAULT_FPS
+        cfg.frames = max(1, round(cfg.model.fps * cfg.clip_seconds))
+    elif cfg.model.fps is None:
+        cfg.model.fps = cfg.frames / cfg.clip_seconds
+    elif round(cfg.model.fps * cfg.clip_seconds) != cfg.frames:
+        raise ValueError(
+            f"frames {cfg.frames} and model.fps {cfg.model.fps:g} disagree for "
+            f"{cfg.clip_seconds:g} s clips: set one of them"
+        )
+    if cfg.model.walker.radius is None:
+        cfg.model.walker.radius = RADIUS_FRACTION * latent_spread(G)
+    cfg.weights = cfg.weights.resolved()
+    for name in filter(None, (n.strip() for n in cfg.ablation.split(","))):
+        if name == "no-sound":
+            cfg.model.sound = False
+        elif name == "single-block":
+            cfg.model.walker.single_block = True
+        elif name == "no-clip":
+            cfg.weights.clip_audio = cfg.weights.clip_text = 0.0
+        else:
+            raise ValueError(f"unknown ablation {name!r}; expected any of: {', '.join(ABLATIONS)}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,7 +291,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, rt: runtime.Runtime, frozen: Frozen):
         self.cfg, self.rt, self.frozen = cfg, rt, frozen
-        fit_model_config(cfg, frozen.G)
+        resolve_config(cfg, frozen.G)
         torch.manual_seed(cfg.seed + 1)
         self.latents = rt.wrap(SoundToLatents(cfg.model))
         self.d_image = rt.wrap(ImageDiscriminator(cfg.disc))
@@ -299,20 +350,22 @@ class Trainer:
         terms: dict[str, torch.Tensor] = {}
         with self.amp.autocast():
             img_emb = clip.encode_image(images.flatten(0, 1)).float()  # [B*(T+1), E]
-            with torch.no_grad():
-                audio_emb = self.frozen.sound_clip(mel_full).float()  # [B, E]
-            per_image = lambda e: e.repeat_interleave(T + 1, dim=0)  # noqa: E731
-            terms["clip_audio"] = clip_audio_loss(img_emb, per_image(audio_emb))
+            with torch.no_grad():  # F_a of the whole clip for G(w_hat), of segment t for frame t
+                whole = self.frozen.sound_clip(mel_full).float()[:, None]  # [B, 1, E]
+                steps = self.frozen.sound_clip(mel.flatten(0, 1)).float().view(B, T, -1)
+            terms["clip_audio"] = clip_audio_loss(
+                img_emb, torch.cat([whole, steps], 1).flatten(0, 1)
+            )
             if w8.clip_text:
-                terms["clip_text"] = clip_text_loss(
-                    img_emb, per_image(clip.encode_text(batch["prompt"]))
-                )
+                text = clip.encode_text(batch["prompt"]).repeat_interleave(T + 1, dim=0)
+                terms["clip_text"] = clip_text_loss(img_emb, text)
             terms["temporal"] = temporal_loss(ws.float())
             terms["latent"] = latent_loss(ws.float(), w)
             if w8.adv_image:
-                terms["adv_image"] = g_loss(runtime.unwrap(self.d_image)(fake.flatten(0, 1)))
+                d_fake = runtime.unwrap(self.d_image)(fake.flatten(0, 1))
+                terms["adv_image"] = g_loss(d_fake, w8.gan)
             if w8.adv_video:
-                terms["adv_video"] = g_loss(runtime.unwrap(self.d_video)(fake))
+                terms["adv_video"] = g_loss(runtime.unwrap(self.d_video)(fake), w8.gan)
             loss_g = sum(getattr(w8, k) * v.float() for k, v in terms.items())
         self.amp.backward(loss_g * scale)
         self._set_d_grad(True)
@@ -324,8 +377,8 @@ class Trainer:
             with self.amp.autocast():
                 s_img = self.d_image(both.flatten(0, 1)).float().chunk(2)
                 s_vid = [s.float().chunk(2) for s in self.d_video(both)]
-                d_img = d_loss(s_img[0], s_img[1])
-                d_vid = d_loss([s[0] for s in s_vid], [s[1] for s in s_vid])
+                d_img = d_loss(s_img[0], s_img[1], w8.gan)
+                d_vid = d_loss([s[0] for s in s_vid], [s[1] for s in s_vid], w8.gan)
                 loss_d = w8.adv_image * d_img + w8.adv_video * d_vid
             self.amp.backward(loss_d * scale)
             logs |= {"d_image": d_img.item(), "d_video": d_vid.item(), "d_total": loss_d.item()}

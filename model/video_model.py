@@ -2,8 +2,12 @@
 
     z ~ N(0, I) --G.mapping(psi)--> w [B, N, D]                      (random start latent, eq. 1)
     mel_full [B, 1, M, L] --E_a--> delta; w_hat = w + delta          (sound inversion, eq. 1)
-    (w_hat, mel segments [B, T, 1, M, S], noise) --walker--> ws [B, T, N, D]   (eq. 4-6)
+    mel segments [B, T, 1, M, S] --E_a body, pooled, Linear, LayerNorm--> audio codes a [B, T, A]
+    (w_hat, a, noise) --walker--> ws [B, T, N, D]                     (eq. 4-5)
     ws --frozen G.synthesis--> frames [B, T, 3, R, R] in ~[-1, 1]
+
+`fps` is the model's rate: walk steps (frames) per second of sound, the same in training (T = fps x
+clip seconds) and in `model.generate`. The paper's default is 10 frames per 10 s clip (1.0).
 
 `SoundToLatents` holds the trainable parts (E_a and the walker) and is what DDP wraps and the
 checkpoints store; the frozen StyleGAN3 generator stays outside it.
@@ -26,6 +30,8 @@ class VideoModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     walker: WalkerConfig = field(default_factory=WalkerConfig)
     truncation: float = 0.7  # psi of the random start latent w
+    fps: float | None = None  # walk steps per second of sound; None: from the run's frames (1.0)
+    sound: bool = True  # ablation "no-sound" when False: E_a and the walker hear silence
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,7 +40,8 @@ class VideoModelConfig:
     def from_dict(cls, d: dict[str, Any]) -> VideoModelConfig:
         enc = dict(d["encoder"])
         enc["depth"] = tuple(enc["depth"])
-        return cls(EncoderConfig(**enc), WalkerConfig(**d["walker"]), d["truncation"])
+        rest = {k: v for k, v in d.items() if k not in ("encoder", "walker")}
+        return cls(EncoderConfig(**enc), WalkerConfig(**d["walker"]), **rest)
 
 
 class SoundToLatents(nn.Module):
@@ -46,7 +53,17 @@ class SoundToLatents(nn.Module):
             raise ValueError("encoder and walker disagree on num_ws / w_dim")
         self.cfg = cfg
         self.encoder = SoundInversionEncoder(cfg.encoder)
+        # LayerNorm: the sound code enters the walker at the unit scale of its noise
+        self.sound = nn.Sequential(
+            nn.Linear(self.encoder.feature_dim, cfg.walker.audio_dim),
+            nn.LayerNorm(cfg.walker.audio_dim),
+        )
         self.walker = LatentWalker(cfg.walker)
+
+    def segment_codes(self, mel: torch.Tensor) -> torch.Tensor:
+        """Per-step audio codes a_t: mel segments [B, T, 1, M, S] -> [B, T, audio_dim]."""
+        B, T = mel.shape[:2]
+        return self.sound(self.encoder.pooled(mel.flatten(0, 1))).view(B, T, -1)
 
     def forward(
         self,
@@ -56,8 +73,38 @@ class SoundToLatents(nn.Module):
         noise: torch.Tensor | None = None,
         smooth: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.cfg.sound:
+            mel_full, mel = torch.zeros_like(mel_full), torch.zeros_like(mel)
         w_hat = invert(self.encoder, mel_full, w)  # [B, N, D]
-        return w_hat, self.walker(w_hat, mel, noise, smooth)  # [B, T, N, D]
+        return w_hat, self.walker(w_hat, self.segment_codes(mel), noise, smooth)  # [B, T, N, D]
+
+
+@torch.no_grad()
+def sound_noise_ratio(
+    model: SoundToLatents,
+    mel_full: torch.Tensor,
+    mel: torch.Tensor,
+    other: torch.Tensor,
+    w: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> float:
+    """How much more one step's sound moves that step's latent than redrawing its noise does.
+
+    For every step t: the move of ws_t when segment t of `mel` [B, T, 1, M, S] is swapped for segment t
+    of `other` (another sound), and when noise n_t alone is redrawn; returns the ratio of the two
+    mean moves (L2 over the W+). About 0 for a model that ignores the per-step sound."""
+    B, T = mel.shape[:2]
+    noise = torch.randn(B, T, model.cfg.walker.noise_dim, generator=generator).to(mel.device)
+    _, base = model(mel_full, mel, w, noise)
+    by_sound, by_noise = [], []
+    for t in range(T):
+        swapped = mel.clone()
+        swapped[:, t] = other[:, t]
+        redrawn = noise.clone()
+        redrawn[:, t] = torch.randn(B, noise.shape[-1], generator=generator).to(mel.device)
+        by_sound.append((model(mel_full, swapped, w, noise)[1][:, t] - base[:, t]).norm())
+        by_noise.append((model(mel_full, mel, w, redrawn)[1][:, t] - base[:, t]).norm())
+    return (torch.stack(by_sound).mean() / torch.stack(by_noise).mean().clamp_min(1e-12)).item()
 
 
 def freeze(module: nn.Module) -> nn.Module:
@@ -76,6 +123,14 @@ def start_latents(
     z = torch.randn(batch, G.z_dim, generator=generator, device="cpu").to(dev)
     with torch.no_grad():
         return G.mapping(z, None, truncation_psi=truncation)
+
+
+@torch.no_grad()
+def latent_spread(G: nn.Module, samples: int = 1000) -> float:
+    """Mean distance of G's untruncated w to w_avg (fixed seed): the scale of its latent space."""
+    z = torch.randn(samples, G.z_dim, generator=torch.Generator().manual_seed(0))
+    w = G.mapping(z.to(G.mapping.w_avg.device), None, truncation_psi=1.0)[:, 0]
+    return (w - G.mapping.w_avg).norm(dim=-1).mean().item()
 
 
 def render(G: nn.Module, ws: torch.Tensor) -> torch.Tensor:

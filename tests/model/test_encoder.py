@@ -63,3 +63,30 @@ def test_eq1_adds_the_random_latent_and_gradients_reach_the_encoder():
     enc.train()
     invert(enc, mel, w).pow(2).mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in enc.parameters())
+
+
+def test_train_and_eval_mode_agree_at_batch_size_one():
+    """No batch statistics: at the paper's batch size 1, training and generation see one E_a."""
+    torch.manual_seed(0)
+    enc = SoundInversionEncoder(TINY)
+    mel = torch.rand(1, 1, 32, 64)
+    with torch.no_grad():
+        train_out, train_pooled = enc.train()(mel), enc.pooled(mel)
+        eval_out, eval_pooled = enc.eval()(mel), enc.pooled(mel)
+    assert (train_out - eval_out).abs().max() < 1e-5
+    assert (train_pooled - eval_pooled).abs().max() < 1e-5
+    assert eval_pooled.shape == (1, enc.feature_dim) == (1, 64)
+    # and each example's output is its own, whatever else is in the batch
+    with torch.no_grad():
+        batched = enc(torch.cat([mel, torch.rand(3, 1, 32, 64)]))[:1]
+    assert (batched - eval_out).abs().max() < 1e-5
+
+
+def test_pooled_features_keep_the_sound_level():
+    """A segment's loudness survives to the walker's code (onsets are changes of level)."""
+    torch.manual_seed(0)
+    enc = SoundInversionEncoder(TINY).eval()
+    pattern = torch.rand(1, 1, 32, 64)
+    with torch.no_grad():
+        quiet, loud = enc.pooled(0.2 * pattern), enc.pooled(0.2 * pattern + 0.6)
+    assert (loud - quiet).norm() > 0.1 * quiet.norm()

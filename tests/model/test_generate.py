@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import wave
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.generate import generate
-from model.train import build_config, load_frozen
+from model.config import apply_overrides
+from model.generate import generate, resample_walk, walk_drift, walk_sound
+from model.train import TINY_PRESET, TrainConfig, build_config, load_frozen
+from model.video_model import SoundToLatents, latent_spread, render, start_latents
 
 
 def _odd_wav(path: Path, seconds: float = 1.3, rate: int = 22050, channels: int = 3) -> Path:
@@ -95,3 +98,58 @@ def test_cli_reports_a_folder_without_checkpoint_in_one_line(tmp_path):
     assert proc.stderr.splitlines() == [
         f"Error: --checkpoint {tmp_path / 'gone'}: no such file or folder"
     ]
+
+
+def test_default_rate_is_the_models_and_higher_rates_interpolate(run_dir, tmp_path):
+    audio = _odd_wav(tmp_path / "ten.wav", seconds=10.0, channels=1)
+    g = generate(run_dir, audio, tmp_path / "own.mp4")  # the tiny run: 3 frames per 10 s clip
+    assert g.frames == 3 and g.fps == pytest.approx(0.3)
+    ws = torch.arange(3.0).view(1, 3, 1, 1)  # walked latents 0, 1, 2 at 0.3 steps/s
+    lin = resample_walk(ws, 0.3, 0.6, 6, "linear").flatten()
+    torch.testing.assert_close(lin, torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 2.0]))
+    hold = resample_walk(ws, 0.3, 0.6, 6, "hold").flatten()
+    torch.testing.assert_close(hold, torch.tensor([0.0, 0.0, 1.0, 1.0, 2.0, 2.0]))
+    with pytest.raises(ValueError, match="interpolate 'cubic'"):
+        resample_walk(ws, 0.3, 0.6, 6, "cubic")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["t64", "r64"])
+def test_a_60_s_walk_stays_bounded_and_in_range(shared_dir, name):
+    """The fixture networks with a walker pushed the same way at every step (the worst case for
+    drift): over 60 s of sound the latents stay within the bound and the frames within the range of
+    the generator's own images."""
+    from model.stylegan3 import Generator
+
+    d = torch.load(shared_dir / "fixtures" / "stylegan3" / f"{name}.pt", weights_only=True)
+    G = Generator(**json.loads(d["init_kwargs"])).eval().requires_grad_(False)
+    G.load_state_dict(d["state_dict"])
+    cfg = TrainConfig()
+    apply_overrides(cfg, TINY_PRESET, "tiny")
+    cfg.model.encoder.num_ws = cfg.model.walker.num_ws = G.num_ws
+    cfg.model.encoder.w_dim = cfg.model.walker.w_dim = G.w_dim
+    cfg.model.fps, radius = 1.0, 0.5 * latent_spread(G)
+    cfg.model.walker.radius = radius
+    torch.manual_seed(0)
+    model = SoundToLatents(cfg.model).eval()
+    with torch.no_grad():
+        for blk in model.walker.blocks:
+            blk.step.bias.fill_(0.5)
+    wave = torch.randn(60 * 44100, generator=torch.Generator().manual_seed(0)) * 0.1
+    ws = walk_sound(model, G, wave, n_mels=32, smooth=None)  # [1, 60, N, D]
+    w_hat = model(*_mels(wave), start_latents(G, 1, 0.7, torch.Generator().manual_seed(0)))[0]
+    assert ws.shape == (1, 60, G.num_ws, G.w_dim)
+    assert (ws - w_hat[:, None]).norm(dim=-1).max() <= radius
+    drift = walk_drift(ws, 1.0)
+    assert set(drift) == {1, 10, 60} and 0 < drift[1] < drift[60] <= 2 * radius
+    with torch.no_grad():
+        own = render(G, start_latents(G, 8, 1.0, torch.Generator().manual_seed(1))[None])
+        frames = render(G, ws[:, ::6])
+    assert frames.abs().max() <= 1.5 * own.abs().max(), (frames.abs().max(), own.abs().max())
+
+
+def _mels(wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    from model.audio import MelConfig, clip_mels
+
+    full, mel = clip_mels(wave, MelConfig(n_mels=32), 60)
+    return full[None], mel[None]

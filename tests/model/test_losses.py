@@ -36,16 +36,36 @@ def test_latent_term_is_mse_to_the_start():
 
 def test_lsgan_terms():
     real, fake = torch.ones(2, 1, 3, 3), torch.zeros(2, 1, 3, 3)
-    assert losses.d_loss(real, fake).item() == 0.0  # a perfect discriminator
-    assert losses.g_loss(fake).item() == 1.0  # the generator is caught everywhere
+    ls = "least-squares"
+    assert losses.d_loss(real, fake, ls).item() == 0.0  # a perfect discriminator
+    assert losses.g_loss(fake, ls).item() == 1.0  # the generator is caught everywhere
     half = torch.full((2, 1, 3, 3), 0.5)
-    assert losses.d_loss(half, half).item() == pytest.approx(0.5 * 0.25 + 0.5 * 0.25)
+    assert losses.d_loss(half, half, ls).item() == pytest.approx(0.5 * 0.25 + 0.5 * 0.25)
     # multiscale: a list sums its scales
-    assert losses.d_loss([real, half], [fake, half]).item() == pytest.approx(0.25)
-    assert losses.g_loss([fake, half]).item() == pytest.approx(1.25)
+    assert losses.d_loss([real, half], [fake, half], ls).item() == pytest.approx(0.25)
+    assert losses.g_loss([fake, half], ls).item() == pytest.approx(1.25)
 
 
-def test_default_weights():
-    w = losses.LossWeights()
-    assert w.clip_audio == 1.0 and w.clip_text == 0.001
-    assert w.adv_image == 1.0 and w.adv_video == 1.0
+def test_log_gan_terms_of_eq_7_8():
+    """D: -log sigmoid(D(real)) - log(1 - sigmoid(D(fake))); G: -log sigmoid(D(fake))."""
+    zero = torch.zeros(2, 1, 3, 3)
+    assert losses.d_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    assert losses.g_loss(zero).item() == pytest.approx(math.log(2))
+    big = torch.full((1, 1, 2, 2), 30.0)
+    assert losses.d_loss(big, -big).item() == pytest.approx(0.0, abs=1e-9)
+    assert losses.g_loss([-big, zero]).item() == pytest.approx(30.0 + math.log(2))
+
+
+def test_presets_name_their_source_and_explicit_values_win():
+    paper = losses.LossWeights().resolved()
+    assert (paper.preset, paper.clip_text, paper.latent, paper.gan) == ("paper", 1.0, 0.0, "log")
+    assert paper.clip_audio == paper.adv_image == paper.adv_video == 1.0
+    code = losses.LossWeights(preset="authors-code").resolved()
+    assert (code.clip_text, code.latent, code.gan) == (0.001, 0.1, "least-squares")
+    mixed = losses.LossWeights(preset="authors-code", clip_text=0.5).resolved()
+    assert mixed.clip_text == 0.5 and mixed.gan == "least-squares"
+    assert mixed.resolved() == mixed
+    with pytest.raises(ValueError, match="unknown loss preset 'papr'; expected one of: paper"):
+        losses.LossWeights(preset="papr").resolved()
+    with pytest.raises(ValueError, match="unknown gan loss 'wgan'"):
+        losses.LossWeights(gan="wgan").resolved()

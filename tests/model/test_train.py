@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from model import runtime
 from model.config import UsageError
 from model.data import DataConfig, make_loader
-from model.train import Trainer, build_config, load_frozen, train
+from model.train import Trainer, build_config, load_frozen, resolve_config, train
 
 TIMEOUT = 300
 
@@ -88,6 +88,41 @@ def test_missing_shards_end_as_one_line_and_exit_1(tmp_path):
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_rate_presets_and_ablations_resolve_into_the_saved_config(tmp_path):
+    """T per clip follows model.fps (the paper: 10 per 10 s clip); the loss preset and ablations
+    become concrete settings, which the checkpoint's config records."""
+    cfg = build_config(["--shards", "s.tar", "--out", str(tmp_path)])
+    G = load_frozen(_tiny("s.tar", tmp_path), torch.device("cpu")).G
+    resolve_config(cfg, G)
+    assert cfg.frames == 10 and cfg.model.fps == 1.0 and cfg.weights.gan == "log"
+    assert cfg.weights.clip_text == 1.0 and cfg.model.walker.radius > 0
+    cfg = build_config(
+        ["--shards", "s.tar", "--set", "model.fps=2", "--set", "weights.preset=authors-code"]
+        + ["--set", "ablation=no-sound,single-block,no-clip"]
+    )
+    resolve_config(cfg, G)
+    assert cfg.frames == 20 and cfg.weights.gan == "least-squares" and cfg.weights.latent == 0.1
+    assert not cfg.model.sound and cfg.model.walker.single_block
+    assert cfg.weights.clip_audio == cfg.weights.clip_text == 0
+    resolve_config(cfg, G)  # idempotent (a resumed run resolves again)
+    assert cfg.frames == 20
+    with pytest.raises(ValueError, match="frames 5 and model.fps 2 disagree"):
+        resolve_config(build_config(["--shards", "s", "--frames", "5", "--set", "model.fps=2"]), G)
+    with pytest.raises(ValueError, match="unknown ablation 'no-text'; expected any of: no-sound"):
+        resolve_config(build_config(["--shards", "s", "--set", "ablation=no-text"]), G)
+
+
+def test_silence_ablation_makes_the_walk_deaf(tmp_path):
+    cfg = _tiny("s.tar", tmp_path, "--set", "ablation=no-sound")
+    rt = runtime.setup("cpu", seed=0)
+    trainer = Trainer(cfg, rt, load_frozen(cfg, rt.device))
+    mel_full, mel = torch.rand(1, 1, 32, 100), torch.rand(1, 3, 1, 32, 20)
+    w, noise = torch.randn(1, 16, 32), torch.randn(1, 3, cfg.model.walker.noise_dim)
+    a = trainer.latents(mel_full, mel, w, noise)[1]
+    b = trainer.latents(torch.rand_like(mel_full), torch.rand_like(mel), w, noise)[1]
+    torch.testing.assert_close(a, b)
+
+
 def test_gradients_reach_encoder_and_walker_but_not_frozen_models(shards, tmp_path):
     cfg = _tiny(shards, tmp_path)
     rt = runtime.setup("cpu", seed=0)
@@ -114,12 +149,15 @@ def test_overfit_one_batch(shards, tmp_path):
     trainer = Trainer(cfg, rt, load_frozen(cfg, rt.device))
     data = DataConfig(frames=cfg.frames, resolution=16, n_mels=cfg.n_mels)
     batch = next(iter(make_loader(shards, data, batch_size=1, num_workers=0)))
-    history = []
+    history, sound = [], []
     for _ in range(8):
         runtime.seed_everything(0)
-        history.append(trainer.step([batch])["g_total"])
+        logs = trainer.step([batch])
+        history.append(logs["g_total"])
+        sound.append(logs["clip_audio"])
     assert history[-1] < 0.98 * history[0], history
     assert sum(b < a for a, b in zip(history[:-1], history[1:], strict=True)) >= 5, history
+    assert sound[-1] < sound[0], sound  # the sound term itself, not only the total, goes down
 
 
 def test_cli_steps_on_the_demo_corpus_log_everything(shards, tmp_path):
