@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import sys
 import tempfile
 import wave as wavelib
 from collections.abc import Callable, Iterable, Iterator
@@ -34,7 +35,7 @@ import click
 import numpy as np
 import torch
 
-from landscape_av.progress import console, stage_progress
+from landscape_av.progress import stage_progress
 from model import runtime
 from model.audio import MelConfig, clip_mels, decode_audio, fit_length
 from model.data import count_samples, expand_shards, prompt_for, sample_frames, shard_samples
@@ -376,7 +377,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise SystemExit(f"--shards {cfg.shards}: {n} clip(s); the metrics need at least 2")
     ex, problems = _extractors(cfg, run, rt.device)
     for line in problems:
-        console.print(line)
+        print(line, file=sys.stderr)
     shown = table_rows(cfg)
     protocol = {"fps": cfg.fps, "frames": cfg.frames, "resolution": run.resolution}
     corpus = _corpus_digest(cfg.shards)
@@ -397,7 +398,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             rows[row] = _row_metrics(names, cache, keys)
         if "fvd" in cfg.metrics and "i3d" in ex.nets:
             ref = rows["real"]["_i3d"]
-            train = _train_gaussian(cfg, ex, run, protocol, bars)
+            train = _train_gaussian(cfg, ex, run, protocol, bars, problems)
             rows["real"]["fvd"] = None if train is None else frechet_distance(train, ref)
             for row in shown:
                 if row != "real":
@@ -500,13 +501,21 @@ def _row_metrics(names: list[str], cache: FeatureCache, keys: list[str]) -> dict
     return res
 
 
-def _train_gaussian(cfg: EvalConfig, ex: Extractors, run: Run, protocol: dict, bars):
-    """I3D Gaussian of real train clips, for the FVD floor (None without train shards)."""
-    train = cfg.train_shards or cfg.shards.replace("test-", "train-")
+def train_pattern(shards: str) -> str:
+    """The train shards beside test shards: `test-` becomes `train-` in the file-name part."""
+    head, sep, name = shards.rpartition("/")
+    return head + sep + name.replace("test-", "train-")
+
+
+def _train_gaussian(cfg: EvalConfig, ex: Extractors, run: Run, protocol: dict, bars, problems):
+    """I3D Gaussian of real train clips, for the FVD floor (None, and a line in `problems`,
+    without train shards)."""
+    train = cfg.train_shards or train_pattern(cfg.shards)
     try:
         m = count_clips(train, cfg.num_videos)
     except FileNotFoundError as e:
-        console.print(f"--train-shards: {e}; no FVD floor (real train vs real test)")
+        problems.append(f"--train-shards: {e}; no FVD floor (real train vs real test)")
+        print(problems[-1], file=sys.stderr)
         return None
     names = [x for x in feature_names(cfg, ex, "real") if x.startswith("i3d-")]
     fp = {"row": "real", "corpus": _corpus_digest(train), **protocol}
