@@ -35,6 +35,7 @@ import click
 import numpy as np
 import torch
 
+from landscape_av.pipeline.shard import file_sha256
 from landscape_av.progress import stage_progress
 from model import runtime
 from model.audio import MelConfig, clip_mels, decode_audio, fit_length
@@ -75,7 +76,7 @@ class EvalConfig:
     frames: int = 16  # consecutive frames per video for FVD, IS, CLIP and reconstruction
     min_flow: float = 1.0  # AV-Align: smallest optical-flow peak (px) that counts
     device: str = "auto"
-    workers: int = 2  # threads decoding clips and computing optical flow
+    workers: int = 2  # threads decoding clips and extracting their features
     quiet: bool = False
 
 
@@ -316,14 +317,6 @@ class Run:
     resolution: int
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _corpus_digest(shards: str) -> str:
     """Fingerprint of a shard set: names, sizes and modification times."""
     parts = [
@@ -342,7 +335,8 @@ def _extractors(cfg: EvalConfig, run: Run, device: torch.device) -> tuple[Extrac
         try:
             clip, sound_clip, clip_id = _run_clip(run, device)
         except (SystemExit, FileNotFoundError, ValueError, KeyError) as e:
-            problems.append(f"the run's CLIP / sound encoder: {e}; skipping clip")
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            problems.append(f"the run's CLIP / sound encoder: {first}; skipping clip")
     return Extractors(nets, clip, sound_clip, clip_id, run.config["n_mels"], device), problems
 
 
@@ -358,7 +352,7 @@ def _run_clip(run: Run, device: torch.device):
     files = [f for f in (tc.clip, tc.sound_clip) if f]
     ident = {"tiny": tc.tiny, "seed": tc.seed, "arch": tc.clip_arch, "files": files}
     if not tc.tiny:
-        ident["sha"] = [_file_digest(Path(f)) if Path(f).is_file() else f for f in files]
+        ident["sha"] = [file_sha256(Path(f)) if Path(f).is_file() else f for f in files]
     clip_id = _digest(ident)[:12]
     return frozen.clip, frozen.sound_clip, clip_id
 
@@ -371,7 +365,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     folder = checkpoint_folder(cfg.checkpoint)
     config = runtime.read_config(folder)
     resolution = int(config["generator_kwargs"]["img_resolution"])
-    run = Run(folder, config, _file_digest(folder / "model.safetensors")[:16], resolution)
+    run = Run(folder, config, file_sha256(folder / "model.safetensors")[:16], resolution)
     n = count_clips(cfg.shards, cfg.num_videos)
     if n < 2:
         raise SystemExit(f"--shards {cfg.shards}: {n} clip(s); the metrics need at least 2")
@@ -445,7 +439,7 @@ def _generate_row(cfg: EvalConfig, row: str, videos: Path, n: int, bars) -> None
 
 
 def _extract_row(cfg, ex, run, row, names, cache, videos, n, bars) -> list[str]:
-    """Features of every clip of a row that the cache lacks (videos decoded on worker threads);
+    """Features of every clip of a row that the cache lacks (each clip on a worker thread);
     returns the clip keys in order."""
     task = bars.add_task(f"features {row}", total=n)
     G = truncation = None
@@ -453,10 +447,10 @@ def _extract_row(cfg, ex, run, row, names, cache, videos, n, bars) -> list[str]:
         _, G, config = load_run(cfg.checkpoint, ex.device)
         truncation = config["model"]["truncation"]
 
-    def load(clip: Clip):
+    def work(clip: Clip) -> tuple[str, dict[str, np.ndarray]]:
         todo = cache.missing(clip.key, names)
         if not todo:
-            return clip, todo, None, None
+            return clip.key, {}
         real = clip.frames(cfg.fps, run.resolution)
         if row == "real":
             video = real
@@ -464,13 +458,12 @@ def _extract_row(cfg, ex, run, row, names, cache, videos, n, bars) -> list[str]:
             video = interpolate(G, truncation, clip_seed(cfg.seed, clip.key), clip.steps(cfg.fps))
         else:
             video = read_video(videos / f"{clip.key}.mp4")
-        return clip, todo, video, real
+        return clip.key, compute_features(todo, ex, cfg, clip, video, real)
 
     keys = []
-    for clip, todo, video, real in bounded_map(load, iter_clips(cfg.shards, n), cfg.workers):
-        if todo:
-            cache.put(clip.key, compute_features(todo, ex, cfg, clip, video, real))
-        keys.append(clip.key)
+    for key, values in bounded_map(work, iter_clips(cfg.shards, n), cfg.workers):
+        cache.put(key, values)
+        keys.append(key)
         bars.advance(task)
     cache.save()
     return keys

@@ -18,7 +18,6 @@ package's heads.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from landscape_av.pipeline.shard import file_sha256
 
 SUMS_FILE = "SHA256SUMS"
 
@@ -83,14 +84,6 @@ class Loaded:
     sha256: dict[str, str]  # file name -> sha256
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _listed_sums(folder: Path) -> dict[str, str]:
     sums = folder / SUMS_FILE
     if not sums.is_file():
@@ -123,7 +116,7 @@ def load_networks(
         if missing:
             problems.append(f"{missing[0]}: no such file ({net.source}); {skipped}")
             continue
-        digests = {p.name: sha256_of(p) for p in paths}
+        digests = {p.name: file_sha256(p) for p in paths}
         bad = [f for f, d in digests.items() if f in sums and sums[f] != d]
         if bad:
             problems.append(f"{base / bad[0]}: sha256 differs from {SUMS_FILE}; {skipped}")

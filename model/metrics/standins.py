@@ -19,7 +19,8 @@ import torchvision
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from model.metrics.networks import LPIPS_CHANNELS, NETWORKS, SUMS_FILE, sha256_of
+from landscape_av.pipeline.shard import file_sha256
+from model.metrics.networks import LPIPS_CHANNELS, NETWORKS, SUMS_FILE
 
 
 class StandInI3D(nn.Module):
@@ -113,7 +114,7 @@ def write_standins(out: str | Path, seed: int = 0) -> Path:
             out / heads_file,
         )
     files = [f for net in NETWORKS.values() for f in net.files]
-    (out / SUMS_FILE).write_text("".join(f"{sha256_of(out / f)}  {f}\n" for f in files))
+    (out / SUMS_FILE).write_text("".join(f"{file_sha256(out / f)}  {f}\n" for f in files))
     return out
 
 
