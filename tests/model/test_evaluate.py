@@ -104,6 +104,7 @@ def test_missing_weights_are_one_line_each_and_the_rest_runs(run_dir, demo_corpu
     assert list(result["rows"]) == ["real"] and set(result["rows"]["real"]) == {"av_align"}
 
 
+@pytest.mark.slow
 def test_cli_rejects_shards_that_match_nothing(tmp_path):
     cmd = [sys.executable, "-m", "model.evaluate", "--checkpoint", str(tmp_path)]
     cmd += ["--shards", str(tmp_path / "test-*.tar"), "--metrics", "fvd,bogus"]

@@ -52,6 +52,7 @@ def test_peak_iou_counts_matches_within_one_frame():
     assert peak_iou(np.array([1.0]), np.array([]), fps=8) == 0.0
 
 
+@pytest.mark.slow
 def test_runs_on_a_real_clip(shared_media):
     path = shared_media / "video_waterfall__mdn-interactive-examples__stream-of-water.mp4"
     with av.open(str(path)) as c:
