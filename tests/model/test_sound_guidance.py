@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from model.audio import MelConfig, clip_mels
-from model.train import TINY_GENERATOR, TINY_PRESET, TrainConfig, apply_overrides, resolve_config
+from model.config import apply_overrides
+from model.train import TINY_GENERATOR, TINY_PRESET, TrainConfig, resolve_config
 from model.video_model import SoundToLatents, render, sound_noise_ratio, start_latents
 
 T = 6  # steps per clip
