@@ -34,6 +34,7 @@ from landscape_av.schema import (
     MANIFEST_DIR,
     MANIFESTS,
     MEMBERS,
+    member_problem,
 )
 
 AAC_FRAME = 1024
@@ -85,9 +86,10 @@ def _samples(path: Path, report: Callable[[str, str, str], None]) -> Iterator[tu
         with tarfile.open(path, mode="r|") as tar:
             for info in tar:
                 name = info.name
-                base, dot, ext = name.partition(".")
-                if not info.isfile() or not dot or "/" in name:
-                    report(key or "-", "-", f"unexpected tar entry {name!r}")
+                base, _, ext = name.partition(".")
+                problem = member_problem(name, info.size) if info.isfile() else "not a file"
+                if problem:  # not read
+                    report(key or "-", "-", f"unexpected tar entry {name!r}: {problem}")
                     continue
                 if base != key:
                     if key is not None:
