@@ -100,14 +100,7 @@ def check_config(config: Any, where: str | Path = "config") -> dict[str, Any]:
         kind, lo, hi = BOUNDS[name]
         if name == "conv_clamp" and value is None:
             continue
-        ok_type = (
-            isinstance(value, bool)
-            if kind is bool
-            else isinstance(value, int | float) and not isinstance(value, bool)
-            if kind is float
-            else isinstance(value, int) and not isinstance(value, bool)
-        )
-        if not ok_type or not (math.isfinite(value) and lo <= value <= hi):
+        if not _of_kind(value, kind) or not (math.isfinite(value) and lo <= value <= hi):
             raise ValueError(
                 f"{where}: generator config {name}={value!r:.60} is outside [{lo:g}, {hi:g}] "
                 f"({kind.__name__})"
@@ -129,6 +122,13 @@ def check_config(config: Any, where: str | Path = "config") -> dict[str, Any]:
             f"(more than {MAX_PARAMETERS:,})"
         )
     return config
+
+
+def _of_kind(value: Any, kind: type) -> bool:
+    """bool for bool; int (not bool) for int; int or float (not bool) for float."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, int if kind is int else (int, float))
 
 
 def _kwargs_from(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:

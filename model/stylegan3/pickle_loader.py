@@ -130,7 +130,7 @@ def _is_int(v: Any) -> bool:
 
 
 def _empty_hooks(hooks: Any) -> None:
-    if hooks not in (None, {}) and not (isinstance(hooks, dict) and not hooks):
+    if hooks:
         raise _refuse("tensor carries backward hooks")
 
 
@@ -569,9 +569,17 @@ def read_snapshot(path: str | Path) -> dict[str, Any]:
             data = SafeUnpickler(f).load()
     except UnsafePickleError as e:
         raise UnsafePickleError(f"{path}: {e}") from None
-    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError) as e:
-        raise UnsafePickleError(f"{path}: not a readable snapshot: {type(e).__name__}: {e}") from e
-    except (KeyError, IndexError, struct.error, RuntimeError, UnicodeError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        struct.error,
+        RuntimeError,
+    ) as e:  # a malformed stream: what the opcode loop or a checked callable raised
         raise UnsafePickleError(f"{path}: not a readable snapshot: {type(e).__name__}: {e}") from e
     if isinstance(data, PersistentRecord):  # a bare pickled generator
         data = {"G_ema": data}

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from model.stylegan3 import Generator, load_generator, read_config, save_generator
 from model.stylegan3.__main__ import main
+from model.stylegan3.pickle_loader import read_snapshot
 
 KWARGS = dict(
     z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, channel_base=128, channel_max=16
@@ -108,6 +109,8 @@ def test_official_snapshot_pickle_loads(
         "G": as_persistent(Generator(**KWARGS, mapping_kwargs=MAPPING), "Generator", init),
         "G_ema": as_persistent(generator, "Generator", init),
         "training_set_kwargs": EasyDict(path="lhq.zip", resolution=16),
+        # NumPy values as NVIDIA's layers keep them (sizes as arrays, rates as float64 scalars)
+        "numpy": [np.array([[16, 16]], dtype=np.int64), np.float64(0.5), np.float32(2.0), {1, 2}],
     }
     path = tmp_path / "network-snapshot-000100.pkl"
     path.write_bytes(pickle.dumps(snapshot, protocol=protocol))
@@ -116,6 +119,8 @@ def test_official_snapshot_pickle_loads(
     assert not (tmp_path / CANARY).exists()
     assert not G.training and not any(p.requires_grad for p in G.parameters())
     assert read_config(path)["num_fp16_res"] == 4
+    array, *rest = read_snapshot(path)["numpy"]
+    assert array.dtype == np.int64 and array.tolist() == [[16, 16]] and rest == [0.5, 2.0, {1, 2}]
     z = torch.randn(2, 16)
     with torch.no_grad():
         torch.testing.assert_close(
