@@ -266,8 +266,9 @@ def _hostile_snapshots(tmp_path, generator) -> dict[str, tuple[bytes, str]]:
         b"\x80\x04\x8c\x05numpy\x8c\x18dtypes._add_dtype_helper\x93"
         b"\x8c\x0bcollections\x8c\x0bOrderedDict\x93\x8c\x0cFloat64DType\x86R."
     )
-    class_attr = (  # BUILD on the class torch.Tensor: setattr(torch.Tensor, "__add__", OrderedDict)
-        b"\x80\x02ctorch\nTensor\nN}X\x07\x00\x00\x00__add__ccollections\nOrderedDict\nsb."
+    class_attr = (  # BUILD (None, {"__getattr__": OrderedDict}) on a class: a setattr on it
+        b"\x80\x02cdnnlib.util\nEasyDict\nN}X\x0b\x00\x00\x00__getattr__"
+        b"ccollections\nOrderedDict\ns\x86b."
     )
     return {
         "memo-shared nesting": (snapshot(EasyDict(init, junk=shared)), "memo-shared"),
@@ -292,7 +293,7 @@ def _hostile_snapshots(tmp_path, generator) -> dict[str, tuple[bytes, str]]:
             "channel_base=16777216",
         ),
         "numpy.dtypes call": (dtypes_call, "numpy.dtypes._add_dtype_helper is not allowed"),
-        "class attribute through BUILD": (class_attr, "sets the state of a"),
+        "class attribute through BUILD": (class_attr, "sets the state of a type it did not"),
     }
 
 
