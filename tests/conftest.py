@@ -78,15 +78,17 @@ def status(field):
     return int(open("/proc/self/status").read().split(field + ":")[1].split()[0]) * 1024
 limit = status("VmSize") + {limit}
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-before, base, results = fingerprint(), status("VmRSS"), []
+before, results = fingerprint(), []
 for arg in {args!r}:
-    start, error, value = time.perf_counter(), None, None
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM (peak RSS) := VmRSS
+    base, start, error, value = status("VmRSS"), time.perf_counter(), None, None
     try:
         value = repr({call})
     except Exception as e:
         error = f"{{type(e).__name__}}: {{e}}"
     seconds = time.perf_counter() - start
-    grew = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
+    grew = max(0, status("VmHWM") - base)
     results.append(dict(arg=arg, error=error, value=value, seconds=seconds, grew=grew))
 after = fingerprint()
 changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
@@ -100,7 +102,7 @@ def guarded():
     `setup` imports) in a child Python whose address space is capped `limit` bytes (500 MB) above
     what the imports took. Returns (results, changed, stderr): per arg a dict with `error` (the
     exception, 'Type: message', or None), `value` (repr of the result), `seconds`, `grew` (peak RSS
-    above the RSS before the first call, bytes); `changed`, the names in builtins, collections,
+    during the call above the RSS before it, bytes); `changed`, the names in builtins, collections,
     numpy, numpy.dtypes, torch, torch._utils, torch.Tensor and Parameter bound to another object
     afterwards. A child still running after `timeout` s fails the test."""
     import json
