@@ -37,6 +37,12 @@ HASHED_MEMBERS: tuple[str, ...] = ("mp4", "flac", "jpg")
 SOURCE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Allowed source ids: YouTube-style characters only, so that keys stay dot-free and path-safe."""
 
+SAMPLE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+"""Sample keys (`sample_key`): source id characters, so a member name holds no dot, slash or `..`."""
+
+MAX_MEMBER_BYTES = 128 << 20
+"""Largest shard member a reader loads (a 10 s 720p mp4 is about 10 MB; a prepared 256 px clip 2 MB)."""
+
 MANIFESTS: tuple[str, ...] = ("sources", "clips", "shards", "failures")
 
 
@@ -48,6 +54,19 @@ def shard_name(split: str, index: int) -> str:
 def shard_glob(split: str) -> str:
     """Glob of a split's shards relative to the corpus folder: `data/train-*.tar`."""
     return f"{DATA_DIR}/{split}-*.tar"
+
+
+def member_problem(name: str, size: int, max_bytes: int = MAX_MEMBER_BYTES) -> str | None:
+    """Why a shard member may not be read (absolute name, `..`, a key against `SAMPLE_KEY_RE`, more
+    than `max_bytes`), judged from its tar header alone; None when it may."""
+    if name.startswith("/") or ".." in name:
+        return "absolute name or '..' (members are <key>.<ext>)"
+    key, dot, ext = name.partition(".")
+    if not dot or not ext or not SAMPLE_KEY_RE.match(key):
+        return f"name does not match <key>.<ext> with a key of {SAMPLE_KEY_RE.pattern}"
+    if size > max_bytes:
+        return f"{size:,} bytes, over the {max_bytes:,}-byte bound on a member"
+    return None
 
 
 def sample_key(source_id: str, clip_index: int) -> str:

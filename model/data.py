@@ -29,9 +29,11 @@ import glob
 import io
 import itertools
 import json
+import math
 import random
+import tarfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,9 +46,9 @@ import webdataset as wds
 from torch import Tensor
 
 from landscape_av.classes import CLASSES
-from landscape_av.corpus.corpus import read_shard, shard_keys, split_member
+from landscape_av.corpus.corpus import read_shard, shard_keys
 from landscape_av.corpus.decode import frames_at_times
-from landscape_av.schema import MEMBERS, SampleMeta
+from landscape_av.schema import MEMBERS, SampleMeta, member_problem
 from model.audio import MelConfig, clip_mels, fit_length, load_wave, step_mels
 from model.config import InputError
 
@@ -141,7 +143,7 @@ def decode_sample(sample: dict, cfg: DataConfig) -> dict:
         wave, _ = load_wave(sample["flac"], cfg.sample_rate)
         wave = fit_length(wave, round(duration * cfg.sample_rate))
         mel_full, mel = clip_mels(wave, cfg.mel, cfg.frames)
-    except (KeyError, ValueError, av.FFmpegError) as e:
+    except (KeyError, TypeError, ValueError, RecursionError, av.FFmpegError) as e:
         where = f"sample {key!r} of {sample.get('__url__', '?')}"
         raise ValueError(f"{where}: {type(e).__name__}: {e}") from e
     return {
@@ -190,15 +192,48 @@ def _npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _read_npy(data: bytes, dtype: type, shape_ok: Callable[[tuple], bool], what: str) -> np.ndarray:
+    """An `.npy` member, once its header's dtype and shape are the expected ones and its data is
+    exactly as long as they say (np.load would allocate what the header claims first)."""
+    f = io.BytesIO(data)
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    reader = readers.get(np.lib.format.read_magic(f))
+    if reader is None:
+        raise ValueError(f"{what}: unsupported .npy version")
+    shape, fortran, got = reader(f)
+    if got != np.dtype(dtype) or fortran or not shape_ok(shape):
+        raise ValueError(f"{what}: {got} {list(shape)} is not the prepared dtype and shape")
+    if len(data) - f.tell() != math.prod(shape) * got.itemsize:
+        raise ValueError(f"{what}: {len(data) - f.tell()} data bytes for shape {list(shape)}")
+    return np.frombuffer(data, dtype=got, offset=f.tell()).reshape(shape).copy()
+
+
 def _load_prepared(sample: dict, cfg: DataConfig) -> dict:
     info = json.loads(sample["json"])
     if info["prepared"] != prepared_settings(cfg):
         raise ValueError(f"prepared with {info['prepared']}, not {prepared_settings(cfg)}")
-    mel_full = torch.from_numpy(np.load(io.BytesIO(sample["mel.npy"]), allow_pickle=False))
-    frames = np.load(io.BytesIO(sample["frames.npy"]), allow_pickle=False)
+    num_samples = info["num_samples"]
+    if not isinstance(num_samples, int) or num_samples < 0:
+        raise ValueError(f"num_samples {num_samples!r} is not a sample count")
+    frames = _read_npy(
+        sample["frames.npy"],
+        np.uint8,
+        lambda s: s == (cfg.frames, cfg.resolution, cfg.resolution, 3),
+        "frames.npy",
+    )
+    mel = _read_npy(
+        sample["mel.npy"],
+        np.float32,
+        lambda s: s == (1, cfg.n_mels, 1 + num_samples // cfg.hop),
+        "mel.npy",
+    )
+    mel_full = torch.from_numpy(mel)
     return {
         "frames": torch.from_numpy(frames),
-        "mel": step_mels(mel_full, info["num_samples"], cfg.hop, cfg.frames),
+        "mel": step_mels(mel_full, num_samples, cfg.hop, cfg.frames),
         "mel_full": mel_full,
         "label": int(info["meta"]["label"]),
         "prompt": prompt_for(info["meta"]["class"]),
@@ -252,11 +287,50 @@ def to_float_frames(frames: Tensor) -> Tensor:
 # The loader
 
 
-def shard_samples(url: str) -> Iterator[dict]:
-    """The raw samples of one shard, in tar order, with the members the loader reads."""
-    yield from wds.WebDataset(
-        url, shardshuffle=False, empty_check=False, select_files=_wanted_member
-    )
+def shard_samples(url: str, refused: Callable[[str], None] | None = None) -> Iterator[dict]:
+    """The raw samples of one shard (`__key__`, `__url__` and the bytes of each member the loader
+    reads), in tar order.
+
+    Streams the tar. A member that is not a plain file, or whose name or size
+    `landscape_av.schema.member_problem` refuses, is skipped unread and told to `refused` as one
+    line `SHARD: 'MEMBER': reason` (default: a warning).
+    """
+    report = refused or _warn_refused
+    sample: dict = {}
+    with tarfile.open(url, mode="r|*") as tar:
+        for info in tar:
+            problem = member_problem(info.name, info.size) if info.isfile() else "not a file"
+            if problem:
+                report(f"{url}: {info.name!r}: {problem}")
+                continue
+            if not _wanted_member(info.name):
+                continue
+            key, _, ext = info.name.partition(".")
+            if sample and key != sample["__key__"]:
+                yield sample
+                sample = {}
+            if not sample:
+                sample = {"__key__": key, "__url__": url}
+            if ext in sample:
+                report(f"{url}: {info.name!r}: appears twice in its sample")
+                continue
+            sample[ext] = tar.extractfile(info).read()
+    if sample:
+        yield sample
+
+
+def _warn_refused(line: str) -> None:
+    warnings.warn(f"skipping a shard member: {line}", stacklevel=3)
+
+
+def _shards_to_samples(items: Iterator[dict]) -> Iterator[dict]:
+    """Loader stage: `dict(url=...)` -> the samples of that shard; an unreadable shard is skipped
+    with a warning naming it."""
+    for item in items:
+        try:
+            yield from shard_samples(item["url"])
+        except (tarfile.TarError, OSError, EOFError) as e:
+            _warn_and_skip(ValueError(f"{item['url']}: unreadable tar: {e}"))
 
 
 def count_samples(url: str) -> int:
@@ -283,7 +357,7 @@ def _warn_and_skip(exn: Exception) -> bool:
 
 def _wanted_member(name: str) -> bool:
     """Whether a tar member `KEY.suffix` is read (sample keys hold no dots)."""
-    suffix = split_member(name.rsplit("/", 1)[-1])[1]
+    suffix = name.partition(".")[2]
     return suffix in USED_MEMBERS or suffix in PREPARED_MEMBERS
 
 
@@ -340,7 +414,7 @@ def make_loader(
         EpochShards(urls, shuffle, seed, epoch, epochs),
         wds.split_by_node,
         wds.split_by_worker,
-        wds.tarfile_to_samples(handler=_warn_and_skip, select_files=_wanted_member),
+        _shards_to_samples,
     ]
     if shuffle and cfg.shuffle_buffer > 0:
         stages.append(

@@ -13,7 +13,9 @@ and 128 mels).
 The settings (frames, resolution, mel) must be the training run's: the loader refuses prepared
 shards made with others. Resumable: each shard is written to a temporary file and renamed when
 complete, and a finished shard with the same settings is kept. Undecodable samples are named and
-left out, as the loader would skip them. Same inputs, same bytes.
+left out, as the loader would skip them; members with unsafe names (absolute, `..`, not
+`<key>.<ext>`) or over `landscape_av.schema.MAX_MEMBER_BYTES` are named and never read. Same
+inputs, same bytes.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Report:
     written: int = 0  # prepared now
     samples: int = 0  # samples written now
     failed: list[str] = field(default_factory=list)  # why each undecodable sample was left out
+    refused: list[str] = field(default_factory=list)  # shard members not read (name or size)
 
 
 def prepare(
@@ -105,7 +108,8 @@ def prepare(
                 atomic_path(dest) as tmp,
                 wds.TarWriter(str(tmp), user="", group="", mtime=0) as sink,
             ):
-                for got in _ordered(pool, shard_samples(url), cfg, window=4 * max(1, workers)):
+                samples = shard_samples(url, refused=report.refused.append)
+                for got in _ordered(pool, samples, cfg, window=4 * max(1, workers)):
                     if isinstance(got, str):
                         report.failed.append(got)
                     else:
@@ -159,10 +163,11 @@ def cli(cfg: PrepareConfig) -> None:
         raise ShardError(f"--shards: {e}") from e
     for reason in report.failed:
         print(f"left out: {reason}", file=sys.stderr)
-    summary = {k: v for k, v in asdict(report).items() if k != "failed"}
-    print_summary(
-        f"prepared shards in {cfg.out}", summary | {"left out": len(report.failed)}, cfg.quiet
-    )
+    for line in report.refused:
+        print(f"refused member: {line}", file=sys.stderr)
+    summary = {k: v for k, v in asdict(report).items() if k not in ("failed", "refused")}
+    counts = {"left out": len(report.failed), "refused members": len(report.refused)}
+    print_summary(f"prepared shards in {cfg.out}", summary | counts, cfg.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:

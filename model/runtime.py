@@ -25,9 +25,11 @@ Nothing here knows about a particular model. A training script does::
 A checkpoint is a folder `RUN_DIR/checkpoints/step-XXXXXXXX/` holding `model.safetensors` (every
 module's weights, keys prefixed `<name>.`), `state.pt` (optimizers, grad scaler, step, RNG states;
 loadable with `weights_only=True`) and `config.json`. It is written to a temporary folder and renamed
-into place, so a killed run never leaves a half-written checkpoint behind. A run folder that holds
-checkpoints is resumed from its newest; as every step reseeds the RNGs from (seed, step) and the
-batches already used are skipped, a killed and resumed run reproduces the uninterrupted one.
+into place, and an old one is renamed away before it is deleted, so a killed run never leaves a
+half-written or half-deleted `step-*` folder; what a kill does leave (`.tmp-*`, `.trash-*`) is
+removed when the run resumes (`Checkpointer.clean`). A run folder that holds checkpoints is resumed
+from its newest; as every step reseeds the RNGs from (seed, step) and the batches already used are
+skipped, a killed and resumed run reproduces the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -57,13 +59,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from model.config import Flag
+from model.weights import read_safetensors
 
 CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FILES = ("model.safetensors", "state.pt", "config.json")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -342,7 +346,25 @@ class Checkpointer:
         """Complete checkpoints, oldest first."""
         if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.glob("step-*") if (p / "state.pt").is_file())
+        return sorted(p for p in self.root.glob("step-*") if _complete(p))
+
+    def clean(self) -> list[Path]:
+        """Remove what an interrupted save or prune left (temporary folders, folders renamed for
+        deletion, `step-*` folders lacking a file); returns the paths removed."""
+        if not self.root.is_dir():
+            return []
+        litter = sorted(
+            p
+            for p in self.root.iterdir()
+            if p.is_dir()
+            and (
+                p.name.startswith((".tmp-", ".trash-"))
+                or (p.name.startswith("step-") and not _complete(p))
+            )
+        )
+        for path in litter:
+            _remove(path)
+        return litter
 
     def latest(self) -> Path | None:
         paths = self.paths()
@@ -379,10 +401,10 @@ class Checkpointer:
             }
             torch.save(state, tmp / "state.pt")
             (tmp / "config.json").write_text(json.dumps(config or {}, indent=2, default=str))
-            shutil.rmtree(final, ignore_errors=True)
+            _remove(final)
             os.replace(tmp, final)
             for old in self.paths()[: -self.keep] if self.keep > 0 else []:
-                shutil.rmtree(old, ignore_errors=True)
+                _remove(old)
         rt.barrier()
         return final if rt.is_main else None
 
@@ -413,20 +435,41 @@ class Checkpointer:
         optimizers: dict[str, torch.optim.Optimizer] | None = None,
         scaler: torch.amp.GradScaler | None = None,
     ) -> dict[str, Any] | None:
-        """Resume from the newest complete checkpoint; None when the run has none yet."""
+        """Resume from the newest complete checkpoint (after `clean`); None when the run has none yet."""
+        self.clean()
         path = self.latest()
         return None if path is None else self.load(path, modules, optimizers, scaler)
 
 
+def _complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in CHECKPOINT_FILES)
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder by renaming it `.trash-NAME` first: a kill midway leaves no partial `path`."""
+    trash = path if path.name.startswith(".trash-") else path.with_name(f".trash-{path.name}")
+    if trash != path:
+        shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(path, trash)
+        except FileNotFoundError:  # absent, or another process removed it first
+            return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def load_weights(path: str | Path, modules: dict[str, nn.Module]) -> None:
-    """Load `model.safetensors` of a checkpoint folder into the named modules (strict per module)."""
-    weights = load_file(str(Path(path) / "model.safetensors"))
+    """Load `model.safetensors` of a checkpoint folder into the named modules: every tensor of
+    each module present, of its dtype and shape, and finite (`model.weights.read_safetensors`);
+    the file may hold other modules too."""
+    expected = {
+        f"{name}.{k}": v for name, m in modules.items() for k, v in unwrap(m).state_dict().items()
+    }
+    weights = read_safetensors(Path(path) / "model.safetensors", expected, strict=False)
     for name, m in modules.items():
         prefix = f"{name}."
-        sd = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
-        if not sd:
-            raise KeyError(f"checkpoint {path} holds no weights for module {name!r}")
-        unwrap(m).load_state_dict(sd)
+        unwrap(m).load_state_dict(
+            {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+        )
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -19,10 +19,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, ResNet
+
+from model.weights import read_safetensors
 
 WEIGHTS_FILE = "sound_clip.safetensors"
 CONFIG_FILE = "sound_clip.json"
@@ -132,5 +134,5 @@ def load_sound_clip(path: str | Path | None) -> SoundClip:
     raw = json.loads((folder / CONFIG_FILE).read_text())
     cfg = SoundClipConfig(**{**raw, "blocks": tuple(raw["blocks"])})
     model = SoundClip(cfg)
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model.load_state_dict(read_safetensors(folder / WEIGHTS_FILE, model.state_dict()))
     return model.eval()

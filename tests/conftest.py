@@ -63,3 +63,65 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if proc.returncode != 0:
         pytest.fail(f"demo build failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return out
+
+
+GUARD_CHILD = """
+import json, resource, time
+{setup}
+import builtins, collections, numpy, numpy.dtypes, torch, torch._utils
+torch.set_num_threads(1)
+WATCHED = (builtins, collections, numpy, numpy.dtypes, torch, torch._utils, torch.Tensor,
+           torch.nn.Parameter)
+def fingerprint():
+    return {{f"{{getattr(m, '__name__', m)}}.{{k}}": id(v) for m in WATCHED for k, v in vars(m).items()}}
+def status(field):
+    return int(open("/proc/self/status").read().split(field + ":")[1].split()[0]) * 1024
+limit = status("VmSize") + {limit}
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+before, results = fingerprint(), []
+for arg in {args!r}:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM (peak RSS) := VmRSS
+    base, start, error, value = status("VmRSS"), time.perf_counter(), None, None
+    try:
+        value = repr({call})
+    except Exception as e:
+        error = f"{{type(e).__name__}}: {{e}}"
+    seconds = time.perf_counter() - start
+    grew = max(0, status("VmHWM") - base)
+    results.append(dict(arg=arg, error=error, value=value, seconds=seconds, grew=grew))
+after = fingerprint()
+changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+print(json.dumps(dict(results=results, changed=changed)))
+"""
+
+
+@pytest.fixture
+def guarded():
+    """`run(setup, call, args)`: evaluate the expression `call` once per `arg` of `args` (after the
+    `setup` imports) in a child Python whose address space is capped `limit` bytes (500 MB) above
+    what the imports took. Returns (results, changed, stderr): per arg a dict with `error` (the
+    exception, 'Type: message', or None), `value` (repr of the result), `seconds`, `grew` (peak RSS
+    during the call above the RSS before it, bytes); `changed`, the names in builtins, collections,
+    numpy, numpy.dtypes, torch, torch._utils, torch.Tensor and Parameter bound to another object
+    afterwards. A child still running after `timeout` s fails the test."""
+    import json
+    import subprocess
+    import sys
+
+    def run(
+        setup: str, call: str, args: list, timeout: float = 120.0, limit: int = 500 << 20
+    ) -> tuple[list[dict], list[str], str]:
+        code = GUARD_CHILD.format(setup=setup, call=call, args=list(args), limit=limit)
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the child still ran after {timeout:g} s: {call} over {args}")
+        if proc.returncode != 0 or not proc.stdout.strip():
+            pytest.fail(f"the child died (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        return out["results"], out["changed"], proc.stderr
+
+    return run

@@ -28,6 +28,7 @@ from landscape_av.schema import (
     DATA_DIR,
     FIGURES_DIR,
     MANIFESTS,
+    member_problem,
     shard_glob,
 )
 
@@ -63,7 +64,8 @@ def read_shard(
     """The samples of one shard, in tar order, streamed (one sample in memory at a time).
 
     Only the members whose extension is in `members` (default: all) are read. An entry that is
-    not a regular file, is nested in a folder or has no extension, and a member seen twice in a
+    not a regular file or that `schema.member_problem` refuses from its header (a path, no
+    extension, a bad key, over the size bound), and a member seen twice in a
     sample, is passed to `report` and skipped (the later copy kept); damage to the tar is reported
     and ends the reading, dropping the sample it cut. Without `report`, each raises ValueError
     naming the shard.
@@ -79,11 +81,12 @@ def read_shard(
     key: str | None = None
     found: dict[str, bytes] = {}
     try:
-        with tarfile.open(path, mode="r|") as tar:
+        with tarfile.open(path, mode="r|*") as tar:
             for info in tar:
                 base, ext = split_member(info.name)
-                if not info.isfile() or not ext or "/" in info.name:
-                    problem(key or "-", "-", f"unexpected tar entry {info.name!r}")
+                refused = member_problem(info.name, info.size) if info.isfile() else "not a file"
+                if refused:  # not read
+                    problem(key or "-", "-", f"unexpected tar entry {info.name!r}: {refused}")
                     continue
                 if base != key:
                     if key is not None:

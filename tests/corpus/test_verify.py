@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from landscape_av.cli import main
 from landscape_av.corpus.verify import verify_corpus, verify_shard
-from landscape_av.schema import DATA_DIR
+from landscape_av.pipeline.shard import file_sha256
+from landscape_av.schema import DATA_DIR, MAX_MEMBER_BYTES
 
 
 def _members(shard: Path) -> list[tuple[tarfile.TarInfo, int]]:
@@ -170,3 +171,21 @@ def test_a_flipped_byte_outside_the_shards_is_named(corpus_copy: Path, name: str
     problems = verify_corpus(corpus_copy, decode=False)
     assert problems, f"flip in {name} went unnoticed"
     assert any(p.shard == name for p in problems), problems
+
+
+def test_unsafe_member_names_and_sizes_are_named_and_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "train-000000.tar"
+    bad = {"../x.json": "'..'", "/abs.mp4": "absolute", "..json": "'..'", "k y_00.jpg": "<key>"}
+    with tarfile.open(path, "w") as tar, open("/dev/zero", "rb") as zeros:
+        for name, size in [*((n, 4) for n in bad), ("big_00.mp4", MAX_MEMBER_BYTES + 1)]:
+            info = tarfile.TarInfo(name)
+            info.size = size
+            tar.addfile(info, zeros)
+    row = {"bytes": path.stat().st_size, "sha256": file_sha256(path), "split": "train"}
+    row["samples"] = 0
+    problems = [str(p) for p in verify_shard(path, row, [], decode=False)]
+    bad["big_00.mp4"] = "over the 134,217,728-byte bound"
+    for problem, (name, reason) in zip(problems, bad.items(), strict=True):
+        assert (
+            problem.startswith(f"{path.name}: unexpected tar entry {name!r}") and reason in problem
+        )

@@ -7,8 +7,10 @@ silent except for a tone during one known time step.
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import tarfile
 from pathlib import Path
 
 import av
@@ -20,8 +22,9 @@ import webdataset as wds
 from landscape_av.classes import CLASSES
 from landscape_av.corpus.decode import frames_at_times
 from landscape_av.ffmpeg import run_ffmpeg
-from landscape_av.schema import sample_key
+from landscape_av.schema import MAX_MEMBER_BYTES, sample_key
 from model.data import (
+    PREPARED_MEMBERS,
     DataConfig,
     ShardError,
     check_shards,
@@ -29,6 +32,7 @@ from model.data import (
     expand_shards,
     frame_times,
     make_loader,
+    prepared_settings,
     prompt_for,
     to_float_frames,
 )
@@ -258,3 +262,86 @@ def test_prepare_cli_names_and_leaves_out_a_broken_sample(
     assert [b["key"] for b in batches] == [["good_00"]]
     assert prepare_main(["--shards", str(tmp_path / "none-*.tar"), "--out", str(tmp_path)]) == 1
     assert capsys.readouterr().err.startswith("Error: --shards: no shard matches")
+
+
+# ----------------------------------------------------------------------------------------------
+# Shards other people made: unsafe member names and sizes are refused unread and named
+
+UNSAFE_MEMBERS = {  # name -> what the refusal says
+    "../../evil.json": "'..'",
+    "/abs/evil.mp4": "absolute",
+    "bad key!.json": "<key>.<ext>",
+    "src9_00.mp4": f"{MAX_MEMBER_BYTES + 1:,} bytes, over the",
+}
+
+
+def _hostile_shard(media: dict, path: Path) -> Path:
+    """A .tar.gz shard (about 130 KB) of one good sample among the `UNSAFE_MEMBERS`, one of them a
+    member of zeros one byte over the bound."""
+    key = sample_key("src0", 0)
+    good = {"mp4": media["aligned"], "flac": media["flac"][0], "json": _meta(key, 0)}
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar, open("/dev/zero", "rb") as zeros:
+        for name in UNSAFE_MEMBERS:
+            info = tarfile.TarInfo(name)
+            info.size = MAX_MEMBER_BYTES + 1 if name.startswith("src9") else 9
+            tar.addfile(info, zeros)
+        for ext, data in good.items():
+            info = tarfile.TarInfo(f"{key}.{ext}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_prepare_refuses_unsafe_members_unread_in_bounded_memory(
+    media: dict, tmp_path: Path, guarded
+) -> None:
+    shard = _hostile_shard(media, tmp_path / "train-000000.tar.gz")
+    setup = f"""
+from pathlib import Path
+from model.data import DataConfig, shard_samples
+from model.prepare import prepare
+def read():
+    refused = []
+    return [sorted(s) for s in shard_samples({str(shard)!r}, refused.append)], refused
+def prep():
+    cfg = DataConfig(frames={STEPS}, resolution=32, n_mels=32)
+    return prepare([{str(shard)!r}], Path({str(tmp_path / "out")!r}), cfg, workers=1, quiet=True).refused
+"""
+    (read, prep), changed, _ = guarded(setup, "globals()[arg]()", ["read", "prep"])
+    assert read["error"] is None and read["seconds"] < 5 and read["grew"] < 500 << 20, read
+    assert prep["error"] is None and prep["grew"] < 500 << 20, prep  # it also decodes a sample
+    samples, refused = ast.literal_eval(read["value"])
+    assert ast.literal_eval(prep["value"]) == refused and len(refused) == len(UNSAFE_MEMBERS)
+    for line, (name, reason) in zip(refused, UNSAFE_MEMBERS.items(), strict=True):
+        assert line.startswith(f"{shard}: {name!r}: ") and reason in line  # shard, member, reason
+    assert samples == [["__key__", "__url__", "flac", "json", "mp4"]]
+    with tarfile.open(tmp_path / "out" / shard.name) as tar:
+        assert tar.getnames() == [f"src0_00.{m}" for m in PREPARED_MEMBERS]
+
+
+def test_the_loader_skips_unsafe_members_with_a_warning_each(media: dict, tmp_path: Path) -> None:
+    shard = _hostile_shard(media, tmp_path / "train-000000.tar.gz")
+    with pytest.warns(UserWarning) as warned:
+        batches = list(make_loader(shard, CFG, batch_size=1, num_workers=0, shuffle=False))
+    assert [b["key"] for b in batches] == [["src0_00"]]
+    messages = [str(w.message) for w in warned if "shard member" in str(w.message)]
+    assert len(messages) == len(UNSAFE_MEMBERS)
+    for message, (name, reason) in zip(messages, UNSAFE_MEMBERS.items(), strict=True):
+        assert f"{shard}: {name!r}: " in message and reason in message
+
+
+def test_a_prepared_array_claiming_more_than_it_holds_is_refused(tmp_path: Path) -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (2**40, 32, 32, 3)}
+    )
+    info = {"meta": {"label": 0, "class": CLASSES[0]}, "num_samples": 44100}
+    info["prepared"] = prepared_settings(CFG)
+    sample = {
+        "__key__": "k_00",
+        "frames.npy": header.getvalue() + bytes(64),
+        "json": json.dumps(info).encode(),
+        "mel.npy": b"",
+    }
+    with pytest.raises(ValueError, match=r"frames\.npy: uint8 \[1099511627776, 32, 32, 3\] is not"):
+        decode_sample(sample, CFG)
