@@ -51,20 +51,24 @@ def render_grid(G: torch.nn.Module, seeds: list[int], trunc: float, batch: int =
     return Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid)
 
 
-def _load(path: str) -> torch.nn.Module:
+def _load(path: str, allow_nonfinite: bool) -> torch.nn.Module:
     """The generator of a checkpoint; one that holds none is an input error (exit 1)."""
     try:
-        return load_generator(path)
+        return load_generator(path, allow_nonfinite=allow_nonfinite)
     except ValueError as e:
         raise InputError(f"{path}: {e}") from e
 
 
 CHECKPOINT = Flag("checkpoint", "", exists=True, argument=True)
+NONFINITE = Flag(
+    "allow_nonfinite", "Load weights that hold NaN or infinite values (refused by default)."
+)
 
 
 @dataclass
 class InfoConfig:
     checkpoint: str = ""  # an official .pkl or a model.stylegan3 checkpoint
+    allow_nonfinite: bool = False  # load weights holding NaN/inf (refused by default)
 
 
 @dataclass
@@ -74,12 +78,13 @@ class SampleConfig:
     truncation: float = 1.0  # psi
     out: str = "grid.png"
     device: str = "auto"
+    allow_nonfinite: bool = False  # load weights holding NaN/inf (refused by default)
 
 
-@command("info", InfoConfig, [CHECKPOINT])
+@command("info", InfoConfig, [CHECKPOINT, NONFINITE])
 def info(cfg: InfoConfig) -> None:
     """Print a checkpoint's generator config and layers."""
-    G = _load(cfg.checkpoint)
+    G = _load(cfg.checkpoint, cfg.allow_nonfinite)
     config = read_config(cfg.checkpoint)
     n_params = sum(p.numel() for p in G.parameters())
     print(json.dumps(config, indent=2, sort_keys=True))
@@ -99,12 +104,13 @@ def info(cfg: InfoConfig) -> None:
         Flag("truncation", "Truncation psi.", old=("--trunc",)),
         Flag("out", "Output PNG."),
         Flag("device", "Where to render.", choices=runtime.DEVICES),
+        NONFINITE,
     ],
 )
 def sample(cfg: SampleConfig) -> None:
     """Render a grid of images to PNG."""
     seeds = parse_seeds(cfg.seeds)
-    G = _load(cfg.checkpoint).to(runtime.setup(cfg.device).device)
+    G = _load(cfg.checkpoint, cfg.allow_nonfinite).to(runtime.setup(cfg.device).device)
     render_grid(G, seeds, cfg.truncation).save(cfg.out)
     print(f"wrote {cfg.out}")
 

@@ -380,6 +380,15 @@ def test_nonfinite_weights_load_when_allowed(tmp_path, generator):
     assert torch.isnan(G.mapping.fc0.weight).sum() == 1
 
 
+def test_info_refuses_nonfinite_weights_unless_allowed(tmp_path, generator, capsys):
+    from model.stylegan3.__main__ import main
+
+    path = _safetensors_with(tmp_path, generator, "nan", _with_nan)
+    assert main(["info", str(path)]) != 0
+    assert "holds NaN" in capsys.readouterr().err
+    assert main(["info", str(path), "--allow-nonfinite"]) == 0
+
+
 def test_safetensors_config_out_of_bounds_is_refused_before_allocating(
     tmp_path, generator, guarded
 ):
