@@ -255,6 +255,10 @@ class Flag:
     def dest(self) -> str:
         return "s_" + self.key.replace(".", "__")
 
+    def within(self, section: str) -> Flag:
+        """The same flag for the setting inside section `section` (`steps` -> `photo.steps`)."""
+        return dataclasses.replace(self, key=f"{section}.{self.key}")
+
 
 class Preset(NamedTuple):
     """A flag (`--tiny`) that applies a nested mapping of settings before `--config`."""

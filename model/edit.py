@@ -19,25 +19,26 @@ The output is a PNG strip: [the cropped photo,] G(w) before, G(w) after.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import click
 import torch
 from torch import Tensor, nn
 
-from model import runtime
+from model import config, runtime
+from model.config import Flag, UsageError, command
 from model.encoder import invert
+from model.generate import DEVICE, LEVELS, STYLE_FROM, TEXT, TEXT_WEIGHT
 from model.invert import (
+    PHOTO_FLAGS,
+    WPLUS_SUFFIXES,
     PhotoOptions,
     Run,
+    check_photo,
     load_image,
-    one_line_errors,
     open_checkpoint,
-    photo_flags,
     photo_latent,
-    photo_options,
     to_png,
 )
 from model.losses import cosine_distance
@@ -50,7 +51,7 @@ def parse_levels(text: str) -> tuple[str, ...]:
     levels = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     bad = [t for t in levels if t not in GROUP_NAMES]
     if bad or not levels:
-        raise ValueError(f"--levels {text!r}: use names from {', '.join(GROUP_NAMES)}")
+        raise UsageError(f"--levels {text!r}: use names from {', '.join(GROUP_NAMES)}")
     return levels
 
 
@@ -144,7 +145,7 @@ def style_latent(run: Run, source: str, photo: PhotoOptions, rt: runtime.Runtime
     try:
         seed = int(source)
     except ValueError:
-        raise ValueError(f"--style-from {source}: neither a file nor an integer seed") from None
+        raise UsageError(f"--style-from {source}: neither a file nor an integer seed") from None
     gen = torch.Generator().manual_seed(seed)
     return start_latents(run.G, 1, run.truncation, generator=gen)
 
@@ -156,7 +157,7 @@ def edit_latent(
     order (each only when asked); returns the new latent and the guidance record."""
     levels = parse_levels(opts.levels)
     if opts.optimize and opts.audio is None:
-        raise ValueError("--optimize needs --audio: it optimises toward that sound")
+        raise UsageError("--optimize needs --audio: it optimises toward that sound")
     if opts.style_from is not None:
         w = mix(w, style_latent(run, opts.style_from, photo, rt), levels)
     targets: dict[str, tuple[Tensor, float]] = {}
@@ -199,9 +200,9 @@ def start_latent(
 
 @dataclass
 class EditConfig:
-    checkpoint: str = ""
-    image: str = ""
-    out: str = ""
+    checkpoint: str = ""  # run folder of model.train
+    image: str = ""  # the photo, or its saved W+ (.pt)
+    out: str = ""  # before/after PNG strip
     edit: EditOptions = field(default_factory=EditOptions)
     photo: PhotoOptions = field(default_factory=PhotoOptions)
     device: str = "auto"
@@ -220,7 +221,11 @@ class Edited:
 def run_edit(cfg: EditConfig) -> Edited:
     """Edit `cfg.image` and write the before/after strip to `cfg.out`."""
     if cfg.edit.audio is None and cfg.edit.text is None and cfg.edit.style_from is None:
-        raise ValueError("nothing to edit: give --audio, --text or --style-from")
+        raise UsageError("nothing to edit: give --audio, --text or --style-from")
+    check_photo(cfg.photo)
+    for flag, value in (("--anchor", cfg.edit.anchor), ("--text-weight", cfg.edit.text_weight)):
+        if value < 0:
+            raise UsageError(f"{flag} {value}: must be 0 or more")
     rt = runtime.setup(cfg.device)
     run = open_checkpoint(cfg.checkpoint, rt.device)
     w0, _ = photo_latent(run, cfg.image, cfg.photo, rt)
@@ -228,7 +233,7 @@ def run_edit(cfg: EditConfig) -> Edited:
     with torch.no_grad():  # one at a time: a batch of two need not render each bit-identically
         before, after = run.G.synthesis(w0), run.G.synthesis(w1)
     panels = [before, after]
-    if Path(cfg.image).suffix not in (".pt", ".pth"):
+    if Path(cfg.image).suffix not in WPLUS_SUFFIXES:
         panels.insert(0, load_image(cfg.image, run.G.img_resolution)[0].to(rt.device))
     path = to_png(torch.cat(panels), cfg.out)
     what = ", ".join(
@@ -242,69 +247,41 @@ def run_edit(cfg: EditConfig) -> Edited:
     return Edited(path, before, after, w0, w1, guided)
 
 
-def edit_flags(f):
-    """The flags of EditOptions."""
-    for opt in reversed(
-        [
-            click.option(
-                "--levels",
-                default=ALL_LEVELS,
-                show_default=True,
-                help="style groups to edit: comma-separated coarse, mid, fine",
-            ),
-            click.option(
-                "--strength",
-                type=float,
-                default=1.0,
-                show_default=True,
-                help="how far the sound-inverted latent is mixed in (0: unchanged)",
-            ),
-            click.option(
-                "--optimize",
-                is_flag=True,
-                help="optimise toward the sound's CLIP embedding instead of mixing",
-            ),
-            click.option(
-                "--anchor",
-                type=click.FloatRange(0),
-                default=0.008,
-                show_default=True,
-                help="weight of the L2 anchor to the starting latent",
-            ),
-            click.option("--text", help="CLIP text constraint, e.g. 'a thunderstorm at night'"),
-            click.option("--text-weight", type=click.FloatRange(0), default=1.0, show_default=True),
-            click.option("--style-from", help="style mixing source: a photo, a W+ .pt or a seed"),
-            click.option(
-                "--clip",
-                type=click.Path(exists=True, dir_okay=False),
-                help="CLIP weights (default: the run's)",
-            ),
-            click.option(
-                "--sound-clip",
-                type=click.Path(exists=True),
-                help="sound-CLIP F_a (default: the run's)",
-            ),
-        ]
-    ):
-        f = opt(f)
-    return f
+EDIT_FLAGS = [
+    Flag("audio", "The guiding sound.", exists=True),
+    LEVELS,
+    Flag("strength", "How far the sound-inverted latent is mixed in (0: unchanged)."),
+    Flag("optimize", "Optimise toward the sound's CLIP embedding instead of mixing."),
+    Flag("anchor", "Weight of the L2 anchor to the starting latent."),
+    TEXT,
+    TEXT_WEIGHT,
+    STYLE_FROM,
+    Flag("clip", "CLIP weights (default: the run's).", exists=True),
+    Flag("sound_clip", "Sound-CLIP F_a (default: the run's).", exists=True),
+]
+"""The flags of EditOptions (model.edit puts them `within("edit")`)."""
 
 
-@click.command(help=__doc__.split("\n\n")[0])
-@click.option("--checkpoint", required=True, help="run folder of model.train")
-@click.option("--image", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="the photo, or its saved W+ (.pt)")  # fmt: skip
-@click.option("--audio", type=click.Path(exists=True, dir_okay=False), help="the guiding sound")
-@click.option("--out", required=True, help="before/after PNG strip")
-@edit_flags
-@photo_flags
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
-def main(**kw: Any) -> None:
-    photo = photo_options(kw)
-    head = {k: kw.pop(k) for k in ("checkpoint", "image", "out", "device")}
-    cfg = EditConfig(**head, edit=EditOptions(**kw), photo=photo)
-    one_line_errors(lambda: run_edit(cfg))
+@command(
+    "python -m model.edit",
+    EditConfig,
+    [
+        Flag("checkpoint", "Run folder of model.train.", exists=True, required=True),
+        Flag("image", "The photo, or its saved W+ (.pt).", exists=True, required=True),
+        Flag("out", "Before/after PNG strip.", required=True),
+        *(f.within("edit") for f in EDIT_FLAGS),
+        *(f.within("photo") for f in PHOTO_FLAGS),
+        DEVICE,
+    ],
+)
+def cli(cfg: EditConfig) -> None:
+    """Sound-guided editing of a photo: sound mixing or optimisation, CLIP text, style mixing."""
+    run_edit(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return config.run(cli, argv)  # `run` names a checkpoint's Run here
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

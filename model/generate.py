@@ -41,6 +41,20 @@ if TYPE_CHECKING:  # model.edit and model.invert build on this module: imported 
     from model.invert import PhotoOptions
 
 
+# Flags of the photo and edit settings, worded once for generate, invert and edit (keys of
+# GenerateConfig, PhotoOptions and EditOptions alike; `Flag.within` puts them in a section)
+STEPS = Flag("steps", "Optimizer steps of the photo's inversion and of the CLIP guidance.")
+LPIPS_VGG = Flag(
+    "lpips_vgg", "torchvision VGG16 weights for LPIPS (a tiny run: a random stand-in).", exists=True
+)
+QUIET = Flag("quiet", "No progress bars.")
+STYLE_FROM = Flag("style_from", "Style mixing source: a photo, a W+ (.pt) or a seed.")
+LEVELS = Flag("levels", "W+ levels (comma-separated coarse, mid, fine) that the edits change.")
+TEXT = Flag("text", "CLIP text constraint, e.g. 'a thunderstorm at night'.")
+TEXT_WEIGHT = Flag("text_weight", "Weight of --text.")
+DEVICE = Flag("device", "Where to render.", choices=runtime.DEVICES)
+
+
 @dataclass
 class GenerateConfig:
     checkpoint: str = ""  # run folder (its newest checkpoint) or one checkpoint folder
@@ -100,10 +114,10 @@ def load_wplus(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
     """A W+ latent from a torch file: [1, num_ws, w_dim]."""
     w = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(w, torch.Tensor):
-        raise ValueError(f"--image {path}: expected a tensor, found {type(w).__name__}")
+        raise InputError(f"--image {path}: expected a tensor, found {type(w).__name__}")
     w = w.float().reshape(-1, *w.shape[-2:]) if w.dim() >= 2 else w
     if tuple(w.shape) != (1, num_ws, w_dim):
-        raise ValueError(f"--image {path}: W+ must be [{num_ws}, {w_dim}], got {list(w.shape)}")
+        raise InputError(f"--image {path}: W+ must be [{num_ws}, {w_dim}], got {list(w.shape)}")
     return w
 
 
@@ -273,14 +287,14 @@ def _fraction(fps: float):
         Flag("truncation", "psi of the start latent (default: the run's)."),
         Flag("smooth", "Walk smoothing momentum, 0 < m <= 1 (1: off)."),
         Flag("image", "Start from this photo (inverted) or W+ (.pt [num_ws, w_dim]).", exists=True),
-        Flag("steps", "Inversion / guidance steps of --image, --text, --style-from."),
-        Flag("lpips_vgg", "VGG16 weights for LPIPS when inverting a photo.", exists=True),
-        Flag("style_from", "Style-mix the start latent from a photo, W+ or seed."),
-        Flag("levels", "W+ levels (coarse,mid,fine) that --style-from and --text change."),
-        Flag("text", "CLIP text constraint on the start latent."),
-        Flag("text_weight", "Weight of --text."),
-        Flag("quiet", "No progress bars."),
-        Flag("device", "Where to render.", choices=runtime.DEVICES),
+        STEPS,
+        LPIPS_VGG,
+        STYLE_FROM,
+        LEVELS,
+        TEXT,
+        TEXT_WEIGHT,
+        QUIET,
+        DEVICE,
     ],
 )
 def cli(cfg: GenerateConfig) -> None:

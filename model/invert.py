@@ -14,20 +14,21 @@ with `torch.save` ([num_ws, w_dim]) and its reconstruction as a PNG beside it (s
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
-from model import runtime
+from model import config, runtime
 from model.audio import MelConfig, clip_mels, load_wave
+from model.config import Flag, InputError, UsageError, command
 from model.encoder import invert
-from model.generate import load_run, load_wplus
+from model.generate import DEVICE, LPIPS_VGG, QUIET, STEPS, load_run, load_wplus
 from model.perceptual import VGG_HELP, Lpips, load_vgg_lpips, tiny_lpips
 
 WPLUS_SUFFIXES = (".pt", ".pth")
@@ -62,7 +63,7 @@ class Run:
     def encoder(self) -> nn.Module:
         """E_a of the run; a one-line error naming the checkpoint when it has none."""
         if self.latents is None:
-            raise ValueError(
+            raise InputError(
                 f"{self.source}: a bare generator without the sound-inversion encoder E_a; "
                 "pass a run folder written by model.train"
             )
@@ -95,7 +96,7 @@ class Run:
                 path = path or self.cfg.get(key)
                 if path is None:
                     flag = "--" + key.replace("_", "-")
-                    raise ValueError(f"{self.source}: no {key} weights recorded; pass {flag}")
+                    raise InputError(f"{self.source}: no {key} weights recorded; pass {flag}")
                 self._guides[key] = load(path).to(self.device)
         return self._guides[key]
 
@@ -120,7 +121,7 @@ def open_checkpoint(path: str | Path, device: torch.device) -> Run:
     try:
         latents, G, cfg = load_run(path, device)
     except KeyError as e:
-        raise ValueError(f"{path}: {e.args[0]}") from None
+        raise InputError(f"{path}: {e.args[0]}") from None
     return Run(path, G, latents, cfg, device)
 
 
@@ -135,7 +136,7 @@ def load_image(path: str | Path, resolution: int) -> tuple[Tensor, str]:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im).convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from None
+        raise InputError(f"{path}: not a readable image ({e})") from None
     w, h = im.size
     s = min(w, h)
     left, top = (w - s) // 2, (h - s) // 2
@@ -210,7 +211,7 @@ def perceptual_for(run: Run, lpips_vgg: str | None, lpips_weight: float) -> Lpip
         return load_vgg_lpips(lpips_vgg).to(run.device)
     if run.tiny:
         return tiny_lpips().to(run.device)
-    raise FileNotFoundError(f"{run.source}: not a tiny run, so LPIPS needs --lpips-vgg. {VGG_HELP}")
+    raise UsageError(f"{run.source}: not a tiny run, so LPIPS needs --lpips-vgg. {VGG_HELP}")
 
 
 @dataclass
@@ -258,11 +259,31 @@ def to_png(images: Tensor, path: str | Path) -> Path:
 # The command
 
 
+PHOTO_FLAGS = [
+    STEPS,
+    Flag("lr", "Adam learning rate of the inversion and the guidance."),
+    Flag("lpips_weight", "Weight of LPIPS next to MSE (0: MSE only)."),
+    LPIPS_VGG,
+    QUIET,
+]
+"""The flags of PhotoOptions (model.edit and model.invert put them `within("photo")`)."""
+
+
+def check_photo(photo: PhotoOptions) -> None:
+    """A `UsageError` for a PhotoOptions setting out of range."""
+    if photo.steps < 0:
+        raise UsageError(f"--steps {photo.steps}: must be 0 or more")
+    if photo.lr <= 0:
+        raise UsageError(f"--lr {photo.lr}: must be positive")
+    if photo.lpips_weight < 0:
+        raise UsageError(f"--lpips-weight {photo.lpips_weight}: must be 0 or more")
+
+
 @dataclass
 class InvertConfig:
-    checkpoint: str = ""
-    image: str = ""
-    out: str = ""
+    checkpoint: str = ""  # run folder of model.train, or a bare generator file
+    image: str = ""  # the photo
+    out: str = ""  # the W+ latent (.pt); its reconstruction goes beside it (.png)
     init: str = "mean"  # mean | encoder (E_a of --audio added to the mean latent)
     audio: str | None = None
     photo: PhotoOptions = field(default_factory=PhotoOptions)
@@ -271,8 +292,9 @@ class InvertConfig:
 
 def run_invert(cfg: InvertConfig) -> Inversion:
     """Invert `cfg.image`, save the latent at `cfg.out` and its reconstruction beside it."""
+    check_photo(cfg.photo)
     if cfg.init == "encoder" and cfg.audio is None:
-        raise ValueError("--init encoder needs --audio: E_a inverts that sound")
+        raise UsageError("--init encoder needs --audio: E_a inverts that sound")
     rt = runtime.setup(cfg.device)
     run = open_checkpoint(cfg.checkpoint, rt.device)
     w0 = mean_latent(run.G)
@@ -281,7 +303,7 @@ def run_invert(cfg: InvertConfig) -> Inversion:
             w0 = invert(run.encoder(), run.mel(cfg.audio), w0)
     _, inv = photo_latent(run, cfg.image, cfg.photo, rt, w0)
     if inv is None:
-        raise ValueError(f"--image {cfg.image}: already a W+ latent, nothing to invert")
+        raise UsageError(f"--image {cfg.image}: already a W+ latent, nothing to invert")
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(inv.w[0].cpu(), out)
@@ -293,61 +315,36 @@ def run_invert(cfg: InvertConfig) -> Inversion:
     return inv
 
 
-def photo_flags(f):
-    """--steps --lr --lpips-weight --lpips-vgg --quiet: how a photo is inverted."""
-    for opt in reversed(
-        [
-            click.option("--steps", type=click.IntRange(0), default=300, help="optimizer steps"),
-            click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.05),
-            click.option(
-                "--lpips-weight",
-                type=click.FloatRange(0),
-                default=1.0,
-                help="weight of LPIPS next to MSE (0: MSE only)",
-            ),
-            click.option(
-                "--lpips-vgg",
-                type=click.Path(dir_okay=False),
-                help="torchvision VGG16 weights file for LPIPS (tiny runs: a stand-in)",
-            ),
-            click.option("--quiet", is_flag=True, help="no progress bar"),
-        ]
-    ):
-        f = opt(f)
-    return f
-
-
-def photo_options(kw: dict[str, Any]) -> PhotoOptions:
-    """The PhotoOptions of `photo_flags`, popped from click's keyword arguments."""
-    return PhotoOptions(
-        kw.pop("steps"), kw.pop("lr"), kw.pop("lpips_weight"), kw.pop("lpips_vgg"), kw.pop("quiet")
-    )
-
-
-def one_line_errors(run: Any) -> None:
-    """Call `run()`; a missing or unreadable input becomes click's one-line error (exit 1)."""
-    try:
-        run()
-    except (FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-
-
-@click.command(help=__doc__.split("\n\n")[0])
-@click.option("--checkpoint", required=True, help="run folder of model.train, or a generator file")
-@click.option("--image", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", required=True, help="the W+ latent (.pt); its reconstruction goes to .png")
-@click.option("--init", type=click.Choice(["mean", "encoder"]), default="mean",
-              help="start from the mean latent, or from E_a(--audio) + mean latent")  # fmt: skip
-@click.option(
-    "--audio", type=click.Path(exists=True, dir_okay=False), help="sound for --init encoder"
+@command(
+    "python -m model.invert",
+    InvertConfig,
+    [
+        Flag(
+            "checkpoint",
+            "Run folder of model.train, or a generator file.",
+            exists=True,
+            required=True,
+        ),
+        Flag("image", "The photo.", exists=True, required=True),
+        Flag("out", "The W+ latent (.pt); its reconstruction goes to .png.", required=True),
+        Flag(
+            "init",
+            "Start from the mean latent, or from E_a(--audio) + mean latent.",
+            choices=("mean", "encoder"),
+        ),
+        Flag("audio", "Sound for --init encoder.", exists=True),
+        *(f.within("photo") for f in PHOTO_FLAGS),
+        DEVICE,
+    ],
 )
-@photo_flags
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
-def main(**kw: Any) -> None:
-    photo = photo_options(kw)
-    cfg = InvertConfig(**kw, photo=photo)
-    one_line_errors(lambda: run_invert(cfg))
+def cli(cfg: InvertConfig) -> None:
+    """A photo into the frozen StyleGAN3's W+ (MSE + LPIPS), saved with its reconstruction."""
+    run_invert(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return config.run(cli, argv)  # `run` names a checkpoint's Run here
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from model.config import InputError
 from model.invert import invert_image, load_image, main, mean_latent
 from model.perceptual import Lpips, load_vgg_lpips, tiny_lpips
 from model.stylegan3 import Generator, save_generator
@@ -64,7 +65,7 @@ def test_any_picture_is_centre_cropped_and_resized(tmp_path):
     torch.testing.assert_close(img[0, :, 4, 4], torch.tensor([-1.0, 1.0, -1.0]))
     assert "60x20, centre-cropped to 20x20 and resized to 8x8" in note
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    with pytest.raises(ValueError, match=r"broken\.jpg: not a readable image"):
+    with pytest.raises(InputError, match=r"broken\.jpg: not a readable image"):
         load_image(tmp_path / "broken.jpg", 8)
 
 
@@ -101,10 +102,9 @@ def test_tiny_lpips_is_a_distance():
 
 def test_cli_inverts_a_photo_on_the_tiny_run(run_dir, photo, tmp_path, capsys):
     out = tmp_path / "flower.wplus.pt"
-    with pytest.raises(SystemExit) as exit_:
-        main(["--checkpoint", str(run_dir), "--image", str(photo), "--out", str(out)]
-             + ["--steps", "3", "--device", "cpu", "--quiet"])  # fmt: skip
-    assert exit_.value.code == 0
+    code = main(["--checkpoint", str(run_dir), "--image", str(photo), "--out", str(out)]
+                + ["--set", "photo.steps=3", "--device", "cpu", "--quiet"])  # fmt: skip
+    assert code == 0
     said = capsys.readouterr().out
     assert "960x540, centre-cropped to 540x540 and resized to 16x16" in said
     assert torch.load(out, weights_only=True).shape == (16, 32)
@@ -157,5 +157,5 @@ def test_generate_animates_a_photo_with_text_and_style(run_dir, photo, shared_me
         [*cmd, "--image", str(tmp_path / "broken.jpg")], capture_output=True, text=True, timeout=300
     )
     assert bad.returncode == 1
-    assert bad.stderr.strip().startswith(f"error: {tmp_path / 'broken.jpg'}: not a readable image")
+    assert bad.stderr.strip().startswith(f"Error: {tmp_path / 'broken.jpg'}: not a readable image")
     assert len(bad.stderr.strip().splitlines()) == 1
