@@ -244,7 +244,8 @@ def _load_prepared(sample: dict, cfg: DataConfig) -> dict:
 def shard_settings(url: str) -> dict | None:
     """The `prepared` settings of a prepared shard (read from its first sample's json); None for
     a corpus shard."""
-    first = next(read_shard(Path(url), members=("json",)), None)
+    # refused members are skipped here; the loader names each one when it reads the shard
+    first = next(read_shard(Path(url), members=("json",), report=lambda *_: None), None)
     return None if first is None else first.meta().get("prepared")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from landscape_av.corpus import Corpus, read_shard
 from landscape_av.corpus.corpus import shard_keys, split_member
-from landscape_av.schema import MEMBERS, SPLITS
+from landscape_av.schema import MEMBERS, SPLITS, member_problem
 
 
 def _tar(path: Path, members: list[tuple[str, bytes]], folder: str | None = None) -> Path:
@@ -73,11 +73,13 @@ def test_bad_entries_are_reported_or_raised(tmp_path: Path) -> None:
         ("b", {"json": b"5"}),
     ]
     assert problems == [
-        ("-", "-", "unexpected tar entry 'x'"),
-        ("a", "-", "unexpected tar entry 'x/b.json'"),
+        ("-", "-", "unexpected tar entry 'x': not a file"),
+        ("a", "-", f"unexpected tar entry 'x/b.json': {member_problem('x/b.json', 1)}"),
         ("b", "json", "member appears twice"),
     ]
-    with pytest.raises(ValueError, match=r"^train-000000.tar: unexpected tar entry 'x'$"):
+    with pytest.raises(
+        ValueError, match=r"^train-000000.tar: unexpected tar entry 'x': not a file$"
+    ):
         list(read_shard(shard))
 
 
