@@ -51,6 +51,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from landscape_av import processes
 from landscape_av.ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
 from landscape_av.pipeline.settings import setting
 from landscape_av.sources.source_list import Source
@@ -179,7 +180,7 @@ def download(
                 shutil.rmtree(workdir, ignore_errors=True)
                 raise DownloadError(e.reason, f"{_where(source)}: {url}: {e} ({tries})") from None
             log.info("%s: %s (%s); retrying in %.1f s", source.source_id, e, tries, delay)
-            time.sleep(delay)
+            processes.wait(delay)
 
     final = dest_dir / f"{source.source_id}{media.suffix}"
     os.replace(media, final)
@@ -280,7 +281,7 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
     }
-    with subprocess.Popen(
+    with processes.child(
         cmd,
         cwd=workdir,
         env=env,
@@ -289,20 +290,18 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
         stderr=subprocess.PIPE,
         text=True,
         errors="replace",
-        start_new_session=True,  # a process group we can kill with ffmpeg inside it
-    ) as proc:
+    ) as proc:  # its own process group, with ffmpeg inside it
         try:
             _, stderr = proc.communicate(json.dumps(job), timeout=time_left)
         except subprocess.TimeoutExpired:
-            if hasattr(os, "killpg"):
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:  # no process groups (Windows): the child only
-                proc.kill()
+            processes.kill_group(proc)
             _, stderr = proc.communicate()
             _relay(stderr)
             raise DownloadError(
                 "timeout", f"no result within the time limit ({_tail(stderr)})"
             ) from None
+    if processes.stopping():
+        raise processes.Stopped("the build is stopping")
     ffmpeg_lines = _relay(stderr)
     try:
         result = json.loads((workdir / RESULT_FILE).read_text())
