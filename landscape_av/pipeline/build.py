@@ -257,6 +257,7 @@ class _Stages:
         self.lock = threading.Lock()  # progress counts
         self.committing = threading.Lock()  # a crash after n commits leaves exactly n
         self.downloading = threading.BoundedSemaphore(config.downloads)
+        self.network = _NetworkWatch()
         self.clipping = threading.BoundedSemaphore(config.workers)
 
     def advance(self, *stages: str, nbytes: int = 0) -> None:
@@ -267,6 +268,7 @@ class _Stages:
                 self.progress.update(self.tasks[stage], advance=1, bytes=self.moved[stage])
 
     def downloaded(self, path: Path) -> None:
+        self.network.succeeded()
         self.advance("download", nbytes=path.stat().st_size)
         self.crasher.done("download")
 
@@ -277,6 +279,30 @@ class _Stages:
             self.crasher.done("clip")
         self.advance("clip", nbytes=sum(p.stat().st_size for p in committed.iterdir()))
         return outcome
+
+
+class _NetworkWatch:
+    """Failed download attempts in a row with the same network error from the same host, no
+    download done in between: from `NETWORK_PROBE` on, sources stop retrying such errors, so that
+    the first sources fail in seconds and `_check_network` stops the build."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, str] | None = None
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def give_up(self, error: DownloadError, url: str) -> bool:
+        if error.reason not in NETWORK_REASONS:
+            return False
+        key = (error.reason, urlsplit(url).netloc)
+        with self.lock:
+            self.count = self.count + 1 if key == self.key else 1
+            self.key = key
+            return self.count >= NETWORK_PROBE
+
+    def succeeded(self) -> None:
+        with self.lock:
+            self.key, self.count = None, 0
 
 
 def build(sources: Sequence[Source], config: BuildConfig, source_list: str = "") -> BuildResult:
@@ -679,6 +705,7 @@ def _process(
                 config.download,
                 config.clip.max_clips * config.clip.seconds,
                 config.filter.min_height,
+                lambda e: stages.network.give_up(e, source.url),
             )
     except DownloadError as e:
         _raise_if_output_full(str(e))

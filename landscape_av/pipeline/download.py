@@ -46,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -130,10 +131,16 @@ def section(source: Source, seconds: float) -> tuple[float, float]:
 
 
 def download(
-    source: Source, dest_dir: Path, options: DownloadOptions, seconds: float, min_height: int = 0
+    source: Source,
+    dest_dir: Path,
+    options: DownloadOptions,
+    seconds: float,
+    min_height: int = 0,
+    give_up: Callable[[DownloadError], bool] | None = None,
 ) -> Downloaded:
     """Fetch `seconds` of `source` from its start (the clips' section) into `dest_dir`, in a format
-    of at least `min_height` lines where there is one; return where it landed.
+    of at least `min_height` lines where there is one; return where it landed. A failed attempt
+    that may pass is retried unless `give_up(error)` says otherwise.
 
     Skips the network when `dest_dir` already holds a finished download of the same URL and section.
     Raises DownloadError (with a `reason` code) when the source cannot be fetched.
@@ -176,6 +183,7 @@ def download(
                 not e.retryable
                 or attempt == options.retries
                 or time.monotonic() + delay >= deadline
+                or (give_up is not None and give_up(e))
             ):
                 shutil.rmtree(workdir, ignore_errors=True)
                 raise DownloadError(e.reason, f"{_where(source)}: {url}: {e} ({tries})") from None
