@@ -644,13 +644,21 @@ def _output_message(error: OSError, out: Path) -> str:
     )
 
 
+class _LogFile(logging.FileHandler):
+    """The build log: best effort, so a full disk drops its lines instead of printing tracebacks
+    (the build itself then stops with one line)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        pass
+
+
 @contextlib.contextmanager
 def _build_log(path: Path, verbose: bool) -> Iterator[Path]:
     """Send the toolkit's log (yt-dlp's and ffmpeg's messages among it) to the file `path`, and
     to the terminal only when `verbose`."""
     logger = logging.getLogger("landscape_av")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8")]
+    handlers: list[logging.Handler] = [_LogFile(path, encoding="utf-8")]
     if verbose:
         handlers.append(logging.StreamHandler())
     for handler in handlers:

@@ -21,6 +21,7 @@ from landscape_av.pipeline.build import (
     EXIT_INTERRUPTED,
     EXIT_NETWORK,
     EXIT_NO_CLIPS,
+    EXIT_OUTPUT,
     EXIT_REFUSED,
 )
 
@@ -250,3 +251,40 @@ def test_kill_9_leaves_no_ffmpeg_running(slow_list: Path, tmp_path: Path):
     while alive(kids) and time.monotonic() < end:
         time.sleep(0.05)
     assert not alive(kids)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MB tmpfs mounted in `tmp_path` (root only), grown by calling the returned function."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)])
+    if made.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+
+    def grow() -> None:
+        subprocess.run(["mount", "-o", "remount,size=200m", str(mount)], check=True)
+
+    yield mount, grow
+    subprocess.run(["umount", "-l", str(mount)])
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_build_and_the_same_command_then_completes(
+    media_server: str, small_disk, tmp_path: Path
+):
+    mount, grow = small_disk
+    rows = [("good", f"{media_server}good.mp4", "raining")]
+    rows += [("good2", f"{media_server}good2.mp4", "wind noise")]
+    source_list = write_list(tmp_path / "sources.csv", rows)
+    reference = tmp_path / "reference"
+    assert run_build(source_list, reference)[0] == 0
+    out = mount / "corpus"
+    code, stderr = run_build(source_list, out)
+    assert code == EXIT_OUTPUT, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "No space left" in stderr, stderr
+    assert not (out / "data").exists()
+    grow()
+    code, stderr = run_build(source_list, out)
+    assert code == 0, stderr
+    assert snapshot(out) == snapshot(reference)
