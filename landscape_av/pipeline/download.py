@@ -36,6 +36,7 @@ kill -9 finds no record and restarts that source cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -64,6 +65,8 @@ RECORD_SUFFIX = ".download.json"
 RESULT_FILE = ".result.json"
 RETRYABLE_REASONS = frozenset({"connection", "timeout", "http_408", "http_429"})
 _LEVEL_PREFIX = "@@ytdlp "
+RATE_GRACE = 5.0
+"""Seconds an attempt runs before its average rate is held against `min_rate`."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,14 @@ class DownloadOptions:
     rate_limit: str | None = setting(
         None, help="Rate limit of yt-dlp's own http downloads (yt-dlp syntax, e.g. 4M)."
     )
+    min_rate: int = setting(
+        0,
+        kind="bytes",
+        recorded=False,
+        show="0: none",
+        help=f"Give up an attempt that fetched less than this many bytes/s on average in its first "
+        f"{RATE_GRACE:g} s or any time after (e.g. 20K).",
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,8 @@ class Downloaded:
 
 class DownloadError(Exception):
     """A source could not be fetched. `reason` is a short machine code ("http_404", "http_500",
-    "connection", "timeout", "unsupported_url", "local_not_allowed", "not_found", "invalid_media",
+    "connection", "truncated" (a body shorter than announced), "timeout", "too_slow",
+    "unsupported_url", "local_not_allowed", "not_found", "not_a_file", "invalid_media",
     "no_format", "unavailable", "error"); str(e) is a human message."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -167,6 +179,7 @@ def download(
         "cookies": str(options.cookies) if options.cookies else None,
         "rate_limit": options.rate_limit,
         "allow_local": options.allow_local,
+        "min_rate": options.min_rate,
         "ffmpeg": ffmpeg_exe(),
     }
     workdir = dest_dir / PARTIAL_DIR / source.source_id
@@ -228,8 +241,13 @@ def _checked_url(source: Source, options: DownloadOptions) -> str:
             f"{_where(source)}: {url!r} is a local file; pass allow_local (--allow-local) to read it",
         )
     path = Path(url2pathname(urlsplit(url).path)) if scheme == "file" else Path(url).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise DownloadError("not_found", f"{_where(source)}: local file {path} does not exist")
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "a device, pipe or socket"
+        raise DownloadError(
+            "not_a_file", f"{_where(source)}: {path} is {kind}, not a regular media file"
+        )
     return path.resolve().as_uri()
 
 
@@ -299,18 +317,12 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
         text=True,
         errors="replace",
     ) as proc:  # its own process group, with ffmpeg inside it
-        try:
-            _, stderr = proc.communicate(json.dumps(job), timeout=time_left)
-        except subprocess.TimeoutExpired:
-            processes.kill_group(proc)
-            _, stderr = proc.communicate()
-            _relay(stderr)
-            raise DownloadError(
-                "timeout", f"no result within the time limit ({_tail(stderr)})"
-            ) from None
+        stderr, failure = _wait(proc, json.dumps(job), workdir, time_left, job["min_rate"])
     if processes.stopping():
         raise processes.Stopped("the build is stopping")
     ffmpeg_lines = _relay(stderr)
+    if failure is not None:
+        raise failure
     try:
         result = json.loads((workdir / RESULT_FILE).read_text())
     except (OSError, ValueError):
@@ -323,12 +335,49 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
             message = f"{message}: {' | '.join(ffmpeg_lines[-3:])}"
         raise DownloadError(reason, message)
     if _BROKE_OFF.search("\n".join(ffmpeg_lines)):  # ffmpeg exits 0 when its input breaks off
-        reason = "timeout" if _ffmpeg_reason(ffmpeg_lines) == "timeout" else "connection"
+        reason = _ffmpeg_reason(ffmpeg_lines)
+        reason = reason if reason in ("timeout", "truncated") else "connection"
         raise DownloadError(reason, f"the input broke off: {' | '.join(ffmpeg_lines[-3:])}")
     media = Path(result["path"])
     if not media.is_file() or media.stat().st_size == 0:
         raise DownloadError("invalid_media", "yt-dlp reported success but wrote no data")
     return media
+
+
+def _wait(
+    proc: subprocess.Popen, job: str, workdir: Path, time_left: float, min_rate: int
+) -> tuple[str, DownloadError | None]:
+    """Hand the child its job and wait for it; (its stderr, None) when it ends in time. It is
+    killed, with the error to raise, when it runs out of `time_left`, or when from `RATE_GRACE` s
+    on it has fetched less than `min_rate` bytes/s on average."""
+    began = time.monotonic()
+    end = began + time_left
+    payload: str | None = job  # sent once: a later call goes on where the first stopped
+    while True:
+        try:
+            wait = max(0.01, min(1.0, end - time.monotonic()))
+            return proc.communicate(payload, timeout=wait)[1], None
+        except subprocess.TimeoutExpired:
+            payload = None
+        now = time.monotonic()
+        rate = _bytes_in(workdir) / (now - began)
+        if now >= end or (min_rate and now - began >= RATE_GRACE and rate < min_rate):
+            processes.kill_group(proc)
+            stderr = proc.communicate()[1]
+            if now >= end:
+                return stderr, DownloadError(
+                    "timeout", f"no result within the time limit ({_tail(stderr)})"
+                )
+            why = f"{rate:,.0f} bytes/s in {now - began:.0f} s, below --min-rate {min_rate:,}"
+            return stderr, DownloadError("too_slow", why)
+
+
+def _bytes_in(folder: Path) -> int:
+    total = 0
+    for f in folder.iterdir():
+        with contextlib.suppress(OSError):
+            total += f.stat().st_size if f.is_file() else 0
+    return total
 
 
 _BROKE_OFF = re.compile(r"Error during demuxing|partial file|Stream ends prematurely")
@@ -343,7 +392,9 @@ def _ffmpeg_reason(lines: list[str]) -> str:
         return f"http_{m.group(1)}"
     if re.search(r"timed out", text, re.IGNORECASE):
         return "timeout"
-    if re.search(r"Connection (refused|reset)|I/O error|Input/output error|prematurely", text):
+    if "Stream ends prematurely" in text:  # a body shorter than its Content-Length
+        return "truncated"
+    if re.search(r"Connection (refused|reset)|I/O error|Input/output error", text):
         return "connection"
     if re.search(
         r"Invalid data|moov atom not found|could not find codec|EBML", text, re.IGNORECASE
@@ -481,7 +532,7 @@ def _run_ytdlp(job: dict) -> Path:
 def _classify(error: BaseException) -> tuple[str, str]:
     """(reason, message) of an exception raised by yt-dlp, from the causes it wraps."""
     from yt_dlp.networking.exceptions import HTTPError, TransportError
-    from yt_dlp.utils import UnsupportedError
+    from yt_dlp.utils import ContentTooShortError, UnsupportedError
 
     message = re.sub(r"^ERROR:\s*|\s*\(caused by .*\)$", "", str(error).strip())
     chain, seen = [error], set()
@@ -494,6 +545,8 @@ def _classify(error: BaseException) -> tuple[str, str]:
             return f"http_{e.status}", message
         if isinstance(e, UnsupportedError):
             return "unsupported_url", message
+        if isinstance(e, ContentTooShortError):
+            return "truncated", message
         if isinstance(e, (TimeoutError,)) or (
             isinstance(e, TransportError) and "timed out" in str(e).lower()
         ):

@@ -43,7 +43,7 @@ EXPECTED_FAILURES = {
     ("frozen", "filter", "frozen"),
     ("missing", "download", "http_404"),
     ("err500", "download", "http_500"),
-    ("cut", "download", "connection"),
+    ("cut", "download", "truncated"),
 }
 
 
