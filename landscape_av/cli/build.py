@@ -201,7 +201,8 @@ def build_command(
             check_folder(config.out)
         except BuildStopped as e:
             _stop(e)
-    with _source_list(source_list, demo, demo_port, config.out, min_size, config.quiet) as (
+    local = config.download.allow_local
+    with _source_list(source_list, demo, demo_port, config.out, min_size, config.quiet, local) as (
         sources,
         name,
     ):
@@ -236,6 +237,7 @@ def _source_list(
     out: Path,
     size: tuple[int, int],
     quiet: bool,
+    allow_local: bool,
 ) -> Iterator[tuple[list[Source], str]]:
     """(sources, name of the list) for the build; for --demo, the demo sources are made under
     OUT/.work/demo-sources at the minimum size (the low-resolution one at half of it) and served
@@ -250,7 +252,7 @@ def _source_list(
         demo_sources = make_demo_sources(folder, size=size, quiet=quiet)
         with serve_folder(folder, DEMO_PORT if demo_port is None else demo_port) as url:
             path = write_demo_source_list(demo_sources, url, folder.parent / "demo-sources.csv")
-            yield read_source_list(path), "demo"
+            yield read_source_list(path, allow_local), "demo"
         return
     if path is None:
         from landscape_av.sources.vggsound import default_source_list
@@ -259,7 +261,7 @@ def _source_list(
         if not quiet:
             console.print(f"Using {path}: {why}")
     try:
-        yield read_source_list(path), str(path)
+        yield read_source_list(path, allow_local), str(path)
     except SourceListError as e:
         raise click.ClickException(str(e)) from None
 

@@ -56,7 +56,7 @@ from urllib.request import url2pathname
 from landscape_av import processes
 from landscape_av.ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
 from landscape_av.pipeline.settings import setting
-from landscape_av.sources.source_list import Source
+from landscape_av.sources.source_list import Source, url_problem
 
 log = logging.getLogger(__name__)
 
@@ -225,21 +225,15 @@ def _where(source: Source) -> str:
 
 
 def _checked_url(source: Source, options: DownloadOptions) -> str:
-    """The URL to hand yt-dlp: http(s) as is; file:// URLs and local paths only with allow_local."""
+    """The URL to hand yt-dlp: http(s) as is; file:// URLs and local paths (with allow_local) as
+    the file:// URL of an existing regular file (`url_problem` is the rule)."""
     url = source.url.strip()
+    problem = url_problem(url, options.allow_local)
+    if problem is not None:
+        raise DownloadError(problem[0], f"{_where(source)}: {problem[1]}")
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
         return url
-    local = scheme == "file" or scheme == "" or (len(scheme) == 1 and os.name == "nt")
-    if not local:
-        raise DownloadError(
-            "unsupported_url", f"{_where(source)}: {url!r}: only http(s) URLs can be downloaded"
-        )
-    if not options.allow_local:
-        raise DownloadError(
-            "local_not_allowed",
-            f"{_where(source)}: {url!r} is a local file; pass allow_local (--allow-local) to read it",
-        )
     path = Path(url2pathname(urlsplit(url).path)) if scheme == "file" else Path(url).expanduser()
     if not path.exists():
         raise DownloadError("not_found", f"{_where(source)}: local file {path} does not exist")
