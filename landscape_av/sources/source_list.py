@@ -140,6 +140,8 @@ def read_source_list(path: str | os.PathLike[str], allow_local: bool = False) ->
         raise SourceListError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
     except csv.Error as e:
         raise SourceListError([f"{path}: not a readable CSV file ({e})"]) from None
+    except OSError as e:
+        raise SourceListError([f"{path}: cannot read it: {e.strerror or e}"]) from None
 
 
 def _parse_source_list(f: TextIO, name: str, allow_local: bool) -> list[Source]:

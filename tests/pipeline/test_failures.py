@@ -288,3 +288,16 @@ def test_a_full_disk_stops_the_build_and_the_same_command_then_completes(
     code, stderr = run_build(source_list, out)
     assert code == 0, stderr
     assert snapshot(out) == snapshot(reference)
+
+
+def test_exit_codes_are_documented_in_help_and_readme():
+    from click.testing import CliRunner
+
+    from landscape_av.cli import main
+    from landscape_av.pipeline.build import EXIT_CODES
+
+    help_text = " ".join(CliRunner().invoke(main, ["build", "--help"]).output.split())
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for code, meaning in EXIT_CODES.items():
+        assert f"{code}: {meaning}" in help_text
+        assert f"\n| {code} | " in readme

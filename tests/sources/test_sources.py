@@ -103,7 +103,9 @@ def test_all_errors_reported_together(tmp_path: Path) -> None:
 
 
 def test_bad_header_and_empty_files(tmp_path: Path) -> None:
-    (error,) = errors_of(write(tmp_path, "a1,http://h/u,raining,,,,,", header="ytid,start_time,class,set"))
+    (error,) = errors_of(
+        write(tmp_path, "a1,http://h/u,raining,,,,,", header="ytid,start_time,class,set")
+    )
     assert ":1: header is 'ytid,start_time,class,set'; expected 'source_id,url," in error
     (error,) = errors_of(write(tmp_path))
     assert error.endswith("no sources (only a header)")

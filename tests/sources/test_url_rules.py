@@ -48,3 +48,16 @@ def test_local_files_pass_both_with_allow_local(tmp_path: Path):
     args = ["build", "--source-list", str(path), "--dry-run", "--allow-local"]
     built = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "out")])
     assert checked.exit_code == built.exit_code == 0, checked.output + built.output
+
+
+def test_a_missing_source_list_is_one_line(tmp_path: Path):
+    missing = tmp_path / "missing.csv"
+    args = ["build", "--manifest", str(missing), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert (
+        result.output.strip()
+        .splitlines()[-1]
+        .endswith(f"{missing}: cannot read it: No such file or directory")
+    )
+    assert "Traceback" not in result.output
