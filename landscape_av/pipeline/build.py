@@ -9,7 +9,14 @@ fetched, probed and filtered, so that encoding does not wait for the network. Sh
 the committed samples in a fixed order, so shards and manifests come out byte-identical to those of
 an uninterrupted build, whatever the number of workers.
 Failures that may pass (download, ffmpeg) are not committed and are retried on the next run; each
-run records its failures in the failures manifest and goes on.
+run records its failures in the failures manifest and goes on. No error of one source stops the
+build: whatever its file makes a stage raise becomes that source's failure (`_failing_as`).
+
+The corpus itself (shards, manifests, build.json, card) is written to a sibling folder and swapped
+in whole when the build has finished (`_swap_in`), so OUT always holds the old corpus or the new one;
+a build that ends without one (`BuildStopped`: no clip, too many failures, offline, disk full,
+Ctrl-C, OUT holding another build's corpus) leaves OUT's corpus as it was, with its exit code
+(`EXIT_CODES`) and the failures so far in `OUT/.work/manifests/`.
 
 `LANDSCAPE_AV_CRASH_AT=<stage>:<n>` (stage: download, clip or shard) makes the process kill itself
 with SIGKILL right after its n-th completion of that stage: the resume tests use it to crash a real

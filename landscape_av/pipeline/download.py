@@ -72,7 +72,8 @@ RATE_GRACE = 5.0
 @dataclass(frozen=True)
 class DownloadOptions:
     """How to fetch a source. `timeout` bounds one source's whole download (all attempts, in s);
-    `socket_timeout` bounds each network wait; `rate_limit` (yt-dlp syntax, e.g. "4M") applies to
+    `socket_timeout` bounds each network wait; `min_rate` (bytes/s, 0: none) ends an attempt that
+    fetches slower than that on average from `RATE_GRACE` s on; `rate_limit` (yt-dlp syntax, e.g. "4M") applies to
     yt-dlp's own http downloader, not to ffmpeg's section downloads."""
 
     retries: int = setting(3, low=0, help="Download retries per source.")
