@@ -178,6 +178,7 @@ def test_body_shorter_than_announced_is_truncated_not_retried(faulty_server, tmp
     assert list(tmp_path.glob("s1*")) == []
 
 
+@pytest.mark.slow
 def test_a_dripping_source_is_dropped_below_the_minimum_rate(faulty_server, tmp_path):
     opts = DownloadOptions(retries=0, socket_timeout=60.0, min_rate=50_000)
     t0 = time.monotonic()

@@ -119,6 +119,7 @@ def corrupt_mp4(build_media: Path) -> str:
     return "corrupt.mp4"
 
 
+@pytest.mark.slow
 def test_a_corrupt_source_fails_alone_and_is_skipped_when_downloaded_again(
     media_server: str, corrupt_mp4: str, tmp_path: Path
 ):
@@ -143,6 +144,7 @@ def test_a_corrupt_source_fails_alone_and_is_skipped_when_downloaded_again(
     assert again["detail"].startswith("the same damaged download as before")
 
 
+@pytest.mark.slow
 def test_a_build_that_fails_never_touches_the_corpus(media_server: str, tmp_path: Path):
     out = tmp_path / "corpus"
     good = write_list(tmp_path / "good.csv", [("good", f"{media_server}good2.mp4", "raining")])
