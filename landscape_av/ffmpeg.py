@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from landscape_av.processes import Stopped, child, stopping
+
 ENV_VAR = "LANDSCAPE_AV_FFMPEG"
 STDERR_TAIL_LINES = 20
 
@@ -50,20 +52,23 @@ def ffmpeg_exe() -> str:
 
 
 def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, timeout: float | None = None) -> None:
-    """Run `ffmpeg -hide_banner -nostdin -loglevel error -y <args>`; raise FFmpegError on failure.
+    """Run `ffmpeg -hide_banner -nostdin -loglevel error -y <args>` as a `processes.child`; raise
+    FFmpegError on failure (Stopped when the build stopped it).
 
     `args` is everything after the global options (inputs, filters, outputs). The error message
     names the command and carries the tail of ffmpeg's stderr.
     """
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *map(str, args)]
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, errors="replace", timeout=timeout
-        )
-    except subprocess.TimeoutExpired as e:
-        raise FFmpegError(f"ffmpeg timed out after {timeout} s: {_show(cmd)}") from e
+    pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    with child(cmd, text=True, errors="replace", **pipes) as proc:
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            raise FFmpegError(f"ffmpeg timed out after {timeout} s: {_show(cmd)}") from e
+    if stopping():
+        raise Stopped("the build is stopping")
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-STDERR_TAIL_LINES:])
+        tail = "\n".join(stderr.strip().splitlines()[-STDERR_TAIL_LINES:])
         raise FFmpegError(
             f"ffmpeg failed (exit {proc.returncode}): {_show(cmd)}",
             returncode=proc.returncode,

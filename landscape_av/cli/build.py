@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,14 @@ from typing import Any
 import click
 
 from landscape_av.classes import CLASSES, parse_class_selection
-from landscape_av.pipeline.build import BuildConfig, build
+from landscape_av.pipeline.build import (
+    EXIT_CODES,
+    BuildConfig,
+    BuildStopped,
+    build,
+    check_folder,
+    recover,
+)
 from landscape_av.pipeline.settings import Leaf, flat_settings, from_flat
 from landscape_av.progress import console
 from landscape_av.schema import WORK_DIR
@@ -131,7 +140,11 @@ def _config(settings: dict[str, Any], quiet: bool) -> BuildConfig:
     return from_flat(BuildConfig, values)
 
 
-@click.command("build", cls=_BuildCommand)
+def _exit_codes_help() -> str:
+    return "Exit codes: " + "; ".join(f"{code}: {what}" for code, what in EXIT_CODES.items()) + "."
+
+
+@click.command("build", cls=_BuildCommand, epilog=_exit_codes_help())
 @click.option(
     "--source-list",
     "--manifest",
@@ -182,7 +195,14 @@ def build_command(
         raise click.UsageError("--demo-port needs --demo")
     config = _config(settings, quiet or as_json)
     min_size = (config.filter.min_width, config.filter.min_height)
-    with _source_list(source_list, demo, demo_port, config.out, min_size, config.quiet) as (
+    if not dry_run:
+        try:
+            recover(config.out)  # a swap that a kill interrupted
+            check_folder(config.out)
+        except BuildStopped as e:
+            _stop(e)
+    local = config.download.allow_local
+    with _source_list(source_list, demo, demo_port, config.out, min_size, config.quiet, local) as (
         sources,
         name,
     ):
@@ -195,9 +215,18 @@ def build_command(
         if dry_run:
             _print_plan(chosen, config, name, as_json)
             return
-        result = build(chosen, config, source_list=name)
+        try:
+            result = build(chosen, config, source_list=name)
+        except BuildStopped as e:
+            _stop(e)
     if as_json:
         click.echo(json.dumps(result.summary(), indent=1))
+
+
+def _stop(e: BuildStopped) -> typing.NoReturn:
+    """End the command with the build's one-line summary and exit code."""
+    click.echo(f"landscape-av build: {e}", err=True)
+    sys.exit(e.code)
 
 
 @contextlib.contextmanager
@@ -208,6 +237,7 @@ def _source_list(
     out: Path,
     size: tuple[int, int],
     quiet: bool,
+    allow_local: bool,
 ) -> Iterator[tuple[list[Source], str]]:
     """(sources, name of the list) for the build; for --demo, the demo sources are made under
     OUT/.work/demo-sources at the minimum size (the low-resolution one at half of it) and served
@@ -222,7 +252,7 @@ def _source_list(
         demo_sources = make_demo_sources(folder, size=size, quiet=quiet)
         with serve_folder(folder, DEMO_PORT if demo_port is None else demo_port) as url:
             path = write_demo_source_list(demo_sources, url, folder.parent / "demo-sources.csv")
-            yield read_source_list(path), "demo"
+            yield read_source_list(path, allow_local), "demo"
         return
     if path is None:
         from landscape_av.sources.vggsound import default_source_list
@@ -231,7 +261,7 @@ def _source_list(
         if not quiet:
             console.print(f"Using {path}: {why}")
     try:
-        yield read_source_list(path), str(path)
+        yield read_source_list(path, allow_local), str(path)
     except SourceListError as e:
         raise click.ClickException(str(e)) from None
 

@@ -109,10 +109,11 @@ def vggsounder(
 
 @sources_group.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def check(file: Path) -> None:
-    """Validate a source list and count its sources per class and split."""
+@click.option("--allow-local", is_flag=True, help="Accept local files, as `build --allow-local`.")
+def check(file: Path, allow_local: bool) -> None:
+    """Validate a source list by the build's rules and count its sources per class and split."""
     try:
-        sources = read_source_list(file)
+        sources = read_source_list(file, allow_local)
     except SourceListError as e:
         raise click.ClickException(str(e)) from None
     counts = Counter((s.class_name, s.split or "") for s in sources)

@@ -36,6 +36,7 @@ kill -9 finds no record and restarts that source cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -46,15 +47,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+from landscape_av import processes
 from landscape_av.ffmpeg import FFmpegError, ffmpeg_exe, run_ffmpeg
 from landscape_av.files import atomic_write
 from landscape_av.pipeline.settings import setting
-from landscape_av.sources.source_list import Source
+from landscape_av.sources.source_list import Source, url_problem
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +66,15 @@ RECORD_SUFFIX = ".download.json"
 RESULT_FILE = ".result.json"
 RETRYABLE_REASONS = frozenset({"connection", "timeout", "http_408", "http_429"})
 _LEVEL_PREFIX = "@@ytdlp "
+RATE_GRACE = 5.0
+"""Seconds an attempt runs before its average rate is held against `min_rate`."""
 
 
 @dataclass(frozen=True)
 class DownloadOptions:
     """How to fetch a source. `timeout` bounds one source's whole download (all attempts, in s);
-    `socket_timeout` bounds each network wait; `rate_limit` (yt-dlp syntax, e.g. "4M") applies to
+    `socket_timeout` bounds each network wait; `min_rate` (bytes/s, 0: none) ends an attempt that
+    fetches slower than that on average from `RATE_GRACE` s on; `rate_limit` (yt-dlp syntax, e.g. "4M") applies to
     yt-dlp's own http downloader, not to ffmpeg's section downloads."""
 
     retries: int = setting(3, low=0, help="Download retries per source.")
@@ -90,6 +96,14 @@ class DownloadOptions:
     rate_limit: str | None = setting(
         None, help="Rate limit of yt-dlp's own http downloads (yt-dlp syntax, e.g. 4M)."
     )
+    min_rate: int = setting(
+        0,
+        kind="bytes",
+        recorded=False,
+        show="0: none",
+        help=f"Give up an attempt that fetched less than this many bytes/s on average in its first "
+        f"{RATE_GRACE:g} s or any time after (e.g. 20K).",
+    )
 
 
 @dataclass(frozen=True)
@@ -103,7 +117,8 @@ class Downloaded:
 
 class DownloadError(Exception):
     """A source could not be fetched. `reason` is a short machine code ("http_404", "http_500",
-    "connection", "timeout", "unsupported_url", "local_not_allowed", "not_found", "invalid_media",
+    "connection", "truncated" (a body shorter than announced), "timeout", "too_slow",
+    "unsupported_url", "local_not_allowed", "not_found", "not_a_file", "invalid_media",
     "no_format", "unavailable", "error"); str(e) is a human message."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -130,10 +145,16 @@ def section(source: Source, seconds: float) -> tuple[float, float]:
 
 
 def download(
-    source: Source, dest_dir: Path, options: DownloadOptions, seconds: float, min_height: int = 0
+    source: Source,
+    dest_dir: Path,
+    options: DownloadOptions,
+    seconds: float,
+    min_height: int = 0,
+    give_up: Callable[[DownloadError], bool] | None = None,
 ) -> Downloaded:
     """Fetch `seconds` of `source` from its start (the clips' section) into `dest_dir`, in a format
-    of at least `min_height` lines where there is one; return where it landed.
+    of at least `min_height` lines where there is one; return where it landed. A failed attempt
+    that may pass is retried unless `give_up(error)` says otherwise.
 
     Skips the network when `dest_dir` already holds a finished download of the same URL and section.
     Raises DownloadError (with a `reason` code) when the source cannot be fetched.
@@ -160,6 +181,7 @@ def download(
         "cookies": str(options.cookies) if options.cookies else None,
         "rate_limit": options.rate_limit,
         "allow_local": options.allow_local,
+        "min_rate": options.min_rate,
         "ffmpeg": ffmpeg_exe(),
     }
     workdir = dest_dir / PARTIAL_DIR / source.source_id
@@ -176,11 +198,12 @@ def download(
                 not e.retryable
                 or attempt == options.retries
                 or time.monotonic() + delay >= deadline
+                or (give_up is not None and give_up(e))
             ):
                 shutil.rmtree(workdir, ignore_errors=True)
                 raise DownloadError(e.reason, f"{_where(source)}: {url}: {e} ({tries})") from None
             log.info("%s: %s (%s); retrying in %.1f s", source.source_id, e, tries, delay)
-            time.sleep(delay)
+            processes.wait(delay)
 
     final = dest_dir / f"{source.source_id}{media.suffix}"
     os.replace(media, final)
@@ -204,24 +227,23 @@ def _where(source: Source) -> str:
 
 
 def _checked_url(source: Source, options: DownloadOptions) -> str:
-    """The URL to hand yt-dlp: http(s) as is; file:// URLs and local paths only with allow_local."""
+    """The URL to hand yt-dlp: http(s) as is; file:// URLs and local paths (with allow_local) as
+    the file:// URL of an existing regular file (`url_problem` is the rule)."""
     url = source.url.strip()
+    problem = url_problem(url, options.allow_local)
+    if problem is not None:
+        raise DownloadError(problem[0], f"{_where(source)}: {problem[1]}")
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
         return url
-    local = scheme == "file" or scheme == "" or (len(scheme) == 1 and os.name == "nt")
-    if not local:
-        raise DownloadError(
-            "unsupported_url", f"{_where(source)}: {url!r}: only http(s) URLs can be downloaded"
-        )
-    if not options.allow_local:
-        raise DownloadError(
-            "local_not_allowed",
-            f"{_where(source)}: {url!r} is a local file; pass allow_local (--allow-local) to read it",
-        )
     path = Path(url2pathname(urlsplit(url).path)) if scheme == "file" else Path(url).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise DownloadError("not_found", f"{_where(source)}: local file {path} does not exist")
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "a device, pipe or socket"
+        raise DownloadError(
+            "not_a_file", f"{_where(source)}: {path} is {kind}, not a regular media file"
+        )
     return path.resolve().as_uri()
 
 
@@ -275,7 +297,7 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
     }
-    with subprocess.Popen(
+    with processes.child(
         cmd,
         cwd=workdir,
         env=env,
@@ -284,21 +306,13 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
         stderr=subprocess.PIPE,
         text=True,
         errors="replace",
-        start_new_session=True,  # a process group we can kill with ffmpeg inside it
-    ) as proc:
-        try:
-            _, stderr = proc.communicate(json.dumps(job), timeout=time_left)
-        except subprocess.TimeoutExpired:
-            if hasattr(os, "killpg"):
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:  # no process groups (Windows): the child only
-                proc.kill()
-            _, stderr = proc.communicate()
-            _relay(stderr)
-            raise DownloadError(
-                "timeout", f"no result within the time limit ({_tail(stderr)})"
-            ) from None
+    ) as proc:  # its own process group, with ffmpeg inside it
+        stderr, failure = _wait(proc, json.dumps(job), workdir, time_left, job["min_rate"])
+    if processes.stopping():
+        raise processes.Stopped("the build is stopping")
     ffmpeg_lines = _relay(stderr)
+    if failure is not None:
+        raise failure
     try:
         result = json.loads((workdir / RESULT_FILE).read_text())
     except (OSError, ValueError):
@@ -311,12 +325,49 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
             message = f"{message}: {' | '.join(ffmpeg_lines[-3:])}"
         raise DownloadError(reason, message)
     if _BROKE_OFF.search("\n".join(ffmpeg_lines)):  # ffmpeg exits 0 when its input breaks off
-        reason = "timeout" if _ffmpeg_reason(ffmpeg_lines) == "timeout" else "connection"
+        reason = _ffmpeg_reason(ffmpeg_lines)
+        reason = reason if reason in ("timeout", "truncated") else "connection"
         raise DownloadError(reason, f"the input broke off: {' | '.join(ffmpeg_lines[-3:])}")
     media = Path(result["path"])
     if not media.is_file() or media.stat().st_size == 0:
         raise DownloadError("invalid_media", "yt-dlp reported success but wrote no data")
     return media
+
+
+def _wait(
+    proc: subprocess.Popen, job: str, workdir: Path, time_left: float, min_rate: int
+) -> tuple[str, DownloadError | None]:
+    """Hand the child its job and wait for it; (its stderr, None) when it ends in time. It is
+    killed, with the error to raise, when it runs out of `time_left`, or when from `RATE_GRACE` s
+    on it has fetched less than `min_rate` bytes/s on average."""
+    began = time.monotonic()
+    end = began + time_left
+    payload: str | None = job  # sent once: a later call goes on where the first stopped
+    while True:
+        try:
+            wait = max(0.01, min(1.0, end - time.monotonic()))
+            return proc.communicate(payload, timeout=wait)[1], None
+        except subprocess.TimeoutExpired:
+            payload = None
+        now = time.monotonic()
+        rate = _bytes_in(workdir) / (now - began)
+        if now >= end or (min_rate and now - began >= RATE_GRACE and rate < min_rate):
+            processes.kill_group(proc)
+            stderr = proc.communicate()[1]
+            if now >= end:
+                return stderr, DownloadError(
+                    "timeout", f"no result within the time limit ({_tail(stderr)})"
+                )
+            why = f"{rate:,.0f} bytes/s in {now - began:.0f} s, below --min-rate {min_rate:,}"
+            return stderr, DownloadError("too_slow", why)
+
+
+def _bytes_in(folder: Path) -> int:
+    total = 0
+    for f in folder.iterdir():
+        with contextlib.suppress(OSError):
+            total += f.stat().st_size if f.is_file() else 0
+    return total
 
 
 _BROKE_OFF = re.compile(r"Error during demuxing|partial file|Stream ends prematurely")
@@ -331,7 +382,9 @@ def _ffmpeg_reason(lines: list[str]) -> str:
         return f"http_{m.group(1)}"
     if re.search(r"timed out", text, re.IGNORECASE):
         return "timeout"
-    if re.search(r"Connection (refused|reset)|I/O error|Input/output error|prematurely", text):
+    if "Stream ends prematurely" in text:  # a body shorter than its Content-Length
+        return "truncated"
+    if re.search(r"Connection (refused|reset)|I/O error|Input/output error", text):
         return "connection"
     if re.search(
         r"Invalid data|moov atom not found|could not find codec|EBML", text, re.IGNORECASE
@@ -469,7 +522,7 @@ def _run_ytdlp(job: dict) -> Path:
 def _classify(error: BaseException) -> tuple[str, str]:
     """(reason, message) of an exception raised by yt-dlp, from the causes it wraps."""
     from yt_dlp.networking.exceptions import HTTPError, TransportError
-    from yt_dlp.utils import UnsupportedError
+    from yt_dlp.utils import ContentTooShortError, UnsupportedError
 
     message = re.sub(r"^ERROR:\s*|\s*\(caused by .*\)$", "", str(error).strip())
     chain, seen = [error], set()
@@ -482,6 +535,8 @@ def _classify(error: BaseException) -> tuple[str, str]:
             return f"http_{e.status}", message
         if isinstance(e, UnsupportedError):
             return "unsupported_url", message
+        if isinstance(e, ContentTooShortError):
+            return "truncated", message
         if isinstance(e, (TimeoutError,)) or (
             isinstance(e, TransportError) and "timed out" in str(e).lower()
         ):

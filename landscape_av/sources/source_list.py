@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from landscape_av.classes import CLASSES, label_of
 from landscape_av.files import atomic_path
@@ -32,6 +33,34 @@ SOURCE_COLUMNS: tuple[str, ...] = (
     "license",
     "attribution",
 )
+
+
+MAX_SECONDS = 86_400.0
+"""Latest start or end a row may give (24 h): no source video is longer."""
+
+
+def url_problem(url: str, allow_local: bool = False) -> tuple[str, str] | None:
+    """(reason, message) when the build cannot download `url`, None when it can: http(s) URLs
+    with a host; local files (file:// URLs or paths) only with `allow_local`; nothing that looks
+    like a command-line option. The build and `sources check` judge rows by this one rule."""
+    url = url.strip()
+    if url.startswith("-"):
+        return "unsupported_url", f"url {url!r} looks like a command-line option, not a URL"
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return None if parts.netloc else ("unsupported_url", f"url {url!r} has no host")
+    if scheme == "file" or scheme == "" or (len(scheme) == 1 and os.name == "nt"):
+        if allow_local:
+            return None
+        return (
+            "local_not_allowed",
+            f"url {url!r} is a local file; pass allow_local (--allow-local) to read it",
+        )
+    return (
+        "unsupported_url",
+        f"url {url!r}: only http(s) URLs can be downloaded (and local files with --allow-local)",
+    )
 
 
 @dataclass(frozen=True)
@@ -83,6 +112,8 @@ def _parse_seconds(text: str, column: str) -> tuple[float | None, str | None]:
         return None, f"{column} {text!r} is not a number of seconds"
     if not math.isfinite(value) or value < 0:
         return None, f"{column} {text!r} must be a finite number of seconds >= 0"
+    if value > MAX_SECONDS:
+        return None, f"{column} {text!r} is past {MAX_SECONDS:g} s (24 h): no video is that long"
     return value, None
 
 
@@ -92,25 +123,28 @@ def _class_error(name: str) -> str:
     return f"unknown class {name!r}{did_you_mean}; expected one of: {', '.join(CLASSES)}"
 
 
-def read_source_list(path: str | os.PathLike[str]) -> list[Source]:
+def read_source_list(path: str | os.PathLike[str], allow_local: bool = False) -> list[Source]:
     """Read and validate a source list (CSV, header exactly `SOURCE_COLUMNS`).
 
     Every problem (bad header, wrong number of fields, missing or malformed source_id, missing url,
-    unknown class, malformed or negative start/end, end <= start, bad split, duplicate source_id)
-    is collected with its `file:line`; if there is any, one `SourceListError` lists them all.
+    a url the build cannot download (`url_problem`; local files only with `allow_local`), unknown
+    class, malformed or negative start/end or one past `MAX_SECONDS`, end <= start, bad split,
+    duplicate source_id) is collected with its `file:line`; if there is any, one `SourceListError` lists them all.
     Blank lines are ignored. Rows come back in file order.
     """
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            return _parse_source_list(f, str(path))
+            return _parse_source_list(f, str(path), allow_local)
     except UnicodeDecodeError as e:
         raise SourceListError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
     except csv.Error as e:
         raise SourceListError([f"{path}: not a readable CSV file ({e})"]) from None
+    except OSError as e:
+        raise SourceListError([f"{path}: cannot read it: {e.strerror or e}"]) from None
 
 
-def _parse_source_list(f: TextIO, name: str) -> list[Source]:
+def _parse_source_list(f: TextIO, name: str, allow_local: bool) -> list[Source]:
     errors: list[str] = []
     sources: list[Source] = []
     first_line: dict[str, int] = {}
@@ -150,6 +184,8 @@ def _parse_source_list(f: TextIO, name: str) -> list[Source]:
             first_line[source_id] = line
         if not url:
             row_errors.append("missing url")
+        elif problem := url_problem(url, allow_local):
+            row_errors.append(problem[1])
         if class_name not in CLASSES:
             row_errors.append(_class_error(class_name))
         start, start_error = _parse_seconds(start_text, "start")

@@ -6,6 +6,7 @@ Routes of `faulty_server` (all on 127.0.0.1):
     /cut/<name>           sends the whole Content-Length, then 40% of the body, then closes
     /hang/<name>          accepts the request and never answers
     /stall/<name>         sends the headers and 40% of the body, then nothing more (stays open)
+    /drip/<name>          sends the headers, then the body at 2 KB/s
 Every request is counted per path, so tests can check retries and skips, and its Cookie header kept.
 """
 
@@ -102,6 +103,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(int(code))
         elif kind == "hang":
             self.release.wait(60)
+        elif kind == "drip":
+            body = (self.folder / rest).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for i in range(0, len(body), 512):
+                if self.release.wait(0.25):
+                    return
+                self.wfile.write(body[i : i + 512])
+                self.wfile.flush()
         elif kind in ("files", "cut", "stall"):
             file = self.folder / rest
             if not file.is_file():

@@ -170,12 +170,22 @@ def test_http_500_is_retried_with_backoff_then_fails(faulty_server, tmp_path):
     assert list(tmp_path.glob("s1*")) == [] and not (tmp_path / ".partial" / "s1").exists()
 
 
-def test_connection_cut_mid_body(faulty_server, tmp_path):
+def test_body_shorter_than_announced_is_truncated_not_retried(faulty_server, tmp_path):
     opts = DownloadOptions(retries=1, backoff=0.1)
     with pytest.raises(DownloadError) as err:
         download(src(faulty_server.url + "cut/numbered.mp4"), tmp_path, opts, 10.0)
-    assert err.value.reason == "connection" and "attempt 2 of 2" in str(err.value)
+    assert err.value.reason == "truncated" and "attempt 1 of 2" in str(err.value)
     assert list(tmp_path.glob("s1*")) == []
+
+
+@pytest.mark.slow
+def test_a_dripping_source_is_dropped_below_the_minimum_rate(faulty_server, tmp_path):
+    opts = DownloadOptions(retries=0, socket_timeout=60.0, min_rate=50_000)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as err:
+        download(src(faulty_server.url + "drip/numbered.mp4"), tmp_path, opts, 10.0)
+    assert err.value.reason == "too_slow" and "min-rate" in str(err.value)
+    assert time.monotonic() - t0 < 15
 
 
 def test_unreachable_port(closed_port, tmp_path):
@@ -215,6 +225,10 @@ def test_local_files_need_allow_local(numbered_mp4, tmp_path):
     with pytest.raises(DownloadError) as err:
         download(src(str(tmp_path / "missing.mp4"), sid="m"), tmp_path, opts, 3.0)
     assert err.value.reason == "not_found"
+    for path, kind in [("/dev/zero", "a device"), (str(tmp_path), "a folder")]:
+        with pytest.raises(DownloadError) as err:
+            download(src(path, sid="z"), tmp_path, opts, 3.0)
+        assert err.value.reason == "not_a_file" and kind in str(err.value), str(err.value)
 
 
 def test_unsupported_scheme(tmp_path):

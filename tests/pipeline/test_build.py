@@ -43,7 +43,7 @@ EXPECTED_FAILURES = {
     ("frozen", "filter", "frozen"),
     ("missing", "download", "http_404"),
     ("err500", "download", "http_500"),
-    ("cut", "download", "connection"),
+    ("cut", "download", "truncated"),
 }
 
 
@@ -232,7 +232,8 @@ def test_bad_input_is_reported_with_its_location(tmp_path: Path):
         "ok,http://127.0.0.1:9/a.mp4,raining,,,,,\n"
         "x.y,http://127.0.0.1:9/b.mp4,hail,,,,,\n"
     )
-    result = CliRunner().invoke(main, ["build", "--source-list", str(bad), "--out", str(tmp_path)])
+    out = str(tmp_path / "out")
+    result = CliRunner().invoke(main, ["build", "--source-list", str(bad), "--out", out])
     assert result.exit_code == 1
     assert f"{bad}:3" in result.output and "hail" in result.output
     for args, message in [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.pipeline.build import CRASH_ENV
+from landscape_av.pipeline.build import CRASH_ENV, staging_dir
 
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 OPTIONS += ["--shard-samples", "1", "--quiet"]  # one sample per shard: several shards to crash in
@@ -69,10 +69,10 @@ def test_kill_and_resume_gives_identical_output(source_list: Path, tmp_path: Pat
     assert run_build(source_list, out, "clip:2") == -9
     committed = [p.name for p in samples.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(committed) == 2 and not (out / "data").exists()
-    # 3: killed mid-sharding: two of the four shards written, no manifests yet
+    # 3: killed mid-sharding: two of the four shards written beside OUT, which is untouched
     assert run_build(source_list, out, "shard:2") == -9
-    assert len(list((out / "data").glob("*.tar"))) == 2
-    assert not (out / "manifests").exists()
+    assert len(list((staging_dir(out) / "data").glob("*.tar"))) == 2
+    assert not (out / "data").exists() and not (out / "manifests").exists()
     # 4: runs to the end
     run_build(source_list, out)
     assert snapshot(out) == expected

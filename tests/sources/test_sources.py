@@ -65,21 +65,21 @@ def test_reads_valid_rows_with_empty_cells(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ("a1,u,lava flow,,,,,", "unknown class 'lava flow'"),
-        ("a1,u,waterfall_burbling,,,,,", "(did you mean 'waterfall burbling'?)"),
-        ("a1,u,raining,soon,,,,", "start 'soon' is not a number of seconds"),
-        ("a1,u,raining,-3,,,,", "start '-3' must be a finite number of seconds >= 0"),
-        ("a1,u,raining,,nan,,,", "end 'nan' must be a finite number"),
-        ("a1,u,raining,30,30,,,", "end '30' must be after start '30'"),
-        ("a1,u,raining,,,val,,", "split 'val' must be empty or one of: train, test"),
-        ("a.1,u,raining,,,,,", "source_id 'a.1' must be 1-64 characters"),
-        (",u,raining,,,,,", "missing source_id"),
+        ("a1,http://h/u,lava flow,,,,,", "unknown class 'lava flow'"),
+        ("a1,http://h/u,waterfall_burbling,,,,,", "(did you mean 'waterfall burbling'?)"),
+        ("a1,http://h/u,raining,soon,,,,", "start 'soon' is not a number of seconds"),
+        ("a1,http://h/u,raining,-3,,,,", "start '-3' must be a finite number of seconds >= 0"),
+        ("a1,http://h/u,raining,,nan,,,", "end 'nan' must be a finite number"),
+        ("a1,http://h/u,raining,30,30,,,", "end '30' must be after start '30'"),
+        ("a1,http://h/u,raining,,,val,,", "split 'val' must be empty or one of: train, test"),
+        ("a.1,http://h/u,raining,,,,,", "source_id 'a.1' must be 1-64 characters"),
+        (",http://h/u,raining,,,,,", "missing source_id"),
         ("a1,,raining,,,,,", "missing url"),
-        ("a1,u,raining,,,", "6 fields; expected 8"),
+        ("a1,http://h/u,raining,,,", "6 fields; expected 8"),
     ],
 )
 def test_each_error_names_file_and_line(tmp_path: Path, row: str, message: str) -> None:
-    path = write(tmp_path, "ok,u,raining,,,,,", row)
+    path = write(tmp_path, "ok,http://h/u,raining,,,,,", row)
     (error,) = errors_of(path)
     assert error.startswith(f"{path}:3: ")
     assert message in error
@@ -88,9 +88,9 @@ def test_each_error_names_file_and_line(tmp_path: Path, row: str, message: str) 
 def test_all_errors_reported_together(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "a1,u,raining,,,,,",
-        "a2,u,mud,,,,,",
-        "a1,u,raining,,,,,",
+        "a1,http://h/u,raining,,,,,",
+        "a2,http://h/u,mud,,,,,",
+        "a1,http://h/u,raining,,,,,",
         "a3,,raining,5,2,,,",
     )
     errors = errors_of(path)
@@ -103,7 +103,9 @@ def test_all_errors_reported_together(tmp_path: Path) -> None:
 
 
 def test_bad_header_and_empty_files(tmp_path: Path) -> None:
-    (error,) = errors_of(write(tmp_path, "a1,u,raining,,,,,", header="ytid,start_time,class,set"))
+    (error,) = errors_of(
+        write(tmp_path, "a1,http://h/u,raining,,,,,", header="ytid,start_time,class,set")
+    )
     assert ":1: header is 'ytid,start_time,class,set'; expected 'source_id,url," in error
     (error,) = errors_of(write(tmp_path))
     assert error.endswith("no sources (only a header)")
