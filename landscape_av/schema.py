@@ -29,6 +29,9 @@ WORK_DIR = ".work"
 CARD_FILE = "README.md"
 BUILD_FILE = "build.json"
 DEFAULT_OUT = "landscape-av"
+CORPUS_ENTRIES = frozenset({DATA_DIR, MANIFEST_DIR, FIGURES_DIR, BUILD_FILE, CARD_FILE, WORK_DIR})
+"""What a corpus folder may hold at its top: a build replaces such a folder whole, and `verify`
+reports anything else."""
 
 MEMBERS: tuple[str, ...] = ("mp4", "flac", "json", "jpg")
 HASHED_MEMBERS: tuple[str, ...] = ("mp4", "flac", "jpg")

@@ -6,11 +6,15 @@ every sample: member hashes against its json and the clips manifest, json fields
 manifest, and a full decode (mp4 video and audio, flac, jpg) with the declared frame count, size,
 frame rate, sample count, rate and channels. Then the rest of the folder: each manifest's csv
 against its parquet, the dataset card (valid, and exactly what the manifests give) and the sha256
-of the files it lists (build.json, manifests, figures). Every problem names its shard (or file), key and member.
+of the files it lists (build.json, manifests, figures). And the folder itself: each file the layout
+names (`schema.CORPUS_ENTRIES`, the manifests, the figures, the listed shards) that is missing, and
+each file it does not name (the work folder `.work/` is allowed). Every problem names its shard
+(or file), key and member.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -26,9 +30,14 @@ from landscape_av.corpus.card import card_check, card_checksums, file_checksums,
 from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.decode import media_info
 from landscape_av.corpus.manifests import arrow_schema
+from landscape_av.corpus.stats import FIGURES
 from landscape_av.files import file_sha256
 from landscape_av.schema import (
+    BUILD_FILE,
     CARD_FILE,
+    CORPUS_ENTRIES,
+    DATA_DIR,
+    FIGURES_DIR,
     HASHED_MEMBERS,
     MANIFEST_DIR,
     MANIFESTS,
@@ -213,18 +222,18 @@ def verify_corpus(
     corpus = Corpus.of(folder)
     m, problems = {}, []
     for name in MANIFESTS:
+        if not corpus.manifest_path(name).is_file():
+            continue  # folder_problems names it
         try:
             m[name] = corpus.manifest(name)
         except (OSError, ValueError) as err:  # pyarrow's errors derive from these
             where = f"{MANIFEST_DIR}/{name}.parquet"
             problems.append(Problem(where, "-", "-", f"unreadable: {err}".strip()))
-    if problems:  # without the manifests there is nothing to check the shards against
+    problems.extend(folder_problems(corpus))
+    if len(m) < len(MANIFESTS):  # without the manifests there is nothing to check shards against
         return problems + card_problems(corpus, compare_text=False)
     shards, clips = m["shards"], m["clips"]
     listed = set(shards["shard"])
-    for path in corpus.shards():
-        if path.name not in listed:
-            problems.append(Problem(path.name, "-", "-", "shard is not in the shards manifest"))
     for key in clips.loc[~clips["shard"].isin(listed), "key"]:
         problems.append(Problem("-", key, "-", "clip's shard is not in the shards manifest"))
     rows = clips.to_dict("records")
@@ -247,6 +256,48 @@ def verify_corpus(
     return problems
 
 
+def folder_problems(folder: Corpus | Path) -> list[Problem]:
+    """Each file of the corpus layout that is missing, and each file in the folder that neither the
+    layout nor the shards manifest names (`.work/` is the build's, and not looked into)."""
+    corpus = Corpus.of(folder)
+    root = corpus.folder
+    problems = [
+        Problem(p.name, "-", "-", "no part of a corpus: the layout names no such entry")
+        for p in sorted(root.iterdir())
+        if p.name not in CORPUS_ENTRIES
+    ]
+    problems += [
+        Problem(name, "-", "-", "missing")
+        for name in (BUILD_FILE,)  # the card's absence is card_check's to report
+        if not (root / name).is_file()
+    ]
+    expected = {
+        MANIFEST_DIR: {f"{name}.{fmt}" for name in MANIFESTS for fmt in ("parquet", "csv")},
+        FIGURES_DIR: {f"{name}.png" for name in FIGURES},
+    }
+    with contextlib.suppress(OSError, ValueError):  # else reported with the manifests
+        expected[DATA_DIR] = set(corpus.manifest("shards")["shard"])
+    for sub, names in expected.items():
+        present = {p.name for p in (root / sub).iterdir()} if (root / sub).is_dir() else set()
+        for name in sorted(present - names):
+            if sub == DATA_DIR and name.endswith(".tar"):  # named like the shards it stands with
+                problems.append(Problem(name, "-", "-", "shard is not in the shards manifest"))
+            else:
+                problems.append(
+                    Problem(
+                        f"{sub}/{name}",
+                        "-",
+                        "-",
+                        "no part of a corpus: neither the layout nor the manifests name it",
+                    )
+                )
+        if sub != DATA_DIR:  # a missing shard is reported by its own check
+            problems += [
+                Problem(f"{sub}/{n}", "-", "-", "missing") for n in sorted(names - present)
+            ]
+    return problems
+
+
 def manifest_problems(folder: Corpus | Path) -> list[Problem]:
     """Each manifest's csv must hold the same rows as its parquet."""
     import pyarrow.csv as pacsv
@@ -256,6 +307,8 @@ def manifest_problems(folder: Corpus | Path) -> list[Problem]:
     for name in MANIFESTS:
         csv = corpus.manifest_path(name, "csv")
         where = f"{MANIFEST_DIR}/{csv.name}"
+        if not csv.is_file():
+            continue  # folder_problems names it
         try:
             types = pacsv.ConvertOptions(column_types=arrow_schema(name))
             rows = pacsv.read_csv(csv, convert_options=types).to_pandas()

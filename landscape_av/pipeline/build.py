@@ -75,10 +75,9 @@ from landscape_av.pipeline.shard import (
 from landscape_av.progress import console, print_summary, stage_progress
 from landscape_av.schema import (
     BUILD_FILE,
-    CARD_FILE,
+    CORPUS_ENTRIES,
     DATA_DIR,
     DEFAULT_OUT,
-    FIGURES_DIR,
     MANIFEST_DIR,
     SPLITS,
     WORK_DIR,
@@ -112,8 +111,6 @@ EXIT_CODES: dict[int, str] = {
 NETWORK_PROBE = 3
 """The build stops when this many first sources all fail alike on the network."""
 NETWORK_REASONS = frozenset({"connection", "timeout", "http_403", "http_429"})
-CORPUS_ENTRIES = frozenset({DATA_DIR, MANIFEST_DIR, FIGURES_DIR, BUILD_FILE, CARD_FILE, WORK_DIR})
-"""What a corpus folder may hold: a build replaces such a folder whole."""
 LOG_FILE = "build.log"
 DAMAGED_DIR = "damaged"
 _ADDRESS_RE = re.compile(r" @ 0x[0-9a-f]+")

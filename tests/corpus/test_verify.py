@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from landscape_av.cli import main
 from landscape_av.corpus.verify import verify_corpus, verify_shard
 from landscape_av.pipeline.shard import file_sha256
-from landscape_av.schema import DATA_DIR, MAX_MEMBER_BYTES
+from landscape_av.schema import DATA_DIR, MAX_MEMBER_BYTES, WORK_DIR
 
 
 def _members(shard: Path) -> list[tuple[tarfile.TarInfo, int]]:
@@ -151,6 +151,33 @@ def test_shards_and_manifest_must_agree(corpus_copy: Path, manifests, what: str)
         expected = f"{shard.name}: shard file is missing"
     messages = [str(p) for p in verify_corpus(corpus_copy, decode=False)]
     assert expected in messages
+
+
+@pytest.mark.parametrize("name", ["data/notes.txt", "manifests/extra.csv", "figures/x.png", "a.py"])
+def test_a_file_no_manifest_names_is_reported(corpus_copy: Path, name: str) -> None:
+    (corpus_copy / name).write_text("stray\n")
+    result = CliRunner().invoke(main, ["verify", str(corpus_copy), "--json", "-q", "--no-decode"])
+    assert result.exit_code == 1
+    assert any(p["shard"] == name for p in json.loads(result.stdout)), result.stdout
+
+
+def test_the_work_folder_is_allowed(corpus_copy: Path) -> None:
+    work = corpus_copy / WORK_DIR
+    (work / "damaged").mkdir(parents=True)
+    (work / "build.log").write_text("log\n")
+    (work / "manifests").mkdir()
+    (work / "manifests" / "failures.csv").write_text("x\n")
+    assert verify_corpus(corpus_copy, decode=False) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["build.json", "manifests/clips.csv", "manifests/sources.parquet", "figures/loudness.png"],
+)
+def test_a_missing_file_is_reported_by_its_name(corpus_copy: Path, name: str) -> None:
+    (corpus_copy / name).unlink()
+    messages = [str(p) for p in verify_corpus(corpus_copy, decode=False)]
+    assert f"{name}: missing" in messages, messages
 
 
 @pytest.mark.parametrize(
