@@ -1,7 +1,9 @@
 """The dataset card `OUT/README.md`: Hugging Face front matter + the standard sections, from manifests.
 
 `write_card(folder)` renders `cards/landscape-av.md` with numbers computed by `stats` from the
-build's manifests (never typed in) and writes the figures it references. `card_features()` is the
+build's manifests (never typed in) and writes the figures it references. What a corpus is (its
+title, summary, licenses, limitations and citation) comes from `cards/kind-<kind>.md`: the demo's
+synthetic media get their own (`card_kind`). `card_features()` is the
 `datasets.Features` the card declares: every field explicit, `mp4`/`flac` as bytes, so that
 `load_dataset` needs no torchcodec.
 """
@@ -42,6 +44,20 @@ FIELD_DOCS: dict[str, str] = {ext: doc for ext, doc in MEMBER_DOCS.items() if ex
     f"json.{name}": doc for name, doc in SAMPLE_DOCS.items()
 }
 """The card's field table: each member, and each field of the json member (from `schema`)."""
+
+KINDS: dict[str, dict[str, Any]] = {
+    "landscape": {
+        "pretty_name": PRETTY_NAME,
+        "tags": ["audio-to-video", "audio-visual", "nature-sounds", "webdataset", "landscape"],
+    },
+    "demo": {
+        "pretty_name": f"{PRETTY_NAME} demo",
+        "tags": ["audio-to-video", "audio-visual", "webdataset", "synthetic"],
+    },
+}
+"""Per kind of corpus (`card_kind`): the Hub's name and tags; its prose is `cards/kind-<kind>.md`."""
+DEMO_SOURCE_LIST = "demo"
+"""The source list name that `build --demo` records in build.json."""
 
 HUB_LICENSES = {"cc0-1.0", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0", "mit"}
 """Hub license ids that a build whose sources all share one license can declare as is."""
@@ -85,19 +101,41 @@ def published_splits(stats: dict[str, Any]) -> list[str]:
     return [s for s in SPLITS if stats["per_split"][s]["shards"]]
 
 
-def front_matter(stats: dict[str, Any], licenses: list[str]) -> dict[str, Any]:
-    """The card's YAML metadata: what the Hub reads to list, preview and load the dataset."""
+def card_kind(folder: Corpus | Path) -> str:
+    """ "demo" for a corpus that build.json records as built from the demo's source list, else
+    "landscape" (a key of `KINDS`)."""
+    manifest = Corpus.of(folder).build_settings().get("manifest")
+    return "demo" if manifest == DEMO_SOURCE_LIST else "landscape"
+
+
+def _kind_parts(kind: str) -> dict[str, str]:
+    """The parts of `cards/kind-<kind>.md` (`about`, `licenses`, `closing`), each headed by a line
+    `<!-- name -->`."""
+    text = card_template(f"kind-{kind}.md").read_text()
+    pieces = re.split(r"^<!-- (\w+) -->\n", text, flags=re.M)[1:]
+    return {name: body.strip() for name, body in zip(pieces[::2], pieces[1::2], strict=True)}
+
+
+def front_matter(
+    stats: dict[str, Any], licenses: list[str], kind: str = "landscape"
+) -> dict[str, Any]:
+    """The card's YAML metadata: what the Hub reads to list, preview and load the dataset. The
+    byte counts are the shards' (the bytes `load_dataset` reads)."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
 
     present = published_splits(stats)
     splits = SplitDict()
     for split in present:
-        splits.add(SplitInfo(name=split, num_examples=stats["per_split"][split]["clips"]))
-    info = DatasetInfo(features=card_features(), splits=splits)
+        v = stats["per_split"][split]
+        splits.add(SplitInfo(name=split, num_bytes=v["bytes"], num_examples=v["clips"]))
+    total = stats["totals"]["bytes"]
+    info = DatasetInfo(
+        features=card_features(), splits=splits, download_size=total, dataset_size=total
+    )
     one = {lic.strip().lower() for lic in licenses}
     license_id = one.pop() if len(one) == 1 and one <= HUB_LICENSES else "other"
     meta: dict[str, Any] = {
-        "pretty_name": PRETTY_NAME,
+        "pretty_name": KINDS[kind]["pretty_name"],
         "license": license_id,
     }
     if license_id == "other":
@@ -105,7 +143,7 @@ def front_matter(stats: dict[str, Any], licenses: list[str]) -> dict[str, Any]:
         meta["license_details"] = "Each clip keeps the license of its source video (json.license)."
     meta |= {
         "task_categories": ["video-classification", "audio-classification"],
-        "tags": ["audio-to-video", "audio-visual", "nature-sounds", "webdataset", "landscape"],
+        "tags": KINDS[kind]["tags"],
         "size_categories": [_size_category(stats["totals"]["clips"])],
         "configs": [
             {
@@ -179,6 +217,7 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     used = sources[sources["source_id"].isin(set(clips["source_id"]))]
     example = first_sample_meta(corpus)
     first = clips.iloc[0] if len(clips) else None
+    kind = card_kind(corpus)
 
     licenses = sorted(used["license"].fillna("").astype(str))
     license_counts: dict[str, int] = {}
@@ -200,7 +239,7 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     n_train_shards = per_split[SPLITS[0]]["shards"]
     values = {
         "front_matter": yaml.safe_dump(
-            front_matter(stats, licenses), sort_keys=False, allow_unicode=True
+            front_matter(stats, licenses, kind), sort_keys=False, allow_unicode=True
         ),
         "clips": f"{totals['clips']:,}",
         "hours": f"{totals['hours']:.2f}",
@@ -214,6 +253,11 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
         "channels": int(first["channels"]) if first is not None else "-",
         "last_train_shard": f"{max(n_train_shards - 1, 0):06d}",
         "example": json.dumps(example, indent=2) if example else "{}",
+        "example_row": (
+            f"{example['class']!r}, {example['label']} (a ClassLabel)"
+            if example
+            else "(no train clip in this corpus)"
+        ),
         "fields_table": _table([[f"`{f}`", types[f], FIELD_DOCS[f]] for f in fields]),
         "splits_table": _table(
             [
@@ -260,6 +304,9 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
             ]
         ),
     } | {f"{name}_caption": caption for name, caption in FIGURES.items()}
+    values |= {
+        name: string.Template(text).substitute(values) for name, text in _kind_parts(kind).items()
+    }
     return string.Template(card_template().read_text()).substitute(values)
 
 
@@ -374,6 +421,11 @@ def card_check(folder: Corpus | Path) -> list[str]:
         actual = int((clips["split"] == split).sum())
         if declared != actual:
             problems.append(f"declares {declared} {split} rows; the clips manifest has {actual}")
+        shards = m["shards"]
+        size = int(shards.loc[shards["split"] == split, "bytes"].sum())
+        declared = info.splits[split].num_bytes if info and split in (info.splits or {}) else None
+        if declared != size:
+            problems.append(f"declares {declared} {split} bytes; its shards hold {size}")
     text = path.read_text(encoding="utf-8")
     for name in FIGURES:
         ref = f"figures/{name}.png"

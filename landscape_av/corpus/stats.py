@@ -159,30 +159,46 @@ def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Pat
         fig.savefig(paths[name], dpi=100, metadata=meta)
         plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(8, 4))
-    names = [r["class"] for r in stats["per_class"]]
-    bottom = [0] * len(names)
-    for split in SPLITS:
-        counts = [r[split]["clips"] for r in stats["per_class"]]
-        ax.barh(names, counts, left=bottom, label=split)
-        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-    ax.invert_yaxis()
-    ax.set_xlim(0, max(max(bottom), 1) * 1.3)  # room for the legend
-    ax.set_xlabel("clips")
-    ax.legend(loc="lower right")
-    save(fig, "class_balance")
+    def nothing(name: str, what: str) -> None:
+        """A figure with nothing to draw: it says so instead of showing empty axes."""
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, what, ha="center", va="center", fontsize=14, transform=ax.transAxes)
+        save(fig, name)
 
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    reasons = stats["rejections"] or {"none": 0}
-    ax.barh(list(reasons), list(reasons.values()), color="tab:red")
-    ax.invert_yaxis()
-    ax.set_xlabel("sources")
-    save(fig, "rejections")
+    if clips.empty:
+        nothing("class_balance", "no clips")
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        names = [r["class"] for r in stats["per_class"]]
+        bottom = [0] * len(names)
+        for split in SPLITS:
+            counts = [r[split]["clips"] for r in stats["per_class"]]
+            ax.barh(names, counts, left=bottom, label=split)
+            bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(max(bottom), 1) * 1.3)  # room for the legend
+        ax.set_xlabel("clips")
+        ax.legend(loc="lower right")
+        save(fig, "class_balance")
+
+    if not stats["rejections"]:
+        nothing("rejections", "no rejected or failed source")
+    else:
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        reasons = stats["rejections"]
+        ax.barh(list(reasons), list(reasons.values()), color="tab:red")
+        ax.invert_yaxis()
+        ax.set_xlabel("sources")
+        save(fig, "rejections")
 
     for name, column, unit in (
         ("loudness", "loudness_db", "dBFS"),
         ("motion", "motion", "mean |frame difference|"),
     ):
+        if clips[column].dropna().empty:
+            nothing(name, "no clips")
+            continue
         fig, ax = plt.subplots(figsize=(6, 3.5))
         bins = np.histogram_bin_edges(clips[column].dropna(), bins=30)
         for split in SPLITS:
@@ -194,11 +210,14 @@ def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Pat
         ax.legend()
         save(fig, name)
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.hist(shards["bytes"] / 1e6, bins=20, color="tab:green")
-    ax.set_xlabel("MB")
-    ax.set_ylabel("shards")
-    save(fig, "shard_sizes")
+    if shards.empty:
+        nothing("shard_sizes", "no shards")
+    else:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.hist(shards["bytes"] / 1e6, bins=20, color="tab:green")
+        ax.set_xlabel("MB")
+        ax.set_ylabel("shards")
+        save(fig, "shard_sizes")
     return paths
 
 

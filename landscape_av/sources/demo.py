@@ -2,7 +2,8 @@
 
 `make_demo_sources(folder)` renders, with ffmpeg's lavfi generators, one moving video per class in
 `CLASSES` (its own generator, colours and class-flavoured sound), long enough for two 10 s clips,
-and one bad source per filter rejection reason (`schema.REJECT_REASONS`) and per failure mode (a
+for the train split, and a second one of one clip for the test split (so every class is in both);
+one bad source per filter rejection reason (`schema.REJECT_REASONS`) and per failure mode (a
 corrupt file, a URL that answers 404). `write_demo_source_list(sources, base_url, path)` writes the
 source list whose URLs point at a server of that folder (`serve.serve_folder`).
 
@@ -35,14 +36,14 @@ from landscape_av.sources.source_list import Source, write_source_list
 
 DEMO_SECONDS = 21.0
 """Length of a good demo source: two 10 s clips and a margin."""
+TEST_SECONDS = 11.0
+"""Length of a good test-split demo source: one 10 s clip and a margin."""
 SHORT_SECONDS = 5.0
 """Length of the too-short source (less than one 10 s clip)."""
 SAMPLE_RATE = 48000
 GENERATED_LICENSE = "CC0-1.0"
 GENERATED_ATTRIBUTION = "landscape-av demo source, generated with ffmpeg lavfi"
 STAMP_FILE = "demo.json"
-TEST_CLASSES = ("waterfall burbling", "squishing water")
-"""Classes whose good demo source goes to the test split, so that the demo corpus has both splits."""
 FAILURES: tuple[str, ...] = ("corrupt", "missing")
 """Failure modes besides the reject reasons: a file that is not media, a URL that answers 404."""
 
@@ -138,8 +139,9 @@ def make_demo_sources(
 ) -> list[DemoSource]:
     """Render the demo source set into `folder` (created); return its sources, good ones first.
 
-    Good sources are `size` (width, height) at `fps`, DEMO_SECONDS long; the low-resolution one is
-    half that size in each dimension. Reuses the files of an earlier call with the same settings.
+    Good sources are `size` (width, height) at `fps`: per class, a train one DEMO_SECONDS long and
+    a test one TEST_SECONDS long (its own seed); the low-resolution one is half that size in each
+    dimension. Reuses the files of an earlier call with the same settings.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -157,16 +159,35 @@ def make_demo_sources(
         if real:
             license = f"video: {GENERATED_LICENSE}; sound: {real[1]}"
             attribution = f"{GENERATED_ATTRIBUTION}; sound: {real[2]}"
-        split = "test" if name in TEST_CLASSES else "train"
-        sources.append(DemoSource(sid, name, f"{sid}.mp4", "ok", license, attribution, split))
         audio_file = real[0] if real else None
-        renders.append(_render(folder, sid, name, size, fps, seed + index, audio_file=audio_file))
+        for split, sid_split, seconds, seeded in (
+            ("train", sid, DEMO_SECONDS, seed + index),
+            ("test", f"{sid}_test", TEST_SECONDS, seed + 200 + index),
+        ):
+            sources.append(
+                DemoSource(sid_split, name, f"{sid_split}.mp4", "ok", license, attribution, split)
+            )
+            renders.append(
+                _render(
+                    folder,
+                    sid_split,
+                    name,
+                    size,
+                    fps,
+                    seeded,
+                    seconds=seconds,
+                    audio_file=audio_file,
+                )
+            )
+    n_bad = len(CLASSES)
 
     def bad(reason: str, cls: str, at: tuple[int, int] = size, **kw) -> None:
+        nonlocal n_bad
+        n_bad += 1  # seeds 100 + 10, 11, ...: those of the set before test sources were added
         sid = f"demo_bad_{reason}"
         sources.append(DemoSource(sid, cls, f"{sid}.mp4", reason))
         if reason in REJECT_REASONS:
-            renders.append(_render(folder, sid, cls, at, fps, seed + 100 + len(sources), **kw))
+            renders.append(_render(folder, sid, cls, at, fps, seed + 100 + n_bad, **kw))
 
     # classes with cheap generators: these files only need their one defect
     bad("low_resolution", CLASSES[0], at=(width // 2, height // 2))

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 from huggingface_hub import DatasetCard
+from PIL import Image
 
 from landscape_av.classes import CLASSES
+from landscape_av.corpus import Corpus
 from landscape_av.corpus.card import card_check, card_features, write_card
-from landscape_av.corpus.stats import FIGURES
-from landscape_av.schema import CARD_FILE, FIGURES_DIR, SPLITS, shard_glob
+from landscape_av.corpus.manifests import write_manifest
+from landscape_av.corpus.stats import FIGURES, corpus_stats, write_figures
+from landscape_av.schema import BUILD_FILE, CARD_FILE, DATA_DIR, FIGURES_DIR, SPLITS, shard_glob
 
 
 def test_card_validates_offline_and_declares_everything(
@@ -49,7 +54,60 @@ def test_card_numbers_come_from_the_manifests(demo_corpus: Path, manifests) -> N
     for name in FIGURES:
         assert f"(figures/{name}.png)" in text
         assert (demo_corpus / FIGURES_DIR / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    assert "@inproceedings{lee2022soundguided" in text
+
+
+def test_the_example_row_and_byte_counts_come_from_the_data(demo_corpus: Path, manifests) -> None:
+    text = (demo_corpus / CARD_FILE).read_text()
+    first = next(Corpus(demo_corpus).samples("train", members=("json",))).meta()
+    assert f"# {first['class']!r}, {first['label']} (a ClassLabel)" in text
+    assert f'"key": "{first["key"]}"' in text  # the json shown is that sample's
+    data = DatasetCard.load(demo_corpus / CARD_FILE).data.to_dict()
+    shards = manifests["shards"]
+    declared = {s["name"]: s["num_bytes"] for s in data["dataset_info"]["splits"]}
+    assert declared == {s: int(shards.loc[shards["split"] == s, "bytes"].sum()) for s in declared}
+    assert all(n > 0 for n in declared.values())
+    assert data["dataset_info"]["download_size"] == int(shards["bytes"].sum())
+
+
+def test_the_demo_card_says_synthetic_and_a_real_build_gets_the_nature_card(
+    corpus_copy: Path,
+) -> None:
+    demo = (corpus_copy / CARD_FILE).read_text()
+    assert (
+        "synthetic" in demo and "demo" in DatasetCard.load(corpus_copy / CARD_FILE).data.pretty_name
+    )
+    for claim in ("VGGSound", "nature-sounds", "natural scenes", "third-party videos"):
+        assert claim not in demo, claim
+    record = json.loads((corpus_copy / BUILD_FILE).read_text())
+    record["manifest"] = "my-sources.csv"  # the same corpus, as built from a source list
+    (corpus_copy / BUILD_FILE).write_text(json.dumps(record))
+    write_card(corpus_copy)
+    real = (corpus_copy / CARD_FILE).read_text()
+    assert "@inproceedings{chen2020vggsound" in real and "nature-sounds" in real
+    assert "synthetic" not in real
+    assert card_check(corpus_copy) == []
+
+
+def test_the_demo_puts_every_class_in_both_splits(manifests) -> None:
+    clips = manifests["clips"]
+    for split in SPLITS:
+        assert set(clips.loc[clips["split"] == split, "class"]) == set(CLASSES), split
+    # and still by source: no source in both
+    assert (clips.groupby("source_id")["split"].nunique() == 1).all()
+
+
+def test_an_empty_corpus_plots_say_so_without_warnings(corpus_copy: Path) -> None:
+    for name in ("clips", "shards"):
+        write_manifest(corpus_copy, name, [])
+    for shard in (corpus_copy / DATA_DIR).glob("*.tar"):
+        shard.unlink()
+    corpus = Corpus(corpus_copy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning here would reach the user's terminal
+        paths = write_figures(corpus, corpus_stats(corpus))
+    for name in ("class_balance", "loudness", "motion", "shard_sizes"):
+        with Image.open(paths[name]) as img:  # the one-line "no clips" panel, not empty axes
+            assert img.size == (600, 200), name
 
 
 def test_card_is_reproducible(corpus_copy: Path, demo_corpus: Path) -> None:

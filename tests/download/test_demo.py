@@ -16,6 +16,7 @@ from landscape_av.schema import REJECT_REASONS
 from landscape_av.sources.demo import (
     DEMO_SECONDS,
     FAILURES,
+    TEST_SECONDS,
     make_demo_sources,
     write_demo_source_list,
 )
@@ -51,7 +52,8 @@ def demo(tmp_path_factory):
 def test_demo_covers_all_classes_and_every_reason(demo):
     folder, sources = demo
     good = [s for s in sources if s.expect == "ok"]
-    assert [s.class_name for s in good] == list(CLASSES)
+    for split in ("train", "test"):  # every class in both splits
+        assert [s.class_name for s in good if s.split == split] == list(CLASSES), split
     assert {s.expect for s in sources} - {"ok"} == set(REJECT_REASONS) | set(FAILURES)
     assert len({s.source_id for s in sources}) == len(sources)
     on_disk = {p.name for p in folder.glob("*.mp4")}
@@ -67,7 +69,8 @@ def test_demo_media_have_the_defects_they_claim(demo):
             continue
         info = probe(folder / s.file)
         assert info["size"] == SIZE and info["has_audio"], s.source_id
-        assert info["duration"] == pytest.approx(DEMO_SECONDS, abs=0.1), s.source_id
+        seconds = DEMO_SECONDS if s.split == "train" else TEST_SECONDS
+        assert info["duration"] == pytest.approx(seconds, abs=0.1), s.source_id
         assert info["rms_db"] > -40, s.source_id
         assert info["motion"] > 0.005, s.source_id  # 5x the filter's default floor
         motions.append(info["motion"])
