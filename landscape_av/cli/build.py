@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from landscape_av.classes import CLASSES, parse_class_selection
+from landscape_av.cli.corpus import warn_cache
 from landscape_av.pipeline.build import (
     EXIT_CODES,
     BuildConfig,
@@ -219,6 +220,7 @@ def build_command(
             result = build(chosen, config, source_list=name)
         except BuildStopped as e:
             _stop(e)
+    warn_cache(config.out)
     if as_json:
         click.echo(json.dumps(result.summary(), indent=1))
 

@@ -92,6 +92,7 @@ def verify_command(folder: Path, no_decode: bool, workers: int, as_json: bool, q
             workers=workers,
             on_shard=lambda _name, n: progress.advance(task, n),
         )
+    warn_cache(corpus)
     if as_json:
         click.echo(json.dumps(problems_json(problems)))
     else:
@@ -102,6 +103,15 @@ def verify_command(folder: Path, no_decode: bool, workers: int, as_json: bool, q
             click.echo(f"{folder}: {total or 0} samples checked: {verdict}", err=True)
     if problems:
         raise SystemExit(1)
+
+
+def warn_cache(folder: Path) -> None:
+    """Warn (stderr) of a dataset of the folder's name in the `datasets` cache that is not it."""
+    from landscape_av.corpus.hub import cache_warning
+
+    line = cache_warning(folder)
+    if line:
+        click.echo(f"warning: {line}", err=True)
 
 
 @click.command("export-frames")

@@ -4,6 +4,11 @@ Needs a Hub token (`hf auth login`, or `HF_TOKEN`) and the network. Before anyth
 folder is checked (every shard's and member's hash and the card, see `verify`), so a damaged
 corpus never reaches the Hub. The resumable build state `.work/` and hidden temporary files stay
 local. After the push, `load_dataset("<repo id>")` loads the corpus as it loads the folder.
+
+`cache_warning(folder)`: `datasets` caches a prepared dataset under `HF_DATASETS_CACHE/<name>/`
+(the folder's name, or the repo's), keyed by the card's settings, not by the path, and
+`load_dataset("<name>")` falls back to any cached dataset of that name when no such folder or Hub
+repo answers: the warning names the other folders whose datasets are cached under this name.
 """
 
 from __future__ import annotations
@@ -26,6 +31,38 @@ def upload_files(folder: Corpus | Path) -> list[str]:
     folder = Corpus.of(folder).folder
     every = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     return list(filter_repo_objects(every, ignore_patterns=list(IGNORE_PATTERNS)))
+
+
+def cached_from(folder_name: str) -> set[Path]:
+    """The corpus folders that the datasets named `folder_name` in the `datasets` cache were
+    prepared from, read from the `__url__` (a shard's path) of each cached split's first row."""
+    import pyarrow as pa
+    from datasets import config
+
+    found: set[Path] = set()
+    for arrow in sorted((Path(config.HF_DATASETS_CACHE) / folder_name).glob("*/*/*/*.arrow")):
+        try:
+            with pa.memory_map(str(arrow)) as source:
+                batch = next(iter(pa.ipc.open_stream(source)), None)
+        except (OSError, ValueError):  # a file `datasets` is writing, or not one of its own
+            continue
+        if batch is not None and "__url__" in batch.schema.names and batch.num_rows:
+            found.add(Path(batch.column("__url__")[0].as_py()).parent.parent)
+    return found
+
+
+def cache_warning(folder: Corpus | Path) -> str | None:
+    """A line naming the other folders whose dataset is in the `datasets` cache under the name of
+    `folder` (which `load_dataset("<name>")` may return); None when there are none."""
+    path = Corpus.of(folder).folder.resolve()
+    others = sorted(str(p) for p in cached_from(path.name) if p.resolve() != path)
+    if not others:
+        return None
+    return (
+        f"the datasets cache holds a dataset named {path.name!r} from {', '.join(others)}: "
+        f"load_dataset({path.name!r}) may return that one; load this corpus by its path, "
+        f'load_dataset("{path}")'
+    )
 
 
 def check_before_push(folder: Corpus | Path) -> None:

@@ -232,3 +232,22 @@ def test_native_decoding_with_torchcodec_agrees_with_the_helper(
             helper_audio = decode_audio(raw[i]["flac"])
             assert helper_audio.sample_rate == samples.sample_rate
             np.testing.assert_allclose(samples.data.numpy(), helper_audio.samples, atol=1e-6)
+
+
+def test_a_same_named_dataset_cached_from_another_path_is_warned_of(
+    demo_corpus: Path, corpus_copy: Path, hf_cache: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from landscape_av.cli import main
+    from landscape_av.corpus.hub import cache_warning
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", Path(hf_cache))  # the user's cache
+    assert cache_warning(corpus_copy) is None  # nothing cached yet
+    datasets.load_dataset(str(demo_corpus))  # cached under the same name, from another path
+    assert cache_warning(demo_corpus) is None  # the cached one is this folder's
+    line = cache_warning(corpus_copy)
+    assert line and str(demo_corpus.resolve()) in line, line
+    assert f'load_dataset("{corpus_copy.resolve()}")' in line
+    result = CliRunner().invoke(main, ["verify", str(corpus_copy), "-q", "--no-decode"])
+    assert result.exit_code == 0 and f"warning: {line}" in result.stderr, result.stderr
