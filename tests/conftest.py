@@ -43,8 +43,8 @@ DEMO_BUILD_ARGS: tuple[str, ...] = (
     "2",
     "--quiet",
 )
-"""Options of the `demo_corpus` build: the offline demo at a small size, 2 clips per source, two
-of the nine good sources in the test split (demo_waterfall_burbling, demo_squishing_water)."""
+"""Options of the `demo_corpus` build: the offline demo at a small size, at most 2 clips per
+source; per class, a train source (2 clips) and a test source (1 clip)."""
 
 
 @pytest.fixture(scope="session")
