@@ -245,7 +245,11 @@ def _source_list(
     OUT/.work/demo-sources at the minimum size (the low-resolution one at half of it) and served
     on the demo port (fixed by default) while the build runs."""
     if demo:
-        from landscape_av.sources.demo import make_demo_sources, write_demo_source_list
+        from landscape_av.sources.demo import (
+            DEMO_SOURCE_LIST,
+            make_demo_sources,
+            write_demo_source_list,
+        )
         from landscape_av.sources.serve import DEMO_PORT, serve_folder
 
         folder = out / WORK_DIR / "demo-sources"
@@ -254,7 +258,7 @@ def _source_list(
         demo_sources = make_demo_sources(folder, size=size, quiet=quiet)
         with serve_folder(folder, DEMO_PORT if demo_port is None else demo_port) as url:
             path = write_demo_source_list(demo_sources, url, folder.parent / "demo-sources.csv")
-            yield read_source_list(path, allow_local), "demo"
+            yield read_source_list(path, allow_local), DEMO_SOURCE_LIST
         return
     if path is None:
         from landscape_av.sources.vggsound import default_source_list

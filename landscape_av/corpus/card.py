@@ -37,6 +37,7 @@ from landscape_av.schema import (
     SampleMeta,
     shard_glob,
 )
+from landscape_av.sources.demo import DEMO_SOURCE_LIST
 
 PRETTY_NAME = "Landscape-AV"
 
@@ -56,8 +57,6 @@ KINDS: dict[str, dict[str, Any]] = {
     },
 }
 """Per kind of corpus (`card_kind`): the Hub's name and tags; its prose is `cards/kind-<kind>.md`."""
-DEMO_SOURCE_LIST = "demo"
-"""The source list name that `build --demo` records in build.json."""
 
 HUB_LICENSES = {"cc0-1.0", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0", "mit"}
 """Hub license ids that a build whose sources all share one license can declare as is."""

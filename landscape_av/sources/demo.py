@@ -34,6 +34,8 @@ from landscape_av.files import atomic_path, atomic_write
 from landscape_av.schema import REJECT_REASONS
 from landscape_av.sources.source_list import Source, write_source_list
 
+DEMO_SOURCE_LIST = "demo"
+"""The name of the demo's source list, as build.json records it (the card tells a demo by it)."""
 DEMO_SECONDS = 21.0
 """Length of a good demo source: two 10 s clips and a margin."""
 TEST_SECONDS = 11.0
