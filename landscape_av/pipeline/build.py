@@ -359,6 +359,8 @@ def build(sources: Sequence[Source], config: BuildConfig, source_list: str = "")
         ) from None
     except OSError as e:
         processes.stop_all()
+        if e.errno not in _OUTPUT_ERRNOS:  # not the output's (a missing template, say): code 1
+            raise _stopped(1, f"{e.filename or out}: {e.strerror or e}", outcomes, work) from None
         raise _stopped(EXIT_OUTPUT, _output_message(e, out), outcomes, work) from None
     result = BuildResult(out, ordered, shard_rows)
     summary = result.summary()
