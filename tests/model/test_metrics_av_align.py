@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from model.audio import MelConfig, decode_audio
+from model.audio import MelConfig, load_wave
 from model.metrics.av_align import audio_peaks, av_align, peak_iou, video_peaks
 
 RATE, FPS, SECONDS = MelConfig().sample_rate, 8, 10
@@ -58,7 +58,7 @@ def test_runs_on_a_real_clip(shared_media):
     with av.open(str(path)) as c:
         fps = float(c.streams.video[0].average_rate)
         frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-    wave, _ = decode_audio(path, RATE)
+    wave, _ = load_wave(path, RATE)
     # gentle water moves under the authors' 1 px threshold; 0.1 px lets its flow peaks count
     assert len(video_peaks(frames, fps)) == 0 and av_align(frames, fps, wave) == 0.0
     assert len(audio_peaks(wave)) > 0 and len(video_peaks(frames, fps, min_flow=0.1)) > 0
