@@ -13,11 +13,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import torch
 import torchaudio
 from torch import Tensor, nn
 
 from landscape_av.corpus.decode import decode_pcm
+from model.config import InputError
 
 TOP_DB = 80.0
 """Dynamic range kept below the reference (dB); also the divisor of the [0, 1] scaling."""
@@ -41,9 +43,14 @@ def load_wave(source: str | Path | bytes, sample_rate: int | None = None) -> tup
     """Decode any audio (file path or encoded bytes, any container/codec PyAV reads) to mono float32.
 
     Returns (waveform [S], rate): channels are averaged; with `sample_rate` the waveform is resampled
-    to it. Raises ValueError when the input holds no audio stream.
+    to it. Raises InputError naming the file when it holds no audio PyAV can decode.
     """
-    pcm, rate = decode_pcm(source)  # [C, S]
+    try:
+        pcm, rate = decode_pcm(source)  # [C, S]
+    except (av.error.FFmpegError, ValueError) as e:
+        name = "<bytes>" if isinstance(source, bytes) else str(source)
+        reason = str(e).removeprefix(f"{name}: ")
+        raise InputError(f"{name}: not readable audio ({reason})") from None
     wave = torch.from_numpy(pcm.mean(axis=0))
     if sample_rate is not None and sample_rate != rate:
         wave = torchaudio.functional.resample(wave, rate, sample_rate)

@@ -11,10 +11,11 @@ so every field, including one added later, is reachable through `--config` and `
 are checked against the field's type. `command()` builds the click command from a list of `Flag`s
 (type, default and choices come from the dataclass), `run()` runs it as `python -m` does.
 
-Expected failures end as one line `Error: ...` on stderr, without a traceback: `UsageError` (the
-command line is wrong: an unknown or mistyped setting, a missing required one, a named file that
-does not exist) exits 2, like click's own usage errors; any other `InputError` (shards that cannot
-be read, a checkpoint of the wrong kind) and a `FileNotFoundError` exit 1.
+Expected failures end as one line `Error: ...` on stderr naming the file, without a traceback, and
+exit 2 like click's own usage errors: `UsageError` (the command line is wrong: an unknown or
+mistyped setting, a missing required one, a named file that does not exist), any other
+`InputError` (shards or audio that cannot be read, a checkpoint of the wrong kind) and a
+`FileNotFoundError`. `--debug` (every command has it) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import yaml
 class InputError(Exception):
     """An input the user can fix; a command reports it as one line and exits `exit_code`."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class UsageError(InputError, ValueError):
@@ -299,6 +300,9 @@ class ModelCommand(click.Command):
                 help=f"YAML or JSON file of settings, nested like {config.__name__}.",
             ),
             click.Option(
+                ["--debug"], is_flag=True, help="Show the traceback of an expected error too."
+            ),
+            click.Option(
                 ["--set", "assignments"],
                 multiple=True,
                 metavar="KEY=VALUE",
@@ -311,6 +315,8 @@ class ModelCommand(click.Command):
             try:
                 return fn(self.settings_from(values))
             except (InputError, FileNotFoundError) as e:
+                if values["debug"]:
+                    raise
                 raise _Reported(e) from None
 
         super().__init__(
@@ -388,7 +394,7 @@ def run(cmd: click.Command, argv: Sequence[str] | None = None) -> int:
 class _Reported(click.ClickException):
     def __init__(self, error: Exception):
         super().__init__(" ".join(str(error).split("\n")))
-        self.exit_code = getattr(error, "exit_code", 1)
+        self.exit_code = getattr(error, "exit_code", 2)
 
 
 def _param(f: Flag, defaults: Any) -> click.Parameter:

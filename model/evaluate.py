@@ -2,7 +2,7 @@
 --weights DIR --out eval/`.
 
 For the first `--num-videos` test clips (shard order) the run generates a video from each clip's
-sound (`model.generate.generate`, seeded per clip), and every metric of the paper's Tables 2, 3a and
+sound (`model.generate.generate_video`, in memory, seeded per clip), and every metric of the paper's Tables 2, 3a and
 3b plus AV-Align is computed for it and for the baselines, each a row of the same tables:
 
     real     the test clips themselves (FVD: real train clips against real test clips, the floor)
@@ -12,8 +12,8 @@ sound (`model.generate.generate`, seeded per clip), and every metric of the pape
 
 Every video is seen at `--fps` (real clips are sampled at the same times); FVD, IS, CLIP similarity
 and reconstruction read its first `--frames` (16) consecutive frames, AV-Align the whole clip.
-Videos (out/videos/), per-clip features (out/cache/, one file per row and protocol fingerprint, real
-clips keyed by corpus and protocol) are kept, so a rerun only generates and extracts what changed.
+Per-clip features (out/cache/, one file per row and protocol fingerprint, real clips keyed by
+corpus and protocol) are kept, so a rerun only generates and extracts what changed.
 Writes out/metrics.json and out/metrics.md (the tables, each figure with its protocol).
 """
 
@@ -23,24 +23,23 @@ import concurrent.futures
 import hashlib
 import json
 import sys
-import tempfile
-import wave as wavelib
+import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import av
-import click
 import numpy as np
 import torch
 
+from landscape_av.corpus.decode import frames_at_times
 from landscape_av.pipeline.shard import file_sha256
 from landscape_av.progress import stage_progress
 from model import runtime
-from model.audio import MelConfig, clip_mels, decode_audio, fit_length
-from model.data import count_samples, expand_shards, prompt_for, sample_frames, shard_samples
-from model.generate import checkpoint_folder, generate, load_run
+from model.audio import MelConfig, clip_mels, fit_length, load_wave
+from model.config import Flag, InputError, UsageError, apply_overrides, command, run
+from model.data import count_samples, expand_shards, prompt_for, shard_samples
+from model.generate import checkpoint_folder, generate_video, load_run
 from model.metrics.av_align import av_align
 from model.metrics.clip_similarity import clip_similarity, video_embedding
 from model.metrics.frechet import fit_gaussian, frechet_distance
@@ -69,8 +68,8 @@ class EvalConfig:
     weights: str | None = None  # folder of the feature networks' files
     out: str = "eval"
     num_videos: int = STYLEGAN_V_VIDEOS
-    metrics: tuple[str, ...] = METRICS
-    rows: tuple[str, ...] = ROWS
+    metrics: tuple[str, ...] | str = METRICS  # the command line gives a comma list
+    rows: tuple[str, ...] | str = ROWS
     seed: int = 0
     fps: float = 8.0  # frames per second of generated and real videos
     frames: int = 16  # consecutive frames per video for FVD, IS, CLIP and reconstruction
@@ -107,10 +106,10 @@ class Clip:
 
     def frames(self, fps: float, size: int) -> np.ndarray:
         """uint8 [T, size, size, 3] at times k/fps (short side resized, centre-cropped)."""
-        return sample_frames(self.mp4, np.arange(self.steps(fps)) / fps, size)
+        return frames_at_times(self.mp4, np.arange(self.steps(fps)) / fps, size)
 
     def wave(self, rate: int) -> torch.Tensor:
-        w, _ = decode_audio(self.flac, rate)
+        w, _ = load_wave(self.flac, rate)
         return fit_length(w, round(self.duration * rate))
 
 
@@ -128,7 +127,14 @@ def iter_clips(shards: str, limit: int) -> Iterator[Clip]:
 
 
 def count_clips(shards: str, limit: int) -> int:
-    return min(limit, sum(count_samples(u) for u in expand_shards(shards)))
+    """Clips of the shards, at most `limit`; an unreadable shard is an `InputError` naming it."""
+    total = 0
+    for url in expand_shards(shards):
+        try:
+            total += count_samples(url)
+        except tarfile.TarError as e:
+            raise InputError(f"{url}: not a shard ({' '.join(str(e).split())})") from None
+    return min(limit, total)
 
 
 def clip_seed(seed: int, key: str) -> int:
@@ -136,33 +142,30 @@ def clip_seed(seed: int, key: str) -> int:
     return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16)
 
 
-def read_video(path: Path) -> np.ndarray:
-    """All frames of a video file: uint8 [T, H, W, 3]."""
-    with av.open(str(path)) as c:
-        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """Frames [T, 3, R, R] in [-1, 1] -> uint8 [T, R, R, 3]."""
+    return (
+        ((frames.clamp(-1, 1) + 1) * 127.5)
+        .round()
+        .to(torch.uint8)
+        .cpu()
+        .permute(0, 2, 3, 1)
+        .numpy()
+    )
 
 
-def _silent_wav(path: Path, seconds: float, rate: int = 44100) -> Path:
-    with wavelib.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\0\0" * round(seconds * rate))
-    return path
-
-
-def generate_video(cfg: EvalConfig, clip: Clip, row: str, out: Path) -> None:
-    """The run's video for a clip's sound (row "model") or for silence as long (row "silence").
-
-    The one place generation is called: adapt it here when `model.generate` changes."""
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        if row == "silence":
-            audio = _silent_wav(Path(tmp) / "silence.wav", clip.duration)
-        else:
-            audio = Path(tmp) / "sound.flac"
-            audio.write_bytes(clip.flac)
-        seed = clip_seed(cfg.seed, clip.key)
-        generate(cfg.checkpoint, audio, out, fps=cfg.fps, seed=seed, device=cfg.device)
+def sound_video(cfg: EvalConfig, run: Run, clip: Clip, row: str) -> np.ndarray:
+    """The run's video (uint8 [T, R, R, 3] at cfg.fps) for a clip's sound (row "model") or for
+    silence as long (row "silence"), generated in memory."""
+    rate = MelConfig().sample_rate
+    wave = clip.wave(rate)
+    if row == "silence":
+        wave = torch.zeros_like(wave)
+    frames = generate_video(
+        run.latents, run.G, wave, run.config["n_mels"], fps=cfg.fps,
+        seed=clip_seed(cfg.seed, clip.key),
+    )  # fmt: skip
+    return to_uint8(frames)
 
 
 def interpolate(G: torch.nn.Module, truncation: float, seed: int, steps: int) -> np.ndarray:
@@ -171,12 +174,9 @@ def interpolate(G: torch.nn.Module, truncation: float, seed: int, steps: int) ->
     w = start_latents(G, 2, truncation, generator=gen)  # [2, N, D]
     alpha = torch.linspace(0, 1, steps, device=w.device).view(-1, 1, 1)
     ws = w[0] + alpha * (w[1] - w[0])  # [T, N, D]
-    out = []
     with torch.no_grad():
-        for start in range(0, steps, 16):
-            frames = render(G, ws[None, start : start + 16])[0]
-            out.append(((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu())
-    return torch.cat(out).permute(0, 2, 3, 1).numpy()
+        frames = [render(G, ws[None, s : s + 16])[0] for s in range(0, steps, 16)]
+    return to_uint8(torch.cat(frames))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,9 +312,11 @@ def bounded_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
 @dataclass
 class Run:
     folder: Path
-    config: dict
+    config: dict  # the run's training config
     digest: str
     resolution: int
+    latents: torch.nn.Module  # E_a + walker (SoundToLatents)
+    G: torch.nn.Module
 
 
 def _corpus_digest(shards: str) -> str:
@@ -342,7 +344,7 @@ def _extractors(cfg: EvalConfig, run: Run, device: torch.device) -> tuple[Extrac
 
 def _run_clip(run: Run, device: torch.device):
     """The run's CLIP and sound encoder F_a (as its training loaded them) and an id of both."""
-    from model.train import TrainConfig, apply_overrides, load_frozen
+    from model.train import TrainConfig, load_frozen
 
     tc = TrainConfig()
     apply_overrides(
@@ -363,12 +365,13 @@ def evaluate(cfg: EvalConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     folder = checkpoint_folder(cfg.checkpoint)
-    config = runtime.read_config(folder)
+    latents, G, config = load_run(folder, rt.device)
     resolution = int(config["generator_kwargs"]["img_resolution"])
-    run = Run(folder, config, file_sha256(folder / "model.safetensors")[:16], resolution)
+    digest = file_sha256(folder / "model.safetensors")[:16]
+    run = Run(folder, config, digest, resolution, latents, G)
     n = count_clips(cfg.shards, cfg.num_videos)
     if n < 2:
-        raise SystemExit(f"--shards {cfg.shards}: {n} clip(s); the metrics need at least 2")
+        raise UsageError(f"--shards {cfg.shards}: {n} clip(s); the metrics need at least 2")
     ex, problems = _extractors(cfg, run, rt.device)
     for line in problems:
         print(line, file=sys.stderr)
@@ -378,17 +381,12 @@ def evaluate(cfg: EvalConfig) -> dict:
     rows: dict[str, dict] = {}
     with stage_progress(cfg.quiet) as bars:
         for row in shown:
-            videos = None
-            if row in ("model", "silence"):
-                key = {"row": row, "run": run.digest, "seed": cfg.seed, "fps": cfg.fps}
-                videos = out / "videos" / f"{row}-{_digest(key)[:12]}"
-                _generate_row(cfg, row, videos, n, bars)
             fp = {"row": row, "corpus": corpus, **protocol}
             if row != "real":
                 fp |= {"run": run.digest, "seed": cfg.seed}
             cache = FeatureCache(out / "cache", row, fp)
             names = feature_names(cfg, ex, row)
-            keys = _extract_row(cfg, ex, run, row, names, cache, videos, n, bars)
+            keys = _extract_row(cfg, ex, run, row, names, cache, n, bars)
             rows[row] = _row_metrics(names, cache, keys)
         if "fvd" in cfg.metrics and "i3d" in ex.nets:
             ref = rows["real"]["_i3d"]
@@ -428,24 +426,11 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
-def _generate_row(cfg: EvalConfig, row: str, videos: Path, n: int, bars) -> None:
-    videos.mkdir(parents=True, exist_ok=True)
-    task = bars.add_task(f"generate {row}", total=n)
-    for clip in iter_clips(cfg.shards, n):
-        path = videos / f"{clip.key}.mp4"
-        if not path.is_file():
-            generate_video(cfg, clip, row, path)
-        bars.advance(task)
-
-
-def _extract_row(cfg, ex, run, row, names, cache, videos, n, bars) -> list[str]:
-    """Features of every clip of a row that the cache lacks (each clip on a worker thread);
-    returns the clip keys in order."""
-    task = bars.add_task(f"features {row}", total=n)
-    G = truncation = None
-    if row == "interp":
-        _, G, config = load_run(cfg.checkpoint, ex.device)
-        truncation = config["model"]["truncation"]
+def _extract_row(cfg, ex, run, row, names, cache, n, bars) -> list[str]:
+    """Features of every clip of a row that the cache lacks (its video generated, then the
+    features extracted, each clip on a worker thread); returns the clip keys in order."""
+    made = "generate + features" if row != "real" else "features"
+    task = bars.add_task(f"{made} {row}", total=n)
 
     def work(clip: Clip) -> tuple[str, dict[str, np.ndarray]]:
         todo = cache.missing(clip.key, names)
@@ -455,9 +440,10 @@ def _extract_row(cfg, ex, run, row, names, cache, videos, n, bars) -> list[str]:
         if row == "real":
             video = real
         elif row == "interp":
-            video = interpolate(G, truncation, clip_seed(cfg.seed, clip.key), clip.steps(cfg.fps))
+            psi = run.config["model"]["truncation"]
+            video = interpolate(run.G, psi, clip_seed(cfg.seed, clip.key), clip.steps(cfg.fps))
         else:
-            video = read_video(videos / f"{clip.key}.mp4")
+            video = sound_video(cfg, run, clip, row)
         return clip.key, compute_features(todo, ex, cfg, clip, video, real)
 
     keys = []
@@ -514,7 +500,7 @@ def _train_gaussian(cfg: EvalConfig, ex: Extractors, run: Run, protocol: dict, b
     fp = {"row": "real", "corpus": _corpus_digest(train), **protocol}
     cache = FeatureCache(Path(cfg.out) / "cache", "real-train", fp)
     sub = EvalConfig(**{**asdict(cfg), "shards": train})
-    keys = _extract_row(sub, ex, run, "real", names, cache, None, m, bars)
+    keys = _extract_row(sub, ex, run, "real", names, cache, m, bars)
     return fit_gaussian(np.stack([cache.get(k, names[0]) for k in keys]))
 
 
@@ -594,74 +580,61 @@ def metrics_markdown(result: dict, metrics: tuple[str, ...], shown: tuple[str, .
 # CLI
 
 
-def _choices(allowed: tuple[str, ...]) -> Callable:
-    def parse(ctx, param, value: str) -> tuple[str, ...]:
-        items = tuple(v.strip() for v in value.split(",") if v.strip())
-        bad = [v for v in items if v not in allowed]
-        if bad or not items:
-            raise click.BadParameter(
-                f"{','.join(bad) or 'nothing'}: choose from {','.join(allowed)}"
-            )
-        return tuple(v for v in allowed if v in items)
-
-    return parse
+def _choices(value: str | tuple[str, ...], allowed: tuple[str, ...], flag: str) -> tuple[str, ...]:
+    """A comma list (or list) of names from `allowed`, in `allowed`'s order."""
+    items = value.split(",") if isinstance(value, str) else value
+    items = tuple(v.strip() for v in items if v.strip())
+    bad = [v for v in items if v not in allowed]
+    if bad or not items:
+        raise UsageError(f"{flag} {','.join(bad) or 'nothing'}: choose from {','.join(allowed)}")
+    return tuple(v for v in allowed if v in items)
 
 
-@click.command()
-@click.option(
-    "--checkpoint", required=True, help="run folder (its newest checkpoint) or a checkpoint folder"
-)
-@click.option("--shards", required=True, help="test shards: brace pattern or glob")
-@click.option(
-    "--train-shards",
-    help="real train clips for the FVD floor [default: --shards with test- -> train-]",
-)
-@click.option(
-    "--weights",
-    type=click.Path(file_okay=False),
-    help="folder of the feature networks (README: Evaluate)",
-)
-@click.option(
-    "--out",
-    default=EvalConfig.out,
-    show_default=True,
-    help="output folder (videos, cache, metrics)",
-)
-@click.option(
-    "--num-videos", type=click.IntRange(min=2), default=EvalConfig.num_videos, show_default=True
-)
-@click.option("--metrics", default=",".join(METRICS), show_default=True, callback=_choices(METRICS))
-@click.option(
-    "--baselines",
-    "rows",
-    default=",".join(ROWS),
-    show_default=True,
-    callback=_choices(ROWS),
-    help="rows of the tables",
-)
-@click.option("--seed", type=int, default=EvalConfig.seed, show_default=True)
-@click.option(
-    "--fps", type=click.FloatRange(min=0, min_open=True), default=EvalConfig.fps, show_default=True
-)
-@click.option("--frames", type=click.IntRange(min=1), default=EvalConfig.frames, show_default=True)
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
-@click.option(
-    "--workers", type=click.IntRange(min=1), default=EvalConfig.workers, show_default=True
-)
-@click.option("--quiet", is_flag=True, help="no progress bars")
-def main(**kw: Any) -> None:
+@command(
+    "python -m model.evaluate",
+    EvalConfig,
+    [
+        Flag("checkpoint", "Run folder (its newest checkpoint) or a checkpoint folder.",
+             exists=True, required=True),
+        Flag("shards", "Test shards: brace pattern or glob.", required=True),
+        Flag("train_shards", "Real train clips for the FVD floor "
+             "(default: --shards with test- -> train-)."),
+        Flag("weights", "Folder of the feature networks (README: Evaluate)."),
+        Flag("out", "Output folder (cache, metrics)."),
+        Flag("num_videos", "Test clips evaluated (at least 2)."),
+        Flag("metrics", "Comma list of " + ",".join(METRICS) + "."),
+        Flag("rows", "Rows of the tables: comma list of " + ",".join(ROWS) + ".",
+             name="--baselines"),
+        Flag("seed", "Seed of the generated videos."),
+        Flag("fps", "Frames per second of generated and real videos."),
+        Flag("frames", "Consecutive frames per video for FVD, IS, CLIP and reconstruction."),
+        Flag("device", "Where to run.", choices=runtime.DEVICES),
+        Flag("workers", "Threads decoding clips and extracting their features."),
+        Flag("quiet", "No progress bars."),
+    ],
+)  # fmt: skip
+def cli(cfg: EvalConfig) -> None:
     """Generate videos for the test clips' sounds and compute the paper's metrics and baselines."""
-    cfg = EvalConfig(**kw)
+    cfg.metrics = _choices(cfg.metrics, METRICS, "--metrics")
+    cfg.rows = _choices(cfg.rows, ROWS, "--baselines")
+    for flag, value, least in (("--num-videos", cfg.num_videos, 2), ("--frames", cfg.frames, 1),
+                               ("--workers", cfg.workers, 1)):  # fmt: skip
+        if value < least:
+            raise UsageError(f"{flag} {value}: must be at least {least}")
+    if cfg.fps <= 0:
+        raise UsageError(f"--fps {cfg.fps}: must be positive")
     try:
         expand_shards(cfg.shards)
     except FileNotFoundError as e:
-        raise click.BadParameter(str(e), param_hint="--shards") from None
+        raise UsageError(f"--shards: {e}") from None
     result = evaluate(cfg)
-    click.echo(json.dumps(result["rows"], indent=2, sort_keys=True))
-    click.echo(f"{cfg.out}/metrics.json, {cfg.out}/metrics.md written")
+    print(json.dumps(result["rows"], indent=2, sort_keys=True))
+    print(f"{cfg.out}/metrics.json, {cfg.out}/metrics.md written")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(cli, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

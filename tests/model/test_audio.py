@@ -10,6 +10,7 @@ import torch
 
 from landscape_av.ffmpeg import run_ffmpeg
 from model.audio import MelConfig, SpecAugment, clip_mels, fit_length, load_wave, log_mel
+from model.config import InputError
 
 CFG = MelConfig()
 
@@ -45,7 +46,9 @@ def test_stereo_is_averaged_and_rates_are_converted(tmp_path: Path) -> None:
 
 
 def test_no_audio_stream_is_a_clear_error(shared_media: Path) -> None:
-    with pytest.raises(ValueError, match="no audio stream"):
+    with pytest.raises(
+        InputError, match="cockatoo_yuv420.mp4: not readable audio .no audio stream"
+    ):
         load_wave(shared_media / "video_odd__imageio-binaries__cockatoo_yuv420.mp4")
 
 

