@@ -129,7 +129,7 @@ def test_mixing_needs_a_checkpoint_with_the_sound_encoder(run, thunder, tmp_path
     torch.save(mean_latent(run.G)[0], tmp_path / "w.pt")
     code = main(["--checkpoint", str(bare), "--image", str(tmp_path / "w.pt"), "--audio", str(thunder)]
                 + ["--out", str(tmp_path / "o.png"), "--device", "cpu"])  # fmt: skip
-    assert code == 1  # an input of the wrong kind, not a usage error
+    assert code == 2  # a known input error: one line, exit 2 (issue 10)
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"Error: {bare}: a bare generator without the sound-inversion encoder E_a; "
                    "pass a run folder written by model.train"]  # fmt: skip

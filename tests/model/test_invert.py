@@ -128,7 +128,7 @@ def test_cli_encoder_init_needs_a_run_with_the_encoder(run_dir, photo, thunder, 
         [sys.executable, "-m", "model.invert", "--checkpoint", str(bare), *args],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         f"Error: {bare}: a bare generator without the sound-inversion encoder E_a; pass a run "
         "folder written by model.train"
@@ -156,6 +156,6 @@ def test_generate_animates_a_photo_with_text_and_style(run_dir, photo, shared_me
     bad = subprocess.run(
         [*cmd, "--image", str(tmp_path / "broken.jpg")], capture_output=True, text=True, timeout=300
     )
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert bad.stderr.strip().startswith(f"Error: {tmp_path / 'broken.jpg'}: not a readable image")
     assert len(bad.stderr.strip().splitlines()) == 1
