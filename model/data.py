@@ -244,8 +244,12 @@ def _load_prepared(sample: dict, cfg: DataConfig) -> dict:
 def shard_settings(url: str) -> dict | None:
     """The `prepared` settings of a prepared shard (read from its first sample's json); None for
     a corpus shard."""
-    # refused members are skipped here; the loader names each one when it reads the shard
-    first = next(read_shard(Path(url), members=("json",), report=lambda *_: None), None)
+    problems: list[tuple[str, str, str]] = []  # refused members; the loader names each one
+    first = next(
+        read_shard(Path(url), members=("json",), report=lambda *p: problems.append(p)), None
+    )
+    if first is None and problems:  # not a readable shard at all
+        raise ValueError(f"{url}: {problems[-1][2]}")
     return None if first is None else first.meta().get("prepared")
 
 
