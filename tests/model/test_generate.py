@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import apply_overrides
+from model.config import InputError, apply_overrides
 from model.generate import generate, resample_walk, walk_drift, walk_sound
 from model.train import TINY_PRESET, TrainConfig, build_config, load_frozen
 from model.video_model import SoundToLatents, latent_spread, render, start_latents
@@ -70,7 +70,7 @@ def test_start_from_a_given_wplus(run_dir, tmp_path):
     two = generate(run_dir, audio, tmp_path / "two.mp4", fps=5, image=tmp_path / "w3.pt")
     assert not np.array_equal(_probe(one.path)[0], _probe(two.path)[0])
     torch.save(torch.zeros(3, 5), tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match=r"W\+ must be \[16, 32\]"):
+    with pytest.raises(InputError, match=r"W\+ must be \[16, 32\]"):
         generate(run_dir, audio, tmp_path / "bad.mp4", image=tmp_path / "bad.pt")
 
 
