@@ -114,6 +114,7 @@ NETWORK_REASONS = frozenset({"connection", "timeout", "http_403", "http_429"})
 LOG_FILE = "build.log"
 DAMAGED_DIR = "damaged"
 _ADDRESS_RE = re.compile(r" @ 0x[0-9a-f]+")
+log = logging.getLogger(__name__)
 STAGES = ("download", "probe", "clip")
 """Per-source stages, each with its progress bar (shards get their own after them)."""
 SAMPLES_DIR = "samples"
@@ -709,6 +710,7 @@ def _process(
 
     def failed(stage: str, reason: str, detail: str) -> Outcome:
         detail = _ADDRESS_RE.sub("", detail)  # ffmpeg's "[mov @ 0x55...]": differs run to run
+        log.warning("%s: failed at %s (%s): %s", source.source_id, stage, reason, detail)
         return Outcome(source, split, "failed", stage, reason, detail, fresh=True)
 
     try:

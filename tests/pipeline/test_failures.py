@@ -231,7 +231,10 @@ def test_ctrl_c_stops_within_2_s_and_keeps_what_was_done(slow_list: Path, tmp_pa
     out = tmp_path / "corpus"
     proc = start_build(slow_list, out, "--size", "640x360")
     kids = wait_for_ffmpeg(proc)
-    time.sleep(0.3)
+    log = out / ".work" / "build.log"
+    while "missing: failed at download" not in log.read_text():  # seen before the interrupt
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.05)
     kids |= descendants(proc.pid)
     proc.send_signal(signal.SIGINT)
     began = time.monotonic()
