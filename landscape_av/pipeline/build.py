@@ -362,7 +362,8 @@ def build(sources: Sequence[Source], config: BuildConfig, source_list: str = "")
         processes.stop_all()
         if e.errno not in _OUTPUT_ERRNOS:  # not the output's (a missing template, say): code 1
             raise _stopped(1, f"{e.filename or out}: {e.strerror or e}", outcomes, work) from None
-        raise _stopped(EXIT_OUTPUT, _output_message(e, out), outcomes, work) from None
+        needed = _space_needed(work, outcomes, len(sources), config)
+        raise _stopped(EXIT_OUTPUT, _output_message(e, out, needed), outcomes, work) from None
     result = BuildResult(out, ordered, shard_rows)
     summary = result.summary()
     print_summary(
@@ -641,14 +642,35 @@ def _raise_if_output_full(message: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device (reported by a child process)")
 
 
-def _output_message(error: OSError, out: Path) -> str:
+def _output_message(error: OSError, out: Path, needed: int) -> str:
     where = Path(error.filename) if error.filename else out
     existing = next((p for p in (where, *where.parents) if p.exists()), Path("."))
     free = shutil.disk_usage(existing).free
     return (
-        f"cannot write {where}: {error.strerror or error} ({free / 1e6:,.0f} MB free there); "
-        "free some space (or use --out elsewhere) and run the same command again: it resumes"
+        f"cannot write {where}: {error.strerror or error} (about {needed / 1e6:,.0f} MB needed, "
+        f"{free / 1e6:,.0f} MB free there); free some space (or use --out elsewhere) and run the "
+        "same command again: it resumes"
     )
+
+
+_BITS_PER_PIXEL = 0.1
+"""Size of an H.264 clip at the default quality, before any clip of the build gives a measure
+(its FLAC is counted as 16-bit stereo at 60%)."""
+
+
+def _space_needed(work: Path, outcomes: dict[str, Outcome], total: int, config: BuildConfig) -> int:
+    """Rough bytes that the rest of the build needs: the clips of the sources not finished yet
+    (--max-clips each, at the mean size of the clips committed so far, or `_BITS_PER_PIXEL` before
+    any) and the shards, which hold a copy of every clip."""
+    made = sum(len(o.clips) for o in outcomes.values())
+    samples = work / SAMPLES_DIR
+    committed = sum(p.stat().st_size for p in samples.rglob("*") if p.is_file())
+    clip = config.clip
+    pixels = clip.width * clip.height * clip.fps * clip.seconds
+    prior = pixels * _BITS_PER_PIXEL / 8 + clip.audio_rate * clip.seconds * 4 * 0.6
+    per_clip = committed / made if made else prior
+    left = (total - len(outcomes)) * clip.max_clips
+    return round(per_clip * (2 * left + made))
 
 
 class _LogFile(logging.FileHandler):

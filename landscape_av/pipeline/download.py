@@ -62,6 +62,7 @@ from landscape_av.sources.source_list import Source, url_problem
 log = logging.getLogger(__name__)
 
 PARTIAL_DIR = ".partial"
+STDERR_FILE = "stderr.log"  # the child's stderr, in its attempt folder
 RECORD_SUFFIX = ".download.json"
 RESULT_FILE = ".result.json"
 RETRYABLE_REASONS = frozenset({"connection", "timeout", "http_408", "http_429"})
@@ -117,7 +118,8 @@ class Downloaded:
 
 class DownloadError(Exception):
     """A source could not be fetched. `reason` is a short machine code ("http_404", "http_500",
-    "connection", "truncated" (a body shorter than announced), "timeout", "too_slow",
+    "connection", "truncated" (a body shorter than announced), "bad_encoding" (a body that its
+    Content-Encoding cannot decode), "timeout", "too_slow",
     "unsupported_url", "local_not_allowed", "not_found", "not_a_file", "invalid_media",
     "no_format", "unavailable", "error"); str(e) is a human message."""
 
@@ -297,19 +299,16 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
     }
-    with processes.child(
-        cmd,
-        cwd=workdir,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-    ) as proc:  # its own process group, with ffmpeg inside it
-        stderr, failure = _wait(proc, json.dumps(job), workdir, time_left, job["min_rate"])
+    with (
+        open(workdir / STDERR_FILE, "w") as log,
+        processes.child(
+            cmd, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log
+        ) as proc,  # its own process group, with ffmpeg inside it
+    ):
+        failure = _wait(proc, json.dumps(job).encode(), workdir, time_left, job["min_rate"])
     if processes.stopping():
         raise processes.Stopped("the build is stopping")
+    stderr = (workdir / STDERR_FILE).read_text(errors="replace")
     ffmpeg_lines = _relay(stderr)
     if failure is not None:
         raise failure
@@ -335,38 +334,57 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
 
 
 def _wait(
-    proc: subprocess.Popen, job: str, workdir: Path, time_left: float, min_rate: int
-) -> tuple[str, DownloadError | None]:
-    """Hand the child its job and wait for it; (its stderr, None) when it ends in time. It is
-    killed, with the error to raise, when it runs out of `time_left`, or when from `RATE_GRACE` s
-    on it has fetched less than `min_rate` bytes/s on average."""
+    proc: subprocess.Popen, job: bytes, workdir: Path, time_left: float, min_rate: int
+) -> DownloadError | None:
+    """Hand the child its job and wait for it; None when it ends in time. It is killed, with the
+    error to raise, when it runs out of `time_left`, when from `RATE_GRACE` s on it has fetched less
+    than `min_rate` bytes/s on average, or when its stderr shows a fatal ffmpeg error that ffmpeg
+    itself would sit on until a timeout (`_STUCK`)."""
     began = time.monotonic()
     end = began + time_left
-    payload: str | None = job  # sent once: a later call goes on where the first stopped
+    payload: bytes | None = job  # sent once: a later call goes on where the first stopped
     while True:
         try:
             wait = max(0.01, min(1.0, end - time.monotonic()))
-            return proc.communicate(payload, timeout=wait)[1], None
+            proc.communicate(payload, timeout=wait)
+            return None
         except subprocess.TimeoutExpired:
             payload = None
         now = time.monotonic()
         rate = _bytes_in(workdir) / (now - began)
-        if now >= end or (min_rate and now - began >= RATE_GRACE and rate < min_rate):
+        stuck = _stuck(workdir / STDERR_FILE)
+        if stuck or now >= end or (min_rate and now - began >= RATE_GRACE and rate < min_rate):
             processes.kill_group(proc)
-            stderr = proc.communicate()[1]
+            proc.communicate()
+            if stuck:
+                return stuck
             if now >= end:
-                return stderr, DownloadError(
+                stderr = (workdir / STDERR_FILE).read_text(errors="replace")
+                return DownloadError(
                     "timeout", f"no result within the time limit ({_tail(stderr)})"
                 )
             why = f"{rate:,.0f} bytes/s in {now - began:.0f} s, below --min-rate {min_rate:,}"
-            return stderr, DownloadError("too_slow", why)
+            return DownloadError("too_slow", why)
+
+
+_STUCK = {"bad_encoding": re.compile(r"inflate return value: -?\d+.*|unknown compression method")}
+"""ffmpeg errors after which its HTTP input waits for a timeout instead of failing, by reason."""
+
+
+def _stuck(stderr_file: Path) -> DownloadError | None:
+    """The error of the first `_STUCK` line in the child's stderr so far, if any."""
+    text = stderr_file.read_text(errors="replace")
+    for reason, pattern in _STUCK.items():
+        if m := pattern.search(text):
+            return DownloadError(reason, f"the body does not match its Content-Encoding: {m[0]}")
+    return None
 
 
 def _bytes_in(folder: Path) -> int:
     total = 0
     for f in folder.iterdir():
         with contextlib.suppress(OSError):
-            total += f.stat().st_size if f.is_file() else 0
+            total += f.stat().st_size if f.is_file() and f.name != STDERR_FILE else 0
     return total
 
 

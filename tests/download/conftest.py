@@ -7,6 +7,7 @@ Routes of `faulty_server` (all on 127.0.0.1):
     /hang/<name>          accepts the request and never answers
     /stall/<name>         sends the headers and 40% of the body, then nothing more (stays open)
     /drip/<name>          sends the headers, then the body at 2 KB/s
+    /gzip/<name>          says `Content-Encoding: gzip` but sends the file as it is
 Every request is counted per path, so tests can check retries and skips, and its Cookie header kept.
 """
 
@@ -114,6 +115,14 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 self.wfile.write(body[i : i + 512])
                 self.wfile.flush()
+        elif kind == "gzip":
+            body = (self.folder / rest).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif kind in ("files", "cut", "stall"):
             file = self.folder / rest
             if not file.is_file():

@@ -178,6 +178,17 @@ def test_body_shorter_than_announced_is_truncated_not_retried(faulty_server, tmp
     assert list(tmp_path.glob("s1*")) == []
 
 
+def test_a_body_that_does_not_match_its_encoding_is_bad_encoding_not_retried(
+    faulty_server, tmp_path
+):
+    opts = DownloadOptions(retries=1, backoff=0.1)
+    with pytest.raises(DownloadError) as err:
+        download(src(faulty_server.url + "gzip/numbered.mp4"), tmp_path, opts, 10.0)
+    assert err.value.reason == "bad_encoding", err.value
+    assert "attempt 1 of 2" in str(err.value)
+    assert list(tmp_path.glob("s1*")) == []
+
+
 @pytest.mark.slow
 def test_a_dripping_source_is_dropped_below_the_minimum_rate(faulty_server, tmp_path):
     opts = DownloadOptions(retries=0, socket_timeout=60.0, min_rate=50_000)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -289,6 +290,9 @@ def test_a_full_disk_stops_the_build_and_the_same_command_then_completes(
     assert code == EXIT_OUTPUT, stderr
     assert len(stderr.strip().splitlines()) == 1 and "No space left" in stderr, stderr
     assert not (out / "data").exists()
+    needed = float(re.search(r"about ([\d,.]+) MB needed", stderr)[1].replace(",", "")) * 1e6
+    made = sum(p.stat().st_size for p in (reference / "data").iterdir())  # shards: every clip once
+    assert made < needed < 10 * 2 * made  # clips and their shard copies, the right order of size
     grow()
     code, stderr = run_build(source_list, out)
     assert code == 0, stderr
