@@ -250,7 +250,7 @@ def generate(
     seconds = wave.shape[0] / rate
     w, refine = None, None
     run = Run(Path(cfg.checkpoint), G, latents, run_cfg, rt.device)
-    if cfg.image is not None or start != EditOptions(anchor=start.anchor):
+    if cfg.image is not None or start != EditOptions(anchor=start.anchor):  # an edit to make
         psi = latents.cfg.truncation if cfg.truncation is None else cfg.truncation
         gen = torch.Generator().manual_seed(cfg.seed)  # the start latent walk_sound would draw
         w = None if cfg.image is not None else start_latents(G, 1, psi, generator=gen)
