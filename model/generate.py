@@ -11,7 +11,12 @@ StyleGAN3 in chunks, encoded to H.264, and the ORIGINAL sound is muxed in (AAC),
 as long as the audio (to within half a frame). `--image` starts from a photo (inverted into W+ as
 `model.invert` does: the photo moves with the sound) or a saved W+ latent ([num_ws, w_dim] or
 [1, num_ws, w_dim], a torch.save'd tensor) instead of a random one; `--style-from` and `--text` then
-style-mix and CLIP-guide that start latent at `--levels` (see `model.edit`).
+style-mix and CLIP-guide that start latent at `--levels` (see `model.edit`). `--text-steps N` also
+guides every walked latent toward `--text` (N Adam steps over the walk, at `--levels`, each latent
+with an `--anchor` L2 pull back to the walker's), so each frame keeps to the prompt while the sound
+drives the motion. Those guidance offsets are keyframes `--text-every` seconds apart, linear between
+them: independent per-step offsets would jitter the motion. The default guides the start latent
+only (cheaper).
 
 `walk_sound` (latents) and `generate_video` (frames) are the in-memory API behind the command.
 """
@@ -20,8 +25,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +58,13 @@ STYLE_FROM = Flag("style_from", "Style mixing source: a photo, a W+ (.pt) or a s
 LEVELS = Flag("levels", "W+ levels (comma-separated coarse, mid, fine) that the edits change.")
 TEXT = Flag("text", "CLIP text constraint, e.g. 'a thunderstorm at night'.")
 TEXT_WEIGHT = Flag("text_weight", "Weight of --text.")
+ANCHOR = Flag("anchor", "Weight of the guidance's L2 anchor to the latent it starts from.")
+TEXT_STEPS = Flag(
+    "text_steps", "Guidance steps toward --text of every walked latent (0: the start latent only)."
+)
+TEXT_EVERY = Flag(
+    "text_every", "Seconds between the keyframes of --text-steps' offsets (0: one per walk step)."
+)
 DEVICE = Flag("device", "Where to render.", choices=runtime.DEVICES)
 
 
@@ -72,6 +85,9 @@ class GenerateConfig:
     levels: str = ALL_LEVELS  # W+ levels that --style-from and --text change
     text: str | None = None  # CLIP text constraint on the start latent
     text_weight: float = 1.0  # weight of --text
+    text_steps: int = 0  # --text guidance steps of every walked latent (0: the start latent only)
+    text_every: float = 5.0  # seconds between the keyframes of those guidance offsets
+    anchor: float = 0.008  # L2 anchor of the guidance to the latent it starts from
     device: str = "auto"
     chunk: int = 16  # frames rendered at once
     quiet: bool = False  # no progress bars
@@ -153,10 +169,12 @@ def walk_sound(
     smooth: float | None = 0.4,
     interpolate: str = "linear",
     w: torch.Tensor | None = None,
+    refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """W+ latents [1, F, N, D] of a mono 44.1 kHz waveform [S]: F = round(seconds * fps) output
     frames (fps None: the model's rate, no interpolation). `w` [1, N, D] replaces the random start
-    latent; `seed` draws it and the walk noise."""
+    latent; `seed` draws it and the walk noise. `refine` maps the walked latents [1, T, N, D] (the
+    model's rate) before they are resampled (`edit.guide_walk`: the per-step text constraint)."""
     mel_cfg = MelConfig(n_mels=n_mels)
     rate = latents.cfg.fps
     seconds = wave.shape[0] / mel_cfg.sample_rate
@@ -170,6 +188,7 @@ def walk_sound(
     w = start_latents(G, 1, psi, generator=gen) if w is None else w.to(dev)
     noise = torch.randn(1, steps, latents.cfg.walker.noise_dim, generator=gen).to(dev)
     _, ws = latents(mel_full[None].to(dev), mel[None].to(dev), w, noise, smooth)  # [1, T, N, D]
+    ws = ws if refine is None else refine(ws)
     fps = rate if fps is None else fps
     return resample_walk(ws, rate, fps, max(1, round(seconds * fps)), interpolate)
 
@@ -210,30 +229,41 @@ def generate(
     """A video of `audio` by the run `checkpoint`; `settings` are `GenerateConfig` fields.
     `start`: style mixing / text guidance of the start latent (default: from `settings`);
     `photo`: how `image` is inverted (default: from `settings`)."""
-    from model.edit import EditOptions, start_latent
+    from model.edit import EditOptions, guide_walk, start_latent
     from model.invert import PhotoOptions, Run
 
     cfg = GenerateConfig(str(checkpoint), str(audio), str(out), **settings)
     start = start or EditOptions(
-        cfg.levels, text=cfg.text, text_weight=cfg.text_weight, style_from=cfg.style_from
+        cfg.levels,
+        anchor=cfg.anchor,
+        text=cfg.text,
+        text_weight=cfg.text_weight,
+        style_from=cfg.style_from,
     )
+    if cfg.text_steps and start.text is None:
+        raise UsageError("--text-steps needs --text: it guides each step toward that prompt")
     photo = photo or PhotoOptions(steps=cfg.steps, lpips_vgg=cfg.lpips_vgg, quiet=cfg.quiet)
     rt = runtime.setup(cfg.device)
     latents, G, run_cfg = load_run(cfg.checkpoint, rt.device)
     rate = MelConfig().sample_rate
     wave, _ = load_wave(cfg.audio, rate)
     seconds = wave.shape[0] / rate
-    w = None
-    if cfg.image is not None or start != EditOptions():
+    w, refine = None, None
+    run = Run(Path(cfg.checkpoint), G, latents, run_cfg, rt.device)
+    if cfg.image is not None or start != EditOptions(anchor=start.anchor):  # an edit to make
         psi = latents.cfg.truncation if cfg.truncation is None else cfg.truncation
         gen = torch.Generator().manual_seed(cfg.seed)  # the start latent walk_sound would draw
         w = None if cfg.image is not None else start_latents(G, 1, psi, generator=gen)
-        run = Run(Path(cfg.checkpoint), G, latents, run_cfg, rt.device)
         w = start_latent(run, w, cfg.image, start, photo, rt)
+    if cfg.text_steps:
+        refine = partial(
+            guide_walk, run, opts=start, steps=cfg.text_steps, every=cfg.text_every, photo=photo,
+            rt=rt, chunk=cfg.chunk,
+        )  # fmt: skip
     try:
         ws = walk_sound(
             latents, G, wave, run_cfg["n_mels"], cfg.fps, cfg.seed, cfg.truncation, cfg.smooth,
-            cfg.interpolate, w,
+            cfg.interpolate, w, refine,
         )  # fmt: skip
     except ValueError as e:
         raise InputError(f"{cfg.audio}: {e}") from e
@@ -293,6 +323,9 @@ def _fraction(fps: float):
         LEVELS,
         TEXT,
         TEXT_WEIGHT,
+        TEXT_STEPS,
+        TEXT_EVERY,
+        ANCHOR,
         QUIET,
         DEVICE,
     ],
@@ -303,6 +336,13 @@ def cli(cfg: GenerateConfig) -> None:
         raise UsageError(f"--smooth {cfg.smooth}: must be in (0, 1]")
     if cfg.fps is not None and cfg.fps <= 0:
         raise UsageError(f"--fps {cfg.fps}: must be positive")
+    for flag, value in (
+        ("--text-steps", cfg.text_steps),
+        ("--text-every", cfg.text_every),
+        ("--anchor", cfg.anchor),
+    ):
+        if value < 0:
+            raise UsageError(f"{flag} {value}: must be 0 or more")
     g = generate(**asdict(cfg))
     print(f"{g.path}: {g.frames} frames at {g.fps:g} fps for {g.audio_seconds:.2f} s of audio")
 

@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model.config import InputError, apply_overrides
 from model.generate import generate, resample_walk, walk_drift, walk_sound
@@ -153,3 +154,81 @@ def _mels(wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     full, mel = clip_mels(wave, MelConfig(n_mels=32), 60)
     return full[None], mel[None]
+
+
+# ----------------------------------------------------------------------------------------------
+# --text-steps: the text constraint on every walked latent
+
+PROMPT = "a thunderstorm at night"
+
+
+def _storm_wave(seconds: int = 20, rate: int = 44100) -> torch.Tensor:
+    """A sound whose pitch and loudness jump every half second (6 walk steps of the tiny run)."""
+    gen = torch.Generator().manual_seed(0)
+    level = torch.rand(2 * seconds, generator=gen).repeat_interleave(rate // 2)
+    t = torch.arange(seconds * rate) / rate
+    noise = 0.1 * torch.randn(seconds * rate, generator=gen)
+    return (level * torch.sin(2 * torch.pi * (200 + 600 * level) * t) + noise).float()
+
+
+def test_keyframe_basis_interpolates_linearly():
+    from model.edit import keyframe_basis
+
+    basis = keyframe_basis(6, 2.5)  # keyframes at steps 0, 2.5, 5
+    assert basis.shape == (6, 3) and torch.allclose(basis.sum(1), torch.ones(6))
+    torch.testing.assert_close(basis[1], torch.tensor([0.6, 0.4, 0.0]))
+    assert torch.equal(keyframe_basis(4, 0.0), torch.eye(4))  # 0: an offset per step
+
+
+def test_text_steps_keep_every_frame_on_the_prompt_and_the_motion_of_the_sound(run_dir):
+    """Per-step guidance at the mid and fine levels: every step's CLIP similarity to the prompt is
+    above the unguided walk's; the step-to-step motion the sound drives stays within half its size
+    of the unguided motion (guidance that froze the walk onto one latent would miss it by all of
+    it); the coarse ws are bit-identical; two runs agree exactly."""
+    from model import runtime
+    from model.edit import EditOptions, guide_walk
+    from model.invert import PhotoOptions, open_checkpoint
+    from model.styles import style_groups
+
+    run = open_checkpoint(run_dir, torch.device("cpu"))
+    wave, rt = _storm_wave(), runtime.Runtime(torch.device("cpu"))
+    opts = EditOptions("mid,fine", text=PROMPT)
+
+    def refine(ws: torch.Tensor) -> torch.Tensor:  # 4 guidance steps, keyframes 15 s apart
+        return guide_walk(run, ws, opts, 4, 15.0, PhotoOptions(quiet=True), rt)
+
+    def walk(guided: bool) -> torch.Tensor:
+        n_mels = run.cfg["n_mels"]
+        return walk_sound(
+            run.latents, run.G, wave, n_mels, seed=1, refine=refine if guided else None
+        )
+
+    def similarity(ws: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            image = clip.encode_image(run.G.synthesis(ws[0]))
+        return F.cosine_similarity(image, clip.encode_text([PROMPT]))
+
+    clip = run.clip()
+    plain, guided = walk(False), walk(True)
+    assert plain.shape[1] == 6 and torch.equal(guided, walk(True))
+    assert (similarity(guided) > similarity(plain)).all(), (similarity(plain), similarity(guided))
+    coarse, mid_fine = style_groups(16)[0], slice(style_groups(16)[1].start, 16)
+    motion, kept = plain[:, :, mid_fine].diff(dim=1), guided[:, :, mid_fine].diff(dim=1)
+    assert motion.norm() > 0
+    assert (kept - motion).norm() < 0.5 * motion.norm(), ((kept - motion).norm(), motion.norm())
+    assert torch.equal(guided[:, :, coarse], plain[:, :, coarse])
+    assert not torch.equal(guided[:, :, mid_fine], plain[:, :, mid_fine])
+
+
+def test_cli_guides_every_step_toward_the_text(run_dir, tmp_path):
+    audio = _odd_wav(tmp_path / "s.wav", seconds=10.0, channels=1)
+    out = tmp_path / "storm.mp4"
+    base = ["--checkpoint", str(run_dir), "--audio", str(audio), "--out", str(out), "--quiet"]
+    proc = _cli(*base, "--text", PROMPT, "--text-steps", "2", "--steps", "2", "--levels", "fine")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{out}: 3 frames" in proc.stdout and len(_probe(out)[0]) == 3
+    proc = _cli(*base, "--text-steps", "2")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "Error: --text-steps needs --text: it guides each step toward that prompt"
+    ]
