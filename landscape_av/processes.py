@@ -2,7 +2,8 @@
 
 Each child runs in its own process group, registered while it runs, so that `stop_all` (Ctrl-C,
 an early stop) kills every running one and refuses to start more; on Linux each also gets
-`PR_SET_PDEATHSIG` = SIGKILL, so that a build killed with -9 takes its children with it.
+`PR_SET_PDEATHSIG` (SIGKILL, or a signal the child handles by killing its own group, when it has
+children of its own), so that a build killed with -9 takes its children with it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ class Stopped(Exception):
     """The build is stopping (`stop_all` was called): no new child is started."""
 
 
-def _pdeathsig() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child get SIGKILL when its parent dies (Linux only); the libc
+def _pdeathsig(sig: int) -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get `sig` when its parent dies (Linux only); the libc
     function is looked up here, so that the child only calls it."""
     if not sys.platform.startswith("linux"):
         return None
@@ -39,21 +40,25 @@ def _pdeathsig() -> Callable[[], None] | None:
     pr_set_pdeathsig = 1
 
     def preexec() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        prctl(pr_set_pdeathsig, sig, 0, 0, 0)
 
     return preexec
 
 
-_PREEXEC = _pdeathsig()
+_PREEXEC = {sig: _pdeathsig(sig) for sig in (signal.SIGKILL, signal.SIGTERM)}
 
 
 @contextmanager
-def child(cmd: list[str], **popen: Any) -> Iterator[subprocess.Popen]:
+def child(
+    cmd: list[str], death_signal: int = signal.SIGKILL, **popen: Any
+) -> Iterator[subprocess.Popen]:
     """Start `cmd` (Popen keywords `popen`) in a new process group that `stop_all` can kill and
-    that dies with this process; the group is killed when the block exits."""
+    that gets `death_signal` when this process dies (SIGKILL; SIGTERM for a child that then kills
+    its group, grandchildren included); the group is killed when the block exits."""
     if _stopping.is_set():
         raise Stopped("the build is stopping")
-    proc = subprocess.Popen(cmd, preexec_fn=_PREEXEC, start_new_session=True, **popen)
+    preexec = _PREEXEC[death_signal]
+    proc = subprocess.Popen(cmd, preexec_fn=preexec, start_new_session=True, **popen)
     with _lock:
         _running.add(proc)
     try:

@@ -302,7 +302,13 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
     with (
         open(workdir / STDERR_FILE, "w") as log,
         processes.child(
-            cmd, cwd=workdir, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log
+            cmd,
+            death_signal=signal.SIGTERM,  # the child then kills its group, ffmpeg included
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         ) as proc,  # its own process group, with ffmpeg inside it
     ):
         failure = _wait(proc, json.dumps(job).encode(), workdir, time_left, job["min_rate"])
@@ -470,10 +476,12 @@ def _child_main() -> None:
 
 def _die_with_parent() -> None:
     """Kill this child's process group (yt-dlp and its ffmpeg) once the parent is gone, so that a
-    build killed with -9 leaves no download running into the folder its rerun will use."""
+    build killed with -9 leaves no download running into the folder its rerun will use: at once on
+    the SIGTERM that the parent's death sends (`processes.child`), else when polling sees it."""
     if not hasattr(os, "killpg"):
         return
     parent = os.getppid()
+    signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGKILL))
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -111,26 +111,31 @@ def _processes_in(folder: Path) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
-def test_killed_build_leaves_no_download_running(faulty_server, tmp_path):
-    """kill -9 of the calling process takes its yt-dlp child (and ffmpeg) down with it."""
+@pytest.mark.parametrize("route", ["hang", "stall"])
+def test_killed_build_leaves_no_download_running(faulty_server, tmp_path, route: str):
+    """kill -9 of the calling process takes its yt-dlp child down with it, and the ffmpeg that
+    yt-dlp runs (`stall`: ffmpeg waits for the rest of the body)."""
     script = (
         "import sys; from pathlib import Path\n"
         "from landscape_av.pipeline.download import DownloadOptions, download\n"
         "from landscape_av.sources.source_list import Source\n"
         "download(Source('s1', sys.argv[1], 'raining'), Path(sys.argv[2]), DownloadOptions(), 100)\n"
     )
-    url = faulty_server.url + "hang/numbered.mp4"
+    url = faulty_server.url + f"{route}/numbered.mp4"
     parent = subprocess.Popen([sys.executable, "-c", script, url, str(tmp_path)])
     workdir = (tmp_path / ".partial" / "s1").resolve()
     deadline = time.monotonic() + 30
-    while not (faulty_server.count("hang/numbered.mp4") and _processes_in(workdir)):
+    wanted = {"hang": 1, "stall": 2}[route]  # yt-dlp's child, and the ffmpeg it runs
+    while not (
+        faulty_server.count(f"{route}/numbered.mp4") and len(_processes_in(workdir)) >= wanted
+    ):
         assert time.monotonic() < deadline and parent.poll() is None
         time.sleep(0.1)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 10
     while _processes_in(workdir):
-        assert time.monotonic() < deadline, "the yt-dlp child outlived its killed parent"
+        assert time.monotonic() < deadline, "a download process outlived its killed parent"
         time.sleep(0.1)
 
 
