@@ -31,6 +31,8 @@ def shared_media(shared_dir: Path) -> Path:
 
 DEMO_BUILD_ARGS: tuple[str, ...] = (
     "--demo",
+    "--classes",
+    "thunderstorm,raining",
     "--size",
     "320x180",
     "--min-size",
@@ -43,15 +45,16 @@ DEMO_BUILD_ARGS: tuple[str, ...] = (
     "2",
     "--quiet",
 )
-"""Options of the `demo_corpus` build: the offline demo at a small size, at most 2 clips per
-source; per class, a train source (2 clips) and a test source (1 clip)."""
+"""Options of the `demo_corpus` build: the offline demo of two classes at a small size, at most 2
+clips per source; per class, a train source (2 clips) and a test source (1 clip), and the faulty
+sources made of those classes (low resolution, frozen, missing)."""
 
 
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A corpus folder built by the real `landscape-av build --demo` (yt-dlp over 127.0.0.1,
-    ffmpeg, webdataset shards, manifests, card) with `DEMO_BUILD_ARGS`: 320x180 clips, 2 per source.
-    Built once per test session; treat it as read-only."""
+    ffmpeg, webdataset shards, manifests, card) with `DEMO_BUILD_ARGS`: two classes, 320x180 clips,
+    2 per source. Built once per test session; treat it as read-only."""
     import subprocess
     import sys
 
@@ -63,6 +66,30 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if proc.returncode != 0:
         pytest.fail(f"demo build failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return out
+
+
+FULL_DEMO_PORT = "8799"
+"""Not the demo's default port, so that a user's own `build --demo` does not collide."""
+FULL_DEMO_ARGS = ("--size", "128x72", "--min-size", "128x72", "--max-clips", "1", "--workers", "2")
+
+
+@pytest.fixture(scope="session")
+def full_demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole demo (every class, every faulty source) built by `landscape-av build --demo` at
+    128x72, one clip per source, on a fixed port into the relative folder `corpus`, so that the
+    URLs and paths that the corpus records repeat from run to run. Treat it as read-only."""
+    from click.testing import CliRunner
+
+    from landscape_av.cli import main
+
+    folder = tmp_path_factory.mktemp("full-demo")
+    args = ["build", "--demo", "--demo-port", FULL_DEMO_PORT, *FULL_DEMO_ARGS, "--out", "corpus"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        result = CliRunner().invoke(main, [*args, "--quiet"], catch_exceptions=False)
+    if result.exit_code != 0:
+        pytest.fail(f"full demo build failed (exit {result.exit_code}):\n{result.output[-3000:]}")
+    return folder / "corpus"
 
 
 GUARD_CHILD = """

@@ -203,7 +203,10 @@ def build_command(
         except BuildStopped as e:
             _stop(e)
     local = config.download.allow_local
-    with _source_list(source_list, demo, demo_port, config.out, min_size, config.quiet, local) as (
+    demo_classes = classes if demo else ()
+    with _source_list(
+        source_list, demo_classes, demo_port, config.out, min_size, config.quiet, local
+    ) as (
         sources,
         name,
     ):
@@ -234,16 +237,16 @@ def _stop(e: BuildStopped) -> typing.NoReturn:
 @contextlib.contextmanager
 def _source_list(
     path: Path | None,
-    demo: bool,
+    demo: tuple[str, ...],
     demo_port: int | None,
     out: Path,
     size: tuple[int, int],
     quiet: bool,
     allow_local: bool,
 ) -> Iterator[tuple[list[Source], str]]:
-    """(sources, name of the list) for the build; for --demo, the demo sources are made under
-    OUT/.work/demo-sources at the minimum size (the low-resolution one at half of it) and served
-    on the demo port (fixed by default) while the build runs."""
+    """(sources, name of the list) for the build; for --demo, the demo sources of the classes in
+    `demo` are made under OUT/.work/demo-sources at the minimum size (the low-resolution one at
+    half of it) and served on the demo port (fixed by default) while the build runs."""
     if demo:
         from landscape_av.sources.demo import (
             DEMO_SOURCE_LIST,
@@ -255,7 +258,7 @@ def _source_list(
         folder = out / WORK_DIR / "demo-sources"
         if not quiet:
             console.print(f"Making the demo sources ({size[0]}x{size[1]}) in {folder}")
-        demo_sources = make_demo_sources(folder, size=size, quiet=quiet)
+        demo_sources = make_demo_sources(folder, size=size, quiet=quiet, classes=demo)
         with serve_folder(folder, DEMO_PORT if demo_port is None else demo_port) as url:
             path = write_demo_source_list(demo_sources, url, folder.parent / "demo-sources.csv")
             yield read_source_list(path, allow_local), DEMO_SOURCE_LIST

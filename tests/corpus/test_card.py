@@ -88,8 +88,9 @@ def test_the_demo_card_says_synthetic_and_a_real_build_gets_the_nature_card(
     assert card_check(corpus_copy) == []
 
 
-def test_the_demo_puts_every_class_in_both_splits(manifests) -> None:
-    clips = manifests["clips"]
+@pytest.mark.slow
+def test_the_demo_puts_every_class_in_both_splits(full_demo_corpus: Path) -> None:
+    clips = Corpus(full_demo_corpus).manifests()["clips"]
     for split in SPLITS:
         assert set(clips.loc[clips["split"] == split, "class"]) == set(CLASSES), split
     # and still by source: no source in both

@@ -41,8 +41,9 @@ def test_json_matches_the_manifests(corpus_copy: Path, manifests) -> None:
         assert png.parent == corpus_copy / "figures" and png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_table_names_every_class(demo_corpus: Path) -> None:
-    result = CliRunner().invoke(main, ["stats", str(demo_corpus), "--no-figures"])
+@pytest.mark.slow
+def test_table_names_every_class(full_demo_corpus: Path) -> None:
+    result = CliRunner().invoke(main, ["stats", str(full_demo_corpus), "--no-figures"])
     assert result.exit_code == 0, result.output
     for name in CLASSES:
         assert name in result.output

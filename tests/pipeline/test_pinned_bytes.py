@@ -2,9 +2,9 @@
 shards, manifests, card, build.json and figures, before and after any change that must not alter
 the corpus.
 
-The build is the real `landscape-av build --demo` (sources rendered with a fixed seed, served on a
-fixed port and built into a relative folder, so that the URLs and paths the corpus records repeat)
-at a tiny size. The digests hold for the tools they were taken with (`TOOLS`): the ffmpeg binary of
+The build is the real `landscape-av build --demo` of the `full_demo_corpus` fixture (sources
+rendered with a fixed seed, served on a fixed port and built into a relative folder, so that the
+URLs and paths the corpus records repeat) at a tiny size. The digests hold for the tools they were taken with (`TOOLS`): the ffmpeg binary of
 imageio-ffmpeg renders the sources and encodes every clip (one thread per encoder), the others write
 or are recorded in the files. CI runs the same image, hence the same tools. Where the tools differ
 and so do the bytes, the test skips and names this environment's digests, to re-pin them.
@@ -18,15 +18,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from landscape_av import __version__
-from landscape_av.cli import main
 from landscape_av.ffmpeg import ffmpeg_exe
 
-PORT = "8799"
-"""Not the demo's default port, so that a user's own `build --demo` does not collide."""
-OPTIONS = ("--size", "128x72", "--min-size", "128x72", "--max-clips", "1", "--workers", "2")
 TOOLS = {
     "landscape_av": "0.1.0",
     "ffmpeg": "ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright (c) 2000-2026 the FFmpeg developers",
@@ -69,12 +64,9 @@ def tools() -> dict[str, str]:
     return {"landscape_av": __version__, "ffmpeg": line} | {n: version(n) for n in names}
 
 
-def test_demo_build_bytes_are_pinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.chdir(tmp_path)
-    args = ["build", "--demo", "--demo-port", PORT, *OPTIONS, "--out", "corpus", "--quiet"]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    out = tmp_path / "corpus"
+@pytest.mark.slow
+def test_demo_build_bytes_are_pinned(full_demo_corpus: Path):
+    out = full_demo_corpus
     digests = {
         str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(out.rglob("*"))
