@@ -3,7 +3,7 @@
 `write_card(folder)` renders `cards/landscape-av.md` with numbers computed by `stats` from the
 build's manifests (never typed in) and writes the figures it references. What a corpus is (its
 title, summary, licenses, limitations and citation) comes from `cards/kind-<kind>.md`: the demo's
-synthetic media get their own (`card_kind`). `card_features()` is the
+synthetic media get their own (`card_kind`). `card_features(classes)` is the
 `datasets.Features` the card declares: every field explicit, `mp4`/`flac` as bytes, so that
 `load_dataset` needs no torchcodec.
 """
@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from landscape_av.classes import CLASSES
 from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
 from landscape_av.files import atomic_write, file_sha256
@@ -62,15 +62,16 @@ HUB_LICENSES = {"cc0-1.0", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4
 """Hub license ids that a build whose sources all share one license can declare as is."""
 
 
-def card_features():
-    """The `datasets.Features` of a sample, as the card declares them (SampleMeta order)."""
+def card_features(classes: Sequence[str]):
+    """The `datasets.Features` of a sample, as the card declares them (SampleMeta order); the
+    label is a ClassLabel of the corpus's `classes` (`Corpus.classes`)."""
     from datasets import ClassLabel, Features, Image, Value
 
     kinds = {str: Value("string"), int: Value("int64"), float: Value("float64")}
     meta: dict[str, Any] = {}
     for name, kind in SampleMeta.__annotations__.items():
         if name == "label":
-            meta[name] = ClassLabel(names=list(CLASSES))
+            meta[name] = ClassLabel(names=list(classes))
         elif name == "sha256":
             meta[name] = {ext: Value("string") for ext in HASHED_MEMBERS}
         else:
@@ -116,7 +117,7 @@ def _kind_parts(kind: str) -> dict[str, str]:
 
 
 def front_matter(
-    stats: dict[str, Any], licenses: list[str], kind: str = "landscape"
+    stats: dict[str, Any], licenses: list[str], classes: Sequence[str], kind: str = "landscape"
 ) -> dict[str, Any]:
     """The card's YAML metadata: what the Hub reads to list, preview and load the dataset. The
     byte counts are the shards' (the bytes `load_dataset` reads)."""
@@ -129,7 +130,7 @@ def front_matter(
         splits.add(SplitInfo(name=split, num_bytes=v["bytes"], num_examples=v["clips"]))
     total = stats["totals"]["bytes"]
     info = DatasetInfo(
-        features=card_features(), splits=splits, download_size=total, dataset_size=total
+        features=card_features(classes), splits=splits, download_size=total, dataset_size=total
     )
     one = {lic.strip().lower() for lic in licenses}
     license_id = one.pop() if len(one) == 1 and one <= HUB_LICENSES else "other"
@@ -227,7 +228,7 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     per_split = stats["per_split"]
     filter_counts = failures.loc[failures["stage"] == "filter", "reason"].value_counts().to_dict()
     fields = ["mp4", "flac", "jpg"] + [f"json.{k}" for k in SampleMeta.__annotations__]
-    feats = card_features()
+    feats = card_features(corpus.classes)
     types = {"mp4": "binary", "flac": "binary", "jpg": "Image"}
     for name, feature in feats["json"].items():
         types[f"json.{name}"] = (
@@ -238,12 +239,12 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     n_train_shards = per_split[SPLITS[0]]["shards"]
     values = {
         "front_matter": yaml.safe_dump(
-            front_matter(stats, licenses, kind), sort_keys=False, allow_unicode=True
+            front_matter(stats, licenses, corpus.classes, kind), sort_keys=False, allow_unicode=True
         ),
         "clips": f"{totals['clips']:,}",
         "hours": f"{totals['hours']:.2f}",
         "sources_used": f"{totals['sources_used']:,}",
-        "num_classes": len(CLASSES),
+        "num_classes": len(corpus.classes),
         "clip_seconds": f"{config.get('clip_seconds', first['duration'] if first is not None else 10.0):g}",
         "max_clips": config.get("max_clips", "N"),
         "resolution": f"{int(first['width'])}x{int(first['height'])}" if first is not None else "-",
@@ -375,7 +376,7 @@ def card_check(folder: Corpus | Path) -> list[str]:
 
     Parses the card as the Hub and `datasets` do (`DatasetCard`, `MetadataConfigs`,
     `DatasetInfosDict`) and checks the required metadata, the split globs against the shards, the
-    declared features against `card_features()`, the split sizes against the clips manifest, the
+    declared features against `card_features(classes)`, the split sizes against the clips manifest, the
     figures it shows, and that the folder holds no loading script."""
     from datasets.info import DatasetInfosDict
     from datasets.utils.metadata import MetadataConfigs
@@ -410,7 +411,7 @@ def card_check(folder: Corpus | Path) -> list[str]:
         if not list(folder.glob(str(pattern))):
             problems.append(f"data_files {split}: {pattern!r} matches no file")
     info = infos.get("default")
-    if info is None or info.features != card_features():
+    if info is None or info.features != card_features(corpus.classes):
         problems.append("dataset_info features differ from the features of a sample")
     clips = m["clips"]
     for split in present:
