@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from landscape_av.classes import CLASSES
 from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
 from landscape_av.files import atomic_write, file_sha256
@@ -54,6 +55,10 @@ KINDS: dict[str, dict[str, Any]] = {
     "demo": {
         "pretty_name": f"{PRETTY_NAME} demo",
         "tags": ["audio-to-video", "audio-visual", "webdataset", "synthetic"],
+    },
+    "classes": {
+        "pretty_name": "Audio-visual clips (landscape-av)",
+        "tags": ["audio-to-video", "audio-visual", "webdataset"],
     },
 }
 """Per kind of corpus (`card_kind`): the Hub's name and tags; its prose is `cards/kind-<kind>.md`."""
@@ -102,10 +107,13 @@ def published_splits(stats: dict[str, Any]) -> list[str]:
 
 
 def card_kind(folder: Corpus | Path) -> str:
-    """ "demo" for a corpus that build.json records as built from the demo's source list, else
-    "landscape" (a key of `KINDS`)."""
-    manifest = Corpus.of(folder).build_settings().get("manifest")
-    return "demo" if manifest == DEMO_SOURCE_LIST else "landscape"
+    """ "demo" for a corpus that build.json records as built from the demo's source list,
+    "classes" for one whose classes are not the nine (a VGGSound list's), else "landscape" (a key
+    of `KINDS`)."""
+    corpus = Corpus.of(folder)
+    if corpus.build_settings().get("manifest") == DEMO_SOURCE_LIST:
+        return "demo"
+    return "landscape" if corpus.classes == CLASSES else "classes"
 
 
 def _kind_parts(kind: str) -> dict[str, str]:
@@ -323,6 +331,8 @@ SOURCE_LISTS: dict[str, str] = {
     "`vggsounder` package (MIT) as audible and visible, without music, still image or voice-over",
     "landscape": "the Landscape source list published by the authors of TempoTokens "
     "(github.com/guyyariv/TempoTokens, MIT); its ids and classes come from VGGSound (CC BY 4.0)",
+    "vggsound": "a VGGSound list (VGGSound: CC BY 4.0) converted by `landscape-av sources "
+    "vggsound`, which keeps VGGSound's class names",
     "": "a source list given to the build (each source's url, license and attribution below)",
 }
 """Credit of a source list, by a word in its file name ("" for any other list)."""
