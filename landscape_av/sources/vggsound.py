@@ -61,6 +61,9 @@ VGGSOUND_CLASSES: dict[str, str] = {
 }
 """VGGSound-style class name -> Landscape class; names not here belong to other VGGSound classes."""
 
+VGGSOUND_SECONDS = 10.0
+"""Length of a VGGSound clip: its label holds for `start` to `start` + 10 s of the video."""
+
 YOUTUBE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
 LATE_START = 3600.0
 """Starts past this many seconds are reported (kept): real in long videos, but worth a look."""
@@ -271,11 +274,13 @@ def convert(
     credit: str,
     annotations: dict[tuple[str, float], ClipLabels] | None = None,
     classes: Mapping[str, str] = VGGSOUND_CLASSES,
+    seconds: float | None = None,
 ) -> Conversion:
     """Apply the class mapping `classes` (list name -> source-list class; rows of other names are
     skipped), the VGGSounder filter (when `annotations` is given) and the fault policy (`FAULTS`,
     tested in that order; each dropped row gets exactly one fault) to a list's entries. Sources
-    come out in the order of their rows in the list."""
+    come out in the order of their rows in the list, each ending `seconds` after its start (None:
+    open-ended, clipped as far as the build's --max-clips goes)."""
     faults = list(faults)
     rows_read = len(entries) + len(faults)
     skipped: Counter[str] = Counter()
@@ -335,6 +340,7 @@ def convert(
             url=youtube_url(e.ytid),
             class_name=classes[e.label],
             start=e.start,
+            end=None if seconds is None else e.start + seconds,
             split=e.split or None,
             license=LICENSE,
             attribution=f"YouTube {e.ytid}; {credit}",
@@ -370,7 +376,8 @@ def convert_vggsounder(
 def convert_vggsound(vggsound_csv: str | Path, classes: str = "all") -> Conversion:
     """A full VGGSound list (`ytid,start,label,split`) -> sources under VGGSound's own class names:
     every class, or those of `classes` (a `parse_class_selection` text; ValueError naming an
-    unknown one). No VGGSounder filter. Build the result with `build --any-class`."""
+    unknown one). Each source is the 10 s clip that VGGSound labels (`VGGSOUND_SECONDS` from its
+    start), not the rest of the video. No VGGSounder filter. Build it with `build --any-class`."""
     entries, faults = read_vggsound_list(Path(vggsound_csv).read_text(encoding="utf-8-sig"))
     chosen = parse_class_selection(classes, sorted({e.label for e in entries}))
     return convert(
@@ -379,6 +386,7 @@ def convert_vggsound(vggsound_csv: str | Path, classes: str = "all") -> Conversi
         name=str(vggsound_csv),
         credit=VGGSOUND_LIST_CREDIT,
         classes={name: name for name in chosen},
+        seconds=VGGSOUND_SECONDS,
     )
 
 

@@ -128,11 +128,11 @@ def test_vggsound_command_keeps_vggsound_classes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "5 rows -> 4 sources" in result.output and "1 malformed" in result.output
     sources = read_source_list(out, any_class=True)
-    assert [(s.source_id, s.class_name, s.start, s.split) for s in sources] == [
-        ("aaaaaaaaaa1", "dog barking", 30.0, "train"),
-        ("aaaaaaaaaa2", "male speech, man speaking", 0.0, "train"),
-        ("aaaaaaaaaa3", "raining", 10.0, "test"),
-        ("aaaaaaaaaa5", "playing acoustic guitar", 20.0, "test"),
+    assert [(s.source_id, s.class_name, s.start, s.end, s.split) for s in sources] == [
+        ("aaaaaaaaaa1", "dog barking", 30.0, 40.0, "train"),  # the labelled 10 s clip
+        ("aaaaaaaaaa2", "male speech, man speaking", 0.0, 10.0, "train"),
+        ("aaaaaaaaaa3", "raining", 10.0, 20.0, "test"),
+        ("aaaaaaaaaa5", "playing acoustic guitar", 20.0, 30.0, "test"),
     ]
     assert run("sources", "check", str(out)).exit_code == 1  # other classes need --any-class
     result = run("sources", "check", str(out), "--any-class")
