@@ -174,8 +174,8 @@ def _exit_codes_help() -> str:
 @click.option(
     "--any-class",
     is_flag=True,
-    help="Keep classes outside the nine Landscape ones (a VGGSound list): the corpus's classes "
-    "are then the list's own, sorted (labels index them).",
+    help="Keep classes outside the nine Landscape ones (a VGGSound list): labels then index the "
+    "list's own classes, sorted (build.json's `classes`).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many sources in all.")
 @click.option("--max-per-class", type=click.IntRange(min=1), help="At most this many per class.")
