@@ -1,6 +1,9 @@
-"""The nine Landscape classes, in label order (the order of the paper's class list)."""
+"""Class vocabularies: the nine Landscape classes (`CLASSES`, in the paper's order), and the
+vocabulary of any corpus (`class_vocabulary`): labels index it."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 
 CLASSES: tuple[str, ...] = (
     "thunderstorm",
@@ -13,15 +16,29 @@ CLASSES: tuple[str, ...] = (
     "underwater bubbling",
     "splashing water",
 )
-"""Class names; a class's label index is its position here."""
+"""The Landscape class names; a Landscape class's label index is its position here."""
 
 
-def label_of(name: str) -> int:
-    """Label index of a class name (exact, as in `CLASSES`); raises ValueError for an unknown name."""
+def class_vocabulary(names: Iterable[str]) -> tuple[str, ...]:
+    """The class vocabulary of a source list or corpus whose rows have classes `names`: `CLASSES`
+    when every name is one of the nine (so Landscape labels never move), else the sorted unique
+    names (a VGGSound list keeps its own classes). A label is a position in it."""
+    found = set(names)
+    return CLASSES if found <= set(CLASSES) else tuple(sorted(found))
+
+
+def label_of(name: str, classes: Sequence[str] = CLASSES) -> int:
+    """Label index of a class name (exact) in `classes`; raises ValueError for an unknown name."""
     try:
-        return CLASSES.index(name)
+        return list(classes).index(name)
     except ValueError:
-        raise ValueError(f"unknown class {name!r}; expected one of: {', '.join(CLASSES)}") from None
+        raise ValueError(f"unknown class {name!r}; expected one of: {_listed(classes)}") from None
+
+
+def _listed(classes: Sequence[str], most: int = 12) -> str:
+    """`classes` for a message: all of them, or the first `most` and how many more."""
+    more = len(classes) - most
+    return ", ".join(classes[:most]) + (f" (and {more} more)" if more > 0 else "")
 
 
 def slug(name: str) -> str:
@@ -29,17 +46,41 @@ def slug(name: str) -> str:
     return name.replace(" ", "_")
 
 
-def parse_class_selection(text: str) -> tuple[str, ...]:
-    """`all` or a comma list of class names (spaces or underscores) -> class names in label order."""
+def parse_class_selection(text: str, classes: Sequence[str] = CLASSES) -> tuple[str, ...]:
+    """`all` or a comma list of names of `classes` (underscores for spaces allowed) -> class names
+    in `classes` order. A name holding commas (VGGSound's "male speech, man speaking") is matched
+    whole: consecutive comma-separated parts are joined when together they name a class."""
     if text.strip().lower() == "all":
-        return CLASSES
-    wanted = {part.strip().replace("_", " ") for part in text.split(",") if part.strip()}
-    if not wanted:
-        raise ValueError("empty class selection; use 'all' or a comma list of class names")
-    unknown = sorted(wanted - set(CLASSES))
+        return tuple(classes)
+    known = set(classes)
+    parts = text.split(",")
+    wanted: set[str] = set()
+    unknown: list[str] = []
+    i = 0
+    while i < len(parts):
+        for j in range(len(parts), i, -1):  # the longest run of parts that names a class
+            name = _known_name(",".join(parts[i:j]).strip(), known)
+            if name is not None:
+                wanted.add(name)
+                i = j
+                break
+        else:
+            if parts[i].strip():
+                unknown.append(parts[i].strip())
+            i += 1
     if unknown:
         raise ValueError(
             f"unknown class(es) {', '.join(map(repr, unknown))}; expected 'all' or any of: "
-            + ", ".join(CLASSES)
+            + _listed(classes)
         )
-    return tuple(c for c in CLASSES if c in wanted)
+    if not wanted:
+        raise ValueError("empty class selection; use 'all' or a comma list of class names")
+    return tuple(c for c in classes if c in wanted)
+
+
+def _known_name(text: str, known: set[str]) -> str | None:
+    """`text` as a class of `known` (as written, or with underscores read as spaces), else None."""
+    for name in (text, text.replace("_", " ")):
+        if name in known:
+            return name
+    return None

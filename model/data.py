@@ -11,7 +11,8 @@ A batch (B samples, T = `DataConfig.frames`, R = `resolution`, M = `n_mels`)::
     frames    [B, T, R, R, 3]  uint8 (`to_float_frames` on the device: float32 [B, T, 3, R, R])
     mel       [B, T, 1, M, S]  float32 in [0, 1], S = (N // T) // hop       (N audio samples)
     mel_full  [B, 1, M, L]     float32 in [0, 1], L = 1 + N // hop          (862 for 10 s, 44.1 kHz)
-    label     [B]              int64 index into landscape_av.classes.CLASSES
+    label     [B]              int64 index into the corpus's classes (`Corpus.classes`)
+    class     list[str]        class names (the sample json's `class`)
     prompt    list[str]        `prompt_for(class)`
     key       list[str]        sample keys
 
@@ -45,7 +46,6 @@ import torch.distributed as dist
 import webdataset as wds
 from torch import Tensor
 
-from landscape_av.classes import CLASSES
 from landscape_av.corpus.corpus import read_shard, shard_keys
 from landscape_av.corpus.decode import frames_at_times
 from landscape_av.schema import MEMBERS, SampleMeta, member_problem
@@ -70,10 +70,10 @@ def prompt_for(class_name: str, template: int = 0) -> str:
     return PROMPT_TEMPLATES[template].format(class_name)
 
 
-def prompt_of_label(label: int, rng: random.Random | None = None) -> str:
-    """Prompt of a label index: the canonical template, or a random one when `rng` is given."""
+def prompt_of(class_name: str, rng: random.Random | None = None) -> str:
+    """Prompt of a class: the canonical template, or a random one when `rng` is given."""
     template = 0 if rng is None else rng.randrange(len(PROMPT_TEMPLATES))
-    return prompt_for(CLASSES[label], template)
+    return prompt_for(class_name, template)
 
 
 @dataclass(frozen=True)
@@ -151,6 +151,7 @@ def decode_sample(sample: dict, cfg: DataConfig) -> dict:
         "mel": mel,  # [T, 1, M, S]
         "mel_full": mel_full,  # [1, M, L]
         "label": int(meta["label"]),
+        "class": meta["class"],
         "prompt": prompt_for(meta["class"]),
         "key": key,
     }
@@ -236,6 +237,7 @@ def _load_prepared(sample: dict, cfg: DataConfig) -> dict:
         "mel": step_mels(mel_full, num_samples, cfg.hop, cfg.frames),
         "mel_full": mel_full,
         "label": int(info["meta"]["label"]),
+        "class": info["meta"]["class"],
         "prompt": prompt_for(info["meta"]["class"]),
         "key": sample["__key__"],
     }
@@ -276,6 +278,7 @@ def collate(items: list[dict]) -> dict:
         "mel": torch.stack([it["mel"] for it in items]),
         "mel_full": torch.stack([it["mel_full"] for it in items]),
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
+        "class": [it["class"] for it in items],
         "prompt": [it["prompt"] for it in items],
         "key": [it["key"] for it in items],
     }

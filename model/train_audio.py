@@ -6,7 +6,10 @@
     python -m model.train_audio --shards ... --tiny --out /tmp/run   # CPU smoke run
 
 Each step: the whole-clip log-mel -> SpecAugment -> F_a; CLIP embeds the clip's frames (mean over
-the T frames) and its class prompt (a random template); the loss is `sound_clip_loss`. Settings
+the T frames) and its class prompt (a random template); the loss is `sound_clip_loss`, whose text
+term counts clips of one class as positives. The classes are the shards' own (each sample's json):
+the paper trains F_a on VGGSound (§4.1), whose shards `landscape-av sources vggsound` and
+`landscape-av build --any-class` make; the Landscape shards are the quick option. Settings
 (`AudioTrainConfig`) and resume follow `model.train`: checkpoints in `RUN_DIR/checkpoints/` (a
 killed run resumes from the newest and reproduces the uninterrupted one), TensorBoard logs in
 `RUN_DIR/tb`, and the final F_a in `RUN_DIR/sound_clip/` (read by `load_sound_clip`).
@@ -27,7 +30,7 @@ from model import runtime
 from model.audio import SpecAugment
 from model.clip import WEIGHTS_HELP, FrozenClip, load_clip
 from model.config import Flag, Preset, UsageError, command, run
-from model.data import DataConfig, check_shards, make_loader, prompt_of_label, to_float_frames
+from model.data import DataConfig, check_shards, make_loader, prompt_of, to_float_frames
 from model.sound_clip import SoundClip, SoundClipConfig, save_sound_clip, sound_clip_loss
 
 
@@ -109,6 +112,12 @@ def image_embedding(clip: FrozenClip, frames: torch.Tensor) -> torch.Tensor:
     return F.normalize(emb.mean(dim=1), dim=-1)
 
 
+def class_ids(names: list[str]) -> torch.Tensor:
+    """[B] ids equal exactly where the class names are (the text term's positives), whatever the
+    corpus's label numbering: shards of corpora with other class lists mix safely."""
+    return torch.tensor([names.index(name) for name in names], dtype=torch.long)
+
+
 def train(cfg: AudioTrainConfig) -> Path:
     """Run (or resume) training to `cfg.steps`; returns the folder of the final F_a."""
     if cfg.clip is None and not cfg.tiny:
@@ -143,10 +152,11 @@ def train(cfg: AudioTrainConfig) -> Path:
             text_rng = random.Random(runtime.step_seed(cfg.seed, step) + rt.rank)
             batch = next(batches)
             mel = batch["mel_full"].to(rt.device, non_blocking=True)  # [B, 1, M, L]
-            labels = batch["label"].to(rt.device)
+            names = batch["class"]
+            labels = class_ids(names).to(rt.device)
             frames = to_float_frames(batch["frames"].to(rt.device, non_blocking=True))
             image = image_embedding(clip, frames)
-            text = clip.encode_text([prompt_of_label(int(y), text_rng) for y in labels])
+            text = clip.encode_text([prompt_of(name, text_rng) for name in names])
             w_audio = cfg.sound_clip.w_audio > 0
             with amp.autocast():
                 views = [augment(mel)] + ([augment(mel)] if w_audio else [])

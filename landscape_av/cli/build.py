@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from landscape_av.classes import CLASSES, parse_class_selection
+from landscape_av.classes import CLASSES, class_vocabulary, parse_class_selection
 from landscape_av.cli.corpus import warn_cache
 from landscape_av.pipeline.build import (
     EXIT_CODES,
@@ -56,11 +56,12 @@ def _bytes(ctx, param, value: str) -> int:
     return int(float(m[1]) * _UNITS[m[2].upper()])
 
 
-def _classes(ctx, param, value: str) -> tuple[str, ...]:
+def _classes(text: str, vocabulary: tuple[str, ...]) -> tuple[str, ...]:
+    """The --classes selection among `vocabulary` (a usage error, exit 2, for an unknown name)."""
     try:
-        return parse_class_selection(value)
+        return parse_class_selection(text, vocabulary)
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+        raise click.BadParameter(str(e), param_hint="'--classes'") from None
 
 
 STAGES = {
@@ -168,8 +169,13 @@ def _exit_codes_help() -> str:
     "--classes",
     default="all",
     show_default=True,
-    callback=_classes,
-    help="'all' or a comma list of class names.",
+    help="'all' or a comma list of class names (of the list's classes with --any-class).",
+)
+@click.option(
+    "--any-class",
+    is_flag=True,
+    help="Keep classes outside the nine Landscape ones (a VGGSound list): labels then index the "
+    "list's own classes, sorted (build.json's `classes`).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many sources in all.")
 @click.option("--max-per-class", type=click.IntRange(min=1), help="At most this many per class.")
@@ -181,7 +187,8 @@ def build_command(
     source_list: Path | None,
     demo: bool,
     demo_port: int | None,
-    classes: tuple[str, ...],
+    classes: str,
+    any_class: bool,
     limit: int | None,
     max_per_class: int | None,
     dry_run: bool,
@@ -194,6 +201,8 @@ def build_command(
         raise click.UsageError("--demo and --source-list exclude each other")
     if demo_port is not None and not demo:
         raise click.UsageError("--demo-port needs --demo")
+    if not any_class:
+        _classes(classes, CLASSES)  # before any list is fetched
     config = _config(settings, quiet or as_json)
     min_size = (config.filter.min_width, config.filter.min_height)
     if not dry_run:
@@ -203,24 +212,22 @@ def build_command(
         except BuildStopped as e:
             _stop(e)
     local = config.download.allow_local
-    demo_classes = classes if demo else ()
+    demo_classes = _classes(classes, CLASSES) if demo else ()
     with _source_list(
-        source_list, demo_classes, demo_port, config.out, min_size, config.quiet, local
-    ) as (
-        sources,
-        name,
-    ):
+        source_list, demo_classes, demo_port, config.out, min_size, config.quiet, local, any_class
+    ) as (sources, name):
+        vocabulary = class_vocabulary(s.class_name for s in sources)
         try:
-            chosen = select_sources(sources, classes, limit, max_per_class)
+            chosen = select_sources(sources, _classes(classes, vocabulary), limit, max_per_class)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
         if not chosen:
             raise click.UsageError(f"{name}: no sources of the selected classes")
         if dry_run:
-            _print_plan(chosen, config, name, as_json)
+            _print_plan(chosen, config, name, as_json, vocabulary)
             return
         try:
-            result = build(chosen, config, source_list=name)
+            result = build(chosen, config, source_list=name, classes=vocabulary)
         except BuildStopped as e:
             _stop(e)
     warn_cache(config.out)
@@ -243,6 +250,7 @@ def _source_list(
     size: tuple[int, int],
     quiet: bool,
     allow_local: bool,
+    any_class: bool,
 ) -> Iterator[tuple[list[Source], str]]:
     """(sources, name of the list) for the build; for --demo, the demo sources of the classes in
     `demo` are made under OUT/.work/demo-sources at the minimum size (the low-resolution one at
@@ -270,12 +278,14 @@ def _source_list(
         if not quiet:
             console.print(f"Using {path}: {why}")
     try:
-        yield read_source_list(path, allow_local), str(path)
+        yield read_source_list(path, allow_local, any_class), str(path)
     except SourceListError as e:
         raise click.ClickException(str(e)) from None
 
 
-def _print_plan(sources: list[Source], config: BuildConfig, name: str, as_json: bool) -> None:
+def _print_plan(
+    sources: list[Source], config: BuildConfig, name: str, as_json: bool, classes: tuple[str, ...]
+) -> None:
     splits = assign_splits(sources, config.test_fraction, config.split_salt)
     if as_json:
         rows = [
@@ -311,7 +321,7 @@ def _print_plan(sources: list[Source], config: BuildConfig, name: str, as_json: 
             s.source_id, s.class_name, splits[s.source_id], _sec(s.start), _sec(s.end), s.url
         )
     console.print(table)
-    per_class = {c: sum(s.class_name == c for s in sources) for c in CLASSES}
+    per_class = {c: sum(s.class_name == c for s in sources) for c in classes}
     console.print(
         "per class: "
         + ", ".join(f"{c} {n}" for c, n in per_class.items() if n)

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from landscape_av.classes import CLASSES
+from landscape_av.classes import class_vocabulary
 from landscape_av.schema import SPLITS
 from landscape_av.sources.source_list import SourceListError, read_source_list, write_source_list
 from landscape_av.sources.vggsound import (
@@ -18,6 +18,7 @@ from landscape_av.sources.vggsound import (
     Conversion,
     FetchError,
     convert_landscape_list,
+    convert_vggsound,
     convert_vggsounder,
     fetch_text,
     print_report,
@@ -107,22 +108,46 @@ def vggsounder(
     _finish(conversion, out, report, quiet)
 
 
+@sources_group.command("vggsound", epilog=POLICY)
+@click.argument("vggsound_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--classes",
+    default="all",
+    show_default=True,
+    help="'all' or a comma list of the list's VGGSound class names.",
+)
+@click.option("--out", type=_file, default=Path("vggsound.csv"), show_default=True)
+@click.option("--report", type=_file, help="Also write the faults as CSV here.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def vggsound(vggsound_csv: Path, classes: str, out: Path, report: Path | None, quiet: bool) -> None:
+    """Convert a VGGSound list (ytid,start,label,split) keeping its own classes: the corpus of the
+    sound encoder F_a (paper §4.1). Build it with `landscape-av build --source-list OUT --any-class`.
+    """
+    try:
+        conversion = convert_vggsound(vggsound_csv, classes)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--classes'") from None
+    _finish(conversion, out, report, quiet)
+
+
 @sources_group.command("check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--allow-local", is_flag=True, help="Accept local files, as `build --allow-local`.")
-def check(file: Path, allow_local: bool) -> None:
+@click.option("--any-class", is_flag=True, help="Accept any class, as `build --any-class`.")
+def check(file: Path, allow_local: bool, any_class: bool) -> None:
     """Validate a source list by the build's rules and count its sources per class and split."""
     try:
-        sources = read_source_list(file, allow_local)
+        sources = read_source_list(file, allow_local, any_class)
     except SourceListError as e:
         raise click.ClickException(str(e)) from None
     counts = Counter((s.class_name, s.split or "") for s in sources)
     columns = [*SPLITS, ""]
+    classes = class_vocabulary(s.class_name for s in sources)
     table = Table("class", *SPLITS, "unassigned", "total")
-    for name in CLASSES:
+    for name in classes:
         cells = [counts[name, split] for split in columns]
         table.add_row(name, *map(str, cells), str(sum(cells)))
-    totals = [sum(counts[name, split] for name in CLASSES) for split in columns]
+    totals = [sum(counts[name, split] for name in classes) for split in columns]
     table.add_row("all", *map(str, totals), str(len(sources)), style="bold")
     console = Console()
     console.print(f"{file}: {len(sources)} sources")

@@ -3,7 +3,7 @@
 `write_card(folder)` renders `cards/landscape-av.md` with numbers computed by `stats` from the
 build's manifests (never typed in) and writes the figures it references. What a corpus is (its
 title, summary, licenses, limitations and citation) comes from `cards/kind-<kind>.md`: the demo's
-synthetic media get their own (`card_kind`). `card_features()` is the
+synthetic media get their own (`card_kind`). `card_features(classes)` is the
 `datasets.Features` the card declares: every field explicit, `mp4`/`flac` as bytes, so that
 `load_dataset` needs no torchcodec.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,10 @@ KINDS: dict[str, dict[str, Any]] = {
         "pretty_name": f"{PRETTY_NAME} demo",
         "tags": ["audio-to-video", "audio-visual", "webdataset", "synthetic"],
     },
+    "classes": {
+        "pretty_name": "Audio-visual clips (landscape-av)",
+        "tags": ["audio-to-video", "audio-visual", "webdataset"],
+    },
 }
 """Per kind of corpus (`card_kind`): the Hub's name and tags; its prose is `cards/kind-<kind>.md`."""
 
@@ -62,15 +67,16 @@ HUB_LICENSES = {"cc0-1.0", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4
 """Hub license ids that a build whose sources all share one license can declare as is."""
 
 
-def card_features():
-    """The `datasets.Features` of a sample, as the card declares them (SampleMeta order)."""
+def card_features(classes: Sequence[str]):
+    """The `datasets.Features` of a sample, as the card declares them (SampleMeta order); the
+    label is a ClassLabel of the corpus's `classes` (`Corpus.classes`)."""
     from datasets import ClassLabel, Features, Image, Value
 
     kinds = {str: Value("string"), int: Value("int64"), float: Value("float64")}
     meta: dict[str, Any] = {}
     for name, kind in SampleMeta.__annotations__.items():
         if name == "label":
-            meta[name] = ClassLabel(names=list(CLASSES))
+            meta[name] = ClassLabel(names=list(classes))
         elif name == "sha256":
             meta[name] = {ext: Value("string") for ext in HASHED_MEMBERS}
         else:
@@ -101,10 +107,13 @@ def published_splits(stats: dict[str, Any]) -> list[str]:
 
 
 def card_kind(folder: Corpus | Path) -> str:
-    """ "demo" for a corpus that build.json records as built from the demo's source list, else
-    "landscape" (a key of `KINDS`)."""
-    manifest = Corpus.of(folder).build_settings().get("manifest")
-    return "demo" if manifest == DEMO_SOURCE_LIST else "landscape"
+    """ "demo" for a corpus that build.json records as built from the demo's source list,
+    "classes" for one whose classes are not the nine (a VGGSound list's), else "landscape" (a key
+    of `KINDS`)."""
+    corpus = Corpus.of(folder)
+    if corpus.build_settings().get("manifest") == DEMO_SOURCE_LIST:
+        return "demo"
+    return "landscape" if corpus.classes == CLASSES else "classes"
 
 
 def _kind_parts(kind: str) -> dict[str, str]:
@@ -116,7 +125,7 @@ def _kind_parts(kind: str) -> dict[str, str]:
 
 
 def front_matter(
-    stats: dict[str, Any], licenses: list[str], kind: str = "landscape"
+    stats: dict[str, Any], licenses: list[str], classes: Sequence[str], kind: str = "landscape"
 ) -> dict[str, Any]:
     """The card's YAML metadata: what the Hub reads to list, preview and load the dataset. The
     byte counts are the shards' (the bytes `load_dataset` reads)."""
@@ -129,7 +138,7 @@ def front_matter(
         splits.add(SplitInfo(name=split, num_bytes=v["bytes"], num_examples=v["clips"]))
     total = stats["totals"]["bytes"]
     info = DatasetInfo(
-        features=card_features(), splits=splits, download_size=total, dataset_size=total
+        features=card_features(classes), splits=splits, download_size=total, dataset_size=total
     )
     one = {lic.strip().lower() for lic in licenses}
     license_id = one.pop() if len(one) == 1 and one <= HUB_LICENSES else "other"
@@ -227,7 +236,7 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     per_split = stats["per_split"]
     filter_counts = failures.loc[failures["stage"] == "filter", "reason"].value_counts().to_dict()
     fields = ["mp4", "flac", "jpg"] + [f"json.{k}" for k in SampleMeta.__annotations__]
-    feats = card_features()
+    feats = card_features(corpus.classes)
     types = {"mp4": "binary", "flac": "binary", "jpg": "Image"}
     for name, feature in feats["json"].items():
         types[f"json.{name}"] = (
@@ -238,12 +247,12 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     n_train_shards = per_split[SPLITS[0]]["shards"]
     values = {
         "front_matter": yaml.safe_dump(
-            front_matter(stats, licenses, kind), sort_keys=False, allow_unicode=True
+            front_matter(stats, licenses, corpus.classes, kind), sort_keys=False, allow_unicode=True
         ),
         "clips": f"{totals['clips']:,}",
         "hours": f"{totals['hours']:.2f}",
         "sources_used": f"{totals['sources_used']:,}",
-        "num_classes": len(CLASSES),
+        "num_classes": len(corpus.classes),
         "clip_seconds": f"{config.get('clip_seconds', first['duration'] if first is not None else 10.0):g}",
         "max_clips": config.get("max_clips", "N"),
         "resolution": f"{int(first['width'])}x{int(first['height'])}" if first is not None else "-",
@@ -322,6 +331,8 @@ SOURCE_LISTS: dict[str, str] = {
     "`vggsounder` package (MIT) as audible and visible, without music, still image or voice-over",
     "landscape": "the Landscape source list published by the authors of TempoTokens "
     "(github.com/guyyariv/TempoTokens, MIT); its ids and classes come from VGGSound (CC BY 4.0)",
+    "vggsound": "a VGGSound list (VGGSound: CC BY 4.0) converted by `landscape-av sources "
+    "vggsound`, which keeps VGGSound's class names",
     "": "a source list given to the build (each source's url, license and attribution below)",
 }
 """Credit of a source list, by a word in its file name ("" for any other list)."""
@@ -375,7 +386,7 @@ def card_check(folder: Corpus | Path) -> list[str]:
 
     Parses the card as the Hub and `datasets` do (`DatasetCard`, `MetadataConfigs`,
     `DatasetInfosDict`) and checks the required metadata, the split globs against the shards, the
-    declared features against `card_features()`, the split sizes against the clips manifest, the
+    declared features against `card_features(classes)`, the split sizes against the clips manifest, the
     figures it shows, and that the folder holds no loading script."""
     from datasets.info import DatasetInfosDict
     from datasets.utils.metadata import MetadataConfigs
@@ -410,7 +421,7 @@ def card_check(folder: Corpus | Path) -> list[str]:
         if not list(folder.glob(str(pattern))):
             problems.append(f"data_files {split}: {pattern!r} matches no file")
     info = infos.get("default")
-    if info is None or info.features != card_features():
+    if info is None or info.features != card_features(corpus.classes):
         problems.append("dataset_info features differ from the features of a sample")
     clips = m["clips"]
     for split in present:

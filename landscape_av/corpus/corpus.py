@@ -13,6 +13,7 @@ that share a key; the split of a member name into key and extension lives here
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tarfile
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from landscape_av.classes import CLASSES
 from landscape_av.corpus.manifests import manifest_path, read_manifest_table
 from landscape_av.schema import (
     BUILD_FILE,
@@ -166,6 +168,12 @@ class Corpus:
     def build_settings(self) -> dict[str, Any]:
         """build.json ({} where the folder has none)."""
         return json.loads(self.build_path.read_text()) if self.build_path.is_file() else {}
+
+    @functools.cached_property
+    def classes(self) -> tuple[str, ...]:
+        """The corpus's class vocabulary, recorded in build.json: a sample's `label` is the index
+        of its `class` here. The nine Landscape classes where build.json records none."""
+        return tuple(self.build_settings().get("classes") or CLASSES)
 
     def shards(self, split: str | None = None) -> list[Path]:
         """Shard files of `split` (all splits: every `data/*.tar`), sorted by name."""

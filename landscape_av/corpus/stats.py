@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from landscape_av.classes import CLASSES
 from landscape_av.corpus.corpus import Corpus
 from landscape_av.schema import SPLITS
 
@@ -72,7 +71,7 @@ def corpus_stats(folder: Corpus | Path) -> dict[str, Any]:
     probed = sources[sources["width"] > 0]
 
     per_class = []
-    for label, name in enumerate(CLASSES):
+    for label, name in enumerate(corpus.classes):
         row: dict[str, Any] = {"class": name, "label": label}
         for split in SPLITS:
             sel = clips[(clips["class"] == name) & (clips["split"] == split)]

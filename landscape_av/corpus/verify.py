@@ -19,13 +19,12 @@ import hashlib
 import io
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from landscape_av.classes import CLASSES
 from landscape_av.corpus.card import card_check, card_checksums, file_checksums, render_card
 from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.decode import media_info
@@ -130,6 +129,7 @@ def _check_sample(
     split: str,
     decode: bool,
     report: Callable,
+    classes: Sequence[str] | None,
 ) -> None:
     if set(members) != set(MEMBERS):
         missing, extra = sorted(set(MEMBERS) - set(members)), sorted(set(members) - set(MEMBERS))
@@ -156,7 +156,10 @@ def _check_sample(
             report(key, ext, "sha256 differs from the clips manifest")
     if meta.get("key") != key or meta.get("split") != split:
         report(key, "json", f"key/split {meta.get('key')!r}/{meta.get('split')!r} do not match")
-    if meta.get("label") not in range(len(CLASSES)) or CLASSES[meta["label"]] != meta.get("class"):
+    label = meta.get("label")
+    if classes is not None and (
+        label not in range(len(classes)) or classes[label] != meta.get("class")
+    ):
         report(key, "json", f"label {meta.get('label')!r} and class {meta.get('class')!r} disagree")
     if row is not None:
         for column in META_COLUMNS:
@@ -170,9 +173,15 @@ def _check_sample(
 
 
 def verify_shard(
-    path: Path, shard_row: dict[str, Any], clip_rows: list[dict[str, Any]], decode: bool = True
+    path: Path,
+    shard_row: dict[str, Any],
+    clip_rows: list[dict[str, Any]],
+    decode: bool = True,
+    classes: Sequence[str] | None = None,
 ) -> list[Problem]:
-    """Every problem of one shard, given its shards-manifest row and its clips-manifest rows."""
+    """Every problem of one shard, given its shards-manifest row, its clips-manifest rows and the
+    corpus's class vocabulary (`Corpus.classes`; None: labels are not checked against one), in
+    which each sample's label must name its class."""
     problems: list[Problem] = []
 
     def report(key: str, member: str, message: str) -> None:
@@ -194,7 +203,8 @@ def verify_shard(
         if key in seen:
             report(key, "-", "key appears twice in the shard")
         seen.append(key)
-        _check_sample(key, sample.members, expected.get(key), shard_row["split"], decode, report)
+        row = expected.get(key)
+        _check_sample(key, sample.members, row, shard_row["split"], decode, report, classes)
     for key in expected:
         if key not in seen:
             report(key, "-", "sample listed in the clips manifest is missing from the shard")
@@ -207,7 +217,7 @@ def verify_shard(
     return problems
 
 
-def _verify_one(args: tuple[Path, dict, list[dict], bool]) -> list[Problem]:
+def _verify_one(args: tuple[Path, dict, list[dict], bool, tuple[str, ...] | None]) -> list[Problem]:
     return verify_shard(*args)
 
 
@@ -232,6 +242,11 @@ def verify_corpus(
     problems.extend(folder_problems(corpus))
     if len(m) < len(MANIFESTS):  # without the manifests there is nothing to check shards against
         return problems + card_problems(corpus, compare_text=False)
+    try:
+        classes: tuple[str, ...] | None = corpus.classes
+    except ValueError as err:  # damaged build.json: the card's checksum of it names it too
+        classes = None
+        problems.append(Problem(BUILD_FILE, "-", "-", f"unreadable, labels unchecked: {err}"))
     shards, clips = m["shards"], m["clips"]
     listed = set(shards["shard"])
     for key in clips.loc[~clips["shard"].isin(listed), "key"]:
@@ -243,6 +258,7 @@ def verify_corpus(
             s,
             [r for r in rows if r["shard"] == s["shard"]],
             decode,
+            classes,
         )
         for s in shards.to_dict("records")
     ]

@@ -49,7 +49,7 @@ import av
 from rich.progress import Progress
 
 from landscape_av import __version__, processes
-from landscape_av.classes import CLASSES
+from landscape_av.classes import class_vocabulary
 from landscape_av.corpus.card import write_card
 from landscape_av.corpus.manifests import write_manifest
 from landscape_av.ffmpeg import FFmpegError
@@ -85,7 +85,7 @@ from landscape_av.schema import (
     manifest_columns,
     sample_key,
 )
-from landscape_av.sources.source_list import Source
+from landscape_av.sources.source_list import Source, label_sources
 from landscape_av.sources.split import assign_splits
 
 CRASH_ENV = "LANDSCAPE_AV_CRASH_AT"
@@ -310,15 +310,24 @@ class _NetworkWatch:
             self.key, self.count = None, 0
 
 
-def build(sources: Sequence[Source], config: BuildConfig, source_list: str = "") -> BuildResult:
+def build(
+    sources: Sequence[Source],
+    config: BuildConfig,
+    source_list: str = "",
+    classes: Sequence[str] | None = None,
+) -> BuildResult:
     """Build the corpus of `sources` into `config.out` (resuming any earlier run there).
-    `source_list` names the list of the sources in build.json and the card.
+    `source_list` names the list of the sources in build.json and the card; `classes` is the
+    corpus's class vocabulary, which labels index (default: `class_vocabulary` of the sources;
+    the CLI passes its whole list's, so that a partial build labels as the full one does).
 
     The corpus is staged in a sibling folder and swapped in whole once finished (`_swap_in`).
     Raises BuildStopped (its `code` one of `EXIT_CODES`) when no corpus was committed: OUT holds
     another build's corpus, no clip was made, too many sources failed, the network is down, the
     output cannot be written, or the build was interrupted."""
     out = Path(config.out)
+    classes = class_vocabulary(s.class_name for s in sources) if classes is None else classes
+    sources = label_sources(sources, classes)
     recover(out)
     _check_target(out, sources, config, source_list)
     work = out / WORK_DIR
@@ -343,7 +352,7 @@ def build(sources: Sequence[Source], config: BuildConfig, source_list: str = "")
                     ordered, config, samples_dir, out, staging, progress, crasher
                 )
             _write_manifests(staging, samples_dir, ordered, shard_rows, key_shard)
-            _write_build_json(staging, config, source_list, len(sources))
+            _write_build_json(staging, config, source_list, len(sources), classes)
             write_card(staging)
             _swap_in(staging, out, crasher)
     except BuildStopped as e:
@@ -969,6 +978,7 @@ def _row(source: Source, split: str) -> dict[str, Any]:
     return {
         "url": source.url,
         "class": source.class_name,
+        "label": source.label,
         "start": source.start,
         "end": source.end,
         "split": split,
@@ -1156,14 +1166,16 @@ def _failure_rows(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
     ]
 
 
-def _write_build_json(out: Path, config: BuildConfig, source_list: str, n_sources: int) -> None:
+def _write_build_json(
+    out: Path, config: BuildConfig, source_list: str, n_sources: int, classes: Sequence[str]
+) -> None:
     from importlib.metadata import version
 
     record = {
         "landscape_av": __version__,
         "manifest": source_list,  # build.json's name for it since the first corpora
         "sources": n_sources,
-        "classes": list(CLASSES),
+        "classes": list(classes),  # the class vocabulary: label i is classes[i]
         "config": config.to_json(),
         "tools": {
             "ffmpeg": _ffmpeg_version(),

@@ -14,12 +14,12 @@ import csv
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from landscape_av.classes import CLASSES, label_of
+from landscape_av.classes import CLASSES, class_vocabulary, label_of
 from landscape_av.files import atomic_path
 from landscape_av.schema import SOURCE_ID_RE, SPLITS
 
@@ -67,7 +67,8 @@ def url_problem(url: str, allow_local: bool = False) -> tuple[str, str] | None:
 class Source:
     """One validated source-list row. `start`/`end` are seconds in the source (None: from 0 / to the
     end); `split` is None where the list leaves it to the build; `line` is the row's line in the file
-    `source_list`."""
+    `source_list`; `label` is the index of `class_name` in the build's class vocabulary, set by
+    `label_sources` (None before)."""
 
     source_id: str
     url: str
@@ -79,10 +80,7 @@ class Source:
     attribution: str = ""
     source_list: str = ""
     line: int = 0
-
-    @property
-    def label(self) -> int:
-        return label_of(self.class_name)
+    label: int | None = None
 
 
 class SourceListError(ValueError):
@@ -117,25 +115,54 @@ def _parse_seconds(text: str, column: str) -> tuple[float | None, str | None]:
     return value, None
 
 
-def _class_error(name: str) -> str:
-    hint = name.strip().replace("_", " ").lower()
-    did_you_mean = f" (did you mean {hint!r}?)" if hint in CLASSES and hint != name else ""
-    return f"unknown class {name!r}{did_you_mean}; expected one of: {', '.join(CLASSES)}"
+def _class_form(name: str) -> str:
+    """A class name with case, underscores and runs of spaces evened out: names with the same form
+    are one class written two ways (a typo), never two classes."""
+    return " ".join(name.replace("_", " ").lower().split())
 
 
-def read_source_list(path: str | os.PathLike[str], allow_local: bool = False) -> list[Source]:
+_LANDSCAPE_FORMS = {_class_form(name): name for name in CLASSES}
+
+
+def class_problem(name: str, any_class: bool, seen: dict[str, tuple[str, int]]) -> str | None:
+    """Why a row's class is refused, None when it is fine. The nine are always fine, and a name
+    written like one of them but not exactly (`Raining`, `wind_noise`) is always refused. Other
+    names are refused unless `any_class` (a VGGSound-style list keeps its own classes); then a name
+    written like an earlier row's other name (`seen`: form -> (name, line)) is refused too."""
+    if not name:
+        return "missing class"
+    if name in CLASSES:
+        return None
+    form = _class_form(name)
+    if form in _LANDSCAPE_FORMS:
+        return f"unknown class {name!r} (did you mean {_LANDSCAPE_FORMS[form]!r}?)"
+    if not any_class:
+        return (
+            f"unknown class {name!r}; expected one of: {', '.join(CLASSES)} (or pass any_class, "
+            "--any-class, to keep classes outside the nine, as in a VGGSound list)"
+        )
+    first, line = seen.get(form, (name, 0))
+    if first != name:
+        return f"class {name!r} is {first!r} (line {line}) written another way"
+    return None
+
+
+def read_source_list(
+    path: str | os.PathLike[str], allow_local: bool = False, any_class: bool = False
+) -> list[Source]:
     """Read and validate a source list (CSV, header exactly `SOURCE_COLUMNS`).
 
     Every problem (bad header, wrong number of fields, missing or malformed source_id, missing url,
-    a url the build cannot download (`url_problem`; local files only with `allow_local`), unknown
-    class, malformed or negative start/end or one past `MAX_SECONDS`, end <= start, bad split,
-    duplicate source_id) is collected with its `file:line`; if there is any, one `SourceListError` lists them all.
+    a url the build cannot download (`url_problem`; local files only with `allow_local`), a class
+    `class_problem` refuses (one outside the nine only without `any_class`), malformed or negative
+    start/end or one past `MAX_SECONDS`, end <= start, bad split, duplicate source_id) is collected
+    with its `file:line`; if there is any, one `SourceListError` lists them all.
     Blank lines are ignored. Rows come back in file order.
     """
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            return _parse_source_list(f, str(path), allow_local)
+            return _parse_source_list(f, str(path), allow_local, any_class)
     except UnicodeDecodeError as e:
         raise SourceListError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
     except csv.Error as e:
@@ -144,10 +171,11 @@ def read_source_list(path: str | os.PathLike[str], allow_local: bool = False) ->
         raise SourceListError([f"{path}: cannot read it: {e.strerror or e}"]) from None
 
 
-def _parse_source_list(f: TextIO, name: str, allow_local: bool) -> list[Source]:
+def _parse_source_list(f: TextIO, name: str, allow_local: bool, any_class: bool) -> list[Source]:
     errors: list[str] = []
     sources: list[Source] = []
     first_line: dict[str, int] = {}
+    class_forms: dict[str, tuple[str, int]] = {}
     reader = csv.reader(f)
     header = next(reader, None)
     if header is None:
@@ -186,8 +214,10 @@ def _parse_source_list(f: TextIO, name: str, allow_local: bool) -> list[Source]:
             row_errors.append("missing url")
         elif problem := url_problem(url, allow_local):
             row_errors.append(problem[1])
-        if class_name not in CLASSES:
-            row_errors.append(_class_error(class_name))
+        if problem := class_problem(class_name, any_class, class_forms):
+            row_errors.append(problem)
+        else:
+            class_forms.setdefault(_class_form(class_name), (class_name, line))
         start, start_error = _parse_seconds(start_text, "start")
         end, end_error = _parse_seconds(end_text, "end")
         row_errors += [e for e in (start_error, end_error) if e]
@@ -228,16 +258,18 @@ def select_sources(
     """The sources of a (partial) build, in list order.
 
     Keeps the sources of `classes`, at most `max_per_class` of each (its first ones in the list);
-    `limit` then caps the total by taking sources in turn from each class (label order), so that a
-    small build still covers every selected class. Same input, same output.
+    `limit` then caps the total by taking sources in turn from each class (in the order of the
+    sources' `class_vocabulary`), so that a small build still covers every selected class. Same
+    input, same output.
     """
     wanted = set(classes)
+    vocabulary = class_vocabulary(s.class_name for s in sources)
     for name in wanted:
-        label_of(name)  # raises ValueError naming the unknown class
+        label_of(name, vocabulary)  # raises ValueError naming the unknown class
     for flag, value in (("limit", limit), ("max_per_class", max_per_class)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1 (got {value})")
-    by_class: dict[str, list[Source]] = {name: [] for name in CLASSES if name in wanted}
+    by_class: dict[str, list[Source]] = {name: [] for name in vocabulary if name in wanted}
     for source in sources:
         if source.class_name in by_class:
             by_class[source.class_name].append(source)
@@ -251,6 +283,19 @@ def select_sources(
         queues = [taken]
     order = {id(source): i for i, source in enumerate(sources)}
     return sorted((s for q in queues for s in q), key=lambda s: order[id(s)])
+
+
+def label_sources(sources: Iterable[Source], classes: Sequence[str]) -> list[Source]:
+    """`sources` with `label` set to their class's index in `classes`; raises ValueError naming a
+    source whose class is not there."""
+    sources, index = list(sources), {name: i for i, name in enumerate(classes)}
+    unknown = next((s for s in sources if s.class_name not in index), None)
+    if unknown is not None:
+        raise ValueError(
+            f"{unknown.source_list}:{unknown.line}: class {unknown.class_name!r} of "
+            f"{unknown.source_id!r} is not in the build's classes"
+        )
+    return [replace(s, label=index[s.class_name]) for s in sources]
 
 
 def write_source_list(sources: Iterable[Source], path: str | os.PathLike[str]) -> Path:

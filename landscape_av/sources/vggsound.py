@@ -1,6 +1,6 @@
-"""VGGSound-style lists -> Landscape source lists, and the build's default list.
+"""VGGSound-style lists -> source lists, and the build's default list.
 
-Three real lists share one shape (YouTube id, start second, VGGSound class name, split) and one
+Four real lists share one shape (YouTube id, start second, VGGSound class name, split) and one
 converter, `convert`:
 
 - the paper's list as published by TempoTokens (`LANDSCAPE_URL`; header `ytid,start_time,class,set`);
@@ -8,7 +8,9 @@ converter, `convert`:
   a modality (A: audible only, V: visible only, AV: both) and three flags (background music, static
   image, voice-over); one entry per (clip, label), split left to the build;
 - a full VGGSound CSV that a user supplies (`ytid,start,label,split`, no header), whose clips are
-  filtered by the VGGSounder labels where VGGSounder annotated them.
+  filtered by the VGGSounder labels where VGGSounder annotated them;
+- the same CSV converted whole under VGGSound's own class names (`convert_vggsound`), all classes or
+  a chosen few: the corpus that F_a, the sound encoder, trains on (§4.1 of the paper).
 
 The fault policy (see `FAULTS` and `manifests/README.md`) turns a list's real faults into dropped
 rows, each reported with its line; nothing is dropped silently.
@@ -21,7 +23,7 @@ import io
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from importlib.resources import files
@@ -32,7 +34,7 @@ from urllib.request import Request, urlopen
 from rich.console import Console
 from rich.table import Table
 
-from landscape_av.classes import CLASSES
+from landscape_av.classes import class_vocabulary, parse_class_selection
 from landscape_av.resources import shipped_source_list
 from landscape_av.schema import SPLITS
 from landscape_av.sources.source_list import (
@@ -59,6 +61,9 @@ VGGSOUND_CLASSES: dict[str, str] = {
 }
 """VGGSound-style class name -> Landscape class; names not here belong to other VGGSound classes."""
 
+VGGSOUND_SECONDS = 10.0
+"""Length of a VGGSound clip: its label holds for `start` to `start` + 10 s of the video."""
+
 YOUTUBE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{11}$")
 LATE_START = 3600.0
 """Starts past this many seconds are reported (kept): real in long videos, but worth a look."""
@@ -67,13 +72,15 @@ LICENSE = "see source (YouTube)"
 """The licence of a listed YouTube video is not in these lists; the video's own page says it."""
 TEMPOTOKENS_CREDIT = "list: Landscape (Lee et al., ECCV 2022) as published by TempoTokens (MIT)"
 VGGSOUND_CREDIT = "list: VGGSound (CC BY 4.0); labels: VGGSounder (Apache-2.0)"
+VGGSOUND_LIST_CREDIT = "list: VGGSound (CC BY 4.0)"
 
 VGGSOUNDER_FLAGS: tuple[str, ...] = ("background_music", "static_image", "voice_over")
 VGGSOUNDER_FILE = "vggsounder+background-music.csv"
 """The VGGSounder package's label file with every clip (the package's own default)."""
 
 FAULTS: dict[str, str] = {
-    "malformed": "dropped: not 4 fields, a start that is not seconds >= 0, or a split not train/test",
+    "malformed": "dropped: not 4 fields, no class, a start that is not seconds >= 0, or a split not "
+    "train/test",
     "invalid_id": "dropped: not a YouTube id (11 characters of A-Z a-z 0-9 _ -)",
     "exact_repeat": "dropped: the same row as an earlier line",
     "class_conflict": "dropped: the id is listed under two classes, so every row of it is dropped",
@@ -84,7 +91,7 @@ FAULTS: dict[str, str] = {
 """Fault kinds of a list row and what the policy does with the row, in the order they are tested."""
 
 SKIPS: dict[str, str] = {
-    "other_class": "a VGGSound class outside the nine",
+    "other_class": "a class not converted (outside the nine, or not chosen)",
     "not_audible_and_visible": "VGGSounder: the sound is only audible or only visible",
     "not_confirmed": "VGGSounder's labels for the clip lack the list's label",
     "background_music": "VGGSounder: background music",
@@ -177,7 +184,9 @@ def read_vggsound_list(text: str) -> tuple[list[Entry], list[Fault]]:
             continue
         ytid, start_text, label, split = cells
         start = _parse_start(start_text)
-        if start is None:
+        if not label:
+            faults.append(Fault(line, ytid, "malformed", "no class"))
+        elif start is None:
             faults.append(
                 Fault(line, ytid, "malformed", f"start {start_text!r} is not seconds >= 0")
             )
@@ -264,10 +273,14 @@ def convert(
     name: str,
     credit: str,
     annotations: dict[tuple[str, float], ClipLabels] | None = None,
+    classes: Mapping[str, str] = VGGSOUND_CLASSES,
+    seconds: float | None = None,
 ) -> Conversion:
-    """Apply the class mapping, the VGGSounder filter (when `annotations` is given) and the fault
-    policy (`FAULTS`, tested in that order; each dropped row gets exactly one fault) to a list's
-    entries. Sources come out in the order of their rows in the list."""
+    """Apply the class mapping `classes` (list name -> source-list class; rows of other names are
+    skipped), the VGGSounder filter (when `annotations` is given) and the fault policy (`FAULTS`,
+    tested in that order; each dropped row gets exactly one fault) to a list's entries. Sources
+    come out in the order of their rows in the list, each ending `seconds` after its start (None:
+    open-ended, clipped as far as the build's --max-clips goes)."""
     faults = list(faults)
     rows_read = len(entries) + len(faults)
     skipped: Counter[str] = Counter()
@@ -275,7 +288,7 @@ def convert(
     seen: dict[tuple[str, float, str, str], int] = {}
     by_id: dict[str, list[Entry]] = defaultdict(list)
     for e in entries:
-        if e.label not in VGGSOUND_CLASSES:
+        if e.label not in classes:
             skipped["other_class"] += 1
             continue
         if not YOUTUBE_ID_RE.match(e.ytid):
@@ -297,8 +310,8 @@ def convert(
 
     kept: list[Entry] = []
     for ytid, rows in by_id.items():
-        if len({VGGSOUND_CLASSES[e.label] for e in rows}) > 1:
-            where = ", ".join(f"line {e.line}: {VGGSOUND_CLASSES[e.label]}" for e in rows)
+        if len({classes[e.label] for e in rows}) > 1:
+            where = ", ".join(f"line {e.line}: {classes[e.label]}" for e in rows)
             faults += [Fault(e.line, ytid, "class_conflict", where) for e in rows]
             continue
         test_line = next((e.line for e in rows if e.split == "test"), None)
@@ -325,8 +338,9 @@ def convert(
         Source(
             source_id=e.ytid,
             url=youtube_url(e.ytid),
-            class_name=VGGSOUND_CLASSES[e.label],
+            class_name=classes[e.label],
             start=e.start,
+            end=None if seconds is None else e.start + seconds,
             split=e.split or None,
             license=LICENSE,
             attribution=f"YouTube {e.ytid}; {credit}",
@@ -357,6 +371,23 @@ def convert_vggsounder(
         name = str(vggsound_csv)
         entries, faults = read_vggsound_list(Path(vggsound_csv).read_text(encoding="utf-8-sig"))
     return convert(entries, faults, name=name, credit=VGGSOUND_CREDIT, annotations=clips)
+
+
+def convert_vggsound(vggsound_csv: str | Path, classes: str = "all") -> Conversion:
+    """A full VGGSound list (`ytid,start,label,split`) -> sources under VGGSound's own class names:
+    every class, or those of `classes` (a `parse_class_selection` text; ValueError naming an
+    unknown one). Each source is the 10 s clip that VGGSound labels (`VGGSOUND_SECONDS` from its
+    start), not the rest of the video. No VGGSounder filter. Build it with `build --any-class`."""
+    entries, faults = read_vggsound_list(Path(vggsound_csv).read_text(encoding="utf-8-sig"))
+    chosen = parse_class_selection(classes, sorted({e.label for e in entries}))
+    return convert(
+        entries,
+        faults,
+        name=str(vggsound_csv),
+        credit=VGGSOUND_LIST_CREDIT,
+        classes={name: name for name in chosen},
+        seconds=VGGSOUND_SECONDS,
+    )
 
 
 def fetch_text(url: str, timeout: float = 15.0) -> str:
@@ -390,7 +421,7 @@ def print_report(conversion: Conversion, console: Console, details: bool = True)
     per_class = Counter(s.class_name for s in c.sources)
     console.print(f"[bold]{c.name}[/]: {c.rows} rows -> {len(c.sources)} sources")
     table = Table("class", "sources", title="Sources per class", title_justify="left")
-    for name in CLASSES:
+    for name in class_vocabulary(per_class):
         table.add_row(name, str(per_class[name]))
     console.print(table)
     if c.skipped or c.unannotated:

@@ -33,7 +33,7 @@ def test_card_validates_offline_and_declares_everything(
     clips = manifests["clips"]
     assert declared == {s: int((clips["split"] == s).sum()) for s in splits}
     names = [f["name"] for f in data["dataset_info"]["features"]]
-    assert names == list(card_features())
+    assert names == list(card_features(Corpus(demo_corpus).classes))
     assert "```python" in card.text and "load_dataset" in card.text
     assert not list(demo_corpus.glob("*.py"))
 

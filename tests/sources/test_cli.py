@@ -112,3 +112,38 @@ def test_bad_flags_get_click_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "is a directory" in result.output
     result = run("sources", "frobnicate")
     assert result.exit_code == 2 and "No such command 'frobnicate'" in result.output
+
+
+def test_vggsound_command_keeps_vggsound_classes(tmp_path: Path) -> None:
+    vggsound = tmp_path / "vggsound.csv"  # VGGSound's own layout: no header
+    vggsound.write_text(
+        "aaaaaaaaaa1,30,dog barking,train\n"
+        'aaaaaaaaaa2,0,"male speech, man speaking",train\n'
+        "aaaaaaaaaa3,10,raining,test\n"
+        "aaaaaaaaaa4,10,,train\n"
+        "aaaaaaaaaa5,20,playing acoustic guitar,test\n"
+    )
+    out = tmp_path / "list.csv"
+    result = run("sources", "vggsound", str(vggsound), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "5 rows -> 4 sources" in result.output and "1 malformed" in result.output
+    sources = read_source_list(out, any_class=True)
+    assert [(s.source_id, s.class_name, s.start, s.end, s.split) for s in sources] == [
+        ("aaaaaaaaaa1", "dog barking", 30.0, 40.0, "train"),  # the labelled 10 s clip
+        ("aaaaaaaaaa2", "male speech, man speaking", 0.0, 10.0, "train"),
+        ("aaaaaaaaaa3", "raining", 10.0, 20.0, "test"),
+        ("aaaaaaaaaa5", "playing acoustic guitar", 20.0, 30.0, "test"),
+    ]
+    assert run("sources", "check", str(out)).exit_code == 1  # other classes need --any-class
+    result = run("sources", "check", str(out), "--any-class")
+    assert result.exit_code == 0 and "playing acoustic guitar" in result.output, result.output
+
+    some = "male speech, man speaking,dog_barking"
+    result = run("sources", "vggsound", str(vggsound), "--classes", some, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert [s.class_name for s in read_source_list(out, any_class=True)] == [
+        "dog barking",
+        "male speech, man speaking",
+    ]
+    result = run("sources", "vggsound", str(vggsound), "--classes", "dog barkin")
+    assert result.exit_code == 2 and "unknown class(es) 'dog barkin'" in result.output

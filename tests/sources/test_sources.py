@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.classes import CLASSES
+from landscape_av.classes import CLASSES, class_vocabulary, parse_class_selection
 from landscape_av.sources.source_list import (
     SOURCE_COLUMNS,
     Source,
     SourceListError,
+    label_sources,
     read_source_list,
     select_sources,
     write_source_list,
@@ -25,9 +26,9 @@ def write(tmp_path: Path, *rows: str, header: str = HEADER) -> Path:
     return path
 
 
-def errors_of(path: Path) -> list[str]:
+def errors_of(path: Path, any_class: bool = False) -> list[str]:
     with pytest.raises(SourceListError) as info:
-        read_source_list(path)
+        read_source_list(path, any_class=any_class)
     assert str(info.value).startswith(f"{len(info.value.errors)} error")
     return info.value.errors
 
@@ -52,7 +53,8 @@ def test_reads_valid_rows_with_empty_cells(tmp_path: Path) -> None:
         str(path),
         2,
     )
-    assert a.label == CLASSES.index("waterfall burbling")
+    assert a.label is None  # a label indexes a build's classes: `label_sources` sets it
+    assert label_sources([a], CLASSES)[0].label == CLASSES.index("waterfall burbling")
     assert (b.start, b.end, b.split, b.license, b.line) == (
         None,
         None,
@@ -95,7 +97,8 @@ def test_all_errors_reported_together(tmp_path: Path) -> None:
     )
     errors = errors_of(path)
     assert errors == [
-        f"{path}:3: unknown class 'mud'; expected one of: {', '.join(CLASSES)}",
+        f"{path}:3: unknown class 'mud'; expected one of: {', '.join(CLASSES)} (or pass "
+        "any_class, --any-class, to keep classes outside the nine, as in a VGGSound list)",
         f"{path}:4: duplicate source_id 'a1' (first on line 2)",
         f"{path}:5: missing url",
         f"{path}:5: end '2' must be after start '5'",
@@ -167,3 +170,61 @@ def test_select_rejects_bad_arguments() -> None:
         select_sources(_pool(), CLASSES, limit=0)
     with pytest.raises(ValueError, match="max_per_class must be at least 1"):
         select_sources(_pool(), CLASSES, max_per_class=-2)
+
+
+def test_any_class_keeps_other_classes_and_still_catches_typos(tmp_path: Path) -> None:
+    rows = ["a1,http://h/u,dog barking,,,,,", 'a2,http://h/u,"male speech, man speaking",,,,,']
+    path = write(tmp_path, *rows, "a3,http://h/u,raining,,,,,")
+    first, second = errors_of(path)  # without any_class the nine are all there is
+    assert first.startswith(f"{path}:2: unknown class 'dog barking'") and "--any-class" in first
+    assert second.startswith(f"{path}:3: unknown class 'male speech, man speaking'")
+    sources = read_source_list(path, any_class=True)
+    assert [s.class_name for s in sources] == [
+        "dog barking",
+        "male speech, man speaking",
+        "raining",
+    ]
+
+    typos = write(
+        tmp_path,
+        "b1,http://h/u,dog barking,,,,,",
+        "b2,http://h/u,Raining,,,,,",  # one of the nine, miswritten
+        "b3,http://h/u,Dog_Barking,,,,,",  # an earlier row's class, miswritten
+        "b4,http://h/u,,,,,,",
+    )
+    assert errors_of(typos, any_class=True) == [
+        f"{typos}:3: unknown class 'Raining' (did you mean 'raining'?)",
+        f"{typos}:4: class 'Dog_Barking' is 'dog barking' (line 2) written another way",
+        f"{typos}:5: missing class",
+    ]
+
+
+def test_class_vocabulary_keeps_landscape_labels_and_sorts_others() -> None:
+    assert class_vocabulary(["raining", "thunderstorm"]) == CLASSES  # labels never move
+    assert class_vocabulary([]) == CLASSES
+    assert class_vocabulary(["raining", "dog barking", "cat purring", "dog barking"]) == (
+        "cat purring",
+        "dog barking",
+        "raining",
+    )
+    pool = [Source("a", "u", "raining"), Source("b", "u", "dog barking")]
+    labelled = label_sources(pool, class_vocabulary(s.class_name for s in pool))
+    assert [s.label for s in labelled] == [1, 0]
+    with pytest.raises(ValueError, match="'dog barking' of 'b' is not in the build's classes"):
+        label_sources(pool, CLASSES)
+
+
+def test_class_selection_among_a_vocabulary() -> None:
+    vocab = ("cat purring", "dog barking", "male speech, man speaking")
+    assert parse_class_selection("all", vocab) == vocab
+    assert parse_class_selection("male speech, man speaking,cat_purring", vocab) == (
+        "cat purring",
+        "male speech, man speaking",
+    )
+    with pytest.raises(ValueError, match="unknown class.*'raining'"):
+        parse_class_selection("raining", vocab)
+    assert parse_class_selection("all") == CLASSES
+    pool = [Source(f"s{i}", "u", name) for i, name in enumerate(["dog barking", "cat purring"] * 3)]
+    # a limit takes classes in turn in the vocabulary's (sorted) order
+    chosen = select_sources(pool, ["dog barking", "cat purring"], limit=3)
+    assert [s.source_id for s in chosen] == ["s0", "s1", "s3"]
