@@ -1,0 +1,355 @@
+"""A corpus in object storage: `--out` and the corpus readers take any fsspec URL as well as a folder.
+
+`s3://bucket/prefix`, `gs://...`, `az://...`: anything fsspec has a filesystem for (the package of
+that filesystem installed: `pip install 'landscape-av[s3]'` brings s3fs); `file://` URLs and plain
+paths are local folders. Credentials and endpoints come only from each filesystem's own
+environment (for S3: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE / ~/.aws,
+AWS_ENDPOINT_URL for an S3-compatible server; for any protocol fsspec's FSSPEC_<PROTOCOL> JSON
+or FSSPEC_<PROTOCOL>_<OPTION> variables), or from `storage_options` given in Python: never from a
+command-line flag, so they never reach a log, a manifest, build.json or the card.
+
+A build to a URL (`build_remote`) runs the local build unchanged in a local mirror folder
+(`mirror_dir`) and keeps the URL up to date:
+
+- each source's committed result `.work/samples/<id>/` is uploaded as it is committed, its record
+  `source.json` last: a sample folder at the URL without its record is unfinished and never used;
+- on start, the committed samples found at the URL are pulled into the mirror (and the mirror's
+  that the URL lacks are pushed), so that a rerun from any machine resumes and gives the same bytes;
+- the finished corpus is uploaded to `.work/publish/` and a journal `.work/publish.json` listing
+  its files is written; then each file is copied into place (shards first, the card last), the old
+  corpus's other files removed, and the journal deleted. A run that finds a journal (a kill during
+  the copies) finishes those copies first (`roll_forward`), so the corpus at the URL is the old one
+  or, once the journal is written, the new one, always with a way to finish.
+
+A `Corpus` of a URL (`CorpusCopy`) reads through a local copy: its small files on opening, its
+shards on first use, each fetched again only when its size or ETag at the URL changes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from landscape_av.schema import BUILD_FILE, CARD_FILE, CORPUS_ENTRIES, DATA_DIR, WORK_DIR
+
+JOURNAL = f"{WORK_DIR}/publish.json"
+"""The publish journal at the URL: while it exists, the copies it lists are not all done."""
+PUBLISH_DIR = f"{WORK_DIR}/publish"
+"""Where the new corpus is uploaded before it is copied into place."""
+SAMPLES = f"{WORK_DIR}/samples"
+SAMPLE_RECORD = "source.json"  # build.SOURCE_RECORD: a committed sample's record, uploaded last
+SAMPLES_CONFIG = "config.json"  # build.CONFIG_RECORD: the settings the samples were made with
+INDEX_FILE = "fetched.json"
+"""Beside a local copy of a corpus: size and ETag at the URL of each file fetched."""
+
+
+def is_remote(location: str | os.PathLike[str]) -> bool:
+    """Whether `location` is a URL of a filesystem other than the local one."""
+    protocol = urlsplit(str(location)).scheme if "://" in str(location) else ""
+    return protocol not in ("", "file", "local")
+
+
+def local_path(location: str | os.PathLike[str]) -> Path:
+    """The folder of a local `location` (a path or a `file://` URL)."""
+    text = str(location)
+    return Path(urlsplit(text).path) if text.startswith(("file://", "local://")) else Path(text)
+
+
+def cache_home() -> Path:
+    """`$XDG_CACHE_HOME/landscape-av` (default `~/.cache/landscape-av`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "landscape-av"
+
+
+def _cache_dir(kind: str, url: str) -> Path:
+    """`<cache_home>/<kind>/<hash of url>/<last part of url>`: one folder per URL."""
+    url = url.rstrip("/")
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
+    return cache_home() / kind / digest / (url.rsplit("/", 1)[-1] or "corpus")
+
+
+def mirror_dir(url: str) -> Path:
+    """The default local folder a build to `url` runs in (`--work-dir` picks another)."""
+    return _cache_dir("builds", url)
+
+
+class StorageError(OSError):
+    """Reading or writing the URL failed (the message names the object, never a credential)."""
+
+
+class Remote:
+    """A corpus location given as an fsspec URL; paths below it are relative posix names."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        except (ImportError, ValueError) as e:  # no filesystem of that protocol installed
+            raise StorageError(f"{self.url}: {e}") from None
+        self.root = self.root.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"Remote({self.url!r})"
+
+    def path(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def rel(self, path: str) -> str:
+        return path[len(self.root) + 1 :]
+
+    @contextmanager
+    def errors(self, rel: str = "") -> Iterator[None]:
+        """Any error of the filesystem in the block becomes a StorageError naming the object."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except Exception as e:  # s3fs, gcsfs... each raise their own
+            where = f"{self.url}/{rel}" if rel else self.url
+            raise StorageError(f"{where}: {type(e).__name__}: {e}") from None
+
+    def files(self, rel: str = "") -> dict[str, dict[str, Any]]:
+        """Every file under `rel` (name relative to the location -> fsspec info); {} where there
+        is none."""
+        with self.errors(rel):
+            try:
+                found = self.fs.find(self.path(rel), detail=True)
+            except FileNotFoundError:
+                return {}
+        return {self.rel(p): info for p, info in found.items() if info.get("type") != "directory"}
+
+    def top(self) -> list[str]:
+        """Names of the entries at the top of the location ([] where it does not exist)."""
+        with self.errors():
+            try:
+                return sorted(
+                    p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)
+                )
+            except FileNotFoundError:
+                return []
+
+    def read(self, rel: str) -> bytes | None:
+        """The bytes of `rel`, None where it does not exist."""
+        with self.errors(rel):
+            try:
+                return self.fs.cat_file(self.path(rel))
+            except FileNotFoundError:
+                return None
+
+    def write(self, rel: str, data: bytes) -> None:
+        with self.errors(rel):
+            self.fs.pipe_file(self.path(rel), data)
+
+    def put(self, local: Path, rel: str) -> None:
+        with self.errors(rel):
+            self.fs.put_file(str(local), self.path(rel))
+
+    def get(self, rel: str, local: Path) -> None:
+        """Download `rel` to `local`, which appears whole or not at all."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.part")
+        with self.errors(rel):
+            self.fs.get_file(self.path(rel), str(tmp))
+        os.replace(tmp, local)
+
+    def copy(self, src: str, dst: str) -> None:
+        with self.errors(dst):
+            self.fs.copy(self.path(src), self.path(dst))
+
+    def remove(self, rels: Iterable[str]) -> None:
+        paths = [self.path(r) for r in rels]
+        if paths:
+            with self.errors():
+                self.fs.rm(paths)
+
+    def remove_tree(self, rel: str) -> None:
+        """Remove every file under `rel`."""
+        self.remove(self.files(rel))
+
+    def is_file(self, rel: str) -> bool:
+        with self.errors(rel):
+            return bool(self.fs.isfile(self.path(rel)))
+
+
+# --- building to a URL --------------------------------------------------------------------------
+
+
+def check_location(remote: Remote) -> str | None:
+    """Why a build may not write to `remote` (it holds something that is not a corpus), or None."""
+    if remote.is_file(""):
+        return f"{remote.url} is a file, not a corpus location: use another --out"
+    foreign = [name for name in remote.top() if name not in CORPUS_ENTRIES]
+    if foreign:
+        return (
+            f"{remote.url} holds objects that are no part of a corpus ({', '.join(foreign[:3])}): "
+            "a build replaces everything there, so use another (new or empty) --out"
+        )
+    return None
+
+
+def roll_forward(remote: Remote, crash: Callable[[], None] = lambda: None) -> None:
+    """Finish a publish that its journal says was begun: copy each file it lists from the
+    staging prefix into place (the card last), remove the old corpus's other files, then the
+    journal and the staging prefix. `crash()` runs after each copy (the tests' kill point)."""
+    journal = remote.read(JOURNAL)
+    if journal is None:
+        return
+    names = json.loads(journal)["files"]
+    for rel in names:
+        remote.copy(f"{PUBLISH_DIR}/{rel}", rel)
+        crash()
+    kept = set(names)
+    old = [r for r in remote.files() if r.split("/", 1)[0] != WORK_DIR and r not in kept]
+    remote.remove(old)
+    remote.remove([JOURNAL])
+    remote.remove_tree(PUBLISH_DIR)
+
+
+def _publish_order(rel: str) -> tuple[bool, bool, bool, str]:
+    """Shards first, build.json next to last, the card last (a reader that finds the new card
+    finds everything it vouches for)."""
+    return (rel == CARD_FILE, rel == BUILD_FILE, not rel.startswith(f"{DATA_DIR}/"), rel)
+
+
+def publish(mirror: Path, remote: Remote, crash: Callable[[], None] = lambda: None) -> None:
+    """Make the finished corpus in the local folder `mirror` the corpus at `remote`, all or
+    nothing (see the module doc): upload to the staging prefix, write the journal, roll forward."""
+    roll_forward(remote)
+    remote.remove_tree(PUBLISH_DIR)
+    names = sorted(
+        (
+            p.relative_to(mirror).as_posix()
+            for p in mirror.rglob("*")
+            if p.is_file() and p.relative_to(mirror).parts[0] != WORK_DIR
+        ),
+        key=_publish_order,
+    )
+    for rel in names:
+        remote.put(mirror / rel, f"{PUBLISH_DIR}/{rel}")
+    remote.write(JOURNAL, (json.dumps({"files": names}, indent=1) + "\n").encode())
+    crash()
+    roll_forward(remote, crash)
+
+
+def push_sample(committed: Path, remote: Remote) -> None:
+    """Upload a committed sample folder: its old objects go first, its record comes last."""
+    base = f"{SAMPLES}/{committed.name}"
+    remote.remove_tree(base)
+    for path in sorted(committed.iterdir()):
+        if path.name != SAMPLE_RECORD:
+            remote.put(path, f"{base}/{path.name}")
+    remote.put(committed / SAMPLE_RECORD, f"{base}/{SAMPLE_RECORD}")
+
+
+def _pull_sample(remote: Remote, source_id: str, samples: Path) -> None:
+    """Download the committed sample `source_id` into `samples/`, renamed into place whole."""
+    base = f"{SAMPLES}/{source_id}"
+    tmp = samples / f".pull-{source_id}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for rel in remote.files(base):
+        remote.get(rel, tmp / rel[len(base) + 1 :])
+    shutil.rmtree(samples / source_id, ignore_errors=True)
+    os.replace(tmp, samples / source_id)
+
+
+def sync_samples(remote: Remote, samples: Path, fingerprint: dict[str, Any]) -> tuple[int, int]:
+    """Bring the committed samples of the local `samples` folder and of the URL together, when
+    both were made with the settings `fingerprint` (samples made with others are dropped at the
+    URL, as the build drops them locally). Returns (pulled, pushed)."""
+    record = (json.dumps(fingerprint, indent=1, sort_keys=True) + "\n").encode()
+    there = remote.read(f"{SAMPLES}/{SAMPLES_CONFIG}")
+    if there is not None and json.loads(there) != fingerprint:
+        remote.remove_tree(SAMPLES)
+    remote.write(f"{SAMPLES}/{SAMPLES_CONFIG}", record)
+    names = (rel[len(SAMPLES) + 1 :] for rel in remote.files(SAMPLES))
+    remote_ids = {
+        n.split("/")[0] for n in names if n.count("/") == 1 and n.endswith(f"/{SAMPLE_RECORD}")
+    }
+    local_config = samples / SAMPLES_CONFIG
+    if local_config.is_file() and json.loads(local_config.read_text()) != fingerprint:
+        shutil.rmtree(samples)  # as the build would
+    samples.mkdir(parents=True, exist_ok=True)
+    local_config.write_bytes(record)
+    local_ids = {  # not a hidden folder: one the build was writing, or a pull
+        p.parent.name for p in samples.glob(f"*/{SAMPLE_RECORD}") if p.parent.name[0] != "."
+    }
+    for source_id in sorted(remote_ids - local_ids):
+        _pull_sample(remote, source_id, samples)
+    for source_id in sorted(local_ids - remote_ids):
+        push_sample(samples / source_id, remote)
+    return len(remote_ids - local_ids), len(local_ids - remote_ids)
+
+
+def pull_corpus_state(remote: Remote, mirror: Path) -> None:
+    """Make the mirror's corpus files those of the URL's corpus that the build compares with:
+    build.json and the manifests (its shards are not needed: the build writes its own)."""
+    for entry in CORPUS_ENTRIES - {WORK_DIR}:
+        path = mirror / entry
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    for rel in remote.files():
+        top = rel.split("/", 1)[0]
+        if top in (BUILD_FILE, "manifests"):
+            remote.get(rel, mirror / rel)
+
+
+# --- reading a corpus at a URL ------------------------------------------------------------------
+
+
+class CorpusCopy:
+    """The local copy of the corpus at a URL: the small files (card, build.json, manifests,
+    figures) are fetched on opening, shards by `fetch_shards`; a file is fetched again when its
+    size or ETag at the URL changed, and a local file the URL no longer has is removed."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.remote = Remote(url, storage_options)
+        self.folder = _cache_dir("corpora", self.remote.url)
+        listing = self.remote.files()
+        if not listing:
+            raise FileNotFoundError(f"{self.remote.url} holds no corpus (no object there)")
+        self._listing = {r: i for r, i in listing.items() if r.split("/", 1)[0] != WORK_DIR}
+        self._sync([r for r in self._listing if r.split("/", 1)[0] != DATA_DIR], DATA_DIR)
+
+    def fetch(self, pattern: str) -> None:
+        """Fetch the files of data/ whose relative name matches the glob `pattern`."""
+        shards = [r for r in self._listing if r.split("/", 1)[0] == DATA_DIR]
+        self._sync([r for r in shards if fnmatch.fnmatchcase(r, pattern)], None)
+
+    def _sync(self, rels: list[str], skip_top: str | None) -> None:
+        """Fetch `rels` where stale; remove local files the URL lacks (except under `skip_top`,
+        or, with None, outside data/)."""
+        index_path = self.folder.parent / INDEX_FILE
+        try:
+            index = json.loads(index_path.read_text())
+        except (OSError, ValueError):
+            index = {}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for path in sorted(p for p in self.folder.rglob("*") if p.is_file()):
+            rel = path.relative_to(self.folder).as_posix()
+            top = rel.split("/", 1)[0]
+            owned = top != skip_top if skip_top else top == DATA_DIR
+            if owned and rel not in self._listing:
+                path.unlink()
+                index.pop(rel, None)
+        for rel in rels:
+            info = self._listing[rel]
+            stamp = [
+                info.get("size"),
+                str(info.get("ETag") or info.get("etag") or info.get("mtime")),
+            ]
+            if index.get(rel) != stamp or not (self.folder / rel).is_file():
+                self.remote.get(rel, self.folder / rel)
+                index[rel] = stamp
+                index_path.write_text(json.dumps(index, indent=1, sort_keys=True))
