@@ -170,6 +170,12 @@ def test_killed_builds_resume_from_the_bucket_on_a_fresh_machine(
     objects = s3.objects("resume/x")
     assert len([k for k in objects if k.endswith("/source.json")]) == 1
     assert not corpus_objects(s3, "resume/x")  # no corpus yet
+    half = {  # what a kill during an upload leaves: clip objects, no record
+        f"resume/x/.work/samples/{i}/{i}_00.mp4": b"half an upload"
+        for i, *_ in ROWS
+        if f".work/samples/{i}/source.json" not in objects
+    }
+    s3.fs.pipe(half)
     # a second machine (a fresh work folder) goes on, and is killed while publishing
     code, _ = s3.build(url, source_list, "--work-dir", str(tmp_path / "b"), crash_at="publish:2")
     assert code == -9 and JOURNAL in s3.objects("resume/x")
@@ -177,7 +183,8 @@ def test_killed_builds_resume_from_the_bucket_on_a_fresh_machine(
     code, err = s3.build(url, source_list, "--work-dir", str(tmp_path / "c"))
     assert code == 0, err[-3000:]
     assert corpus_objects(s3, "resume/x") == snapshot(reference)
-    assert JOURNAL not in s3.objects("resume/x")
+    objects = s3.objects("resume/x")
+    assert JOURNAL not in objects and b"half an upload" not in objects.values()
 
 
 def test_stats_verify_and_export_frames_read_the_bucket(
