@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,7 +158,7 @@ class Remote:
     def get(self, rel: str, local: Path) -> None:
         """Download `rel` to `local`, which appears whole or not at all."""
         local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.part")
+        tmp = local.with_name(f".{local.name}.{os.getpid()}.{threading.get_ident()}.part")
         with self.errors(rel):
             self.fs.get_file(self.path(rel), str(tmp))
         os.replace(tmp, local)

@@ -227,7 +227,7 @@ def build_command(
         if not chosen:
             raise click.UsageError(f"{name}: no sources of the selected classes")
         if dry_run:
-            _print_plan(chosen, config, name, as_json)
+            _print_plan(chosen, config, name, as_json, remote.url if remote else str(config.out))
             return
         try:
             if remote is not None:
@@ -307,7 +307,9 @@ def _source_list(
         raise click.ClickException(str(e)) from None
 
 
-def _print_plan(sources: list[Source], config: BuildConfig, name: str, as_json: bool) -> None:
+def _print_plan(
+    sources: list[Source], config: BuildConfig, name: str, as_json: bool, out: str
+) -> None:
     splits = assign_splits(sources, config.test_fraction, config.split_salt)
     if as_json:
         rows = [
@@ -325,7 +327,7 @@ def _print_plan(sources: list[Source], config: BuildConfig, name: str, as_json: 
             json.dumps(
                 {
                     "source_list": name,
-                    "out": str(config.out),
+                    "out": out,
                     "config": config.to_json(),
                     "sources": rows,
                 },
@@ -335,7 +337,7 @@ def _print_plan(sources: list[Source], config: BuildConfig, name: str, as_json: 
         return
     from rich.table import Table
 
-    table = Table(title=f"Plan: {len(sources)} sources from {name} -> {config.out}")
+    table = Table(title=f"Plan: {len(sources)} sources from {name} -> {out}")
     for column in ("source_id", "class", "split", "start", "end", "url"):
         table.add_column(column)
     for s in sources:

@@ -220,7 +220,10 @@ def test_a_damaged_object_in_the_bucket_is_named_by_verify(
     assert proc.returncode == 1 and "train-000000.tar" in proc.stderr
 
 
-def test_load_dataset_reads_the_bucket(s3: S3, bucket_corpus: str, tmp_path: Path) -> None:
+def test_load_dataset_reads_the_bucket(
+    s3: S3, bucket_corpus: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the local copy goes there
     from landscape_av.classes import CLASSES
     from landscape_av.corpus import Corpus
     from landscape_av.corpus.hub import load_corpus
