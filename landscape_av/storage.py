@@ -8,18 +8,13 @@ AWS_ENDPOINT_URL for an S3-compatible server; for any protocol fsspec's FSSPEC_<
 or FSSPEC_<PROTOCOL>_<OPTION> variables), or from `storage_options` given in Python: never from a
 command-line flag, so they never reach a log, a manifest, build.json or the card.
 
-A build to a URL (`build_remote`) runs the local build unchanged in a local mirror folder
-(`mirror_dir`) and keeps the URL up to date:
-
-- each source's committed result `.work/samples/<id>/` is uploaded as it is committed, its record
-  `source.json` last: a sample folder at the URL without its record is unfinished and never used;
-- on start, the committed samples found at the URL are pulled into the mirror (and the mirror's
-  that the URL lacks are pushed), so that a rerun from any machine resumes and gives the same bytes;
-- the finished corpus is uploaded to `.work/publish/` and a journal `.work/publish.json` listing
-  its files is written; then each file is copied into place (shards first, the card last), the old
-  corpus's other files removed, and the journal deleted. A run that finds a journal (a kill during
-  the copies) finishes those copies first (`roll_forward`), so the corpus at the URL is the old one
-  or, once the journal is written, the new one, always with a way to finish.
+Publishing a corpus (`publish`, all or nothing in the object-store sense): the finished corpus is
+uploaded to `.work/publish/` and a journal `.work/publish.json` listing its files is written; then
+each file is copied into place (shards first, the card last), the old corpus's other files are
+removed, and the journal deleted. A run that finds a journal (a kill during the copies) finishes
+those copies first (`roll_forward`), so the corpus at the URL is the old one or, once the journal
+is written, the new one, always with a way to finish. The build's use of it (its uploads as it
+goes, its resume from the URL) is `landscape_av.pipeline.publish`'s.
 
 A `Corpus` of a URL (`CorpusCopy`) reads through a local copy: its small files on opening, its
 shards on first use, each fetched again only when its size or ETag at the URL changes.
@@ -31,7 +26,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -39,15 +33,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from landscape_av.files import atomic_write
 from landscape_av.schema import BUILD_FILE, CARD_FILE, CORPUS_ENTRIES, DATA_DIR, WORK_DIR
 
 JOURNAL = f"{WORK_DIR}/publish.json"
 """The publish journal at the URL: while it exists, the copies it lists are not all done."""
 PUBLISH_DIR = f"{WORK_DIR}/publish"
 """Where the new corpus is uploaded before it is copied into place."""
-SAMPLES = f"{WORK_DIR}/samples"
-SAMPLE_RECORD = "source.json"  # build.SOURCE_RECORD: a committed sample's record, uploaded last
-SAMPLES_CONFIG = "config.json"  # build.CONFIG_RECORD: the settings the samples were made with
 INDEX_FILE = "fetched.json"
 """Beside a local copy of a corpus: size and ETag at the URL of each file fetched."""
 
@@ -182,7 +174,7 @@ class Remote:
             return bool(self.fs.isfile(self.path(rel)))
 
 
-# --- building to a URL --------------------------------------------------------------------------
+# --- publishing a corpus to a URL ---------------------------------------------------------------
 
 
 def check_location(remote: Remote) -> str | None:
@@ -242,76 +234,12 @@ def publish(mirror: Path, remote: Remote, crash: Callable[[], None] = lambda: No
     roll_forward(remote, crash)
 
 
-def push_sample(committed: Path, remote: Remote) -> None:
-    """Upload a committed sample folder: its old objects go first, its record comes last."""
-    base = f"{SAMPLES}/{committed.name}"
-    remote.remove_tree(base)
-    for path in sorted(committed.iterdir()):
-        if path.name != SAMPLE_RECORD:
-            remote.put(path, f"{base}/{path.name}")
-    remote.put(committed / SAMPLE_RECORD, f"{base}/{SAMPLE_RECORD}")
-
-
-def _pull_sample(remote: Remote, source_id: str, samples: Path) -> None:
-    """Download the committed sample `source_id` into `samples/`, renamed into place whole."""
-    base = f"{SAMPLES}/{source_id}"
-    tmp = samples / f".pull-{source_id}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for rel in remote.files(base):
-        remote.get(rel, tmp / rel[len(base) + 1 :])
-    shutil.rmtree(samples / source_id, ignore_errors=True)
-    os.replace(tmp, samples / source_id)
-
-
-def sync_samples(remote: Remote, samples: Path, fingerprint: dict[str, Any]) -> tuple[int, int]:
-    """Bring the committed samples of the local `samples` folder and of the URL together, when
-    both were made with the settings `fingerprint` (samples made with others are dropped at the
-    URL, as the build drops them locally). Returns (pulled, pushed)."""
-    record = (json.dumps(fingerprint, indent=1, sort_keys=True) + "\n").encode()
-    there = remote.read(f"{SAMPLES}/{SAMPLES_CONFIG}")
-    if there is not None and json.loads(there) != fingerprint:
-        remote.remove_tree(SAMPLES)
-    remote.write(f"{SAMPLES}/{SAMPLES_CONFIG}", record)
-    names = (rel[len(SAMPLES) + 1 :] for rel in remote.files(SAMPLES))
-    remote_ids = {
-        n.split("/")[0] for n in names if n.count("/") == 1 and n.endswith(f"/{SAMPLE_RECORD}")
-    }
-    local_config = samples / SAMPLES_CONFIG
-    if local_config.is_file() and json.loads(local_config.read_text()) != fingerprint:
-        shutil.rmtree(samples)  # as the build would
-    samples.mkdir(parents=True, exist_ok=True)
-    local_config.write_bytes(record)
-    local_ids = {  # not a hidden folder: one the build was writing, or a pull
-        p.parent.name for p in samples.glob(f"*/{SAMPLE_RECORD}") if p.parent.name[0] != "."
-    }
-    for source_id in sorted(remote_ids - local_ids):
-        _pull_sample(remote, source_id, samples)
-    for source_id in sorted(local_ids - remote_ids):
-        push_sample(samples / source_id, remote)
-    return len(remote_ids - local_ids), len(local_ids - remote_ids)
-
-
-def pull_corpus_state(remote: Remote, mirror: Path) -> None:
-    """Make the mirror's corpus files those of the URL's corpus that the build compares with:
-    build.json and the manifests (its shards are not needed: the build writes its own)."""
-    for entry in CORPUS_ENTRIES - {WORK_DIR}:
-        path = mirror / entry
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
-    for rel in remote.files():
-        top = rel.split("/", 1)[0]
-        if top in (BUILD_FILE, "manifests"):
-            remote.get(rel, mirror / rel)
-
-
 # --- reading a corpus at a URL ------------------------------------------------------------------
 
 
 class CorpusCopy:
     """The local copy of the corpus at a URL: the small files (card, build.json, manifests,
-    figures) are fetched on opening, shards by `fetch_shards`; a file is fetched again when its
+    figures) are fetched on opening, shards by `fetch`; a file is fetched again when its
     size or ETag at the URL changed, and a local file the URL no longer has is removed."""
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
@@ -321,16 +249,16 @@ class CorpusCopy:
         if not listing:
             raise FileNotFoundError(f"{self.remote.url} holds no corpus (no object there)")
         self._listing = {r: i for r, i in listing.items() if r.split("/", 1)[0] != WORK_DIR}
-        self._sync([r for r in self._listing if r.split("/", 1)[0] != DATA_DIR], DATA_DIR)
+        self._sync([r for r in self._listing if r.split("/", 1)[0] != DATA_DIR], data=False)
 
     def fetch(self, pattern: str) -> None:
         """Fetch the files of data/ whose relative name matches the glob `pattern`."""
         shards = [r for r in self._listing if r.split("/", 1)[0] == DATA_DIR]
-        self._sync([r for r in shards if fnmatch.fnmatchcase(r, pattern)], None)
+        self._sync([r for r in shards if fnmatch.fnmatchcase(r, pattern)], data=True)
 
-    def _sync(self, rels: list[str], skip_top: str | None) -> None:
-        """Fetch `rels` where stale; remove local files the URL lacks (except under `skip_top`,
-        or, with None, outside data/)."""
+    def _sync(self, rels: list[str], data: bool) -> None:
+        """Fetch `rels` where stale; remove the local files of data/ (`data`) or of the rest that
+        the URL lacks."""
         index_path = self.folder.parent / INDEX_FILE
         try:
             index = json.loads(index_path.read_text())
@@ -339,9 +267,7 @@ class CorpusCopy:
         self.folder.mkdir(parents=True, exist_ok=True)
         for path in sorted(p for p in self.folder.rglob("*") if p.is_file()):
             rel = path.relative_to(self.folder).as_posix()
-            top = rel.split("/", 1)[0]
-            owned = top != skip_top if skip_top else top == DATA_DIR
-            if owned and rel not in self._listing:
+            if (rel.split("/", 1)[0] == DATA_DIR) == data and rel not in self._listing:
                 path.unlink()
                 index.pop(rel, None)
         for rel in rels:
@@ -353,4 +279,4 @@ class CorpusCopy:
             if index.get(rel) != stamp or not (self.folder / rel).is_file():
                 self.remote.get(rel, self.folder / rel)
                 index[rel] = stamp
-                index_path.write_text(json.dumps(index, indent=1, sort_keys=True))
+                atomic_write(index_path, json.dumps(index, indent=1, sort_keys=True))
