@@ -189,7 +189,8 @@ class Corpus:
         return sorted(self.folder.glob(pattern))
 
     def fetch(self) -> None:
-        """Bring every file of a corpus at a URL into its local copy (nothing for a folder)."""
+        """Fetch every shard of a corpus at a URL into its local copy (its other files come on
+        opening); nothing for a folder."""
         if self._copy:
             self._copy.fetch(f"{DATA_DIR}/*")
 

@@ -74,6 +74,8 @@ def build_remote(
     try:
         recover(mirror)
         pull_corpus_state(remote, mirror)
+        if remote.files(SAMPLES):  # an earlier run reached the URL: --resume goes on from there
+            (mirror / SAMPLES).mkdir(parents=True, exist_ok=True)
         _check_target(mirror, sources, config, source_list)  # before samples are touched
         sync_samples(remote, mirror / SAMPLES, config.output_fingerprint())
     except storage.StorageError as e:

@@ -176,8 +176,10 @@ def test_killed_builds_resume_from_the_bucket_on_a_fresh_machine(
         if f".work/samples/{i}/source.json" not in objects
     }
     s3.fs.pipe(half)
-    # a second machine (a fresh work folder) goes on, and is killed while publishing
-    code, _ = s3.build(url, source_list, "--work-dir", str(tmp_path / "b"), crash_at="publish:2")
+    # a second machine (a fresh work folder) goes on (--resume: from what reached the bucket),
+    # and is killed while publishing
+    b = ("--work-dir", str(tmp_path / "b"), "--resume")
+    code, _ = s3.build(url, source_list, *b, crash_at="publish:2")
     assert code == -9 and JOURNAL in s3.objects("resume/x")
     # a third finishes the publish and has nothing else to do
     code, err = s3.build(url, source_list, "--work-dir", str(tmp_path / "c"))
