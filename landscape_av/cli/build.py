@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from landscape_av.classes import CLASSES, class_vocabulary, parse_class_selection
-from landscape_av.cli.corpus import warn_cache
+from landscape_av.cli.corpus import Location, warn_cache
 from landscape_av.pipeline.build import (
     EXIT_CODES,
     BuildConfig,
@@ -26,6 +26,7 @@ from landscape_av.pipeline.build import (
     check_folder,
     recover,
 )
+from landscape_av.pipeline.publish import build_remote, prepare
 from landscape_av.pipeline.settings import Leaf, flat_settings, from_flat
 from landscape_av.progress import console
 from landscape_av.schema import WORK_DIR
@@ -36,6 +37,7 @@ from landscape_av.sources.source_list import (
     select_sources,
 )
 from landscape_av.sources.split import assign_splits
+from landscape_av.storage import Remote, StorageError, mirror_dir
 
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
@@ -107,11 +109,10 @@ def _option(name: str, leaf: Leaf) -> Callable[[Callable[..., Any]], Callable[..
         kwargs |= {"default": str(leaf.value), "callback": _bytes}
     elif leaf.type is bool:
         kwargs |= {"is_flag": True, "show_default": False}
+    elif s.path == "folder":
+        kwargs["type"] = Location()
     elif s.path:
-        folder = s.path == "folder"
-        kwargs["type"] = click.Path(
-            file_okay=not folder, dir_okay=folder, exists=not folder, path_type=Path
-        )
+        kwargs["type"] = click.Path(dir_okay=False, exists=True, path_type=Path)
     elif leaf.type in (int, float) and (s.low is not None or s.high is not None):
         bounds = click.IntRange if leaf.type is int else click.FloatRange
         kwargs["type"] = bounds(s.low, s.high, **({"min_open": True} if s.low_open else {}))
@@ -182,6 +183,12 @@ def _exit_codes_help() -> str:
 @click.option("--dry-run", is_flag=True, help="List the plan and stop.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or tables.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local folder that a build to a URL --out runs in [default: one per URL under "
+    "~/.cache/landscape-av/builds].",
+)
 @_settings_options
 def build_command(
     source_list: Path | None,
@@ -194,21 +201,27 @@ def build_command(
     dry_run: bool,
     quiet: bool,
     as_json: bool,
+    work_dir: Path | None,
     **settings: Any,
 ) -> None:
-    """Download, filter, clip and shard the sources of a source list into a corpus folder."""
+    """Download, filter, clip and shard the sources of a source list into a corpus folder, or to
+    an fsspec URL (s3://bucket/prefix: credentials from the environment, see the README)."""
     if demo and source_list is not None:
         raise click.UsageError("--demo and --source-list exclude each other")
     if demo_port is not None and not demo:
         raise click.UsageError("--demo-port needs --demo")
     if not any_class:
         _classes(classes, CLASSES)  # before any list is fetched
+    remote = _remote(settings, work_dir)
     config = _config(settings, quiet or as_json)
     min_size = (config.filter.min_width, config.filter.min_height)
     if not dry_run:
         try:
-            recover(config.out)  # a swap that a kill interrupted
-            check_folder(config.out)
+            if remote is not None:
+                prepare(remote)  # a publish that a kill interrupted; a URL that is no corpus
+            else:
+                recover(config.out)  # a swap that a kill interrupted
+                check_folder(config.out)
         except BuildStopped as e:
             _stop(e)
     local = config.download.allow_local
@@ -224,15 +237,38 @@ def build_command(
         if not chosen:
             raise click.UsageError(f"{name}: no sources of the selected classes")
         if dry_run:
-            _print_plan(chosen, config, name, as_json, vocabulary)
+            out = remote.url if remote else str(config.out)
+            _print_plan(chosen, config, name, as_json, vocabulary, out)
             return
         try:
-            result = build(chosen, config, source_list=name, classes=vocabulary)
+            if remote is not None:
+                result = build_remote(chosen, config, name, remote, classes=vocabulary)
+            else:
+                result = build(chosen, config, source_list=name, classes=vocabulary)
         except BuildStopped as e:
             _stop(e)
-    warn_cache(config.out)
+    if remote is None:
+        warn_cache(config.out)
+    elif not config.quiet:
+        console.print(f"published to {remote.url}")
     if as_json:
-        click.echo(json.dumps(result.summary(), indent=1))
+        summary = result.summary() | ({"out": remote.url} if remote else {})
+        click.echo(json.dumps(summary, indent=1))
+
+
+def _remote(settings: dict[str, Any], work_dir: Path | None) -> Remote | None:
+    """For a URL --out: its Remote, the build's `out` setting becoming the local folder it runs
+    in (--work-dir, else one per URL in the cache); None for a folder."""
+    if not isinstance(settings["out"], str):
+        if work_dir is not None:
+            raise click.UsageError("--work-dir is for a URL --out (a folder is its own)")
+        return None
+    try:
+        remote = Remote(settings["out"])
+    except StorageError as e:
+        raise click.BadParameter(str(e), param_hint="'--out'") from None
+    settings["out"] = work_dir or mirror_dir(remote.url)
+    return remote
 
 
 def _stop(e: BuildStopped) -> typing.NoReturn:
@@ -284,7 +320,12 @@ def _source_list(
 
 
 def _print_plan(
-    sources: list[Source], config: BuildConfig, name: str, as_json: bool, classes: tuple[str, ...]
+    sources: list[Source],
+    config: BuildConfig,
+    name: str,
+    as_json: bool,
+    classes: tuple[str, ...],
+    out: str,
 ) -> None:
     splits = assign_splits(sources, config.test_fraction, config.split_salt)
     if as_json:
@@ -303,7 +344,7 @@ def _print_plan(
             json.dumps(
                 {
                     "source_list": name,
-                    "out": str(config.out),
+                    "out": out,
                     "config": config.to_json(),
                     "sources": rows,
                 },
@@ -313,7 +354,7 @@ def _print_plan(
         return
     from rich.table import Table
 
-    table = Table(title=f"Plan: {len(sources)} sources from {name} -> {config.out}")
+    table = Table(title=f"Plan: {len(sources)} sources from {name} -> {out}")
     for column in ("source_id", "class", "split", "start", "end", "url"):
         table.add_column(column)
     for s in sources:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -12,7 +13,34 @@ from rich.console import Console
 from landscape_av.progress import stage_progress
 from landscape_av.schema import DEFAULT_OUT, SPLITS
 
-_folder = click.argument(
+if TYPE_CHECKING:
+    from landscape_av.corpus import Corpus
+
+
+class Location(click.ParamType):
+    """A corpus folder (Path; `file://` URLs too) or an fsspec URL of another filesystem (str,
+    as given: `s3://bucket/prefix`); with `exists`, a local folder must exist."""
+
+    name = "folder|URL"
+
+    def __init__(self, exists: bool = False) -> None:
+        self.exists = exists
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from landscape_av.storage import is_remote, local_path
+
+        if isinstance(value, Path) or not is_remote(value):
+            path = local_path(value)
+            if path.exists() and not path.is_dir():
+                self.fail(f"{path} is a file, not a folder", param, ctx)
+            if self.exists and not path.is_dir():
+                self.fail(f"folder {str(path)!r} does not exist", param, ctx)
+            return path
+        return str(value)
+
+
+_folder = click.argument("folder", type=Location(exists=True), default=DEFAULT_OUT)
+_local_folder = click.argument(
     "folder",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=DEFAULT_OUT,
@@ -24,6 +52,16 @@ def _fail(err: Exception) -> click.ClickException:
     return click.ClickException(str(err))
 
 
+def _open(folder: Path | str) -> Corpus:
+    """The Corpus of a folder or URL (a URL's small files fetched now: its errors end the command)."""
+    from landscape_av.corpus import Corpus
+
+    try:
+        return Corpus(folder)
+    except OSError as err:  # a URL with no corpus, or its storage's errors (`StorageError`)
+        raise _fail(err) from err
+
+
 @click.command("stats")
 @_folder
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
@@ -31,15 +69,19 @@ def _fail(err: Exception) -> click.ClickException:
 @click.option("--write-card", is_flag=True, help="Also rewrite the dataset card README.md.")
 @_quiet
 def stats_command(
-    folder: Path, as_json: bool, no_figures: bool, write_card: bool, quiet: bool
+    folder: Path | str, as_json: bool, no_figures: bool, write_card: bool, quiet: bool
 ) -> None:
     """Per class and split: sources, clips, hours, rejections by reason; distributions of
     resolution, fps, duration, loudness, motion; shard sizes. Writes the card's plots to
-    FOLDER/figures/ (default folder: ./landscape-av)."""
-    from landscape_av.corpus import Corpus, card
+    FOLDER/figures/ (default folder: ./landscape-av). FOLDER may be a URL (s3://bucket/prefix):
+    its figures and card are then read, not written."""
+    from landscape_av.corpus import card
     from landscape_av.corpus.stats import corpus_stats, figure_paths, stats_tables, write_figures
 
-    corpus = Corpus(folder)
+    corpus = _open(folder)
+    if corpus.is_remote and write_card:
+        raise click.UsageError("--write-card rewrites a local corpus folder, not one at a URL")
+    no_figures = no_figures or corpus.is_remote
     try:
         stats = corpus_stats(corpus)
         if write_card:
@@ -72,14 +114,15 @@ def stats_command(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON list.")
 @_quiet
-def verify_command(folder: Path, no_decode: bool, workers: int, as_json: bool, quiet: bool) -> None:
+def verify_command(
+    folder: Path | str, no_decode: bool, workers: int, as_json: bool, quiet: bool
+) -> None:
     """Re-hash every shard and member against the manifests and decode every sample, checking
     its frames, size, rate and samples. Names each problem by shard, key and member; exits 1 on
     any problem."""
-    from landscape_av.corpus import Corpus
     from landscape_av.corpus.verify import problems_json, verify_corpus
 
-    corpus = Corpus(folder)
+    corpus = _open(folder)
     try:
         total = int(corpus.manifest("shards")["samples"].sum())
     except (OSError, ValueError):
@@ -92,7 +135,8 @@ def verify_command(folder: Path, no_decode: bool, workers: int, as_json: bool, q
             workers=workers,
             on_shard=lambda _name, n: progress.advance(task, n),
         )
-    warn_cache(corpus)
+    if not corpus.is_remote:
+        warn_cache(corpus)
     if as_json:
         click.echo(json.dumps(problems_json(problems)))
     else:
@@ -129,7 +173,7 @@ def warn_cache(folder: Path) -> None:
 @click.option("--max-images", type=click.IntRange(min=1), help="Stop after this many images.")
 @_quiet
 def export_frames_command(
-    folder: Path,
+    folder: Path | str,
     dest: Path,
     resolution: int,
     frames_per_clip: int,
@@ -139,10 +183,9 @@ def export_frames_command(
 ) -> None:
     """Frames sampled evenly from each clip of a split, centre-cropped and Lanczos-resized, as
     the image dataset StyleGAN3's train.py reads (class labels in dataset.json, for --cond)."""
-    from landscape_av.corpus import Corpus
     from landscape_av.corpus.export_frames import ExportOptions, export_frames
 
-    corpus = Corpus(folder)
+    corpus = _open(folder)
     try:
         opts = ExportOptions(resolution, frames_per_clip, split, max_images)
         clips = corpus.manifest("clips")
@@ -160,7 +203,7 @@ def export_frames_command(
 
 
 @click.command("push")
-@_folder
+@_local_folder
 @click.option(
     "--repo", "repo_id", required=True, help="Hub dataset repo id, e.g. user/landscape-av."
 )

@@ -33,6 +33,7 @@ from landscape_av.schema import (
     member_problem,
     shard_glob,
 )
+from landscape_av.storage import CorpusCopy, is_remote, local_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,10 +120,19 @@ def shard_keys(path: Path) -> list[str]:
 
 class Corpus:
     """A built corpus folder: its paths, its manifests (each read once, then cached) and its
-    shards and samples. Functions that read a corpus take a `Corpus` or a folder (`Corpus.of`)."""
+    shards and samples. Functions that read a corpus take a `Corpus` or a folder (`Corpus.of`).
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
+    `folder` may also be an fsspec URL (`s3://bucket/prefix`, with `storage_options` for its
+    filesystem, else its environment's credentials): the corpus is then read through a local
+    copy (`storage.CorpusCopy`, in `folder`), its shards fetched on first use."""
+
+    def __init__(
+        self, folder: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+    ) -> None:
+        self._copy = CorpusCopy(str(folder), storage_options) if is_remote(folder) else None
+        self.folder = self._copy.folder if self._copy else local_path(folder)
+        self.location = self._copy.remote.url if self._copy else str(self.folder)
+        """Where the corpus is: its folder, or its URL."""
         self._manifests: dict[str, pd.DataFrame] = {}
 
     @classmethod
@@ -131,7 +141,11 @@ class Corpus:
         return corpus if isinstance(corpus, Corpus) else cls(corpus)
 
     def __repr__(self) -> str:
-        return f"Corpus({str(self.folder)!r})"
+        return f"Corpus({self.location!r})"
+
+    @property
+    def is_remote(self) -> bool:
+        return self._copy is not None
 
     @property
     def data_dir(self) -> Path:
@@ -178,7 +192,15 @@ class Corpus:
     def shards(self, split: str | None = None) -> list[Path]:
         """Shard files of `split` (all splits: every `data/*.tar`), sorted by name."""
         pattern = shard_glob(split) if split else f"{DATA_DIR}/*.tar"
+        if self._copy:
+            self._copy.fetch(pattern)
         return sorted(self.folder.glob(pattern))
+
+    def fetch(self) -> None:
+        """Fetch every shard of a corpus at a URL into its local copy (its other files come on
+        opening); nothing for a folder."""
+        if self._copy:
+            self._copy.fetch(f"{DATA_DIR}/*")
 
     def samples(self, split: str, members: Collection[str] | None = None) -> Iterator[Sample]:
         """Every sample of `split`, shards and samples in order, with the `members` asked for

@@ -14,13 +14,14 @@ repo answers: the warning names the other folders whose datasets are cached unde
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 
 from landscape_av.corpus.corpus import Corpus
 from landscape_av.corpus.verify import verify_corpus
-from landscape_av.schema import WORK_DIR
+from landscape_av.schema import SPLITS, WORK_DIR, shard_glob
 
 IGNORE_PATTERNS: tuple[str, ...] = (f"{WORK_DIR}/*", "*.tmp", ".*")
 """Files of a corpus folder that are never uploaded."""
@@ -62,6 +63,35 @@ def cache_warning(folder: Corpus | Path) -> str | None:
         f"the datasets cache holds a dataset named {path.name!r} from {', '.join(others)}: "
         f"load_dataset({path.name!r}) may return that one; load this corpus by its path, "
         f'load_dataset("{path}")'
+    )
+
+
+def load_corpus(
+    location: Corpus | str | Path, storage_options: dict[str, Any] | None = None, **kwargs: Any
+) -> Any:
+    """`datasets.load_dataset` of the corpus in a folder or at an fsspec URL, with `kwargs`
+    (`split`, `cache_dir`...). A folder loads as `load_dataset(folder)` does; `datasets` cannot
+    open a URL as a dataset folder, so a URL's shards load by their globs (`data_files`, as the
+    card lists them) with the card's features and `storage_options` (default: the environment's
+    credentials). `streaming=True` on S3 fails inside `datasets` 5.2 (it hands s3fs a
+    `block_size` its session refuses): load it whole, or copy the corpus to a folder."""
+    import datasets
+
+    from landscape_av.corpus.card import card_features
+
+    corpus = location if isinstance(location, Corpus) else Corpus(location, storage_options)
+    if not corpus.is_remote:
+        return datasets.load_dataset(str(corpus.folder), **kwargs)
+    shards = corpus.manifest("shards")
+    files = {
+        s: f"{corpus.location}/{shard_glob(s)}" for s in SPLITS if (shards["split"] == s).any()
+    }
+    return datasets.load_dataset(
+        "webdataset",
+        data_files=files,
+        features=card_features(),
+        storage_options=storage_options or {},
+        **kwargs,
     )
 
 

@@ -101,7 +101,7 @@ def corpus_stats(folder: Corpus | Path) -> dict[str, Any]:
         for (stage, reason), n in failures.groupby(["stage", "reason"]).size().items()
     }
     return {
-        "folder": str(corpus.folder),
+        "folder": corpus.location,
         "totals": {
             "sources": len(sources),
             "sources_used": int(clips["source_id"].nunique()),

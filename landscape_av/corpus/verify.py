@@ -230,6 +230,7 @@ def verify_corpus(
 ) -> list[Problem]:
     """Every problem of the corpus in `folder`; `on_shard(name, samples)` after each shard."""
     corpus = Corpus.of(folder)
+    corpus.fetch()
     m, problems = {}, []
     for name in MANIFESTS:
         if not corpus.manifest_path(name).is_file():

@@ -38,7 +38,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +135,11 @@ class BuildConfig:
     filter read them from there), the split, and how the build runs."""
 
     out: Path = setting(
-        Path(DEFAULT_OUT), path="folder", show=DEFAULT_OUT, recorded=False, help="Corpus folder."
+        Path(DEFAULT_OUT),
+        path="folder",
+        show=DEFAULT_OUT,
+        recorded=False,
+        help="Corpus folder, or an fsspec URL (s3://bucket/prefix).",
     )
     workers: int = setting(
         factory=_cores,
@@ -255,8 +259,15 @@ class _Stages:
     (a thread holds one at a time, so the next sources are fetched, probed and filtered while
     others are encoded), the per-source progress bars, and the commits of results."""
 
-    def __init__(self, progress: Progress, total: int, config: BuildConfig, crasher: _Crasher):
-        self.progress, self.crasher = progress, crasher
+    def __init__(
+        self,
+        progress: Progress,
+        total: int,
+        config: BuildConfig,
+        crasher: _Crasher,
+        on_commit: Callable[[Path], None] | None = None,
+    ):
+        self.progress, self.crasher, self.on_commit = progress, crasher, on_commit
         self.tasks = {name: progress.add_task(name, total=total, bytes=0) for name in STAGES}
         self.moved: Counter[str] = Counter()
         self.lock = threading.Lock()  # progress counts
@@ -278,9 +289,12 @@ class _Stages:
         self.crasher.done("download")
 
     def commit(self, outcome: Outcome, committed: Path, staging: Path | None) -> Outcome:
-        """Make a source's result final (`_commit`) and count it done with the clip stage."""
+        """Make a source's result final (`_commit`), hand it to `on_commit` (the upload of a build
+        to a URL), and count it done with the clip stage."""
         with self.committing:
             _commit(outcome, committed, staging)
+            if self.on_commit is not None:
+                self.on_commit(committed)
             self.crasher.done("clip")
         self.advance("clip", nbytes=sum(p.stat().st_size for p in committed.iterdir()))
         return outcome
@@ -315,11 +329,13 @@ def build(
     config: BuildConfig,
     source_list: str = "",
     classes: Sequence[str] | None = None,
+    on_commit: Callable[[Path], None] | None = None,
 ) -> BuildResult:
     """Build the corpus of `sources` into `config.out` (resuming any earlier run there).
     `source_list` names the list of the sources in build.json and the card; `classes` is the
     corpus's class vocabulary, which labels index (default: `class_vocabulary` of the sources;
-    the CLI passes its whole list's, so that a partial build labels as the full one does).
+    the CLI passes its whole list's, so that a partial build labels as the full one does);
+    `on_commit(folder)` is called with each source's committed result folder as it is committed.
 
     The corpus is staged in a sibling folder and swapped in whole once finished (`_swap_in`).
     Raises BuildStopped (its `code` one of `EXIT_CODES`) when no corpus was committed: OUT holds
@@ -342,7 +358,7 @@ def build(
             splits = assign_splits(sources, config.test_fraction, config.split_salt)
             crasher = _Crasher()
             with stage_progress(config.quiet) as progress:
-                stages = _Stages(progress, len(sources), config, crasher)
+                stages = _Stages(progress, len(sources), config, crasher, on_commit)
                 _run_sources(sources, splits, config, work, stages, outcomes, log_path)
                 ordered = [outcomes[s.source_id] for s in sources]
                 _check_outcomes(ordered, config, out)
