@@ -89,7 +89,7 @@ def load_corpus(
     return datasets.load_dataset(
         "webdataset",
         data_files=files,
-        features=card_features(),
+        features=card_features(corpus.classes),
         storage_options=storage_options or {},
         **kwargs,
     )
