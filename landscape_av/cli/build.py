@@ -106,6 +106,8 @@ def _option(name: str, leaf: Leaf) -> Callable[[Callable[..., Any]], Callable[..
         kwargs |= {"default": str(leaf.value), "callback": _bytes}
     elif leaf.type is bool:
         kwargs |= {"is_flag": True, "show_default": False}
+    elif s.choices:
+        kwargs["type"] = click.Choice(s.choices)
     elif s.path:
         folder = s.path == "folder"
         kwargs["type"] = click.Path(
