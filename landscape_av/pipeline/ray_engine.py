@@ -80,7 +80,7 @@ def run_on_ray(
     """Process the sources as Ray tasks on the cluster of `config.ray_address`, yielding each
     outcome (committed into `work`) as it comes; at most twice as many tasks as the cluster has
     slots are in flight. On any exception, Ctrl-C or early close, cancel every task."""
-    ray = _connect(config.ray_address)
+    ray, owned = _connect(config.ray_address)
     try:
         hub = ray.remote(num_cpus=0)(_Hub).remote()
         task = ray.remote(_source_task).options(
@@ -121,16 +121,20 @@ def run_on_ray(
             raise
         log.info("ray: %d of %d sources ran as tasks", submitted, len(sources))
     finally:
-        ray.shutdown()
+        if owned:
+            ray.shutdown()
 
 
-def _connect(address: str) -> Any:
-    """The `ray` module, connected to the cluster at `address` ("auto": the running one, else a
-    new local instance). Raises BuildStopped (exit 2) without Ray or a reachable cluster."""
+def _connect(address: str) -> tuple[Any, bool]:
+    """(the `ray` module, whether this call connected it): connected to the cluster at `address`
+    ("auto": the running one, else a new local instance) unless this process already is. Raises
+    BuildStopped (exit 2) without Ray or a reachable cluster."""
     try:
         import ray
     except ImportError:
         raise BuildStopped(2, "--engine ray needs Ray: pip install 'landscape-av[ray]'") from None
+    if ray.is_initialized():
+        return ray, False
     try:
         ray.init(
             address=None if address == "auto" else address,
@@ -141,7 +145,7 @@ def _connect(address: str) -> Any:
         )
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise BuildStopped(2, f"--ray-address {address}: cannot reach a Ray cluster: {e}") from None
-    return ray
+    return ray, True
 
 
 def _advance(stages: _Stages, seen: set[str] | None, names: Sequence[str], nbytes: int) -> None:
