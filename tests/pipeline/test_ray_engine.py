@@ -241,3 +241,32 @@ def test_ray_build_finishes_a_killed_local_build(
     assert snapshot(out) == reference
     # the two committed sources were reused, not run again
     assert "ray: 2 of 4 sources ran as tasks" in (out / ".work" / "build.log").read_text()
+
+
+SLOT_CHILD = """
+import os, subprocess, ray
+from landscape_av.pipeline.ray_engine import _Slots
+ray.init(address={address!r}, include_dashboard=False, log_to_driver=False)
+slots = ray.remote(num_cpus=0)(_Slots).remote(1)
+holder = subprocess.Popen(["sleep", "60"])
+ray.get(slots.acquire.remote(holder.pid))
+waiting = slots.acquire.remote(os.getpid())
+print("full:", not ray.wait([waiting], timeout=1)[0])
+holder.kill()
+holder.wait()
+print("taken back:", bool(ray.wait([waiting], timeout=20)[0]))
+"""
+
+
+def test_download_slot_of_a_dead_process_is_taken_back(ray_cluster: Cluster):
+    """A worker killed while it downloads leaves no slot held: `--downloads 1` goes on."""
+    code = SLOT_CHILD.format(address=ray_cluster.address)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=os.environ | LOOPBACK_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines() == ["full: True", "taken back: True"]
