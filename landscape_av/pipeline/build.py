@@ -7,7 +7,9 @@ only the unfinished ones. Up to `workers` sources are clipped at once (each clip
 thread, for reproducible bytes: `clip.X264_THREADS`), and meanwhile up to `downloads` more are
 fetched, probed and filtered, so that encoding does not wait for the network. Sharding then packs
 the committed samples in a fixed order, so shards and manifests come out byte-identical to those of
-an uninterrupted build, whatever the number of workers.
+an uninterrupted build, whatever the number of workers. With `engine="ray"` the per-source work
+runs as Ray tasks on a cluster instead, and the driver commits their results the same way
+(`landscape_av.pipeline.ray_engine`).
 Failures that may pass (download, ffmpeg) are not committed and are retried on the next run; each
 run records its failures in the failures manifest and goes on. No error of one source stops the
 build: whatever its file makes a stage raise becomes that source's failure (`_failing_as`).
