@@ -8,20 +8,23 @@ manifests and card, which stay on the driver, come out byte-identical to a local
 already committed in OUT/.work are not submitted; a source whose worker process or node dies is
 retried by Ray (`TASK_RETRIES`), then recorded as failed at the stage it had reached.
 
-What the tasks share lives in actors: `_Hub` (on the driver's side) takes the progress events of
-the stages and keeps the network watch of the local engine (`_NetworkWatch`), and one `_Slots`
-actor per node bounds that node's concurrent downloads to `--downloads`, reclaiming the slot of a
-worker process that died holding it.
+The tasks report to one actor, `_Hub`, which takes the progress events of the stages and keeps the
+network watch of the local engine (`_NetworkWatch`). A node's concurrent downloads are bounded to
+`--downloads` by as many lock files in its temp folder (`_Slot`): the kernel releases the lock of
+a worker process that dies holding it, and waiting on one makes no Ray call (a task blocked in
+`ray.get` lends its CPU to the next task, which would run more encoders than CPUs).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +86,7 @@ def run_on_ray(
     ray, owned = _connect(config.ray_address)
     try:
         hub = ray.remote(num_cpus=0)(_Hub).remote()
+        build_id = uuid.uuid4().hex[:12]
         task = ray.remote(_source_task).options(
             num_cpus=config.cpus_per_source, max_retries=TASK_RETRIES, retry_exceptions=False
         )
@@ -104,7 +108,7 @@ def run_on_ray(
                         continue
                     damaged = work / DAMAGED_DIR / f"{source.source_id}.json"
                     record = damaged.read_bytes() if damaged.is_file() else None
-                    running[task.remote(source, split, config, record, hub)] = source
+                    running[task.remote(source, split, config, record, hub, build_id)] = source
                     seen[source.source_id] = set()
                     submitted += 1
                 if not running:
@@ -217,13 +221,11 @@ def _mirror(path: Path, data: bytes | None) -> None:
 
 
 class _Hub:
-    """The tasks' link to the driver: progress events and the network watch; it also makes each
-    node's `_Slots` actor on first demand."""
+    """The tasks' link to the driver: progress events and the network watch."""
 
     def __init__(self) -> None:
         self.network = _NetworkWatch()
         self.events: list[tuple[str, tuple[str, ...], int]] = []
-        self.slots: dict[str, Any] = {}
 
     def give_up(self, reason: str, url: str) -> bool:
         return self.network.give_up(reason, url)
@@ -238,38 +240,6 @@ class _Hub:
     def drain(self) -> list[tuple[str, tuple[str, ...], int]]:
         events, self.events = self.events, []
         return events
-
-    def node_slots(self, node_id: str, size: int) -> list[Any]:
-        """[the `_Slots` actor of the node `node_id`] (in a list: a handle, not a call on it)."""
-        if node_id not in self.slots:
-            import ray
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            where = NodeAffinitySchedulingStrategy(node_id, soft=False)
-            actor = ray.remote(num_cpus=0, scheduling_strategy=where)(_Slots)
-            self.slots[node_id] = actor.remote(size)
-        return [self.slots[node_id]]
-
-
-class _Slots:
-    """`size` download slots of one node, held by worker process ids; runs on that node, so that
-    the slot of a process that died holding it (SIGKILL) is taken back."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.holders: list[int] = []
-
-    async def acquire(self, pid: int) -> None:
-        while True:
-            self.holders = [p for p in self.holders if _alive(p)]
-            if len(self.holders) < self.size:
-                self.holders.append(pid)
-                return
-            await asyncio.sleep(0.1)
-
-    async def release(self, pid: int) -> None:
-        if pid in self.holders:
-            self.holders.remove(pid)
 
 
 def _alive(pid: int) -> bool:
@@ -296,9 +266,9 @@ class _TaskStages:
     a slot of this node, the encoders' CPUs are Ray's (`--cpus-per-source`), and the commit stays
     in the scratch folder (the driver makes it final)."""
 
-    def __init__(self, ray: Any, source_id: str, hub: Any, slots: Any) -> None:
+    def __init__(self, ray: Any, source_id: str, hub: Any, slots: _Slot) -> None:
         self.ray, self.source_id, self.hub = ray, source_id, hub
-        self.downloading = _Slot(ray, slots)
+        self.downloading = slots
         self.clipping = contextlib.nullcontext()
         self.network = self
         self.committed = False
@@ -310,7 +280,7 @@ class _TaskStages:
         self.hub.advanced.remote(self.source_id, names, nbytes)
 
     def downloaded(self, path: Path) -> None:
-        self.ray.get(self.hub.downloaded.remote(self.source_id, path.stat().st_size))
+        self.hub.downloaded.remote(self.source_id, path.stat().st_size)
 
     def commit(self, outcome: Outcome, committed: Path, staging: Path | None) -> Outcome:
         _commit(outcome, committed, staging)
@@ -319,27 +289,47 @@ class _TaskStages:
 
 
 class _Slot:
-    """A download slot of a `_Slots` actor, held by this process while in the block."""
+    """One of `size` slots of this node for the build `build_id`, held while in the block: an
+    exclusive lock on one of `size` files in the node's temp folder (polled, first free wins)."""
 
-    def __init__(self, ray: Any, slots: Any) -> None:
-        self.ray, self.slots = ray, slots
+    def __init__(self, build_id: str, size: int) -> None:
+        self.folder = Path(tempfile.gettempdir()) / SCRATCH / f"downloads-{build_id}"
+        self.size = size
+        self.held: int | None = None
 
     def __enter__(self) -> None:
-        self.ray.get(self.slots.acquire.remote(os.getpid()))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            for i in range(self.size):
+                fd = os.open(self.folder / f"{i}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                self.held = fd
+                return
+            time.sleep(0.1)
 
     def __exit__(self, *exc: object) -> None:
-        self.ray.get(self.slots.release.remote(os.getpid()))
+        if self.held is not None:
+            os.close(self.held)  # closing the file drops its lock
+            self.held = None
 
 
 def _source_task(
-    source: Source, split: str, config: BuildConfig, damaged: bytes | None, hub: Any
+    source: Source,
+    split: str,
+    config: BuildConfig,
+    damaged: bytes | None,
+    hub: Any,
+    build_id: str,
 ) -> _Result:
     """One source, in a Ray task: `_process` in a scratch folder of this node; its results."""
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    slots = ray.get(hub.node_slots.remote(node, config.downloads))[0]
-    stages = _TaskStages(ray, source.source_id, hub, slots)
+    stages = _TaskStages(ray, source.source_id, hub, _Slot(build_id, config.downloads))
     with _scratch() as work, _captured_log() as logs:
         record = work / DAMAGED_DIR / f"{source.source_id}.json"
         if damaged is not None:

@@ -15,6 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +25,9 @@ from pathlib import Path
 import pytest
 
 from landscape_av.pipeline.build import CRASH_ENV, EXIT_INTERRUPTED
-from landscape_av.pipeline.ray_engine import SCRATCH
+from landscape_av.pipeline.ray_engine import SCRATCH, _Slot
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.slow
 
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 OPTIONS += ["--shard-samples", "1", "--quiet"]
@@ -174,6 +175,7 @@ def _clipping_worker(cluster_pids: set[int]) -> int | None:
     return None
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_clip_is_retried_and_output_identical(
     ray_cluster: Cluster, source_list: Path, reference: dict[str, bytes], tmp_path: Path
 ):
@@ -198,6 +200,7 @@ def test_worker_killed_mid_clip_is_retried_and_output_identical(
     assert "ray: 4 of 4 sources ran as tasks" in log
 
 
+@pytest.mark.slow
 def test_interrupted_ray_build_resumes_locally(
     ray_cluster: Cluster, source_list: Path, reference: dict[str, bytes], tmp_path: Path
 ):
@@ -229,6 +232,7 @@ def test_interrupted_ray_build_resumes_locally(
     assert snapshot(out) == reference
 
 
+@pytest.mark.slow
 def test_ray_build_finishes_a_killed_local_build(
     ray_cluster: Cluster, source_list: Path, reference: dict[str, bytes], tmp_path: Path
 ):
@@ -244,29 +248,37 @@ def test_ray_build_finishes_a_killed_local_build(
 
 
 SLOT_CHILD = """
-import os, subprocess, ray
-from landscape_av.pipeline.ray_engine import _Slots
-ray.init(address={address!r}, include_dashboard=False, log_to_driver=False)
-slots = ray.remote(num_cpus=0)(_Slots).remote(1)
-holder = subprocess.Popen(["sleep", "60"])
-ray.get(slots.acquire.remote(holder.pid))
-waiting = slots.acquire.remote(os.getpid())
-print("full:", not ray.wait([waiting], timeout=1)[0])
-holder.kill()
-holder.wait()
-print("taken back:", bool(ray.wait([waiting], timeout=20)[0]))
+import sys, time
+from landscape_av.pipeline.ray_engine import _Slot
+with _Slot("test", 1):
+    print("held", flush=True)
+    time.sleep(60)
 """
 
 
-def test_download_slot_of_a_dead_process_is_taken_back(ray_cluster: Cluster):
-    """A worker killed while it downloads leaves no slot held: `--downloads 1` goes on."""
-    code = SLOT_CHILD.format(address=ray_cluster.address)
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env=os.environ | LOOPBACK_ENV,
-        capture_output=True,
+def test_download_slot_of_a_killed_process_is_taken_back(tmp_path: Path, monkeypatch):
+    """`--downloads 1`: a second download waits while a worker holds the node's slot, and goes
+    on as soon as that worker is killed (SIGKILL) holding it."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", SLOT_CHILD],
+        env=os.environ | {"TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.splitlines() == ["full: True", "taken back: True"]
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        got = threading.Event()
+
+        def take() -> None:
+            with _Slot("test", 1):
+                got.set()
+
+        thread = threading.Thread(target=take, daemon=True)
+        thread.start()
+        assert not got.wait(1.0)
+        holder.kill()
+        assert got.wait(5.0)
+    finally:
+        holder.kill()
+        holder.wait()
