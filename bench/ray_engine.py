@@ -85,6 +85,7 @@ def main() -> None:
         count = clip_count(args.seconds, opts)
         minutes = len(sources) * count * opts.seconds / 60
         runs: dict[str, list[float]] = {}
+        nbytes = 0
         with serve_folder(tmp / "src") as url, ray_cluster(args.workers, tmp / "ray") as address:
             rows = [
                 Source(s.stem, f"{url}{s.name}", "raining", license="CC0", attribution="bench")
@@ -100,7 +101,7 @@ def main() -> None:
                     out = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=tmp)) / "corpus"
                     config = dataclasses.replace(base, out=out, engine=engine)
                     start = time.perf_counter()
-                    build(rows, config, source_list="bench")
+                    nbytes = build(rows, config, source_list="bench").summary()["bytes"]
                     runs.setdefault(engine, []).append(time.perf_counter() - start)
     times = {engine: statistics.median(walls) for engine, walls in runs.items()}
     print(
@@ -115,6 +116,7 @@ def main() -> None:
             f"{', '.join(f'{t:.2f}' for t in runs[engine])}"
         )
     print(f"ray / local: {times['ray'] / times['local']:.3f}")
+    print(f"corpus: {nbytes / minutes / 1e6:.1f} MB per source minute (shards)")
 
 
 if __name__ == "__main__":
