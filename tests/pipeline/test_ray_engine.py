@@ -200,51 +200,54 @@ def test_worker_killed_mid_clip_is_retried_and_output_identical(
     assert "ray: 4 of 4 sources ran as tasks" in log
 
 
+def _committed(out: Path) -> int:
+    samples = out / ".work" / "samples"
+    if not samples.is_dir():
+        return 0
+    return sum(p.is_dir() and not p.name.startswith(".") for p in samples.iterdir())
+
+
 @pytest.mark.slow
-def test_interrupted_ray_build_resumes_locally(
+def test_killed_ray_driver_resumes_locally(
     ray_cluster: Cluster, source_list: Path, reference: dict[str, bytes], tmp_path: Path
 ):
     out = tmp_path / "resumed"
     cmd = build_cmd(source_list, out, "--engine", "ray", "--ray-address", ray_cluster.address)
-    driver = subprocess.Popen(
-        cmd, env=os.environ | LOOPBACK_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    samples = out / ".work" / "samples"
-    deadline = time.monotonic() + 300
-    while driver.poll() is None and time.monotonic() < deadline:
-        if samples.is_dir() and any(
-            p.is_dir() and not p.name.startswith(".") for p in samples.iterdir()
-        ):
-            break
-        time.sleep(0.02)
-    assert driver.poll() is None, "the build ended before a source was committed"
-    driver.send_signal(signal.SIGINT)
-    start = time.monotonic()
-    _, stderr = driver.communicate(timeout=60)
-    assert driver.returncode == EXIT_INTERRUPTED, stderr.decode()[-3000:]
-    assert time.monotonic() - start < 20
-    assert not (out / "data").exists()
-    # its tasks were cancelled: no worker goes on clipping
-    time.sleep(1)
-    assert _clipping_worker(ray_cluster.pids()) is None
+    assert run_build(cmd, crash_at="clip:1").returncode == -9  # SIGKILL after one commit
+    assert _committed(out) == 1 and not (out / "data").exists()
     proc = run_build(build_cmd(source_list, out))  # --engine local
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert snapshot(out) == reference
 
 
 @pytest.mark.slow
-def test_ray_build_finishes_a_killed_local_build(
+def test_ray_build_resumes_a_killed_local_build_and_stops_on_ctrl_c(
     ray_cluster: Cluster, source_list: Path, reference: dict[str, bytes], tmp_path: Path
 ):
     out = tmp_path / "finished"
-    assert run_build(build_cmd(source_list, out), crash_at="clip:2").returncode == -9
-    proc = run_build(
-        build_cmd(source_list, out, "--engine", "ray", "--ray-address", ray_cluster.address)
+    assert run_build(build_cmd(source_list, out), crash_at="clip:1").returncode == -9
+    cmd = build_cmd(source_list, out, "--engine", "ray", "--ray-address", ray_cluster.address)
+    driver = subprocess.Popen(
+        cmd, env=os.environ | LOOPBACK_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    deadline = time.monotonic() + 300
+    while driver.poll() is None and _committed(out) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert driver.poll() is None, "the build ended before a second source was committed"
+    driver.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == EXIT_INTERRUPTED, stderr.decode()[-3000:]
+    assert time.monotonic() - start < 20
+    time.sleep(1)  # its tasks were cancelled: no worker goes on clipping
+    assert _clipping_worker(ray_cluster.pids()) is None
+    committed = _committed(out)
+    proc = run_build(cmd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert snapshot(out) == reference
-    # the two committed sources were reused, not run again
-    assert "ray: 2 of 4 sources ran as tasks" in (out / ".work" / "build.log").read_text()
+    # the committed sources were reused, not run again
+    log = (out / ".work" / "build.log").read_text()
+    assert f"ray: {4 - committed} of 4 sources ran as tasks" in log
 
 
 SLOT_CHILD = """
