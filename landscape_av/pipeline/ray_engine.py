@@ -24,7 +24,6 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +85,6 @@ def run_on_ray(
     ray, owned = _connect(config.ray_address)
     try:
         hub = ray.remote(num_cpus=0)(_Hub).remote()
-        build_id = uuid.uuid4().hex[:12]
         task = ray.remote(_source_task).options(
             num_cpus=config.cpus_per_source, max_retries=TASK_RETRIES, retry_exceptions=False
         )
@@ -108,7 +106,7 @@ def run_on_ray(
                         continue
                     damaged = work / DAMAGED_DIR / f"{source.source_id}.json"
                     record = damaged.read_bytes() if damaged.is_file() else None
-                    running[task.remote(source, split, config, record, hub, build_id)] = source
+                    running[task.remote(source, split, config, record, hub)] = source
                     seen[source.source_id] = set()
                     submitted += 1
                 if not running:
@@ -289,11 +287,12 @@ class _TaskStages:
 
 
 class _Slot:
-    """One of `size` slots of this node for the build `build_id`, held while in the block: an
-    exclusive lock on one of `size` files in the node's temp folder (polled, first free wins)."""
+    """One of `size` download slots of this node (shared by the builds running on it), held while
+    in the block: an exclusive lock on one of `size` files in the node's temp folder (polled, the
+    first free one wins)."""
 
-    def __init__(self, build_id: str, size: int) -> None:
-        self.folder = Path(tempfile.gettempdir()) / SCRATCH / f"downloads-{build_id}"
+    def __init__(self, size: int) -> None:
+        self.folder = Path(tempfile.gettempdir()) / SCRATCH / "downloads"
         self.size = size
         self.held: int | None = None
 
@@ -323,13 +322,12 @@ def _source_task(
     config: BuildConfig,
     damaged: bytes | None,
     hub: Any,
-    build_id: str,
 ) -> _Result:
     """One source, in a Ray task: `_process` in a scratch folder of this node; its results."""
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    stages = _TaskStages(ray, source.source_id, hub, _Slot(build_id, config.downloads))
+    stages = _TaskStages(ray, source.source_id, hub, _Slot(config.downloads))
     with _scratch() as work, _captured_log() as logs:
         record = work / DAMAGED_DIR / f"{source.source_id}.json"
         if damaged is not None:

@@ -253,7 +253,7 @@ def test_ray_build_resumes_a_killed_local_build_and_stops_on_ctrl_c(
 SLOT_CHILD = """
 import sys, time
 from landscape_av.pipeline.ray_engine import _Slot
-with _Slot("test", 1):
+with _Slot(1):
     print("held", flush=True)
     time.sleep(60)
 """
@@ -274,7 +274,7 @@ def test_download_slot_of_a_killed_process_is_taken_back(tmp_path: Path, monkeyp
         got = threading.Event()
 
         def take() -> None:
-            with _Slot("test", 1):
+            with _Slot(1):
                 got.set()
 
         thread = threading.Thread(target=take, daemon=True)
