@@ -111,6 +111,8 @@ def _option(name: str, leaf: Leaf) -> Callable[[Callable[..., Any]], Callable[..
         kwargs |= {"is_flag": True, "show_default": False}
     elif s.path == "folder":
         kwargs["type"] = Location()
+    elif s.choices:
+        kwargs["type"] = click.Choice(s.choices)
     elif s.path:
         kwargs["type"] = click.Path(dir_okay=False, exists=True, path_type=Path)
     elif leaf.type in (int, float) and (s.low is not None or s.high is not None):

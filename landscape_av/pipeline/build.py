@@ -7,7 +7,9 @@ only the unfinished ones. Up to `workers` sources are clipped at once (each clip
 thread, for reproducible bytes: `clip.X264_THREADS`), and meanwhile up to `downloads` more are
 fetched, probed and filtered, so that encoding does not wait for the network. Sharding then packs
 the committed samples in a fixed order, so shards and manifests come out byte-identical to those of
-an uninterrupted build, whatever the number of workers.
+an uninterrupted build, whatever the number of workers. With `engine="ray"` the per-source work
+runs as Ray tasks on a cluster instead, and the driver commits their results the same way
+(`landscape_av.pipeline.ray_engine`).
 Failures that may pass (download, ffmpeg) are not committed and are retried on the next run; each
 run records its failures in the failures manifest and goes on. No error of one source stops the
 build: whatever its file makes a stage raise becomes that source's failure (`_failing_as`).
@@ -149,7 +151,28 @@ class BuildConfig:
         help="Sources clipped at once (each encoder uses one core).",
     )
     downloads: int = setting(  # network-bound; sites throttle many at once
-        2, low=1, recorded=False, help="Sources fetched at once, while others are clipped."
+        2,
+        low=1,
+        recorded=False,
+        help="Sources fetched at once, while others are clipped (with --engine ray: per node).",
+    )
+    engine: str = setting(
+        "local",
+        choices=("local", "ray"),
+        recorded=False,
+        help="Where sources are processed: this machine's threads, or Ray tasks on a cluster.",
+    )
+    ray_address: str = setting(
+        "auto",
+        recorded=False,
+        help="--engine ray: the cluster (host:port); auto: the running one, else a new local one.",
+    )
+    cpus_per_source: float = setting(
+        1.0,
+        low=0,
+        low_open=True,
+        recorded=False,
+        help="--engine ray: CPUs each source's task holds.",
     )
     download: DownloadOptions = field(default_factory=DownloadOptions)
     filter: FilterOptions = field(default_factory=FilterOptions)
@@ -310,10 +333,10 @@ class _NetworkWatch:
         self.count = 0
         self.lock = threading.Lock()
 
-    def give_up(self, error: DownloadError, url: str) -> bool:
-        if error.reason not in NETWORK_REASONS:
+    def give_up(self, reason: str, url: str) -> bool:
+        if reason not in NETWORK_REASONS:
             return False
-        key = (error.reason, urlsplit(url).netloc)
+        key = (reason, urlsplit(url).netloc)
         with self.lock:
             self.count = self.count + 1 if key == self.key else 1
             self.key = key
@@ -419,20 +442,37 @@ def _run_sources(
     outcomes: dict[str, Outcome],
     log_path: Path,
 ) -> None:
-    """`_process` every source in a pool, putting each outcome into `outcomes` (by source id) as
-    it comes; on any exception (Ctrl-C included) stop every child and cancel what has not begun."""
+    """`_process` every source with the configured engine, putting each outcome into `outcomes`
+    (by source id) as it comes, and stop early when the network is down (`_check_network`)."""
+    if config.engine == "ray":
+        from landscape_av.pipeline.ray_engine import run_on_ray as run
+    else:
+        run = _run_local
     tried: list[Outcome] = []
     probe_count = min(NETWORK_PROBE, len(sources))
-    pool = ThreadPoolExecutor(max_workers=config.workers + config.downloads)
-    futures = [pool.submit(_process, s, splits[s.source_id], config, work, stages) for s in sources]
-    try:
-        for future in as_completed(futures):
-            outcome = future.result()
+    with contextlib.closing(run(sources, splits, config, work, stages)) as results:
+        for outcome in results:
             outcomes[outcome.source.source_id] = outcome
             if outcome.fresh:
                 tried.append(outcome)
                 if len(tried) == probe_count:
                     _check_network(tried, sources, outcomes, log_path)
+
+
+def _run_local(
+    sources: Sequence[Source],
+    splits: dict[str, str],
+    config: BuildConfig,
+    work: Path,
+    stages: _Stages,
+) -> Iterator[Outcome]:
+    """The local engine: `_process` every source in a thread pool, yielding outcomes as they come;
+    on any exception, Ctrl-C or early close, stop every child and cancel what has not begun."""
+    pool = ThreadPoolExecutor(max_workers=config.workers + config.downloads)
+    futures = [pool.submit(_process, s, splits[s.source_id], config, work, stages) for s in sources]
+    try:
+        for future in as_completed(futures):
+            yield future.result()
     except BaseException:
         processes.stop_all()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -747,13 +787,9 @@ def _process(
     download is dropped so that a rerun fetches it again, and skipped when the new download is
     the same damaged file (`DAMAGED_DIR`). Errors writing the output are the build's (OSError)."""
     committed = work / SAMPLES_DIR / source.source_id
-    record = committed / SOURCE_RECORD
-    if record.is_file():
-        saved = json.loads(record.read_text())
-        if saved["row"] == _row(source, split):
-            stages.advance(*STAGES)
-            return _load_outcome(source, split, saved)
-        shutil.rmtree(committed)  # the source-list row changed since: redo the source
+    if (reused := _committed(source, split, work)) is not None:
+        stages.advance(*STAGES)
+        return reused
 
     def failed(stage: str, reason: str, detail: str) -> Outcome:
         detail = _ADDRESS_RE.sub("", detail)  # ffmpeg's "[mov @ 0x55...]": differs run to run
@@ -768,7 +804,7 @@ def _process(
                 config.download,
                 config.clip.max_clips * config.clip.seconds,
                 config.filter.min_height,
-                lambda e: stages.network.give_up(e, source.url),
+                lambda e: stages.network.give_up(e.reason, source.url),
             )
     except DownloadError as e:
         _raise_if_output_full(str(e))
@@ -792,6 +828,20 @@ def _process(
     if not config.keep_downloads:  # committed: its download is not needed any more
         fetched.path.unlink(missing_ok=True)
     return outcome
+
+
+def _committed(source: Source, split: str, work: Path) -> Outcome | None:
+    """The committed result of `source` in `work`, if any for its current source-list row (one
+    for an older row is removed: the source is redone)."""
+    committed = work / SAMPLES_DIR / source.source_id
+    record = committed / SOURCE_RECORD
+    if not record.is_file():
+        return None
+    saved = json.loads(record.read_text())
+    if saved["row"] == _row(source, split):
+        return _load_outcome(source, split, saved)
+    shutil.rmtree(committed)
+    return None
 
 
 class _SourceError(Exception):

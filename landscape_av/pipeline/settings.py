@@ -25,7 +25,8 @@ class Setting:
     with dashes; `low`/`high`/`low_open`: bounds of a number; `kind`: "size" (a WIDTHxHEIGHT
     option that sets this field and the field `pair`) or "bytes" (a size like 1GB); `path`: "folder"
     or "file" (an existing one); `show`: the default as --help shows it, where not the value;
-    `recorded`: whether build.json records it (settings of how fast or where a build runs do not).
+    `recorded`: whether build.json records it (settings of how fast or where a build runs do not);
+    `choices`: the values a text setting may take.
     """
 
     name: str = ""
@@ -39,6 +40,7 @@ class Setting:
     path: str = ""
     show: str = ""
     recorded: bool = True
+    choices: tuple[str, ...] = ()
 
 
 def setting(default: Any = MISSING, *, factory: Any = MISSING, **meta: Any) -> Any:
