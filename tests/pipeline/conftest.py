@@ -1,23 +1,32 @@
-"""Media and a loopback server for the build tests.
+"""Media, a loopback server, a Ray cluster and an S3 server for the build tests.
 
 `build_media` makes small real media files with ffmpeg, one per situation the pipeline must handle
 (good, rotated, too small, no audio, too short, silent, frozen); `media_server` serves them on
 127.0.0.1 through a handler that can also answer 500 or cut a body short, so that the real yt-dlp
-download path meets real HTTP errors.
+download path meets real HTTP errors. `ray_cluster` is a real Ray cluster and `s3` a real
+S3-compatible server (moto), both on 127.0.0.1, for `--engine ray` and `--out s3://...`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
+import socket
 import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from landscape_av.ffmpeg import ffmpeg_exe
+from landscape_av.pipeline.build import CRASH_ENV
 
 SMALL = ("--size", "320x180", "--min-size", "320x180")
 """CLI options of the small test format."""
@@ -120,3 +129,152 @@ def media_server(build_media: Path) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
+
+
+# --- a Ray cluster on 127.0.0.1 -----------------------------------------------------------------
+# One `ray start --head` node with 2 CPUs (a second node would only slow a 2-core machine down);
+# `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` makes Ray take 127.0.0.1 as the node address, so that it
+# listens on loopback only. Every process of the cluster carries a marker in its environment, by
+# which the finalizer ends exactly those.
+
+MARKER = "LANDSCAPE_AV_TEST_RAY"
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+"""The environment a Ray process (node or driver) needs to stay on loopback."""
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
+"""127.0.0.1, ::ffff:127.0.0.1 and ::1 as /proc/net/tcp{,6} write them."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _marked(tag: str) -> list[int]:
+    """Ids of the processes whose environment carries the marker `tag`."""
+    needle = f"{MARKER}={tag}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and needle in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:
+            pass
+    return pids
+
+
+def _listening_addresses(pids: list[int]) -> set[str]:
+    """Local addresses of the TCP sockets listening in the processes `pids`."""
+    inodes = set()
+    for pid in pids:
+        with_fd = Path(f"/proc/{pid}/fd")
+        try:
+            for fd in with_fd.iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            pass
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                found.add(fields[1].rsplit(":", 1)[0])
+    return found
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str
+    tag: str  # the marker's value in its processes' environment
+
+    def pids(self) -> set[int]:
+        return set(_marked(self.tag))
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A one-node Ray cluster (2 CPUs) on 127.0.0.1; every process of it is ended afterwards."""
+    pytest.importorskip("ray")
+    temp = tmp_path_factory.mktemp("ray")
+    port = _free_port()
+    env = os.environ | LOOPBACK_ENV | {MARKER: str(temp)}
+    cmd = ["ray", "start", "--head", "--port", str(port), "--num-cpus", "2"]
+    cmd += ["--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        yield Cluster(f"127.0.0.1:{port}", str(temp))
+        # every socket the cluster listens on is a loopback one
+        assert _listening_addresses(_marked(str(temp))) <= LOOPBACK
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in _marked(str(temp)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            time.sleep(2)
+        assert not _marked(str(temp))
+
+
+# --- an S3-compatible server on 127.0.0.1 -------------------------------------------------------
+
+KEY_ID, SECRET = "AKIAlandscapeTEST", "s3cr3t-never-written-7f9c2e"
+CLI = [sys.executable, "-c", "from landscape_av.cli import main; main()"]
+
+
+class S3:
+    """The moto server: its endpoint, the environment that reaches it, a filesystem on it."""
+
+    def __init__(self, endpoint: str, cache: Path) -> None:
+        import s3fs
+
+        self.endpoint = endpoint
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        self.env.pop(CRASH_ENV, None)
+        self.env |= {
+            "AWS_ACCESS_KEY_ID": KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "XDG_CACHE_HOME": str(cache),
+        }
+        self.options = {"key": KEY_ID, "secret": SECRET, "endpoint_url": endpoint}
+        self.fs = s3fs.S3FileSystem(**self.options)
+
+    def objects(self, prefix: str) -> dict[str, bytes]:
+        """Every object under `prefix` (bucket/path), by name relative to it."""
+        self.fs.invalidate_cache()
+        return {p[len(prefix) + 1 :]: self.fs.cat_file(p) for p in self.fs.find(prefix)}
+
+    def build(
+        self,
+        url: str,
+        source_list: Path,
+        *options: str,
+        crash_at: str = "",
+        env: Mapping[str, str] | None = None,
+    ) -> tuple[int, str]:
+        """`landscape-av build` of `source_list` to `url` with `options` (and `env` added to the
+        environment); its exit code and stderr."""
+        env = self.env | dict(env or {}) | ({CRASH_ENV: crash_at} if crash_at else {})
+        cmd = [*CLI, "build", "--source-list", str(source_list), "--out", url, *options]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        return proc.returncode, proc.stderr
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    """A moto server on 127.0.0.1, stopped afterwards."""
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield S3(f"http://{host}:{port}", tmp_path_factory.mktemp("cache"))
+    finally:
+        server.stop()

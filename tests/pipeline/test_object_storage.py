@@ -1,26 +1,25 @@
 """`build --out s3://...` against a real S3-compatible server (moto, on 127.0.0.1): the bucket gets the
-very bytes of a local build, a killed build resumes from what reached the bucket (on another
-machine too: a fresh work folder), no credential is written anywhere, and stats, verify,
-export-frames and `load_dataset` read the corpus in the bucket."""
+very bytes of a local build, with the local engine or on a Ray cluster (`--engine ray`), a killed
+build resumes from what reached the bucket (on another machine too: a fresh work folder), no
+credential is written anywhere, and stats, verify, export-frames and `load_dataset` read the
+corpus in the bucket (the server and the cluster: `s3` and `ray_cluster` of conftest.py)."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from landscape_av.pipeline.build import CRASH_ENV, EXIT_OUTPUT, EXIT_REFUSED
+from landscape_av.pipeline.build import EXIT_OUTPUT, EXIT_REFUSED
 from landscape_av.storage import JOURNAL, PUBLISH_DIR
 
-s3fs = pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
+from .conftest import KEY_ID, LOOPBACK_ENV, S3, SECRET, Cluster
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto.server")
 
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 OPTIONS += ["--workers", "2", "--quiet"]
@@ -29,53 +28,6 @@ ROWS = [
     ("good2", "good2.mp4", "fire crackling", "test"),  # 1 clip
     ("lowres", "lowres.mp4", "wind noise", ""),  # rejected: a committed record without clips
 ]
-KEY_ID, SECRET = "AKIAlandscapeTEST", "s3cr3t-never-written-7f9c2e"
-CLI = [sys.executable, "-c", "from landscape_av.cli import main; main()"]
-
-
-class S3:
-    """The moto server: its endpoint, the environment that reaches it, a filesystem on it."""
-
-    def __init__(self, endpoint: str, cache: Path) -> None:
-        self.endpoint = endpoint
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self.env.pop(CRASH_ENV, None)
-        self.env |= {
-            "AWS_ACCESS_KEY_ID": KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": SECRET,
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "XDG_CACHE_HOME": str(cache),
-        }
-        self.options = {"key": KEY_ID, "secret": SECRET, "endpoint_url": endpoint}
-        self.fs = s3fs.S3FileSystem(**self.options)
-
-    def objects(self, prefix: str) -> dict[str, bytes]:
-        """Every object under `prefix` (bucket/path), by name relative to it."""
-        self.fs.invalidate_cache()
-        return {p[len(prefix) + 1 :]: self.fs.cat_file(p) for p in self.fs.find(prefix)}
-
-    def build(
-        self, url: str, source_list: Path, *extra: str, crash_at: str = ""
-    ) -> tuple[int, str]:
-        env = self.env | ({CRASH_ENV: crash_at} if crash_at else {})
-        cmd = [*CLI, "build", "--source-list", str(source_list), "--out", url, *OPTIONS, *extra]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        return proc.returncode, proc.stderr
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*CLI, *args], env=self.env, capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield S3(f"http://{host}:{port}", tmp_path_factory.mktemp("cache"))
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +56,7 @@ def corpus_objects(s3: S3, prefix: str) -> dict[str, bytes]:
 def reference(s3: S3, source_list: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The corpus of the same build in a local folder."""
     out = tmp_path_factory.mktemp("local") / "landscape-av"
-    code, err = s3.build(str(out), source_list)
+    code, err = s3.build(str(out), source_list, *OPTIONS)
     assert code == 0, err[-3000:]
     return out
 
@@ -113,7 +65,7 @@ def reference(s3: S3, source_list: Path, tmp_path_factory: pytest.TempPathFactor
 def bucket_corpus(s3: S3, source_list: Path, reference: Path) -> str:
     """The same build to s3://corpus/landscape-av."""
     s3.fs.mkdir("corpus")
-    code, err = s3.build("s3://corpus/landscape-av", source_list)
+    code, err = s3.build("s3://corpus/landscape-av", source_list, *OPTIONS)
     assert code == 0, err[-3000:]
     return "s3://corpus/landscape-av"
 
@@ -142,11 +94,11 @@ def test_another_build_or_foreign_objects_are_refused(
     s3: S3, bucket_corpus: str, source_list: Path
 ) -> None:
     before = s3.objects("corpus/landscape-av")
-    code, err = s3.build(bucket_corpus, source_list, "--max-clips", "1")
+    code, err = s3.build(bucket_corpus, source_list, *OPTIONS, "--max-clips", "1")
     assert code == EXIT_REFUSED and "holds the corpus of another build" in err
     assert s3.objects("corpus/landscape-av") == before
     s3.fs.pipe_file("corpus/other/notes.txt", b"mine")
-    code, err = s3.build("s3://corpus/other", source_list)
+    code, err = s3.build("s3://corpus/other", source_list, *OPTIONS)
     assert code == EXIT_REFUSED and "no part of a corpus (notes.txt)" in err
     assert s3.objects("corpus/other") == {"notes.txt": b"mine"}
 
@@ -154,7 +106,7 @@ def test_another_build_or_foreign_objects_are_refused(
 def test_a_url_that_cannot_be_written_stops_the_build_with_exit_6(
     s3: S3, source_list: Path
 ) -> None:
-    code, err = s3.build("s3://no-such-bucket/x", source_list)
+    code, err = s3.build("s3://no-such-bucket/x", source_list, *OPTIONS)
     assert code == EXIT_OUTPUT, err
     assert "cannot write to s3://no-such-bucket/x" in err and "Traceback" not in err
 
@@ -165,7 +117,9 @@ def test_killed_builds_resume_from_the_bucket_on_a_fresh_machine(
 ) -> None:
     s3.fs.mkdir("resume")
     url = "s3://resume/x"
-    code, _ = s3.build(url, source_list, "--work-dir", str(tmp_path / "a"), crash_at="clip:1")
+    code, _ = s3.build(
+        url, source_list, *OPTIONS, "--work-dir", str(tmp_path / "a"), crash_at="clip:1"
+    )
     assert code == -9
     objects = s3.objects("resume/x")
     assert len([k for k in objects if k.endswith("/source.json")]) == 1
@@ -179,10 +133,10 @@ def test_killed_builds_resume_from_the_bucket_on_a_fresh_machine(
     # a second machine (a fresh work folder) goes on (--resume: from what reached the bucket),
     # and is killed while publishing
     b = ("--work-dir", str(tmp_path / "b"), "--resume")
-    code, _ = s3.build(url, source_list, *b, crash_at="publish:2")
+    code, _ = s3.build(url, source_list, *OPTIONS, *b, crash_at="publish:2")
     assert code == -9 and JOURNAL in s3.objects("resume/x")
     # a third finishes the publish and has nothing else to do
-    code, err = s3.build(url, source_list, "--work-dir", str(tmp_path / "c"))
+    code, err = s3.build(url, source_list, *OPTIONS, "--work-dir", str(tmp_path / "c"))
     assert code == 0, err[-3000:]
     assert corpus_objects(s3, "resume/x") == snapshot(reference)
     objects = s3.objects("resume/x")
@@ -239,3 +193,24 @@ def test_load_dataset_reads_the_bucket(
         assert ds[split]["__key__"] == list(clips.loc[clips["split"] == split, "key"])
     row = ds["train"][0]
     assert isinstance(row["mp4"], bytes) and io.BytesIO(row["flac"]).read(4) == b"fLaC"
+
+
+@pytest.mark.slow
+def test_a_ray_build_to_the_bucket_holds_the_bytes_of_a_local_build(
+    s3: S3, ray_cluster: Cluster, source_list: Path, reference: Path, tmp_path: Path
+) -> None:
+    """`--engine ray` and `--out s3://...` together: each source committed on the driver is
+    uploaded as it comes, and the published corpus is that of a local folder build."""
+    s3.fs.mkdir("ray")
+    mirror = tmp_path / "mirror"
+    ray = ("--engine", "ray", "--ray-address", ray_cluster.address, "--work-dir", str(mirror))
+    code, err = s3.build("s3://ray/landscape-av", source_list, *OPTIONS, *ray, env=LOOPBACK_ENV)
+    assert code == 0, err[-3000:]
+    assert "ray: 3 of 3 sources ran as tasks" in (mirror / ".work" / "build.log").read_text()
+    objects = s3.objects("ray/landscape-av")
+    assert corpus_objects(s3, "ray/landscape-av") == snapshot(reference)
+    # each committed source was uploaded: the bucket's samples are the mirror's
+    committed = {f".work/samples/{k}": v for k, v in snapshot(mirror / ".work/samples").items()}
+    uploaded = {k: v for k, v in objects.items() if k.startswith(".work/samples/")}
+    assert sorted(uploaded) == sorted(committed) and uploaded == committed
+    assert JOURNAL not in objects and not any(k.startswith(PUBLISH_DIR) for k in objects)

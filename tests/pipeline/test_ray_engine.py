@@ -1,31 +1,25 @@
 """`landscape-av build --engine ray` on a real Ray cluster on 127.0.0.1: the same bytes as a local
 build when a worker process is killed mid-clip, when the driver is interrupted and a local build
-finishes the job, and when a Ray build finishes what a killed local build began.
-
-The cluster is one `ray start --head` node with 2 CPUs (a second node would only slow this 2-core
-machine down); `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` makes Ray take 127.0.0.1 as the node address,
-so that it listens on loopback only. Every process of the cluster carries a marker in its
-environment, by which the finalizer ends exactly those."""
+finishes the job, and when a Ray build finishes what a killed local build began (the cluster:
+`ray_cluster` of conftest.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from landscape_av.pipeline.build import CRASH_ENV, EXIT_INTERRUPTED
 from landscape_av.pipeline.ray_engine import SCRATCH, _Slot
+
+from .conftest import LOOPBACK_ENV, Cluster
 
 pytest.importorskip("ray")
 
@@ -37,82 +31,6 @@ ROWS = [
     ("silent", "silent.mp4", "squishing water", ""),
     ("missing", "missing.mp4", "splashing water", ""),
 ]
-MARKER = "LANDSCAPE_AV_TEST_RAY"
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F", "00000000000000000000000001000000"}
-"""127.0.0.1, ::ffff:127.0.0.1 and ::1 as /proc/net/tcp{,6} write them."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _marked(tag: str) -> list[int]:
-    """Ids of the processes whose environment carries the marker `tag`."""
-    needle = f"{MARKER}={tag}".encode()
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and needle in (proc / "environ").read_bytes().split(b"\0"):
-                pids.append(int(proc.name))
-        except OSError:
-            pass
-    return pids
-
-
-def _listening_addresses(pids: list[int]) -> set[str]:
-    """Local addresses of the TCP sockets listening in the processes `pids`."""
-    inodes = set()
-    for pid in pids:
-        with_fd = Path(f"/proc/{pid}/fd")
-        try:
-            for fd in with_fd.iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            pass
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
-                found.add(fields[1].rsplit(":", 1)[0])
-    return found
-
-
-@dataclass(frozen=True)
-class Cluster:
-    address: str
-    tag: str  # the marker's value in its processes' environment
-
-    def pids(self) -> set[int]:
-        return set(_marked(self.tag))
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A one-node Ray cluster (2 CPUs) on 127.0.0.1; every process of it is ended afterwards."""
-    temp = tmp_path_factory.mktemp("ray")
-    port = _free_port()
-    env = os.environ | LOOPBACK_ENV | {MARKER: str(temp)}
-    cmd = ["ray", "start", "--head", "--port", str(port), "--num-cpus", "2"]
-    cmd += ["--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        yield Cluster(f"127.0.0.1:{port}", str(temp))
-        # every socket the cluster listens on is a loopback one
-        assert _listening_addresses(_marked(str(temp))) <= LOOPBACK
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in _marked(str(temp)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            time.sleep(2)
-        assert not _marked(str(temp))
 
 
 @pytest.fixture(scope="module")
