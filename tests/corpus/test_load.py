@@ -169,6 +169,7 @@ def _need_torchcodec() -> None:
 
 
 @pytest.mark.parametrize("torchcodec", ["blocked", "installed"])
+@pytest.mark.slow
 def test_load_and_pyav_decoding_need_no_torchcodec(
     torchcodec: str, demo_corpus: Path, manifests, splits, hf_cache: str
 ) -> None:
@@ -198,6 +199,7 @@ def test_load_and_pyav_decoding_need_no_torchcodec(
         assert out["native"] == "ImportError"  # the block held: `datasets` could not decode
 
 
+@pytest.mark.slow
 def test_native_decoding_with_torchcodec_agrees_with_the_helper(
     demo_corpus: Path, manifests, splits, hf_cache: str
 ) -> None:

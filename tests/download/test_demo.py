@@ -26,6 +26,9 @@ from landscape_av.sources.source_list import SOURCE_COLUMNS, Source
 SIZE = (128, 72)
 
 
+pytestmark = pytest.mark.slow  # each test builds or renders media
+
+
 def probe(path: Path) -> dict:
     """What the pipeline's probe and filter look at: size, duration, audio level, motion."""
     with av.open(str(path)) as c:

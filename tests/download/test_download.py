@@ -112,6 +112,7 @@ def _processes_in(folder: Path) -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("route", ["hang", "stall"])
+@pytest.mark.slow
 def test_killed_build_leaves_no_download_running(faulty_server, tmp_path, route: str):
     """kill -9 of the calling process takes its yt-dlp child down with it, and the ffmpeg that
     yt-dlp runs (`stall`: ffmpeg waits for the rest of the body)."""
@@ -164,6 +165,7 @@ def test_http_404_fails_at_once(faulty_server, tmp_path):
     assert list(tmp_path.glob("s1*")) == []
 
 
+@pytest.mark.slow
 def test_http_500_is_retried_with_backoff_then_fails(faulty_server, tmp_path):
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as err:
@@ -211,6 +213,7 @@ def test_unreachable_port(closed_port, tmp_path):
     assert err.value.reason == "connection"
 
 
+@pytest.mark.slow
 def test_hung_server_times_out(faulty_server, tmp_path):
     opts = DownloadOptions(retries=3, backoff=0.1, timeout=3.0, socket_timeout=120.0)
     t0 = time.monotonic()

@@ -62,6 +62,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_killed_while_saving_and_pruning_resumes_cleanly(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(tmp_path)], stdout=subprocess.PIPE, text=True

@@ -37,7 +37,15 @@ CASES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", list(CASES), ids=lambda c: f"{c[0]}-{c[1].replace(' ', '-')}")
+FAST_CASE = ("generate", "missing")
+"""The one case of the fast subset (`-m "not slow"`): each case runs a CLI (and imports torch)."""
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=() if c == FAST_CASE else pytest.mark.slow) for c in CASES],
+    ids=lambda c: f"{c[0]}-{c[1].replace(' ', '-')}",
+)
 def test_bad_input_is_one_line_naming_the_file_and_exit_2(case, run_dir, tmp_path):
     _text(tmp_path, "notes.txt")
     _text(tmp_path, "notes.tar")
@@ -50,6 +58,7 @@ def test_bad_input_is_one_line_naming_the_file_and_exit_2(case, run_dir, tmp_pat
     assert fill(named) in lines[0]
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(run_dir, tmp_path):
     notes = _text(tmp_path, "notes.txt")
     proc = _cli("generate", "--checkpoint", str(run_dir), "--audio", str(notes), "--debug")

@@ -292,6 +292,7 @@ def _hostile_shard(media: dict, path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_prepare_refuses_unsafe_members_unread_in_bounded_memory(
     media: dict, tmp_path: Path, guarded
 ) -> None:

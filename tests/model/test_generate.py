@@ -86,6 +86,7 @@ def test_cli_reports_a_missing_audio_file(run_dir, tmp_path):
     assert len(proc.stderr.splitlines()) == 1 and not (tmp_path / "video.mp4").exists()
 
 
+@pytest.mark.slow
 def test_cli_reports_a_folder_without_checkpoint_in_one_line(tmp_path):
     audio = _odd_wav(tmp_path / "s.wav", seconds=0.5)
     (tmp_path / "empty").mkdir()
@@ -220,6 +221,7 @@ def test_text_steps_keep_every_frame_on_the_prompt_and_the_motion_of_the_sound(r
     assert not torch.equal(guided[:, :, mid_fine], plain[:, :, mid_fine])
 
 
+@pytest.mark.slow
 def test_cli_guides_every_step_toward_the_text(run_dir, tmp_path):
     audio = _odd_wav(tmp_path / "s.wav", seconds=10.0, channels=1)
     out = tmp_path / "storm.mp4"

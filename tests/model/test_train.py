@@ -76,6 +76,7 @@ def test_config_file_flags_and_set_overrides(tmp_path):
     assert build_config(["--shards", "s", "--workers", "2", "--save-every", "6"]).workers == 2
 
 
+@pytest.mark.slow
 def test_missing_shards_end_as_one_line_and_exit_1(tmp_path):
     cmd = [sys.executable, "-m", "model.train", "--tiny", "--quiet", "--out", str(tmp_path)]
     proc = subprocess.run(
@@ -173,6 +174,7 @@ def test_overfit_the_sound_term(shards, tmp_path):
     assert sound[-1] < 0.98 * sound[0], sound
 
 
+@pytest.mark.slow
 def test_cli_steps_on_the_demo_corpus_log_everything(shards, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "model.train", "--tiny", "--quiet", "--shards", shards]
@@ -198,6 +200,7 @@ def test_cli_steps_on_the_demo_corpus_log_everything(shards, tmp_path):
     assert events.Tags()["images"] == ["samples/real_top_fake_bottom"]
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_run(shards, tmp_path):
     steps = ["--steps", "6", "--ckpt-every", "2"]
     whole = tmp_path / "whole"
@@ -242,6 +245,7 @@ def _split_in_two(shards: str, folder: Path) -> str:
     return str(folder / "train-*.tar")
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu(shards, tmp_path):
     two = _split_in_two(shards, tmp_path / "shards")
     run = tmp_path / "ddp"

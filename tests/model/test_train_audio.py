@@ -67,6 +67,7 @@ def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
     return {k: v.double() for k, v in load_file(str(checkpoint / "model.safetensors")).items()}
 
 
+@pytest.mark.slow
 def test_resume_gives_the_uninterrupted_run(demo_corpus: Path, tmp_path: Path) -> None:
     """Both trainers resume alike: a run stopped after its step-2 checkpoint and resumed ends with
     the checkpoints and (to float rounding) the weights of the run that was not stopped."""

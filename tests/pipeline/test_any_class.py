@@ -30,6 +30,9 @@ VOCABULARY = ("dog barking", "male speech, man speaking", "playing acoustic guit
 SMALL = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 
 
+pytestmark = pytest.mark.slow  # each test builds or renders media
+
+
 @pytest.fixture(scope="module")
 def source_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("any-class") / "vggsound.csv"
@@ -104,7 +107,6 @@ def test_load_dataset_names_the_corpus_classes(corpus: Path, tmp_path: Path) -> 
             assert label.int2str(row["json"]["label"]) == row["json"]["class"]
 
 
-@pytest.mark.slow
 def test_train_audio_prompts_with_the_corpus_classes(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

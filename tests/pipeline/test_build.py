@@ -68,6 +68,7 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.slow
 def test_every_rejection_and_failure_is_recorded(corpus):
     out, summary = corpus
     m = Corpus(out).manifests()
@@ -155,6 +156,7 @@ def test_rerun_reuses_everything_and_changes_nothing(corpus, tmp_path: Path):
     assert {p: p.stat().st_mtime_ns for p in (out / "data").iterdir()} == mtimes  # not rewritten
 
 
+@pytest.mark.slow
 def test_worker_counts_change_no_byte(corpus, tmp_path: Path):
     """One worker fetching one source at a time builds the same corpus as the default pool."""
     out, summary = corpus

@@ -94,6 +94,7 @@ def test_clips_follow_the_source(two_clips):
     assert a.files["flac"].read_bytes() != b.files["flac"].read_bytes()
 
 
+@pytest.mark.slow
 def test_same_input_same_bytes(build_media: Path, tmp_path: Path):
     """Four cuts of the same source agree byte for byte. (With two libx264 frame threads, 3 of 8
     such cuts of good.mp4 came out different: see clip.X264_THREADS.)"""
@@ -120,6 +121,7 @@ def test_rotation_is_honoured(build_media: Path, tmp_path: Path):
     assert abs(top - bottom).max() < 30, "not one above the other"
 
 
+@pytest.mark.slow
 def test_full_size_clip_from_real_media(shared_media: Path, tmp_path: Path):
     """The default 1280x720 / 30 fps format from a real 24 fps VP8/Vorbis clip."""
     src = shared_media / "video_landscape-animated__moviepy__big_buck_bunny_0_30.webm"

@@ -70,6 +70,7 @@ def bucket_corpus(s3: S3, source_list: Path, reference: Path) -> str:
     return "s3://corpus/landscape-av"
 
 
+@pytest.mark.slow
 def test_the_bucket_holds_the_bytes_of_a_local_build(
     s3: S3, bucket_corpus: str, reference: Path
 ) -> None:
@@ -81,6 +82,7 @@ def test_the_bucket_holds_the_bytes_of_a_local_build(
     assert records == [f".work/samples/{i}/source.json" for i in ("good", "good2", "lowres")]
 
 
+@pytest.mark.slow
 def test_no_credential_is_written(s3: S3, bucket_corpus: str, tmp_path: Path) -> None:
     written = list(s3.objects("corpus").values())
     mirror = Path(s3.env["XDG_CACHE_HOME"]) / "landscape-av"
@@ -90,6 +92,7 @@ def test_no_credential_is_written(s3: S3, bucket_corpus: str, tmp_path: Path) ->
         assert not any(secret.encode() in data for data in written), secret
 
 
+@pytest.mark.slow
 def test_another_build_or_foreign_objects_are_refused(
     s3: S3, bucket_corpus: str, source_list: Path
 ) -> None:
@@ -143,6 +146,7 @@ def test_killed_builds_resume_from_the_bucket_on_a_fresh_machine(
     assert JOURNAL not in objects and b"half an upload" not in objects.values()
 
 
+@pytest.mark.slow
 def test_stats_verify_and_export_frames_read_the_bucket(
     s3: S3, bucket_corpus: str, reference: Path, tmp_path: Path
 ) -> None:
@@ -164,6 +168,7 @@ def test_stats_verify_and_export_frames_read_the_bucket(
     assert frames["bucket"] == frames["local"] and len(frames["bucket"]) == 2 * 4 + 1
 
 
+@pytest.mark.slow
 def test_a_damaged_object_in_the_bucket_is_named_by_verify(
     s3: S3, bucket_corpus: str, tmp_path: Path
 ) -> None:
@@ -176,6 +181,7 @@ def test_a_damaged_object_in_the_bucket_is_named_by_verify(
     assert proc.returncode == 1 and "train-000000.tar" in proc.stderr
 
 
+@pytest.mark.slow
 def test_load_dataset_reads_the_bucket(
     s3: S3, bucket_corpus: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -54,6 +54,7 @@ def source_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
     return path
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_identical_output(source_list: Path, tmp_path: Path):
     reference = tmp_path / "reference"
     run_build(source_list, reference)

@@ -307,6 +307,7 @@ def _hostile_snapshots(tmp_path, generator) -> dict[str, tuple[bytes, str]]:
     }
 
 
+@pytest.mark.slow
 def test_hostile_pickles_fail_fast_in_bounded_memory(
     tmp_path, monkeypatch, official_modules, generator, guarded
 ):

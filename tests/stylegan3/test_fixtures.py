@@ -47,6 +47,7 @@ def test_mapping_with_and_without_truncation(vectors):
 @pytest.mark.parametrize(
     "code,image", [("ws", "img"), ("ws_trunc_0.7", "img_trunc_0.7"), ("wplus", "img_wplus")]
 )
+@pytest.mark.slow
 def test_synthesis(vectors, code, image):
     d, G, _ = vectors
     with torch.no_grad():
