@@ -80,6 +80,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_reports_a_missing_audio_file(run_dir, tmp_path):
     proc = _cli("--checkpoint", str(run_dir), "--audio", str(tmp_path / "nope.wav"))
     assert proc.returncode == 2 and "nope.wav: no such file" in proc.stderr

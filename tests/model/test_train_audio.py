@@ -36,6 +36,7 @@ def _scalars(run: Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in events.Scalars(tag)]
 
 
+@pytest.mark.slow
 def test_training_steps_log_finite_losses_and_resume(demo_corpus: Path, tmp_path: Path) -> None:
     shards = str(demo_corpus / shard_glob("train"))
     run = tmp_path / "run"

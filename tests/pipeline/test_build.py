@@ -88,6 +88,7 @@ def test_every_rejection_and_failure_is_recorded(corpus):
     assert (summary["clipped"], summary["rejected"], summary["failed"]) == (3, 5, 3)
 
 
+@pytest.mark.slow
 def test_clips_shards_and_manifests_agree(corpus):
     out, summary = corpus
     m = Corpus(out).manifests()
@@ -122,6 +123,7 @@ def test_clips_shards_and_manifests_agree(corpus):
     assert [m for m in seen if m.startswith("good_")] == ["good_00", "good_01"]
 
 
+@pytest.mark.slow
 def test_split_hygiene(corpus):
     out, _ = corpus
     m = Corpus(out).manifests()
@@ -133,6 +135,7 @@ def test_split_hygiene(corpus):
     assert clip_splits == {sid: splits[sid] for sid in clip_splits}
 
 
+@pytest.mark.slow
 def test_corpus_files(corpus):
     out, _ = corpus
     build = json.loads((out / "build.json").read_text())
@@ -144,6 +147,7 @@ def test_corpus_files(corpus):
         assert len(csv) == len(Corpus(out).manifests()[name])
 
 
+@pytest.mark.slow
 def test_rerun_reuses_everything_and_changes_nothing(corpus, tmp_path: Path):
     out, summary = corpus
     files = sorted(p for d in ("data", "manifests") for p in (out / d).iterdir())
