@@ -278,3 +278,12 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
         yield S3(f"http://{host}:{port}", tmp_path_factory.mktemp("cache"))
     finally:
         server.stop()
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    """Every file of the corpus folder `out` but its work folder, by relative POSIX path."""
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".work" not in p.relative_to(out).parts
+    }

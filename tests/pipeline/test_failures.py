@@ -26,6 +26,8 @@ from landscape_av.pipeline.build import (
     EXIT_REFUSED,
 )
 
+from .conftest import snapshot
+
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 OPTIONS += ["--quiet"]
 CLI = [sys.executable, "-c", "from landscape_av.cli import main; main()"]
@@ -49,15 +51,6 @@ def run_build(source_list: Path, out: Path, *extra: str, crash_at: str = "") -> 
     proc = start_build(source_list, out, *extra, crash_at=crash_at)
     _, stderr = proc.communicate(timeout=600)
     return proc.returncode, stderr
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    """Every file of the corpus except the work folder."""
-    return {
-        str(p.relative_to(out)): p.read_bytes()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and ".work" not in p.relative_to(out).parts
-    }
 
 
 def failures(path: Path) -> dict[str, dict[str, str]]:

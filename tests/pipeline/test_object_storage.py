@@ -16,7 +16,7 @@ import pytest
 from landscape_av.pipeline.build import EXIT_OUTPUT, EXIT_REFUSED
 from landscape_av.storage import JOURNAL, PUBLISH_DIR
 
-from .conftest import KEY_ID, LOOPBACK_ENV, S3, SECRET, Cluster
+from .conftest import KEY_ID, LOOPBACK_ENV, S3, SECRET, Cluster, snapshot
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
@@ -37,15 +37,6 @@ def source_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
     lines += [f"{i},{media_server}{f},{c},,,{s},CC0-1.0,test media" for i, f, c, s in ROWS]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    """Every file of a corpus folder but the work folder."""
-    return {
-        p.relative_to(out).as_posix(): p.read_bytes()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and ".work" not in p.relative_to(out).parts
-    }
 
 
 def corpus_objects(s3: S3, prefix: str) -> dict[str, bytes]:

@@ -19,7 +19,7 @@ import pytest
 from landscape_av.pipeline.build import CRASH_ENV, EXIT_INTERRUPTED
 from landscape_av.pipeline.ray_engine import SCRATCH, _Slot
 
-from .conftest import LOOPBACK_ENV, Cluster
+from .conftest import LOOPBACK_ENV, Cluster, snapshot
 
 pytest.importorskip("ray")
 
@@ -53,15 +53,6 @@ def run_build(cmd: list[str], crash_at: str | None = None) -> subprocess.Complet
     if crash_at:
         env[CRASH_ENV] = crash_at
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    """Every file of the corpus except the resumable work folder."""
-    return {
-        str(p.relative_to(out)): p.read_bytes()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and ".work" not in p.relative_to(out).parts
-    }
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ import pytest
 
 from landscape_av.pipeline.build import CRASH_ENV, staging_dir
 
+from .conftest import snapshot
+
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 OPTIONS += ["--shard-samples", "1", "--quiet"]  # one sample per shard: several shards to crash in
 ROWS = [
@@ -34,15 +36,6 @@ def run_build(source_list: Path, out: Path, crash_at: str | None = None) -> int:
     if crash_at is None:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.returncode
-
-
-def snapshot(out: Path) -> dict[str, bytes]:
-    """Every file of the corpus except the resumable work folder."""
-    return {
-        str(p.relative_to(out)): p.read_bytes()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and ".work" not in p.relative_to(out).parts
-    }
 
 
 @pytest.fixture(scope="module")
