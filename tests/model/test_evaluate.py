@@ -45,9 +45,9 @@ def _evaluate(run: Path, corpus: Path, out: Path, *flags: str) -> subprocess.Com
 
 @pytest.mark.slow
 def test_every_metric_and_baseline_deterministic_and_cached(
-    run_dir, demo_corpus, weights, tmp_path
+    run_dir, full_demo_corpus, weights, tmp_path
 ):
-    a = _evaluate(run_dir, demo_corpus, tmp_path / "a", "--weights", str(weights))
+    a = _evaluate(run_dir, full_demo_corpus, tmp_path / "a", "--weights", str(weights))
     assert a.returncode == 0, a.stderr[-3000:]
     result = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert result["videos"] == 4 and result["skipped"] == []
@@ -64,7 +64,7 @@ def test_every_metric_and_baseline_deterministic_and_cached(
         assert text in md
     assert "4 videos (fewer than StyleGAN-V's 2048)" in md and "i3d_torchscript.pt" in md
 
-    b = _evaluate(run_dir, demo_corpus, tmp_path / "b", "--weights", str(weights))
+    b = _evaluate(run_dir, full_demo_corpus, tmp_path / "b", "--weights", str(weights))
     assert b.returncode == 0, b.stderr[-3000:]
     assert (tmp_path / "b" / "metrics.json").read_text() == json.dumps(
         result, indent=2, sort_keys=True
@@ -74,7 +74,7 @@ def test_every_metric_and_baseline_deterministic_and_cached(
     kept = {p: p.stat().st_mtime_ns for p in (tmp_path / "a" / "cache").glob("*.npz")}
     cfg = EvalConfig(
         checkpoint=str(run_dir),
-        shards=str(demo_corpus / "data" / "test-*.tar"),
+        shards=str(full_demo_corpus / "data" / "test-*.tar"),
         weights=str(weights),
         out=str(tmp_path / "a"),
         num_videos=4,
@@ -87,11 +87,11 @@ def test_every_metric_and_baseline_deterministic_and_cached(
 
 
 @pytest.mark.slow
-def test_missing_weights_are_one_line_each_and_the_rest_runs(run_dir, demo_corpus, tmp_path):
+def test_missing_weights_are_one_line_each_and_the_rest_runs(run_dir, full_demo_corpus, tmp_path):
     empty = tmp_path / "weights"
     empty.mkdir()
     proc = _evaluate(
-        run_dir, demo_corpus, tmp_path / "out", "--weights", str(empty),
+        run_dir, full_demo_corpus, tmp_path / "out", "--weights", str(empty),
         "--metrics", "fvd,is_video,av_align", "--baselines", "real",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
