@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +27,7 @@ import pytest
 
 from landscape_av.ffmpeg import ffmpeg_exe
 from landscape_av.pipeline.build import CRASH_ENV
+from landscape_av.sources.source_list import Source, write_source_list
 
 SMALL = ("--size", "320x180", "--min-size", "320x180")
 """CLI options of the small test format."""
@@ -287,3 +288,20 @@ def snapshot(out: Path) -> dict[str, bytes]:
         for p in sorted(out.rglob("*"))
         if p.is_file() and ".work" not in p.relative_to(out).parts
     }
+
+
+def write_media_list(path: Path, rows: Iterable[tuple[str, ...]]) -> Path:
+    """Write a source list of test media (CC0-1.0): each row is (source_id, url, class) or
+    (source_id, url, class, split), an empty or missing split being the build's to assign."""
+    sources = [
+        Source(
+            i,
+            url,
+            c,
+            split=(s[0] if s else "") or None,
+            license="CC0-1.0",
+            attribution="test media",
+        )
+        for i, url, c, *s in rows
+    ]
+    return write_source_list(sources, path)

@@ -20,6 +20,8 @@ from landscape_av.corpus.stats import corpus_stats
 from landscape_av.corpus.verify import verify_corpus
 from landscape_av.schema import shard_glob
 
+from .conftest import write_media_list
+
 ROWS = [  # source_id, file on the server, class, split
     ("guitar", "good.mp4", "playing acoustic guitar", "train"),
     ("dog", "good2.mp4", "dog barking", "train"),
@@ -36,10 +38,7 @@ pytestmark = pytest.mark.slow  # each test builds or renders media
 @pytest.fixture(scope="module")
 def source_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("any-class") / "vggsound.csv"
-    lines = ["source_id,url,class,start,end,split,license,attribution"]
-    lines += [f'{i},{media_server}{f},"{c}",,,{s},CC0-1.0,test media' for i, f, c, s in ROWS]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_media_list(path, [(i, f"{media_server}{f}", c, s) for i, f, c, s in ROWS])
 
 
 @pytest.fixture(scope="module")

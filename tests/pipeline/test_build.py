@@ -20,6 +20,8 @@ from landscape_av.corpus import Corpus
 from landscape_av.pipeline.build import BuildConfig
 from landscape_av.schema import SampleMeta
 
+from .conftest import write_media_list
+
 SMALL = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 
 ROWS = [  # source_id, file or path on the server, class, split
@@ -56,9 +58,7 @@ def run_cli(*args: str) -> dict:
 @pytest.fixture(scope="module")
 def corpus(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("build")
-    lines = ["source_id,url,class,start,end,split,license,attribution"]
-    lines += [f"{i},{media_server}{f},{c},,,{s},CC0-1.0,test media" for i, f, c, s in ROWS]
-    (tmp / "sources.csv").write_text("\n".join(lines) + "\n")
+    write_media_list(tmp / "sources.csv", [(i, f"{media_server}{f}", c, s) for i, f, c, s in ROWS])
     out = tmp / "corpus"
     summary = run_cli("--source-list", str(tmp / "sources.csv"), "--out", str(out), *SMALL)
     return out, summary

@@ -26,18 +26,11 @@ from landscape_av.pipeline.build import (
     EXIT_REFUSED,
 )
 
-from .conftest import snapshot
+from .conftest import snapshot, write_media_list
 
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 OPTIONS += ["--quiet"]
 CLI = [sys.executable, "-c", "from landscape_av.cli import main; main()"]
-
-
-def write_list(path: Path, rows: list[tuple[str, str, str]]) -> Path:
-    lines = ["source_id,url,class,start,end,split,license,attribution"]
-    lines += [f"{i},{url},{c},,,,CC0-1.0,test media" for i, url, c in rows]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def start_build(source_list: Path, out: Path, *extra: str, crash_at: str = "") -> subprocess.Popen:
@@ -122,7 +115,7 @@ def test_a_corrupt_source_fails_alone_and_is_skipped_when_downloaded_again(
         ("bad", f"{media_server}{corrupt_mp4}", "fire crackling"),
         ("good2", f"{media_server}good2.mp4", "wind noise"),
     ]
-    source_list = write_list(tmp_path / "sources.csv", rows)
+    source_list = write_media_list(tmp_path / "sources.csv", rows)
     out = tmp_path / "corpus"
     code, stderr = run_build(source_list, out)
     assert code == 0, stderr
@@ -141,13 +134,15 @@ def test_a_corrupt_source_fails_alone_and_is_skipped_when_downloaded_again(
 @pytest.mark.slow
 def test_a_build_that_fails_never_touches_the_corpus(media_server: str, tmp_path: Path):
     out = tmp_path / "corpus"
-    good = write_list(tmp_path / "good.csv", [("good", f"{media_server}good2.mp4", "raining")])
+    good = write_media_list(
+        tmp_path / "good.csv", [("good", f"{media_server}good2.mp4", "raining")]
+    )
     assert run_build(good, out)[0] == 0
     before = snapshot(out)
     assert any(name.startswith("data/") for name in before)
 
     broken = [(f"m{i}", f"{media_server}missing{i}.mp4", "raining") for i in range(3)]
-    broken_list = write_list(tmp_path / "broken.csv", broken)
+    broken_list = write_media_list(tmp_path / "broken.csv", broken)
     code, stderr = run_build(broken_list, out)  # another source list: refused
     assert code == EXIT_REFUSED and len(stderr.strip().splitlines()) == 1, stderr
     assert "--overwrite" in stderr and "another build" in stderr
@@ -161,8 +156,8 @@ def test_a_build_that_fails_never_touches_the_corpus(media_server: str, tmp_path
 
 @pytest.mark.slow
 def test_kill_while_replacing_leaves_old_or_new_corpus(media_server: str, tmp_path: Path):
-    first = write_list(tmp_path / "a.csv", [("a", f"{media_server}good2.mp4", "raining")])
-    second = write_list(tmp_path / "b.csv", [("b", f"{media_server}good.mp4", "wind noise")])
+    first = write_media_list(tmp_path / "a.csv", [("a", f"{media_server}good2.mp4", "raining")])
+    second = write_media_list(tmp_path / "b.csv", [("b", f"{media_server}good.mp4", "wind noise")])
     reference = tmp_path / "reference"
     assert run_build(second, reference)[0] == 0
     new = snapshot(reference)
@@ -196,7 +191,7 @@ def closed_port() -> int:
 @pytest.mark.slow
 def test_an_unreachable_host_stops_the_build_early(closed_port: int, tmp_path: Path):
     rows = [(f"s{i}", f"http://127.0.0.1:{closed_port}/v{i}.mp4", "raining") for i in range(8)]
-    source_list = write_list(tmp_path / "sources.csv", rows)
+    source_list = write_media_list(tmp_path / "sources.csv", rows)
     out = tmp_path / "corpus"
     cmd = [*CLI, "build", "--source-list", str(source_list), "--out", str(out), "--quiet"]
     began = time.monotonic()
@@ -217,7 +212,7 @@ def slow_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """A failing source, then sources that keep ffmpeg busy for a while."""
     rows = [("missing", f"{media_server}missing.mp4", "raining")]
     rows += [(f"g{i}", f"{media_server}good.mp4", "raining") for i in range(6)]
-    return write_list(tmp_path_factory.mktemp("slow") / "sources.csv", rows)
+    return write_media_list(tmp_path_factory.mktemp("slow") / "sources.csv", rows)
 
 
 @pytest.mark.slow
@@ -275,7 +270,7 @@ def test_a_full_disk_stops_the_build_and_the_same_command_then_completes(
     mount, grow = small_disk
     rows = [("good", f"{media_server}good.mp4", "raining")]
     rows += [("good2", f"{media_server}good2.mp4", "wind noise")]
-    source_list = write_list(tmp_path / "sources.csv", rows)
+    source_list = write_media_list(tmp_path / "sources.csv", rows)
     reference = tmp_path / "reference"
     assert run_build(source_list, reference)[0] == 0
     out = mount / "corpus"

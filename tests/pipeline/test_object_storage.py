@@ -16,7 +16,7 @@ import pytest
 from landscape_av.pipeline.build import EXIT_OUTPUT, EXIT_REFUSED
 from landscape_av.storage import JOURNAL, PUBLISH_DIR
 
-from .conftest import KEY_ID, LOOPBACK_ENV, S3, SECRET, Cluster, snapshot
+from .conftest import KEY_ID, LOOPBACK_ENV, S3, SECRET, Cluster, snapshot, write_media_list
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
@@ -33,10 +33,7 @@ ROWS = [
 @pytest.fixture(scope="module")
 def source_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("objstore") / "sources.csv"
-    lines = ["source_id,url,class,start,end,split,license,attribution"]
-    lines += [f"{i},{media_server}{f},{c},,,{s},CC0-1.0,test media" for i, f, c, s in ROWS]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_media_list(path, [(i, f"{media_server}{f}", c, s) for i, f, c, s in ROWS])
 
 
 def corpus_objects(s3: S3, prefix: str) -> dict[str, bytes]:

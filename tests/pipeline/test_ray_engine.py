@@ -19,7 +19,7 @@ import pytest
 from landscape_av.pipeline.build import CRASH_ENV, EXIT_INTERRUPTED
 from landscape_av.pipeline.ray_engine import SCRATCH, _Slot
 
-from .conftest import LOOPBACK_ENV, Cluster, snapshot
+from .conftest import LOOPBACK_ENV, Cluster, snapshot, write_media_list
 
 pytest.importorskip("ray")
 
@@ -36,10 +36,7 @@ ROWS = [
 @pytest.fixture(scope="module")
 def source_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ray-sources") / "sources.csv"
-    lines = ["source_id,url,class,start,end,split,license,attribution"]
-    lines += [f"{i},{media_server}{f},{c},,,{s},CC0-1.0,test media" for i, f, c, s in ROWS]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_media_list(path, [(i, f"{media_server}{f}", c, s) for i, f, c, s in ROWS])
 
 
 def build_cmd(source_list: Path, out: Path, *extra: str) -> list[str]:

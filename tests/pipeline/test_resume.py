@@ -12,7 +12,7 @@ import pytest
 
 from landscape_av.pipeline.build import CRASH_ENV, staging_dir
 
-from .conftest import snapshot
+from .conftest import snapshot, write_media_list
 
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 OPTIONS += ["--shard-samples", "1", "--quiet"]  # one sample per shard: several shards to crash in
@@ -41,10 +41,7 @@ def run_build(source_list: Path, out: Path, crash_at: str | None = None) -> int:
 @pytest.fixture(scope="module")
 def source_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("resume") / "sources.csv"
-    lines = ["source_id,url,class,start,end,split,license,attribution"]
-    lines += [f"{i},{media_server}{f},{c},,,{s},CC0-1.0,test media" for i, f, c, s in ROWS]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_media_list(path, [(i, f"{media_server}{f}", c, s) for i, f, c, s in ROWS])
 
 
 @pytest.mark.slow
