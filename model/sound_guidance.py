@@ -6,8 +6,10 @@
 - `av_align_control`: AV-Align (`model.metrics.av_align`) of the videos the run generates from each
   clip's sound, scored against that sound and against another clip's (the shuffled-sound control).
   A run whose motion follows its sound scores clearly higher against its own.
+- `sound_term`: eq. 2's sound term (`clip_audio`) of the run's frames on held-out clips, computed
+  as training does, with the CLIP and F_a (or stand-ins) the run trained with.
 - `in_range`: the share of pixels outside the generator's [-1, 1] in those videos.
-- `logged`: a scalar of the run's TensorBoard log (the sound term `loss/clip_audio` over training).
+- `logged`: a scalar of the run's TensorBoard log (`loss/clip_audio` over training).
 
 Videos are generated as `model.generate` makes them (`walk_sound`, at the model's own rate, one
 frame per walk step), clip i with seed `seed + i`. `bench/sound_guidance.py` reports these on the
@@ -26,7 +28,7 @@ from model.audio import MelConfig, clip_mels, fit_length, load_wave
 from model.data import expand_shards, shard_samples
 from model.generate import render_frames, walk_sound
 from model.metrics.av_align import av_align
-from model.video_model import SoundToLatents, sound_noise_ratio, start_latents
+from model.video_model import SoundToLatents, render, sound_noise_ratio, start_latents
 
 RATE = MelConfig().sample_rate
 
@@ -86,15 +88,60 @@ def step_ratio(
 ) -> float:
     """`sound_noise_ratio` over clips of one training clip's length, each step's sound swapped for
     that of the next clip (mod n)."""
-    steps = latents.cfg.clip_steps
-    mel_cfg = MelConfig(n_mels=n_mels)
-    clip_samples = round(latents.cfg.clip_seconds * RATE)
-    mels = [clip_mels(fit_length(w, clip_samples), mel_cfg, steps) for w in waves]
-    full = torch.stack([m[0] for m in mels])
-    mel = torch.stack([m[1] for m in mels])
+    full, mel = _clip_mels(latents, waves, n_mels)
     gen = torch.Generator().manual_seed(seed)
     w = start_latents(G, len(waves), latents.cfg.truncation, generator=gen)
     return sound_noise_ratio(latents, G, full, mel, mel.roll(1, dims=0), w, gen)
+
+
+def run_encoders(config: dict, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The frozen CLIP and F_a (or their stand-ins) that a run's training config names."""
+    from model.config import apply_overrides
+    from model.train import TrainConfig, load_frozen
+
+    cfg = TrainConfig()
+    apply_overrides(cfg, {k: v for k, v in config.items() if k != "generator_kwargs"}, "run config")
+    with torch.random.fork_rng(devices=[]):  # load_frozen seeds tiny models
+        frozen = load_frozen(cfg, device)
+    return frozen.clip, frozen.sound_clip
+
+
+@torch.no_grad()
+def sound_term(
+    latents: SoundToLatents,
+    G: torch.nn.Module,
+    encoders: tuple[torch.nn.Module, torch.nn.Module],
+    waves: list[torch.Tensor],
+    n_mels: int,
+    seed: int,
+) -> float:
+    """Eq. 2's sound term as training computes it (every step's image against F_a of the segment it
+    read, G(w_hat) against the whole clip), on held-out clips of the training clip length."""
+    from model.losses import clip_audio_loss
+    from model.train import sound_targets
+
+    clip, sound_clip = encoders
+    full, mel = _clip_mels(latents, waves, n_mels)
+    gen = torch.Generator().manual_seed(seed)
+    w = start_latents(G, len(waves), latents.cfg.truncation, generator=gen)
+    noise = torch.randn(len(waves), mel.shape[1], latents.cfg.walker.noise_dim, generator=gen)
+    walk = latents(full, mel, w, noise)
+    images = render(G, walk.latents)
+    target = sound_targets(sound_clip, full, mel[:, : images.shape[1] - 1])
+    return clip_audio_loss(clip.encode_image(images.flatten(0, 1)), target.flatten(0, 1)).item()
+
+
+def _clip_mels(
+    latents: SoundToLatents, waves: list[torch.Tensor], n_mels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole-clip [n, 1, M, L] and segment [n, T, 1, M, s] mels of sounds cut to the training
+    clip length, as the loader makes them."""
+    clip_samples = round(latents.cfg.clip_seconds * RATE)
+    mels = [
+        clip_mels(fit_length(w, clip_samples), MelConfig(n_mels=n_mels), latents.cfg.clip_steps)
+        for w in waves
+    ]
+    return torch.stack([m[0] for m in mels]), torch.stack([m[1] for m in mels])
 
 
 def logged(run: str | Path, tag: str) -> np.ndarray:
@@ -113,11 +160,12 @@ def by_part(values: np.ndarray, parts: int = 4) -> list[float]:
 
 @dataclass
 class Guidance:
-    """The measurements of one run on held-out clips."""
+    """The measurements of one checkpoint on held-out clips."""
 
     ratio: float  # step_ratio
     av_align: float  # videos against their own sound
     av_align_shuffled: float  # against another clip's sound
+    sound_term: float  # eq. 2's sound term (clip_audio)
     saturated: float  # share of generated pixels outside [-1, 1]
 
     @property
@@ -125,14 +173,14 @@ class Guidance:
         return self.av_align - self.av_align_shuffled
 
 
-def measure(
-    latents: SoundToLatents,
-    G: torch.nn.Module,
-    waves: list[torch.Tensor],
-    n_mels: int,
-    seed: int = 0,
-) -> Guidance:
-    """Every measurement of one run (E_a + walker `latents`, generator `G`) on the sounds `waves`."""
+def measure(checkpoint: str | Path, waves: list[torch.Tensor], seed: int = 0) -> Guidance:
+    """Every measurement of a checkpoint (or a run's newest) on the sounds `waves`."""
+    from model.generate import load_run
+
+    latents, G, config = load_run(checkpoint, torch.device("cpu"))
+    n_mels = config["n_mels"]
     clips = videos(latents, G, waves, n_mels, seed)
     own, shuffled = av_align_control(clips, waves, latents.cfg.fps)
-    return Guidance(step_ratio(latents, G, waves, n_mels, seed), own, shuffled, in_range(clips))
+    term = sound_term(latents, G, run_encoders(config, torch.device("cpu")), waves, n_mels, seed)
+    ratio = step_ratio(latents, G, waves, n_mels, seed)
+    return Guidance(ratio, own, shuffled, term, in_range(clips))

@@ -230,7 +230,7 @@ def draw_events(rng: np.random.Generator, steps: int = STEPS, p: float = 0.5) ->
 
 
 def make_sound(rng: np.random.Generator, events: list[int], seconds: float = SECONDS) -> Tensor:
-    """Mono waveform [S] at RATE: noise at -64 dBFS and, for each event step, a tone burst (random
+    """Mono waveform [S] at RATE: noise at -70 dBFS and, for each event step, a tone burst (random
     300-1200 Hz, amplitude 0.5, 3 ms attack 0.1 s into the step, 0.12 s decay)."""
     n = round(seconds * RATE)
     step = n // STEPS

@@ -4,7 +4,8 @@ One optimizer step = `accum` micro-batches; each micro-batch does
 
     G side: w ~ mapping(z, psi) ; walk = SoundToLatents(mel_full, mel, w) ;
             images = G.synthesis(walk.latents)     -> G(w_hat) = step 0, then every walked step
-            L_G = clip_audio (eq. 2) + clip_text + temporal (eq. 3) + latent + adv_image + adv_video
+            L_G = clip_audio (eq. 2) + clip_text + temporal (eq. 3) + latent + range
+                  + adv_image + adv_video
     D side: L_D = GAN(D_I(real frames), D_I(fake frames)) + GAN(D_V(real clip), D_V(fake clip))
 
 clip_audio compares G(w_hat) with F_a of the whole clip and each walked step with F_a of the
@@ -54,6 +55,7 @@ from model.losses import (
     d_loss,
     g_loss,
     latent_loss,
+    range_loss,
     temporal_loss,
 )
 from model.video_model import (
@@ -339,6 +341,19 @@ def resolve_config(cfg: TrainConfig, G: nn.Module) -> None:
 # The training step
 
 
+@torch.no_grad()
+def sound_targets(sound_clip: nn.Module, mel_full: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    """Eq. 2's audio side for the images of a walk [w_hat, step 1, ..., step S]: F_a of the whole
+    clip mel_full [B, 1, M, L] for G(w_hat), F_a of segment s - 1 (mel [B, S, 1, M, s]) for step s,
+    the segment that step read. Returns [B, 1 + S, E]."""
+    B, S = mel.shape[:2]
+    whole = sound_clip(mel_full).float()[:, None]  # [B, 1, E]
+    if S == 0:
+        return whole
+    heard = sound_clip(mel.flatten(0, 1)).float().view(B, S, -1)
+    return torch.cat([whole, heard], dim=1)
+
+
 RANGE_LOGS = ("saturated", "offset_encoder", "offset_walk")
 """Logged beside the losses (TensorBoard `range/`): is the model in the generator's range?"""
 
@@ -423,17 +438,14 @@ class Trainer:
         terms: dict[str, torch.Tensor] = {}
         with self.amp.autocast():
             img_emb = clip.encode_image(images.flatten(0, 1)).float()  # [B*(1+S), E]
-            with torch.no_grad():  # F_a of the whole clip for G(w_hat), of segment s-1 for step s
-                whole = self.frozen.sound_clip(mel_full).float()[:, None]  # [B, 1, E]
-                heard = self.frozen.sound_clip(mel[:, :S].flatten(0, 1)).float().view(B, S, -1)
-            terms["clip_audio"] = clip_audio_loss(
-                img_emb, torch.cat([whole, heard], 1).flatten(0, 1)
-            )
+            target = sound_targets(self.frozen.sound_clip, mel_full, mel[:, :S])
+            terms["clip_audio"] = clip_audio_loss(img_emb, target.flatten(0, 1))
             if w8.clip_text:
                 text = clip.encode_text(batch["prompt"]).repeat_interleave(1 + S, dim=0)
                 terms["clip_text"] = clip_text_loss(img_emb, text)
             terms["temporal"] = temporal_loss(walk.frames.float())
             terms["latent"] = latent_loss(walk.frames.float(), w)
+            terms["range"] = range_loss(images.float())
             if w8.adv_image:
                 d_fake = runtime.unwrap(self.d_image)(fake.flatten(0, 1))
                 terms["adv_image"] = g_loss(d_fake, w8.gan)

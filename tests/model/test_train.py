@@ -287,3 +287,22 @@ def test_two_process_ddp_on_cpu(shards, tmp_path):
     assert final["step"] == 2 and all(math.isfinite(v) for v in final["losses"].values())
     # train() checks that both processes ended with identical parameters (assert_in_sync)
     assert [p.name for p in runtime.Checkpointer(run).paths()] == ["step-00000002"]
+
+
+@pytest.mark.slow
+def test_frames_stay_in_range_at_every_checkpoint_of_the_demo_run(shards, demo_corpus, tmp_path):
+    """The tiny run on the demo corpus: at every checkpoint its videos of test clips keep (all but
+    1% of) their pixels inside [-1, 1]. With the latent bounds alone every pixel left it by step 50
+    (the adversarial terms push a random tiny generator there); the range term keeps them in."""
+    from model.generate import load_run
+    from model.sound_guidance import held_out_waves, in_range, videos
+
+    run = tmp_path / "run"
+    train(_tiny(shards, run, "--steps", "50", "--save-every", "10", "--keep", "0"))
+    waves = held_out_waves(str(demo_corpus / "data" / "test-*.tar"), 2)
+    ckpts = runtime.Checkpointer(run).paths()
+    assert len(ckpts) == 5
+    for ckpt in ckpts:
+        latents, G, cfg = load_run(ckpt, torch.device("cpu"))
+        share = in_range(videos(latents, G, waves, cfg["n_mels"], seed=0))
+        assert share < 0.01, (ckpt.name, share)

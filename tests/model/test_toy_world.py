@@ -1,0 +1,144 @@
+"""The walk follows the sound, step by step, when `model.train` itself trains it (issue 21).
+
+On the toy world (`model.toy_world`) following the sound is the right answer: the stand-in CLIP
+reads where a frame's light lies, the stand-in F_a reads how loud a segment is, and eq. 2 is best
+when the camera points where the sound says. A run of the real loop (`model.train --config
+world/train.yaml`: the paper preset, 300 steps of batch 1, the frozen toy generator) must, on
+held-out clips, move the following frames more with one step's sound than with that step's noise,
+make videos whose motion meets their own sound's onsets (AV-Align) clearly better than another
+clip's sound, lower its sound term over training, keep every checkpoint's frames inside the
+generator's range, and walk 60 s of sound without leaving its bounds; `model.evaluate` must score
+its videos above the run fed silence. The no-sound ablation, trained alike, must not pass the
+AV-Align margin. Each check fails for a model, a generator or an evaluation that ignores the sound
+(training fed silence in `Trainer.micro_step`, `walk_sound` walking on silence, `model.evaluate`
+scoring without the sound).
+
+Thresholds sit well inside what `bench/sound_guidance.py` measured over seeds 0-4 at 1 and 2
+threads (README, "Is the walk sound-guided?").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from model import runtime
+from model.evaluate import main as evaluate_main
+from model.generate import load_run, render_frames, walk_drift, walk_sound
+from model.sound_guidance import (
+    av_align_control,
+    by_part,
+    held_out_waves,
+    in_range,
+    logged,
+    step_ratio,
+    videos,
+)
+from model.toy_world import TRAIN_CONFIG, train_settings, write_world
+from model.train import build_config, train
+from model.video_model import start_latents
+
+pytestmark = pytest.mark.slow
+
+HELD_OUT = 16
+RATIO = 3.0
+"""Least sound / noise ratio of the moves of the frames (trained runs: about 10; untrained: 1)."""
+MARGIN = 0.2
+"""Least AV-Align of the videos against their own sound above a shuffled sound (trained runs:
+about 0.45; real toy clips: 0.5; a model deaf to the sound: 0 on average)."""
+DROP = 0.03
+"""Least fall of the logged sound term from the first to the last quarter of training."""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = write_world(tmp_path_factory.mktemp("toy") / "world", train=48, test=HELD_OUT)
+    (folder / TRAIN_CONFIG).write_text(yaml.safe_dump(train_settings(folder)))
+    return folder
+
+
+def _train(world: Path, out: Path, *flags: str) -> Path:
+    train(
+        build_config(["--config", str(world / TRAIN_CONFIG), "--out", str(out), "--quiet", *flags])
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default model (eq. 4 walker, the paper's segment rule) trained on the toy world."""
+    return _train(world, tmp_path_factory.mktemp("toy") / "run")
+
+
+@pytest.fixture(scope="module")
+def deaf(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The no-sound ablation, trained alike."""
+    return _train(world, tmp_path_factory.mktemp("toy") / "deaf", "--ablation", "no-sound")
+
+
+@pytest.fixture(scope="module")
+def waves(world: Path) -> list[torch.Tensor]:
+    return held_out_waves(str(world / "data" / "test-*.tar"), HELD_OUT)
+
+
+def _margin(run: Path, waves: list[torch.Tensor]) -> tuple[float, float]:
+    latents, G, cfg = load_run(run, torch.device("cpu"))
+    return av_align_control(videos(latents, G, waves, cfg["n_mels"], 0), waves, latents.cfg.fps)
+
+
+def test_one_steps_sound_moves_the_following_frames_more_than_its_noise(run, waves):
+    latents, G, cfg = load_run(run, torch.device("cpu"))
+    ratio = step_ratio(latents, G, waves, cfg["n_mels"], seed=0)
+    assert ratio > RATIO, ratio
+
+
+def test_the_videos_follow_their_own_sound_and_the_no_sound_ablation_does_not(run, deaf, waves):
+    own, shuffled = _margin(run, waves)
+    assert own > shuffled + MARGIN, (own, shuffled)
+    own, shuffled = _margin(deaf, waves)
+    assert own < shuffled + MARGIN, (own, shuffled)
+
+
+def test_the_sound_term_falls_over_training(run):
+    parts = by_part(logged(run, "loss/clip_audio"), 4)
+    assert parts[-1] < parts[0] - DROP, parts
+
+
+def test_frames_stay_in_the_generators_range_at_every_checkpoint(run, waves):
+    ckpts = runtime.Checkpointer(run).paths()
+    assert [p.name for p in ckpts] == ["step-00000100", "step-00000200", "step-00000300"]
+    for ckpt in ckpts:
+        latents, G, cfg = load_run(ckpt, torch.device("cpu"))
+        assert in_range(videos(latents, G, waves, cfg["n_mels"], 0)) == 0, ckpt.name
+    assert logged(run, "range/saturated").max() == 0  # every training step's frames too
+    assert logged(run, "range/offset_encoder").max() <= latents.cfg.encoder.radius
+
+
+def test_60_s_of_sound_from_the_trained_run_stay_bounded(run, waves):
+    """15 re-anchored windows of the 4 s the run trained on: every latent within the walk's and
+    E_a's bounds of the start latent, every frame inside [-1, 1], the walk still moving."""
+    latents, G, cfg = load_run(run, torch.device("cpu"))
+    wave = torch.cat(waves * 2)[: 60 * 44100]
+    ws = walk_sound(latents, G, wave, cfg["n_mels"], seed=3)
+    assert ws.shape[1] == 120
+    w = start_latents(G, 1, latents.cfg.truncation, torch.Generator().manual_seed(3))
+    radius = latents.cfg.walker.radius + latents.cfg.encoder.radius
+    assert (ws - w[:, None]).norm(dim=-1).max() <= radius + 1e-4
+    with torch.no_grad():
+        assert in_range([torch.cat(list(render_frames(G, ws)))]) == 0
+    drift = walk_drift(ws, latents.cfg.fps)
+    assert drift[60] > 0.1 * drift[10] > 0
+
+
+def test_evaluate_scores_the_runs_videos_above_the_run_fed_silence(run, world, tmp_path):
+    out = tmp_path / "eval"
+    argv = ["--checkpoint", str(run), "--shards", str(world / "data" / "test-*.tar")]
+    argv += ["--metrics", "av_align", "--baselines", "model,silence", "--fps", "2", "--frames"]
+    argv += ["8", "--num-videos", str(HELD_OUT), "--out", str(out), "--quiet", "--workers", "1"]
+    assert evaluate_main(argv) == 0
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    assert rows["model"]["av_align"] > rows["silence"]["av_align"] + MARGIN, rows
