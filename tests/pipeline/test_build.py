@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from landscape_av.cli import main
 from landscape_av.cli.build import STAGES
 from landscape_av.corpus import Corpus
-from landscape_av.pipeline.build import BuildConfig
+from landscape_av.pipeline.config import BuildConfig
 from landscape_av.schema import SampleMeta
 
 from .conftest import write_media_list
