@@ -46,7 +46,7 @@ def _output_error(remote: storage.Remote, error: OSError) -> BuildStopped:
 
 def prepare(remote: storage.Remote) -> None:
     """Finish a publish that a kill interrupted, then refuse (BuildStopped) a URL that holds
-    something other than a corpus, as `build.check_folder` does for a folder."""
+    something other than a corpus, as `checks.check_folder` does for a folder."""
     try:
         storage.roll_forward(remote)
         why = storage.check_location(remote)

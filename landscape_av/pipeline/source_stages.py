@@ -161,7 +161,7 @@ class Examined:
         return Outcome(self.source, self.split, "rejected", "filter", reason, v.detail, self.info)
 
 
-Stage = Callable[[Examined, StageHooks], "Outcome | None"]
+Stage = Callable[[Examined, StageHooks], Outcome | None]
 """A stage after the download: None lets the source go on, an outcome ends it there."""
 
 
