@@ -178,7 +178,7 @@ def _run_sources(
             jobs.append((source, split))
     tried: list[Outcome] = []
     probe_count = min(NETWORK_PROBE, len(sources))
-    engine = open_engine(config, board.store.work)
+    engine = open_engine(config)
     with contextlib.closing(engine.run(jobs, board)) as results:
         for outcome in results:
             outcomes[outcome.source.source_id] = outcome

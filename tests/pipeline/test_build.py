@@ -233,11 +233,11 @@ def test_every_setting_is_an_option_under_its_stage(tmp_path: Path):
         assert flag in help_text
 
 
-def test_every_engine_option_opens_its_engine(tmp_path: Path):
+def test_every_engine_option_opens_its_engine():
     """`--engine` offers exactly the engines the build can open by name, each of its own kind."""
     choices = flat_settings(BuildConfig())["engine"].setting.choices
     assert set(choices) == set(ENGINES)
-    engines = [open_engine(BuildConfig(engine=name), tmp_path) for name in choices]
+    engines = [open_engine(BuildConfig(engine=name)) for name in choices]
     assert len({type(e) for e in engines}) == len(choices)
     assert all(callable(e.run) for e in engines)
 

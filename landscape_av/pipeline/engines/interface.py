@@ -63,8 +63,8 @@ class Board:
 
 
 class Engine(Protocol):
-    """Runs the per-source stages of a build's sources (made with the build's `BuildConfig` and
-    its work folder: `registry.open_engine`)."""
+    """Runs the per-source stages of a build's sources (made with the build's `BuildConfig`:
+    `registry.open_engine`), in the work folder of the `board`'s sample store."""
 
     def run(self, jobs: Sequence[Job], board: Board) -> Iterator[Outcome]:
         """Run `source_stages.process` for each (source, split) of `jobs`, yielding each outcome
@@ -74,5 +74,5 @@ class Engine(Protocol):
         ...
 
 
-EngineFactory = Callable[[BuildConfig, Path], Engine]
-"""How an engine is made: from the build's settings and its work folder."""
+EngineFactory = Callable[[BuildConfig], Engine]
+"""How an engine is made: from the build's settings."""

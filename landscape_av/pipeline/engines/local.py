@@ -21,16 +21,16 @@ from landscape_av.pipeline.source_stages import process
 class LocalEngine:
     """`interface.Engine` in a thread pool of `workers + downloads` threads."""
 
-    def __init__(self, config: BuildConfig, work: Path) -> None:
-        self.config, self.work = config, work
+    def __init__(self, config: BuildConfig) -> None:
+        self.config = config
 
     def run(self, jobs: Sequence[Job], board: Board) -> Iterator[Outcome]:
         """`process` every job in the pool, yielding outcomes as they come; on any exception,
         Ctrl-C or early close, stop every child and cancel what has not begun."""
-        config = self.config
+        config, work = self.config, board.store.work
         hooks = _Slots(board, config)
         pool = ThreadPoolExecutor(max_workers=config.workers + config.downloads)
-        futures = [pool.submit(process, s, split, config, self.work, hooks) for s, split in jobs]
+        futures = [pool.submit(process, s, split, config, work, hooks) for s, split in jobs]
         try:
             for future in as_completed(futures):
                 yield future.result()

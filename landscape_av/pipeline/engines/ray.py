@@ -8,11 +8,11 @@ and card, which stay on the driver, come out byte-identical to a local build. A 
 worker process or node dies is retried by Ray (`TASK_RETRIES`), then recorded as failed at the
 stage it had reached.
 
-The tasks report to one actor, `_Hub`, which takes the progress events of the stages and keeps the
-network watch of the local engine (`network.NetworkWatch`). A node's concurrent downloads are bounded to
-`--downloads` by as many lock files in its temp folder (`_Slot`): the kernel releases the lock of
-a worker process that dies holding it, and waiting on one makes no Ray call (a task blocked in
-`ray.get` lends its CPU to the next task, which would run more encoders than CPUs).
+The tasks report to one actor, `_Hub`, which takes the progress events of the stages and keeps
+the network watch of the local engine (`network.NetworkWatch`). A node's concurrent downloads are
+bounded to `--downloads` by as many lock files in its temp folder (`_Slot`): the kernel releases
+the lock of a worker process that dies holding it, and waiting on one makes no Ray call (a task
+blocked in `ray.get` lends its CPU to the next task, which would run more encoders than CPUs).
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class _Result:
 class RayEngine:
     """`interface.Engine` as Ray tasks on the cluster of `config.ray_address`."""
 
-    def __init__(self, config: BuildConfig, work: Path) -> None:
-        self.config, self.work = config, work
+    def __init__(self, config: BuildConfig) -> None:
+        self.config = config
 
     def run(self, jobs: Sequence[Job], board: Board) -> Iterator[Outcome]:
         """Run each job as a Ray task, yielding each outcome (committed through `board`) as it

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.engines.interface import Engine, EngineFactory
 from landscape_av.pipeline.engines.local import LocalEngine
@@ -12,6 +10,6 @@ from landscape_av.pipeline.engines.ray import RayEngine
 ENGINES: dict[str, EngineFactory] = {"local": LocalEngine, "ray": RayEngine}
 
 
-def open_engine(config: BuildConfig, work: Path) -> Engine:
-    """The engine `config.engine` of a build with the work folder `work`."""
-    return ENGINES[config.engine](config, work)
+def open_engine(config: BuildConfig) -> Engine:
+    """The engine `config.engine` of a build."""
+    return ENGINES[config.engine](config)
