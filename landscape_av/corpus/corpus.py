@@ -122,6 +122,7 @@ MAX_EXTENDED_HEADER = 64 << 10
 """Largest pax or GNU long-name header `index_shard` reads (bytes); the build writes none."""
 _BLOCK = tarfile.BLOCKSIZE
 _EXTENSIONS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.GNUTYPE_LONGNAME)
+_FILES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
 
 
 @dataclass(frozen=True)
@@ -172,21 +173,18 @@ def _tar_entries(path: Path, max_entries: int) -> Iterator[tuple[str, bool, Memb
     """(name, is a regular file, place of its data) of each entry of an uncompressed tar, pax and
     GNU long names applied; ValueError where the tar cannot be read on (see `index_shard`)."""
     extended: dict[str, str] = {}  # a pax or long-name header's fields, for the entry after it
-    with open(path, "rb") as f:
-        end, pos = os.fstat(f.fileno()).st_size, 0
+    with open(path, "rb", buffering=0) as f:
+        fd, pos = f.fileno(), 0
+        end = os.fstat(fd).st_size
         for count in range(max_entries + 1):
-            f.seek(pos)
-            block = f.read(_BLOCK)
+            block = os.pread(fd, _BLOCK, pos)  # 512 bytes read per header, nothing more
             if len(block) < _BLOCK or not block.strip(b"\0"):
                 return  # the end-of-archive blocks (or none)
             if count == max_entries:
                 raise ValueError(f"over {max_entries:,} tar entries")
-            try:
-                info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-            except tarfile.HeaderError as err:
-                raise ValueError(f"tar header at byte {pos:,} unreadable ({err})") from None
-            extension = info.type in _EXTENSIONS
-            size = info.size if extension else int(extended.get("size", info.size))
+            name, kind, size = _tar_header(block, pos)
+            extension = kind in _EXTENSIONS
+            size = size if extension else int(extended.get("size", size))
             data, pos = pos + _BLOCK, pos + _BLOCK + -(-size // _BLOCK) * _BLOCK
             if extension and size > MAX_EXTENDED_HEADER:
                 raise ValueError(
@@ -194,14 +192,38 @@ def _tar_entries(path: Path, max_entries: int) -> Iterator[tuple[str, bool, Memb
                     f"(over {MAX_EXTENDED_HEADER:,})"
                 )
             if data + size > end:
-                raise ValueError(f"tar entry {info.name!r} runs past the end of the file")
+                raise ValueError(f"tar entry {name!r} runs past the end of the file")
             if not extension:
-                yield extended.get("path", info.name), info.isfile(), Member(data, size)
+                yield extended.get("path", name), kind in _FILES, Member(data, size)
                 extended = {}
-            elif info.type == tarfile.GNUTYPE_LONGNAME:
-                extended["path"] = f.read(size).rstrip(b"\0").decode("utf-8", "surrogateescape")
-            elif info.type == tarfile.XHDTYPE:
-                extended |= _pax_fields(f.read(size))
+            elif kind == tarfile.GNUTYPE_LONGNAME:
+                text = os.pread(fd, size, data).split(b"\0", 1)[0]
+                extended["path"] = text.decode("utf-8", "surrogateescape")
+            elif kind == tarfile.XHDTYPE:
+                extended |= _pax_fields(os.pread(fd, size, data))
+
+
+def _tar_header(block: bytes, pos: int) -> tuple[str, bytes, int]:
+    """(name, type flag, data size) of the tar header `block` (ustar, GNU or v7; at byte `pos`),
+    its checksum checked: the few fields an index needs, read by POSIX's layout."""
+
+    def number(field: bytes) -> int:
+        if field[:1] == b"\x80":  # GNU base-256, for sizes past 8 GB
+            return int.from_bytes(field[1:], "big")
+        return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+
+    try:
+        checksum = number(block[148:156])
+        size = number(block[124:136])
+    except ValueError:
+        raise ValueError(f"tar header at byte {pos:,} unreadable (not a number)") from None
+    if checksum != sum(block[:148]) + 256 + sum(block[156:]):  # the checksum field as spaces
+        raise ValueError(f"tar header at byte {pos:,} unreadable (bad checksum)")
+    name = block[:100].split(b"\0", 1)[0]
+    if block[257:265] == b"ustar\x0000":  # POSIX ustar: the name's prefix
+        prefix = block[345:500].split(b"\0", 1)[0]
+        name = prefix + b"/" + name if prefix else name
+    return name.decode("utf-8", "surrogateescape"), block[156:157], size
 
 
 _PAX_LENGTH = re.compile(rb"(\d{1,8}) ")

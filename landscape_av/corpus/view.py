@@ -78,7 +78,7 @@ class Located:
     ) -> Iterator[bytes]:
         """The member's bytes [start, stop), in chunks, read from the shard where they lie."""
         stop = self.size if stop is None else min(stop, self.size)
-        with open(self.path, "rb") as f:
+        with open(self.path, "rb", buffering=0) as f:  # no read-ahead past the member
             f.seek(self.offset + start)
             left = stop - start
             while left > 0:
@@ -157,7 +157,8 @@ class CorpusView:
             "problems": self.problems,
         }
 
-    def _problem(self, line: str) -> None:
+    def report(self, line: str) -> None:
+        """Keep a problem for the page and pass it to `warn`."""
         with self._lock:
             self.problems.append(line)
         self._warn(line)
@@ -167,11 +168,11 @@ class CorpusView:
         key, shard = str(clip["key"]), str(clip["shard"])
         where = f"manifests/clips.parquet row {row}"
         if not SAMPLE_KEY_RE.match(key):
-            self._problem(f"{where}: key {key!r} is not a sample key: its media are not served")
+            self.report(f"{where}: key {key!r} is not a sample key: its media are not served")
         elif not SHARD_FILE_RE.match(shard):
-            self._problem(f"{where}: shard {shard!r} is not a shard file name: not served")
+            self.report(f"{where}: shard {shard!r} is not a shard file name: not served")
         elif key in self._by_key:
-            self._problem(f"{where}: key {key!r} is listed twice: the first row is served")
+            self.report(f"{where}: key {key!r} is listed twice: the first row is served")
         else:
             self._by_key[key] = clip
             return {ext: f"/media/{key}.{ext}" for ext in MEMBERS}
@@ -219,13 +220,13 @@ class CorpusView:
             stamp = (stat.st_size, stat.st_mtime_ns)
             if cached is None or cached[1] != stamp:  # new, or the file changed
 
-                def report(k: str, member: str, message: str) -> None:
+                def keep(k: str, member: str, message: str) -> None:
                     parts = (f"data/{shard}", k, member)
                     lines.append("/".join(p for p in parts if p != "-") + f": {message}")
 
-                cached = self._indexes[shard] = (path, stamp, index_shard(path, report=report))
+                cached = self._indexes[shard] = (path, stamp, index_shard(path, report=keep))
         for line in lines:
-            self._problem(line)
+            self.report(line)
         member = cached[2].get(key, {}).get(ext)
         if member is None:
             return None
@@ -312,7 +313,7 @@ def export_view(
                     _preview(mp4, stage / "previews" / f"{key}.mp4", options)
                     members["mp4"] = f"previews/{key}.mp4"
                 except FFmpegError as err:
-                    view._problem(f"{key}: no preview ({str(err).splitlines()[-1]})")
+                    view.report(f"{key}: no preview ({str(err).splitlines()[-1]})")
             return clip | {"members": members}
 
         done = []
@@ -332,7 +333,14 @@ def export_view(
                 view.corpus.figures_dir / f"{figure['name']}.png", stage / figure["url"][1:]
             )
             figures.append(figure | {"url": figure["url"][1:]})
-        summary = view.summary | {"figures": figures, "card": None, "problems": list(view.problems)}
+        card = None
+        if view.summary["card"]:
+            shutil.copyfile(view.corpus.card_path, stage / "card.md")
+            card = "card.md"
+        corpus = view.corpus  # a folder is named, not its path on this machine
+        location = corpus.location if corpus.is_remote else corpus.folder.name
+        summary = view.summary | {"figures": figures, "card": card, "location": location}
+        summary["problems"] = list(view.problems)
         summary["export"] = {
             "clips": len(done),
             "of": len(view.clips),
@@ -347,7 +355,7 @@ def export_view(
         for name in PAGE_FILES:
             shutil.copyfile(page_file(name), stage / "static" / name)
         (stage / EXPORT_MARK).write_text(
-            json.dumps(summary["export"] | {"corpus": view.corpus.location}) + "\n"
+            json.dumps(summary["export"] | {"corpus": location}) + "\n"
         )
         old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
         if dest.exists():
