@@ -152,6 +152,7 @@ def browser_time(base: str, executable: str = "/usr/bin/chromium") -> tuple[floa
         const onScreen = [...section.querySelectorAll('img')].filter((i) => {
             const box = i.getBoundingClientRect();
             return box.bottom > 0 && box.top < window.innerHeight; });
+        if (!onScreen.length) section.scrollIntoView();  // the figures above moved it
         return onScreen.length > 0 && onScreen.every((i) => i.complete && i.naturalWidth > 0);
     }"""
     with sync_playwright() as p:

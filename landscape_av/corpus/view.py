@@ -23,7 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from importlib.resources import files
 from pathlib import Path
@@ -89,6 +89,17 @@ class Located:
                 yield data
 
 
+@dataclass
+class _Shard:
+    """A shard as `CorpusView.locate` knows it: its local file, its (size, mtime) when indexed,
+    its `index_shard`, and the lock of both."""
+
+    path: Path | None = None
+    stamp: tuple[int, int] | None = None
+    index: dict[str, dict[str, Member]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 def _plain(value: Any) -> Any:
     """`value` (a manifest row, the statistics) with every NaN as None: JSON has no NaN."""
     if isinstance(value, dict):
@@ -117,9 +128,8 @@ class CorpusView:
         self.corpus = corpus
         self.problems: list[str] = []
         self._warn = warn or (lambda line: print(f"warning: {line}", file=sys.stderr))
-        self._lock = threading.Lock()
-        self._indexes: dict[str, tuple[Path, tuple[int, int], dict[str, dict[str, Member]]]] = {}
-        """shard name -> (its local file, (size, mtime) when indexed, its `index_shard`)"""
+        self._lock = threading.Lock()  # over `problems`, `_shards` and fetching shards
+        self._shards: dict[str, _Shard] = {}
         manifests = corpus.manifests()
         self.stats = _plain(corpus_stats(corpus))
         self.classes = list(corpus.classes)
@@ -208,33 +218,36 @@ class CorpusView:
         clip = self._by_key.get(key)
         if clip is None:
             return None
-        shard = str(clip["shard"])
+        name = str(clip["shard"])
+        with self._lock:
+            shard = self._shards.setdefault(name, _Shard())
         lines: list[str] = []
-        with self._lock:  # one fetch (a URL's corpus) and one index per shard
-            cached = self._indexes.get(shard)
-            path = cached[0] if cached else self.corpus.shard(shard)
+        with shard.lock:  # each shard indexed once, while other shards are served
+            if shard.path is None:
+                with self._lock:  # a URL's local copy is fetched into one shard at a time
+                    shard.path = self.corpus.shard(name)
             try:
-                stat = path.stat()
+                stat = shard.path.stat()
             except FileNotFoundError:
                 return None
-            stamp = (stat.st_size, stat.st_mtime_ns)
-            if cached is None or cached[1] != stamp:  # new, or the file changed
+            if shard.stamp != (stat.st_size, stat.st_mtime_ns):  # new, or the file changed
 
                 def keep(k: str, member: str, message: str) -> None:
-                    parts = (f"data/{shard}", k, member)
+                    parts = (f"data/{name}", k, member)
                     lines.append("/".join(p for p in parts if p != "-") + f": {message}")
 
-                cached = self._indexes[shard] = (path, stamp, index_shard(path, report=keep))
+                shard.index = index_shard(shard.path, report=keep)
+                shard.stamp = (stat.st_size, stat.st_mtime_ns)
+            path, stamp, member = shard.path, shard.stamp, shard.index.get(key, {}).get(ext)
         for line in lines:
             self.report(line)
-        member = cached[2].get(key, {}).get(ext)
         if member is None:
             return None
         return Located(
             path,
             member.offset,
             member.size,
-            f'"{shard}-{stamp[1]:x}-{member.offset:x}-{member.size:x}"',
+            f'"{name}-{stamp[1]:x}-{member.offset:x}-{member.size:x}"',
             MEDIA_TYPES.get(ext, "application/octet-stream"),
         )
 

@@ -205,6 +205,7 @@ def test_a_clicked_clip_plays_with_its_sound_and_seeks(
     p.open(served.url)
     clip = manifests["clips"].iloc[0]
     key = clip["key"]
+    p.page.evaluate(SHOW_ALL_SECTIONS)
     p.page.click(f'.clip[data-key="{key}"]')
     video = "document.querySelector('#player-video')"
     p.wait(f"() => {video}.currentTime > 1.0", what="the video to play 1 s")
@@ -370,6 +371,9 @@ def test_pages_of_a_big_section(page_of, demo_corpus: Path, tmp_path: Path) -> N
         assert len(page1) == 48
         loaded = len([u for u in p.requests if "/media/" in u])
         assert loaded <= 2 * 48  # a page, not every thumbnail of the corpus
+        sections = p.page.evaluate("() => document.querySelectorAll('section.group').length")
+        asked = [u for u in p.requests if "/api/clips" in u]
+        assert 1 <= len(asked) < sections == 4  # the sections far from the screen wait
         p.page.click("section.group .pager button >> text=next")
         page2 = p.wait(
             f"() => {{ const k = ({keys})(); return k[0] !== {page1[0]!r} ? k : null; }}"

@@ -147,7 +147,7 @@ async function renderGroups() {
         loadPage(entry.target, 0);
       }
     }
-  }, { rootMargin: "800px 0px" });
+  }, { rootMargin: "200px 0px" });
   const sections = groups.map((g) => {
     const section = el("section", { class: "group", "data-class": g.class, "data-split": g.split, "data-clips": g.clips },
       el("h3", {}, g.class, " ", el("span", { class: "tag" }, g.split), " ", el("span", { class: "muted" }, `${fmt(g.clips)} clip${g.clips === 1 ? "" : "s"}`)),
@@ -158,12 +158,21 @@ async function renderGroups() {
   const total = groups.reduce((n, g) => n + g.clips, 0);
   $("#match-count").textContent = `${fmt(total)} clip${total === 1 ? "" : "s"}`;
   $("#groups").replaceChildren(...(sections.length ? sections : [el("p", { class: "muted" }, "No clip matches.")]));
-  sections.forEach((section) => observer.observe(section));
+  // Until its page loads, a section takes about the room of its thumbnails, so that only the
+  // sections near the screen load (CSSOM styles, which the Content-Security-Policy allows).
+  const columns = Math.max(1, Math.floor($("#groups").clientWidth / 180));
+  for (const section of sections) {
+    const rows = Math.ceil(Math.min(Number(section.dataset.clips), PAGE_SIZE) / columns);
+    section.querySelector(".grid").style.minHeight = `${rows * 190}px`;
+    observer.observe(section);
+  }
 }
 
 async function loadPage(section, offset) {
   const page = await api("clips", { ...section.query, offset, limit: PAGE_SIZE });
-  section.querySelector(".grid").replaceChildren(...page.clips.map(clipCard));
+  const grid = section.querySelector(".grid");
+  grid.replaceChildren(...page.clips.map(clipCard));
+  grid.style.minHeight = "";
   const pager = section.querySelector(".pager");
   pager.replaceChildren();
   if (page.total > PAGE_SIZE) {
@@ -266,9 +275,10 @@ async function main() {
   }
   $("#filters").addEventListener("submit", (event) => event.preventDefault());
   try {
-    renderSummary(await api("summary"));
+    const [summary, failures] = await Promise.all([api("summary"), api("failures")]);
+    renderSummary(summary);
+    renderFailures(failures);
     await renderGroups();
-    renderFailures(await api("failures"));
     $("#status").hidden = true;
     document.body.dataset.ready = "true";
   } catch (err) {
