@@ -94,7 +94,13 @@ def view_command(
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            count = export_view(view, export_dir, options, on_clip=advance)
+            try:
+                count = export_view(view, export_dir, options, on_clip=advance)
+            except KeyboardInterrupt:
+                click.echo(f"stopped: {export_dir} was left as it was", err=True)
+                raise SystemExit(130) from None
+            except OSError as err:  # the export's folder could not be written
+                raise _fail(err) from err
         if not quiet:
             click.echo(f"wrote {count} clips to {export_dir / 'index.html'}", err=True)
         return
