@@ -31,25 +31,21 @@ from model.apps.checkpoint import open_checkpoint
 from model.apps.edits import edit_latent
 from model.apps.guidance import Guided
 from model.apps.options import (
-    DEVICE,
     EDIT_FLAGS,
-    PHOTO_FLAGS,
     EditOptions,
-    PhotoOptions,
+    PhotoCommand,
     check_photo,
+    photo_command_flags,
 )
 from model.apps.photos import WPLUS_SUFFIXES, load_image, photo_latent, to_png
-from model.config import Flag, UsageError, command
+from model.config import UsageError, command
 
 
 @dataclass
-class EditConfig:
-    checkpoint: str = ""  # run folder of model.train
-    image: str = ""  # the photo, or its saved W+ (.pt)
-    out: str = ""  # before/after PNG strip
+class EditConfig(PhotoCommand):
+    """--image: the photo or its saved W+ (.pt); --out: the before/after PNG strip."""
+
     edit: EditOptions = field(default_factory=EditOptions)
-    photo: PhotoOptions = field(default_factory=PhotoOptions)
-    device: str = "auto"
 
 
 @dataclass
@@ -94,14 +90,11 @@ def run_edit(cfg: EditConfig) -> Edited:
 @command(
     "python -m model.edit",
     EditConfig,
-    [
-        Flag("checkpoint", "Run folder of model.train.", exists=True, required=True),
-        Flag("image", "The photo, or its saved W+ (.pt).", exists=True, required=True),
-        Flag("out", "Before/after PNG strip.", required=True),
+    photo_command_flags(
+        "The photo, or its saved W+ (.pt).",
+        "Before/after PNG strip.",
         *(f.within("edit") for f in EDIT_FLAGS),
-        *(f.within("photo") for f in PHOTO_FLAGS),
-        DEVICE,
-    ],
+    ),
 )
 def cli(cfg: EditConfig) -> None:
     """Sound-guided editing of a photo: sound mixing or optimisation, CLIP text, style mixing."""

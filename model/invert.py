@@ -15,28 +15,25 @@ with `torch.save` ([num_ws, w_dim]) and its reconstruction as a PNG beside it (s
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from model import config, runtime
 from model.apps.checkpoint import open_checkpoint
-from model.apps.options import DEVICE, PHOTO_FLAGS, PhotoOptions, check_photo
+from model.apps.options import PhotoCommand, check_photo, photo_command_flags
 from model.apps.photos import Inversion, mean_latent, photo_latent, to_png
 from model.config import Flag, UsageError, command
 from model.encoder import invert
 
 
 @dataclass
-class InvertConfig:
-    checkpoint: str = ""  # run folder of model.train, or a bare generator file
-    image: str = ""  # the photo
-    out: str = ""  # the W+ latent (.pt); its reconstruction goes beside it (.png)
+class InvertConfig(PhotoCommand):
+    """--image: the photo; --out: the W+ latent (.pt), its reconstruction beside it (.png)."""
+
     init: str = "mean"  # mean | encoder (E_a of --audio added to the mean latent)
     audio: str | None = None
-    photo: PhotoOptions = field(default_factory=PhotoOptions)
-    device: str = "auto"
 
 
 def run_invert(cfg: InvertConfig) -> Inversion:
@@ -67,24 +64,16 @@ def run_invert(cfg: InvertConfig) -> Inversion:
 @command(
     "python -m model.invert",
     InvertConfig,
-    [
-        Flag(
-            "checkpoint",
-            "Run folder of model.train, or a generator file.",
-            exists=True,
-            required=True,
-        ),
-        Flag("image", "The photo.", exists=True, required=True),
-        Flag("out", "The W+ latent (.pt); its reconstruction goes to .png.", required=True),
+    photo_command_flags(
+        "The photo.",
+        "The W+ latent (.pt); its reconstruction goes to .png.",
         Flag(
             "init",
             "Start from the mean latent, or from E_a(--audio) + mean latent.",
             choices=("mean", "encoder"),
         ),
         Flag("audio", "Sound for --init encoder.", exists=True),
-        *(f.within("photo") for f in PHOTO_FLAGS),
-        DEVICE,
-    ],
+    ),
 )
 def cli(cfg: InvertConfig) -> None:
     """A photo into the frozen StyleGAN3's W+ (MSE + LPIPS), saved with its reconstruction."""

@@ -1,10 +1,11 @@
-"""The applications' settings: `PhotoOptions` (how a photo becomes a latent) and `EditOptions`
-(what an edit does), with their command-line flags worded once for model.invert, model.edit and
-model.generate (each flag's key is a field name; `Flag.within` puts it in a config's section)."""
+"""The applications' settings: `PhotoOptions` (how a photo becomes a latent), `EditOptions` (what
+an edit does) and `PhotoCommand` (what model.invert and model.edit both take), with their
+command-line flags worded once for model.invert, model.edit and model.generate (each flag's key is
+a field name; `Flag.within` puts it in a config's section)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from model import runtime
 from model.config import Flag, UsageError
@@ -48,6 +49,9 @@ class EditOptions:
     sound_clip: str | None = None
 
 
+CHECKPOINT = Flag(
+    "checkpoint", "Run folder of model.train, or a generator file.", exists=True, required=True
+)
 STEPS = Flag("steps", "Optimizer steps of the photo's inversion and of the CLIP guidance.")
 LPIPS_VGG = Flag(
     "lpips_vgg", "torchvision VGG16 weights for LPIPS (a tiny run: a random stand-in).", exists=True
@@ -82,3 +86,27 @@ EDIT_FLAGS = [
     Flag("sound_clip", "Sound-CLIP F_a (default: the run's).", exists=True),
 ]
 """The flags of EditOptions (model.edit puts them `within("edit")`)."""
+
+
+@dataclass
+class PhotoCommand:
+    """The settings of a command on one photo; model.invert's and model.edit's configs add theirs."""
+
+    checkpoint: str = ""  # run folder of model.train, or a bare generator file
+    image: str = ""  # the photo (or, where the command takes one, its saved W+ .pt)
+    out: str = ""  # what the command writes
+    photo: PhotoOptions = field(default_factory=PhotoOptions)
+    device: str = "auto"
+
+
+def photo_command_flags(image: str, out: str, *own: Flag) -> list[Flag]:
+    """The flags of a `PhotoCommand` (`image` and `out`: the help of --image and --out) around
+    the command's `own`: --checkpoint, --image, --out, `own`, the photo section's, --device."""
+    return [
+        CHECKPOINT,
+        Flag("image", image, exists=True, required=True),
+        Flag("out", out, required=True),
+        *own,
+        *(f.within("photo") for f in PHOTO_FLAGS),
+        DEVICE,
+    ]
