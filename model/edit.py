@@ -15,6 +15,8 @@ each step acting only on the ws of `--levels` (the walker's coarse / mid / fine 
    to that objective (with mixing alone, it is optimised after the mix).
 
 The output is a PNG strip: [the cropped photo,] G(w) before, G(w) after.
+This module is the command; the edit chain it runs is `model.apps.edits` (shared with
+`model.generate`), the photo's latent `model.apps.photos`.
 """
 
 from __future__ import annotations

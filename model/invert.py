@@ -10,6 +10,8 @@ resolution; a W+ latent w [num_ws, w_dim] is optimised (Adam) so that G.synthesi
 from the mean latent (w_avg at every layer) or, with `--init encoder --audio s.wav`, from the run's
 sound-inversion encoder: w = E_a(mel) + w_avg (eq. 1 with the mean latent). The latent is saved
 with `torch.save` ([num_ws, w_dim]) and its reconstruction as a PNG beside it (same name, `.png`).
+This module is the command; the inversion is `model.apps.photos` (which model.edit and
+model.generate use too).
 """
 
 from __future__ import annotations

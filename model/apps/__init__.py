@@ -9,7 +9,8 @@ evaluation harness) stand on, owned by none of them.
 - `guidance`: CLIP guidance of latents toward text or sound embeddings, of one latent or a walk.
 - `edits`: the edit chain (style mixing, sound mixing, CLIP guidance) of `EditOptions`.
 - `video`: a sound -> the walk's W+ latents -> frames, in memory (`walk_sound`, `generate_video`).
-- `options`: `PhotoOptions`, `EditOptions` and the command-line flags the commands share, worded
+- `options`: `PhotoOptions`, `EditOptions`, `PhotoCommand` (invert's and edit's common settings) and
+  the command-line flags the commands share, worded
   once.
 
 Each module imports only the ones before it in: options, checkpoint, photos, levels, guidance,
