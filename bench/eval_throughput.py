@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from model import runtime
+from model.apps.checkpoint import checkpoint_folder, load_run
 from model.evaluate import (
     EvalConfig,
     Run,
@@ -34,7 +35,6 @@ from model.evaluate import (
     iter_clips,
     read_video,
 )
-from model.generate import checkpoint_folder, load_run
 from model.metrics.standins import write_standins
 from model.train import Trainer, build_config, load_frozen
 

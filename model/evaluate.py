@@ -2,7 +2,7 @@
 --weights DIR --out eval/`.
 
 For the first `--num-videos` test clips (shard order) the run generates a video from each clip's
-sound (`model.generate.generate_video`, in memory, seeded per clip), and every metric of the paper's Tables 2, 3a and
+sound (`model.apps.video.generate_video`, in memory, seeded per clip), and every metric of the paper's Tables 2, 3a and
 3b plus AV-Align is computed for it and for the baselines, each a row of the same tables:
 
     real     the test clips themselves (FVD: real train clips against real test clips, the floor)
@@ -36,10 +36,11 @@ from landscape_av.corpus.decode import frames_at_times
 from landscape_av.pipeline.shard import file_sha256
 from landscape_av.progress import stage_progress
 from model import runtime
+from model.apps.checkpoint import checkpoint_folder, load_run
+from model.apps.video import generate_video
 from model.audio import MelConfig, clip_mels, fit_length, load_wave
 from model.config import Flag, InputError, UsageError, apply_overrides, command, run
 from model.data import count_samples, expand_shards, prompt_for, shard_samples
-from model.generate import checkpoint_folder, generate_video, load_run
 from model.metrics.av_align import av_align
 from model.metrics.clip_similarity import clip_similarity, video_embedding
 from model.metrics.frechet import fit_gaussian, frechet_distance
