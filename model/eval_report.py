@@ -98,7 +98,8 @@ def metrics_markdown(result: dict) -> str:
             continue
         lines += [f"## {title}", "", "| | videos | " + " | ".join(_head(c) for c in cols) + " |",
                   "|---|---:|" + "---:|" * len(cols)]  # fmt: skip
-        for name, values in rows.items():
+        for name in result["row_order"]:
+            values = rows[name]
             lines.append(
                 f"| {name} | {values['videos']} | "
                 + " | ".join(_fmt(values.get(c)) for c in cols)
@@ -145,7 +146,8 @@ def print_summary(result: dict) -> None:
     """The tables' numbers on the terminal, each with its protocol, and the problem counts."""
     if result["standin"]:
         print(f"!!! {STANDIN_NOTE} !!!")
-    for name, values in result["rows"].items():
+    for name in result["row_order"]:
+        values = result["rows"][name]
         parts = [
             f"{k} {_fmt(v)}" for k, v in values.items() if k not in ("per_video", "title", "videos")
         ]

@@ -692,6 +692,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         "networks": {k: {"files": v.sha256, "standin": v.standin} for k, v in ex.nets.items()},
         "skipped": problems,
         "rows": {row.name: {"title": row.title, **results[row.name]} for row in rows},
+        "row_order": [row.name for row in rows],
         "problems": {row.name: row.problems for row in rows if row.problems},
         "counts": {
             row.name: {k: len(v) for k, v in row.problems.items()} for row in rows if row.problems
