@@ -20,8 +20,10 @@ AV-Align scores each video against the sound it was made from (the clip's; a --v
 track or same-named .wav); the silence and interpolation rows so give its chance level. Per-video
 values (AV-Align, CLIP, distance to the source clip) are in metrics.json under each row's
 `per_video`. Per-video features are cached in out/cache/ (keyed by row, its inputs and the
-protocols), so a rerun only computes what changed. Numbers made with stand-in networks are marked
-as meaningless in metrics.json, metrics.md and on the terminal.
+protocols), so a rerun only computes what changed. torch runs on one intra-op thread during the
+evaluation (a float sum split over more threads rounds differently), so the numbers are the same at
+any OMP_NUM_THREADS; `--workers` threads work on videos side by side instead. Numbers made with
+stand-in networks are marked as meaningless in metrics.json, metrics.md and on the terminal.
 """
 
 from __future__ import annotations
@@ -659,6 +661,15 @@ def _load_run(cfg: EvalConfig, device: torch.device) -> Run | None:
 def evaluate(cfg: EvalConfig) -> dict:
     """Run the evaluation; writes metrics.json and metrics.md into cfg.out and returns the json."""
     rt = runtime.setup(cfg.device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # float sums split over threads round differently: --workers instead
+    try:
+        return _evaluate(cfg, rt)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(cfg: EvalConfig, rt: runtime.Runtime) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     run = _load_run(cfg, rt.device)
