@@ -290,6 +290,7 @@ class FeatureCache:
         safe = row.replace(":", "_").replace("@", "_").replace("/", "_")
         self.path = folder / f"{safe}-{_digest(fingerprint)[:16]}.npz"
         self.items: dict[str, np.ndarray] = {}
+        self.dirty = False
         if self.path.is_file():
             with np.load(self.path) as f:
                 self.items = {k: f[k] for k in f.files}
@@ -302,11 +303,16 @@ class FeatureCache:
 
     def put(self, key: str, values: dict[str, np.ndarray]) -> None:
         self.items.update({f"{key}/{n}": v for n, v in values.items()})
+        self.dirty = self.dirty or bool(values)
 
     def save(self) -> None:
+        """Write the file (atomically) when something was added."""
+        if not self.dirty:
+            return
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, **self.items)
         tmp.replace(self.path)
+        self.dirty = False
 
 
 def bounded_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
