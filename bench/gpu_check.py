@@ -88,8 +88,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "sound_clip": {"blocks": [2, 2, 2, 2]},  # F_a: a ResNet-18 into CLIP's 512 dimensions
         "train_set": [],  # `--set`s of model.train: none, its defaults are the paper's sizes
         "data": {"frames": 10, "resolution": 256, "n_mels": 128},  # T, px, mel bands
+        # warmup: steps left out of steps/s; fallback_batch: run where the batch does not fit
         "train": {"batch": 2, "steps": 50, "checkpoint": 25, "precision": "bf16", "workers": 4,
-                  "warmup": 5},  # warmup: steps left out of steps/s
+                  "warmup": 5, "fallback_batch": 1},
         "generate": {"seconds": 60, "fps": 30},  # fps None: the model's own rate
         "evaluate": {"videos": 4, "fps": 8, "frames": 16, "rows": "real,model,silence,interp",
                      "workers": 8},
@@ -118,7 +119,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                       "disc.n_layers=2"],
         "data": {"frames": 3, "resolution": 16, "n_mels": 32},
         "train": {"batch": 2, "steps": 4, "checkpoint": 2, "precision": "bf16", "workers": 0,
-                  "warmup": 1},
+                  "warmup": 1, "fallback_batch": None},
         "generate": {"seconds": 60, "fps": None},
         "evaluate": {"videos": 2, "fps": 2, "frames": 16, "rows": "model", "workers": 1},
         "networks": {"frames": 16, "repeats": 1},
@@ -204,6 +205,7 @@ class Context:
     budget_s: float | None
     files: dict[str, str] = field(default_factory=dict)  # weights, shards, audio, official, ...
     runs: dict[str, Path] = field(default_factory=dict)  # run folders of model.train
+    batch: int = 0  # model.train's batch: the profile's, or its fallback where that did not fit
     commands: list[str] = field(default_factory=list)  # every child command of the current step
 
     def remaining(self) -> float | None:
@@ -379,7 +381,13 @@ def ensure_packages(data: Path | None, work: Path, env: dict[str, str]) -> dict[
     `pack`) into WORK/site and put it first on the path of this process and its children."""
     import importlib.util
 
-    missing = [n for n, mod in IMPORT_NAMES.items() if importlib.util.find_spec(mod) is None]
+    def absent(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except ImportError:
+            return True
+
+    missing = [n for n, mod in IMPORT_NAMES.items() if absent(mod)]
     carried = None
     if missing and data is not None and (data / "site.tar.xz").is_file():
         site = work / "site"
@@ -389,11 +397,35 @@ def ensure_packages(data: Path | None, work: Path, env: dict[str, str]) -> dict[
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
         importlib.invalidate_caches()
         carried = json.loads((data / "pack.json").read_text()).get("packages")
-    still = [n for n, mod in IMPORT_NAMES.items() if importlib.util.find_spec(mod) is None]
+    still = [n for n, mod in IMPORT_NAMES.items() if absent(mod)]
     if still:
         where = f"{data}/site.tar.xz" if data else "--data (see `pack`)"
         raise StepError(f"missing Python packages {', '.join(still)}; not in {where}")
     return {"missing_here": missing, "carried": carried}
+
+
+HIDE = """import importlib.abc, importlib.machinery, sys
+class HidePackages(importlib.abc.MetaPathFinder):  # bench/gpu_check.py --hide-packages
+    def find_spec(self, name, path=None, target=None):
+        if "." in name or name not in {hidden!r}:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, [{site!r}])
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (hidden: the GPU machine lacks it)")
+        return spec
+sys.meta_path.insert(0, HidePackages())
+"""
+
+
+def hide_packages(work: Path, env: dict[str, str]) -> None:
+    """Make this process and its children import the packages that the GPU machine lacks only
+    from WORK/site (where `ensure_packages` unpacks them): the carried path, tried on CPU."""
+    code = HIDE.format(hidden=sorted(IMPORT_NAMES.values()), site=str(work / "site"))
+    folder = work / "hide"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(code)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), env.get("PYTHONPATH")]))
+    exec(compile(code, str(folder / "sitecustomize.py"), "exec"), {})
 
 
 def versions(names: list[str]) -> dict[str, str | None]:
@@ -587,7 +619,7 @@ def train_args(ctx: Context, out: Path, save_every: int) -> list[str]:
         "--generator", ctx.files["generator"], "--clip", ctx.files["clip"],
         "--clip-arch", ctx.files["clip_arch"], "--sound-clip", ctx.files["sound_clip"],
         "--device", ctx.device, "--precision", t["precision"], "--seed", "0",
-        "--batch-size", str(t["batch"]), "--frames", str(d["frames"]), "--n-mels", str(d["n_mels"]),
+        "--batch-size", str(ctx.batch), "--frames", str(d["frames"]), "--n-mels", str(d["n_mels"]),
         "--steps", str(t["steps"]), "--save-every", str(save_every), "--keep", "1",
         "--workers", str(t["workers"]), "--log-every", "1", "--image-every", str(t["steps"]),
         "--quiet",
@@ -619,58 +651,62 @@ def scalars(run: Path) -> dict[str, list[tuple[int, float, float]]]:
 
 
 def training_figures(run: Path, stats: dict[str, Any], steps: int, warmup: int) -> dict[str, Any]:
-    """steps/s after `warmup` steps (TensorBoard's wall time of each step's losses), the first
-    step's latency, and whether every logged loss is finite."""
-    logged = scalars(run)
-    losses = {tag: rows for tag, rows in logged.items() if tag.startswith("loss/")}
-    if "loss/g_total" not in losses:
-        raise StepError(f"{run}/tb holds no loss/g_total")
-    rows = losses["loss/g_total"]
-    logged_steps = [s for s, _, _ in rows]
-    if logged_steps != list(range(1, steps + 1)):
-        raise StepError(
-            f"losses logged at steps {logged_steps[:3]}...{logged_steps[-3:]}, not 1..{steps}"
-        )
-    (s0, t0, _), (s1, t1, _) = rows[max(min(warmup, len(rows) - 1), 1) - 1], rows[-1]
-    nonfinite = sorted(
-        tag for tag, vals in losses.items() if not all(math.isfinite(v) for *_, v in vals)
-    )
+    """Steps/s after `warmup` steps, from TensorBoard's wall time of each step's losses: 1 / the
+    median step (a checkpoint's save does not count) and the mean over those steps; the time to
+    the first step's end; whether every logged loss is finite."""
+    import statistics
+
+    losses = {tag: rows for tag, rows in scalars(run).items() if tag.startswith("loss/")}
+    rows = losses.get("loss/g_total", [])
+    if [s for s, _, _ in rows] != list(range(1, steps + 1)):
+        raise StepError(f"{run}/tb: loss/g_total is not logged at steps 1..{steps}")
+    times = [wall for _, wall, _ in rows[max(warmup, 1) - 1 :]]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    nonfinite = sorted(tag for tag, v in losses.items() if not all(math.isfinite(x) for *_, x in v))
     return {
         "steps": steps,
-        "steps_per_s": (s1 - s0) / (t1 - t0) if t1 > t0 else None,
-        "steps_timed": s1 - s0,
-        "startup_and_first_step_s": rows[0][1] - stats["started_at"]
-        if "started_at" in stats
-        else None,
-        "command_s": stats.get("seconds"),
+        "steps_timed": len(gaps),
+        "steps_per_s": 1 / statistics.median(gaps) if gaps else None,
+        "steps_per_s_mean": len(gaps) / (times[-1] - times[0]) if gaps else None,
+        "startup_and_first_step_s": rows[0][1] - stats["started_at"],
+        "command_s": stats["seconds"],
         "losses_finite": not nonfinite,
         "nonfinite_losses": nonfinite,
-        "last_losses": {
-            tag.removeprefix("loss/"): vals[-1][2] for tag, vals in sorted(losses.items())
-        },
+        "last_losses": {tag.removeprefix("loss/"): v[-1][2] for tag, v in sorted(losses.items())},
     }
 
 
 def step_train(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     t = ctx.profile["train"]
-    run = ctx.work / "run-whole"
-    cmd = model_command(
-        ctx, "train", "model.train", train_args(ctx, run, t["steps"]), torchrun=True
-    )
-    ran = run_child(ctx, "train", cmd, ctx.limit("train"))
+    figures: dict[str, Any] = {}
+    ctx.batch = t["batch"]
+    while True:
+        run = ctx.work / f"run-whole-b{ctx.batch}"
+        cmd = model_command(ctx, "train", "model.train", train_args(ctx, run, t["steps"]), True)
+        try:
+            ran = run_child(ctx, "train", cmd, ctx.limit("train"))
+            break
+        except StepError as e:
+            log = (ctx.work / "logs" / "train.log").read_text(errors="replace").lower()
+            if ctx.batch == (t["fallback_batch"] or ctx.batch) or "out of memory" not in log:
+                raise
+            figures[f"out_of_memory_at_batch_{ctx.batch}"] = str(e)
+            ctx.batch = t["fallback_batch"]  # measure what fits, and let the other steps run
     ctx.runs["whole"] = run
-    figures = training_figures(run, ran.stats, t["steps"], t["warmup"])
+    figures |= training_figures(run, ran.stats, t["steps"], t["warmup"])
     figures |= {
-        "batch": t["batch"],
+        "batch": ctx.batch,
         "frames": ctx.profile["data"]["frames"],
         "precision": t["precision"] if ctx.device == "cuda" else "fp32 (CPU runs fp32)",
-        "samples_per_s": figures["steps_per_s"] and figures["steps_per_s"] * t["batch"],
+        "samples_per_s": figures["steps_per_s"] and figures["steps_per_s"] * ctx.batch,
         "world_size": ran.stats.get("world_size"),
         "process_group_backends": ran.stats.get("process_group_backends"),
         **peak_memory(ran.stats),
     }
     if not figures["losses_finite"]:
-        raise StepError(f"non-finite losses: {figures['nonfinite_losses']}")
+        raise StepError(f"non-finite losses: {figures['nonfinite_losses']}", figures)
+    if ctx.batch != t["batch"]:
+        raise StepError(f"batch {t['batch']} ran out of memory; batch {ctx.batch} ran", figures)
     return figures
 
 
@@ -1226,7 +1262,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     work = (args.work or Path(tempfile.mkdtemp(prefix="gpu-check-"))).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    (work / "stats").mkdir(parents=True, exist_ok=True)  # the children's figures
     env = os.environ.copy()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
@@ -1247,7 +1283,10 @@ def run(args: argparse.Namespace) -> int:
     )
     selected = [s for s in STEPS if s in (args.only or STEPS)]
     try:
+        if args.hide_packages:
+            hide_packages(work, env)
         report.data["packages"] = ensure_packages(args.data, work, env)
+        report.data["packages"]["hidden"] = args.hide_packages
         if (
             args.official is None
             and args.data is not None
@@ -1432,7 +1471,7 @@ def pack(args: argparse.Namespace) -> int:
         ]
         print(f"building the demo corpus: {shlex.join(build[3:])}", flush=True)
         subprocess.run(build, check=True, cwd=stage)
-        manifest["corpus_build"] = shlex.join(["landscape-av", *build[4:-2]])
+        manifest["corpus_build"] = shlex.join(["landscape-av", *build[3:-2]])
     prepared = stage / "prepared"
     d = profile["data"]
     prepare = [
@@ -1554,6 +1593,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-work", action="store_true", help="keep the temporary work folder")
     p.add_argument(
         "--budget-s", type=float, help="seconds for the whole run (default: the profile's)"
+    )
+    p.add_argument(
+        "--hide-packages",
+        action="store_true",
+        help="import what the GPU machine lacks only from --data's site.tar.xz (a dry run of the carried path)",
     )
     p.add_argument(
         "--only",
