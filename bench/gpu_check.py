@@ -14,7 +14,8 @@ runs these steps, each in child processes with a time limit, the whole within `b
               (`python -m model.metrics.standins`), prepared training shards (`model.prepare`
               output, packed or made from `--corpus`), the test clips, a synthetic sound
     train     `torchrun --nproc_per_node 1 -m model.train`: steps/s from TensorBoard's wall times
-              after `warmup` steps, peak memory, every logged loss finite
+              after `warmup` steps, peak memory, every logged loss finite (where the batch does
+              not fit the card: said, and `fallback_batch` run instead, for the steps after)
     resume    the same run, killed (SIGKILL to its whole process tree) once its first checkpoint
               is written, then run again: its final weights against the uninterrupted run's,
               tensor by tensor (where they differ, a second uninterrupted run measures how much
@@ -225,7 +226,7 @@ class Context:
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (Linux /proc), deepest last."""
+    """The ids of every process below `pid` (from Linux's /proc)."""
     found, todo = [], [pid]
     while todo:
         parent = todo.pop()
@@ -257,6 +258,7 @@ def start(ctx: Context, name: str, cmd: list[str]) -> tuple[subprocess.Popen, Pa
     """Start a child (its own session, output to WORK/logs/NAME.log); recorded in the report."""
     log = ctx.work / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    (ctx.work / "stats" / f"{name}.json").unlink(missing_ok=True)  # what the child will write
     ctx.commands.append(shlex.join(cmd))
     with log.open("w") as f:
         proc = subprocess.Popen(
@@ -1008,43 +1010,46 @@ def timed(
 
 def step_synthesis(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     s = ctx.profile["synthesis"]
-    stats = ctx.work / "stats" / "synthesis.json"
-    cmd = [
-        sys.executable,
-        str(SCRIPT),
-        "synthesis",
-        "--device",
-        ctx.device,
-        "--stats",
-        str(stats),
-        "--generator",
-        json.dumps(ctx.profile["generator"]),
-        "--batch",
-        str(s["batch"]),
-        "--repeats",
-        str(s["repeats"]),
-    ]
-    if args.fixtures is not None:
-        cmd += ["--fixtures", str(args.fixtures)]
+
+    def command(name: str, *extra: str) -> list[str]:
+        cmd = [
+            sys.executable, str(SCRIPT), "synthesis", "--device", ctx.device,
+            "--stats", str(ctx.work / "stats" / f"{name}.json"),
+            "--generator", json.dumps(ctx.profile["generator"]),
+            "--batch", str(s["batch"]), "--repeats", str(s["repeats"]), *extra,
+        ]  # fmt: skip
+        return cmd + (["--fixtures", str(args.fixtures)] if args.fixtures is not None else [])
+
     official = ctx.files.get("official")
-    build: dict[str, Any] = {}
-    if official is not None:
-        impl = "ref"
-        if ctx.device == "cuda":  # build NVIDIA's CUDA ops first, within their own time limit
-            limit = min(float(s["compile_s"]), ctx.limit("synthesis"))
-            try:
-                ran = run_child(
-                    ctx, "synthesis-build", [*cmd, "--official", official, "--build-only"], limit
-                )
-                build = ran.stats.get("official", {})
-            except StepError as e:
-                build = {"impl": "ref", "cuda_ops": f"not built: {e}"}
-            impl = build.get("impl", "ref")
-        cmd += ["--official", official, "--impl", impl]
-    stats.unlink(missing_ok=True)
+    if official is None:
+        ran = run_child(ctx, "synthesis", command("synthesis"), ctx.limit("synthesis"))
+        return checked_synthesis(ran.stats)
+    build: dict[str, Any] = {"impl": "ref"}
+    if ctx.device == "cuda":  # NVIDIA's CUDA ops are built first, within their own time limit
+        limit = min(float(s["compile_s"]), ctx.limit("synthesis"))
+        cmd = command("synthesis-build", "--official", official, "--build-only")
+        try:
+            build = run_child(ctx, "synthesis-build", cmd, limit).stats["official"]
+        except StepError as e:
+            partial = ctx.work / "stats" / "synthesis-build.json"
+            build = json.loads(partial.read_text()).get("official", {}) if partial.is_file() else {}
+            build = build | {"impl": "ref", "cuda_ops": build.get("cuda_ops") or f"not built: {e}"}
+    cmd = command("synthesis", "--official", official, "--impl", build["impl"])
     result = run_child(ctx, "synthesis", cmd, ctx.limit("synthesis")).stats
-    if isinstance(result.get("official"), dict):
-        result["official"] |= {k: v for k, v in build.items() if k != "impl"}
+    result["official"] |= {k: v for k, v in build.items() if k != "impl"}  # the build's time
+    return checked_synthesis(result)
+
+
+def checked_synthesis(result: dict[str, Any]) -> dict[str, Any]:
+    """The synthesis figures, or a StepError where ours disagrees with NVIDIA's code or vectors
+    (float32: under 1e-3, as the test vectors' README gives for a faithful implementation)."""
+    vectors = {k: v for k, v in result.get("fixtures", {}).items() if isinstance(v, dict)}
+    wrong = [f"test vectors {k}" for k, v in vectors.items() if not v["agrees"]]
+    official = result.get("official")
+    if isinstance(official, dict) and not official.get("agrees_fp32"):
+        wrong.append(f"the official code ({official.get('impl')} path)")
+    if wrong:
+        raise StepError(f"our synthesis disagrees with {' and '.join(wrong)}", result)
     return result
 
 
@@ -1249,7 +1254,7 @@ def summary(name: str, result: dict[str, Any]) -> str:
         "generate": ("sound_seconds_per_s", "frames_per_s"),
         "evaluate": ("videos_per_s",),
         "networks": ("videos_per_s",),
-        "synthesis": ("ours",),
+        "synthesis": ("ours", "official"),
     }.get(name, ())
     shown = ", ".join(f"{k} {fmt(result[k])}" for k in keys if k in result)
     return f"[{name}] ok in {result['seconds']:.1f} s" + (f": {shown}" if shown else "")

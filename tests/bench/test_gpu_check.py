@@ -60,6 +60,26 @@ def test_weight_comparison_finds_one_changed_element(gpu_check, tmp_path):
     assert not fewer["identical"] and fewer["only_in_one"] == ["generator.n"]
 
 
+def test_the_synthesis_step_fails_where_ours_disagrees(gpu_check):
+    agree = {
+        "fixtures": {"t64.pt": {"agrees": True}},
+        "official": {"impl": "cuda", "agrees_fp32": True},
+    }
+    assert gpu_check.checked_synthesis(agree) is agree
+    absent = {"fixtures": {"absent": "/nowhere"}, "official": "official path not available"}
+    assert gpu_check.checked_synthesis(absent) is absent
+    for wrong, named in (
+        (
+            {"fixtures": {"t64.pt": {"agrees": False}}, "official": "official path not available"},
+            "t64.pt",
+        ),
+        ({"fixtures": {}, "official": {"impl": "ref", "agrees_fp32": False}}, "official code (ref"),
+    ):
+        with pytest.raises(gpu_check.StepError, match=named) as e:
+            gpu_check.checked_synthesis(wrong)
+        assert e.value.figures is wrong  # the figures stay in the report
+
+
 @pytest.mark.slow
 def test_cpu_mode_runs_every_step_and_checks_what_it_reports(demo_corpus, tmp_path):
     out = tmp_path / "out"
