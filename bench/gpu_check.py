@@ -1425,6 +1425,7 @@ def pack(args: argparse.Namespace) -> int:
     stage.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"profile": args.profile, "data": profile["data"]}
     old = json.loads((out / "pack.json").read_text()) if (out / "pack.json").is_file() else {}
+    (out / "pack.json").unlink(missing_ok=True)  # written last: a pack cut short leaves none
 
     wanted = {name: version or versions([name])[name] for name, version in DEVICE_PACKAGES.items()}
     if old.get("packages") == wanted and (out / "site.tar.xz").is_file():
@@ -1433,14 +1434,8 @@ def pack(args: argparse.Namespace) -> int:
         wheels, site = stage / "wheels", stage / "site"
         shutil.rmtree(site, ignore_errors=True)
         platforms = [a for p in WHEEL_PLATFORMS for a in ("--platform", p)]
-        foreign = [
-            "--only-binary=:all:",
-            "--python-version",
-            DEVICE_PYTHON,
-            "--implementation",
-            "cp",
-            *platforms,
-        ]
+        foreign = ["--only-binary=:all:", "--python-version", DEVICE_PYTHON, "--implementation", "cp",
+                   *platforms]  # fmt: skip
         pins = [f"{name}=={version}" for name, version in wanted.items()]
         pip = [sys.executable, "-m", "pip", "-q"]
         print(f"downloading wheels for Python {DEVICE_PYTHON} x86-64: {' '.join(pins)}", flush=True)
@@ -1465,35 +1460,18 @@ def pack(args: argparse.Namespace) -> int:
         manifest["corpus_build"] = f"given: {corpus}"
     else:
         corpus = stage / "corpus"
-        build = [
-            sys.executable,
-            "-c",
-            "from landscape_av.cli import main; main()",
-            "build",
-            *DEMO_BUILD,
-            "--out",
-            str(corpus),
-        ]
+        build = [sys.executable, "-c", "from landscape_av.cli import main; main()", "build",
+                 *DEMO_BUILD, "--out", str(corpus)]  # fmt: skip
         print(f"building the demo corpus: {shlex.join(build[3:])}", flush=True)
         subprocess.run(build, check=True, cwd=stage)
         manifest["corpus_build"] = shlex.join(["landscape-av", *build[3:-2]])
     prepared = stage / "prepared"
     d = profile["data"]
     prepare = [
-        sys.executable,
-        "-m",
-        "model.prepare",
-        "--shards",
-        str(corpus / "data" / "train-*.tar"),
-        "--out",
-        str(prepared),
-        "--frames",
-        str(d["frames"]),
-        "--resolution",
-        str(d["resolution"]),
-        "--n-mels",
-        str(d["n_mels"]),
-    ]
+        sys.executable, "-m", "model.prepare", "--shards", str(corpus / "data" / "train-*.tar"),
+        "--out", str(prepared), "--frames", str(d["frames"]), "--resolution", str(d["resolution"]),
+        "--n-mels", str(d["n_mels"]),
+    ]  # fmt: skip
     print(f"preparing the training shards: {shlex.join(prepare[1:])}", flush=True)
     subprocess.run(prepare, check=True)
     test = stage / "test"
