@@ -213,11 +213,8 @@ def _parse_source_list(f: TextIO, name: str, allow_local: bool, any_class: bool)
             [f"{name}:1: header is {','.join(header)!r}; expected {','.join(SOURCE_COLUMNS)!r}"]
         )
     next_line = reader.line_num + 1
-    for row in reader:
-        line, next_line = (
-            next_line,
-            reader.line_num + 1,
-        )  # a row's first line (cells may span lines)
+    for row in reader:  # a row's line is its first: a quoted cell may span lines
+        line, next_line = next_line, reader.line_num + 1
         if not row or all(not cell.strip() for cell in row):
             continue
         where = f"{name}:{line}"
