@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from landscape_av.csv_text import from_cell
 from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.exits import (
     EXIT_FAILURES,
@@ -20,7 +21,7 @@ from landscape_av.pipeline.exits import (
 from landscape_av.pipeline.outcome import Outcome
 from landscape_av.pipeline.sample_store import SAMPLES_DIR
 from landscape_av.schema import BUILD_FILE, CORPUS_ENTRIES, MANIFEST_DIR, WORK_DIR
-from landscape_av.sources.source_list import Source
+from landscape_av.sources.source_list import Source, list_name
 
 
 def check_outcomes(outcomes: list[Outcome], config: BuildConfig, out: Path) -> None:
@@ -99,8 +100,9 @@ def _differences(
         record = json.loads((out / BUILD_FILE).read_text())
     except (OSError, ValueError) as e:
         return f"its {BUILD_FILE} is unreadable: {e}"
-    if record.get("manifest") != source_list:
-        return f"source list {record.get('manifest')!r}, not {source_list!r}"
+    there, here = list_name(record.get("manifest") or ""), list_name(source_list)
+    if there != here:
+        return f"source list {there!r}, not {here!r}"
     old, new = record.get("config", {}), json.loads(json.dumps(config.to_json()))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
@@ -115,9 +117,10 @@ def _differences(
 
 
 def _corpus_rows(out: Path, name: str) -> list[dict[str, str]] | None:
-    """Rows of a manifest of the corpus in `out` (its csv), None where there is none."""
+    """Rows of a manifest of the corpus in `out` (its csv, the text as written), None where there
+    is none."""
     try:
         with open(out / MANIFEST_DIR / f"{name}.csv", newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+            return [{k: from_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
     except OSError:
         return None

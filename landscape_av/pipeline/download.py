@@ -224,7 +224,9 @@ def format_selector(min_height: int) -> str:
 
 
 def _where(source: Source) -> str:
-    at = f" ({source.source_list}:{source.line})" if source.source_list else ""
+    """The source and its line in the source list (not the list's path: the message goes into
+    the corpus's failures manifest, which names no path of the building machine)."""
+    at = f" (line {source.line})" if source.line else ""
     return f"source {source.source_id}{at}"
 
 

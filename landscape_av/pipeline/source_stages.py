@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -96,6 +97,7 @@ def process(
 
     def failed(stage: str, reason: str, detail: str) -> Outcome:
         detail = _ADDRESS_RE.sub("", detail)  # ffmpeg's "[mov @ 0x55...]": differs run to run
+        detail = portable(detail, work)
         log.warning("%s: failed at %s (%s): %s", source.source_id, stage, reason, detail)
         return Outcome(source, split, "failed", stage, reason, detail)
 
@@ -131,6 +133,16 @@ def process(
     if not config.keep_downloads:  # committed: its download is not needed any more
         fetched.path.unlink(missing_ok=True)
     return outcome
+
+
+def portable(detail: str, work: Path) -> str:
+    """`detail` with the work folder's path taken off the paths in it (`downloads/x.mp4`): a
+    failure's detail goes into the corpus, which names no path of the building machine, and
+    reads the same whatever the output folder or the node that ran the source."""
+    forms = {str(work), str(work.absolute()), str(work.resolve())}
+    for form in sorted(forms, key=len, reverse=True):
+        detail = detail.replace(form + os.sep, "").replace(form, ".")
+    return detail
 
 
 # --- after the download: one record, small stages -----------------------------------------------

@@ -22,6 +22,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from landscape_av.classes import CLASSES, class_vocabulary, label_of
+from landscape_av.csv_text import from_cell, to_cell
 from landscape_av.files import RefusedFile, atomic_path, read_bounded_text
 from landscape_av.schema import SOURCE_ID_RE, SPLITS
 
@@ -181,7 +182,8 @@ def read_source_list(
     start/end or one past `MAX_SECONDS`, end <= start, bad split, duplicate source_id) is collected
     with its `file:line`; if there is any, one `SourceListError` lists them all.
     The file must be a regular file of at most `MAX_LIST_BYTES` (not a FIFO or device, which could
-    read forever). Blank lines are ignored; a row's line is its first. Rows come back in file order.
+    read forever). Blank lines are ignored; a row's line is its first; a cell that `write_source_list`
+    marked with a `'` (a formula start, `csv_text`) is read without it. Rows come back in file order.
     """
     path = Path(path)
     try:
@@ -222,7 +224,7 @@ def _parse_source_list(f: TextIO, name: str, allow_local: bool, any_class: bool)
             errors.append(f"{where}: {len(row)} fields; expected {len(SOURCE_COLUMNS)}")
             continue
         source_id, url, class_name, start_text, end_text, split, license_, attribution = (
-            cell.strip() for cell in row
+            from_cell(cell).strip() for cell in row
         )
         row_errors: list[str] = []
         if not source_id:
@@ -325,25 +327,31 @@ def label_sources(sources: Iterable[Source], classes: Sequence[str]) -> list[Sou
     return [replace(s, label=index[s.class_name]) for s in sources]
 
 
+def list_name(source_list: str | os.PathLike[str]) -> str:
+    """The name by which a corpus records its source list: the file's name, without the folder
+    (a corpus names no path of the machine that built it)."""
+    return Path(source_list).name if str(source_list) else ""
+
+
 def write_source_list(sources: Iterable[Source], path: str | os.PathLike[str]) -> Path:
     """Write `sources` as a source-list CSV (header `SOURCE_COLUMNS`) atomically: the file appears
-    complete or not at all. Returns the path."""
+    complete or not at all; a cell that a spreadsheet would run as a formula gets a `'` in front
+    (`csv_text.to_cell`, which `read_source_list` undoes). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(SOURCE_COLUMNS)
         for s in sources:
-            writer.writerow(
-                (
-                    s.source_id,
-                    s.url,
-                    s.class_name,
-                    format_seconds(s.start),
-                    format_seconds(s.end),
-                    s.split or "",
-                    s.license,
-                    s.attribution,
-                )
+            cells = (
+                s.source_id,
+                s.url,
+                s.class_name,
+                format_seconds(s.start),
+                format_seconds(s.end),
+                s.split or "",
+                s.license,
+                s.attribution,
             )
+            writer.writerow(map(to_cell, cells))
     return path
