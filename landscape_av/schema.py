@@ -144,6 +144,7 @@ SAMPLE_DOCS: dict[str, str] = {
 FAILURE_STAGES: tuple[str, ...] = ("manifest", "download", "probe", "filter", "clip", "shard")
 
 REJECT_REASONS: dict[str, str] = {
+    "no_video": "no video stream (an audio-only source)",
     "low_resolution": "smaller than the minimum width x height",
     "no_audio": "no audio stream",
     "too_short": "shorter than one clip",

@@ -118,7 +118,9 @@ class Downloaded:
 
 class DownloadError(Exception):
     """A source could not be fetched. `reason` is a short machine code ("http_404", "http_500",
-    "connection", "truncated" (a body shorter than announced), "bad_encoding" (a body that its
+    "connection", "truncated" (a body shorter than announced, or a media file that ends before
+    its own index says: cut short on the server), "decode_error" (a file its demuxer cannot read
+    all of: damaged), "bad_encoding" (a body that its
     Content-Encoding cannot decode), "timeout", "too_slow",
     "unsupported_url", "local_not_allowed", "not_found", "not_a_file", "invalid_media",
     "no_format", "unavailable", "error"); str(e) is a human message."""
@@ -274,9 +276,12 @@ def _cut_local(job: dict, workdir: Path, time_left: float) -> Path:
     seek = ["-ss", str(job["start"])] if job["start"] else []
     try:
         length = ["-t", str(job["end"] - job["start"])]
-        run_ffmpeg([*seek, *length, "-i", path, "-c", "copy", out], timeout=max(time_left, 0.1))
+        args = [*seek, *length, "-i", path, "-c", "copy", out]
+        reported = run_ffmpeg(args, timeout=max(time_left, 0.1)).strip().splitlines()
     except FFmpegError as e:
         raise DownloadError(_ffmpeg_reason(str(e).splitlines()), str(e)) from None
+    if reported:  # errors only (-loglevel error): as in `_attempt`, a damaged file
+        raise DownloadError("decode_error", f"the file is damaged: {' | '.join(reported[:3])}")
     return out
 
 
@@ -335,6 +340,10 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
         reason = _ffmpeg_reason(ffmpeg_lines)
         reason = reason if reason in ("timeout", "truncated") else "connection"
         raise DownloadError(reason, f"the input broke off: {' | '.join(ffmpeg_lines[-3:])}")
+    if damage := [line for line in ffmpeg_lines if _DAMAGE.search(line)]:
+        # the copy steps over what its demuxer cannot read and exits 0: a damaged file, whose
+        # copy would come out clean but short of what the damage took
+        raise DownloadError("decode_error", f"the file is damaged: {' | '.join(damage[:3])}")
     media = Path(result["path"])
     if not media.is_file() or media.stat().st_size == 0:
         raise DownloadError("invalid_media", "yt-dlp reported success but wrote no data")
@@ -397,6 +406,8 @@ def _bytes_in(folder: Path) -> int:
 
 
 _BROKE_OFF = re.compile(r"Error during demuxing|partial file|Stream ends prematurely")
+_DAMAGE = re.compile(r"^\[in#\d+/[^]]*\] \[error\]")
+"""An error of an input's demuxer in the section copy's stderr (`-loglevel level+warning`)."""
 
 
 def _ffmpeg_reason(lines: list[str]) -> str:
@@ -410,7 +421,13 @@ def _ffmpeg_reason(lines: list[str]) -> str:
         return "timeout"
     if "Stream ends prematurely" in text:  # a body shorter than its Content-Length
         return "truncated"
-    if re.search(r"Connection (refused|reset)|I/O error|Input/output error", text):
+    if re.search(r"Connection (refused|reset)", text):
+        return "connection"
+    # the body ended (as announced) before the media did: a file cut short on the server, or a
+    # Content-Length shorter than the file; it would come back the same, so it is no network error
+    if "partial file" in text:
+        return "truncated"
+    if re.search(r"I/O error|Input/output error", text):
         return "connection"
     if re.search(
         r"Invalid data|moov atom not found|could not find codec|EBML", text, re.IGNORECASE
@@ -513,7 +530,7 @@ def _run_ytdlp(job: dict) -> Path:
         "ffmpeg_location": job["ffmpeg"],
         "external_downloader_args": {
             "ffmpeg_i": ["-rw_timeout", rw_timeout],
-            "ffmpeg": ["-nostats", "-loglevel", "warning"],
+            "ffmpeg": ["-nostats", "-loglevel", "level+warning"],  # "[error] ..." tags errors
         },
         "socket_timeout": job["socket_timeout"],
         "retries": 0,

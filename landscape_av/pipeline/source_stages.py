@@ -34,7 +34,14 @@ import av
 from landscape_av import processes
 from landscape_av.ffmpeg import FFmpegError
 from landscape_av.files import file_sha256
-from landscape_av.pipeline.clip import ClipError, ClipOptions, ClipResult, clip_count, cut_clips
+from landscape_av.pipeline.clip import (
+    ClipError,
+    ClipOptions,
+    ClipResult,
+    DamagedSource,
+    clip_count,
+    cut_clips,
+)
 from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.disk_space import OUTPUT_ERRNOS, raise_if_output_full
 from landscape_av.pipeline.download import Downloaded, DownloadError, download
@@ -179,13 +186,22 @@ Stage = Callable[[Examined, StageHooks], Outcome | None]
 
 def probe_stage(e: Examined, hooks: StageHooks) -> Outcome | None:
     """Probe the download; the span that clips may come from (within the source-list row's
-    start/end, where both video and audio run)."""
-    try:
-        with failing_as("probe"):
+    start/end, where both video and audio run). What the probe finds of the source itself is a
+    rejection, committed: no video stream (`no_video`), nothing from the row's start on (a start
+    beyond the end: `too_short`); a file it cannot read fails as a damaged download."""
+    with failing_as("probe"):
+        try:
             facts = probe(e.fetched.path)
-    except ProbeError as err:
-        hooks.advance("probe")
-        return Outcome(e.source, e.split, "failed", "probe", err.reason, str(err))
+        except ProbeError as err:
+            hooks.advance("probe")
+            if err.reason == "no_video":
+                e.verdict = Verdict("no_video", "the file has no video stream")
+                return e.rejected()
+            if err.reason == "before_start" and e.source.start:
+                why = f"start {e.source.start:g} s is beyond the end of the video: {err}"
+                e.verdict = Verdict("too_short", why)
+                return e.rejected()
+            raise SourceError("probe", err.reason, str(err)) from err
     hooks.advance("probe")
     # media time t in the downloaded file is source time fetched.offset + t
     offset = e.fetched.offset
@@ -255,13 +271,13 @@ def examine(e: Examined, hooks: StageHooks) -> Outcome:
 @contextlib.contextmanager
 def failing_as(stage: str) -> Iterator[None]:
     """Turn any error of one source's file in the block into a SourceError of `stage`: a PyAV
-    decode error is `decode_error`, an ffmpeg failure `ffmpeg`, an inexact clip `inexact`,
+    decode error or one that ffmpeg reports (`DamagedSource`) is `decode_error`, an ffmpeg failure `ffmpeg`, an inexact clip `inexact`,
     anything else `error`. Errors writing the output (`OUTPUT_ERRNOS`) stay the build's."""
     try:
         yield
     except (SourceError, processes.Stopped):
         raise
-    except av.FFmpegError as e:
+    except (av.FFmpegError, DamagedSource) as e:
         raise SourceError(stage, "decode_error", str(e)) from e
     except FFmpegError as e:
         raise_if_output_full(str(e))
