@@ -156,7 +156,7 @@ REJECT_REASONS: dict[str, str] = {
 
 # Output manifests: column name -> type ("str", "int", "float"), in column order. The same rows are
 # written as `OUT/manifests/{name}.parquet` and `.csv`; `landscape_av.corpus.manifests` reads and writes them.
-SOURCE_STATUSES: tuple[str, ...] = ("clipped", "rejected", "failed")
+SOURCE_STATUSES: tuple[str, ...] = ("clipped", "rejected", "lost", "failed")
 """`status` of a sources-manifest row: clips made; turned down by the filter; a stage failed."""
 
 MANIFEST_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -22,7 +22,14 @@ import yaml
 
 from landscape_av.classes import CLASSES
 from landscape_av.corpus.corpus import Corpus, read_shard
-from landscape_av.corpus.stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
+from landscape_av.corpus.stats import (
+    COUNTS,
+    FIGURES,
+    SUMMARIES,
+    attrition_line,
+    corpus_stats,
+    write_figures,
+)
 from landscape_av.files import atomic_write, file_sha256
 from landscape_av.pipeline.filters import THRESHOLDS
 from landscape_av.resources import card_template
@@ -362,7 +369,8 @@ def _source_data(config: dict[str, Any], totals: dict[str, Any]) -> str:
     credit = next(text for word, text in SOURCE_LISTS.items() if word in manifest)
     return (
         f"Source list {_md(manifest)}: {credit}. Sources listed: {totals['sources']:,}; gave clips: "
-        f"{totals['sources_used']:,}; rejected or failed: {totals['failures']:,} (see below)."
+        f"{totals['sources_used']:,}; lost: {attrition_line(totals)}; rejected, lost or failed: "
+        f"{totals['failures']:,} (see below)."
     )
 
 

@@ -165,13 +165,15 @@ def _run_sources(
     outcomes: dict[str, Outcome],
     log_path: Path,
 ) -> None:
-    """Reuse each source's committed result, run the others' stages with the configured engine,
+    """Reuse each source's committed result (but a lost one with `retry_lost`), run the others'
+    stages with the configured engine,
     putting each outcome into `outcomes` (by source id) as it comes, and stop early when the
     network is down (`network.check_network`)."""
     jobs: list[Job] = []
     for source in sources:
         split = splits[source.source_id]
-        if (reused := board.store.reused(source, split)) is not None:
+        reused = board.store.reused(source, split)
+        if reused is not None and not (reused.status == "lost" and config.retry_lost):
             board.advance(*STAGES)
             outcomes[source.source_id] = reused
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,23 +27,26 @@ from landscape_av.sources.source_list import Source, list_name
 
 def check_outcomes(outcomes: list[Outcome], config: BuildConfig, out: Path) -> None:
     """Raise BuildStopped unless the sources' outcomes make a corpus worth committing: some clip,
-    a failure share within `max_failure_rate`, and (without `overwrite`) no fewer clips than the
-    corpus already in `out`."""
+    a failure share within `max_failure_rate` (of the sources not lost: a list that lost videos
+    to time is not a broken build), and (without `overwrite`) no fewer clips than the corpus
+    already in `out`."""
     clips = sum(len(o.clips) for o in outcomes)
-    failed = sum(o.status == "failed" for o in outcomes)
-    rejected = sum(o.status == "rejected" for o in outcomes)
+    count = Counter(o.status for o in outcomes)
+    failed, lost = count["failed"], count["lost"]
     kept = f"{out} was left as it was"
     if clips == 0:
         raise BuildStopped(
             EXIT_NO_CLIPS,
-            f"no clip was made from {len(outcomes)} sources ({failed} failed, {rejected} "
-            f"rejected); {kept}",
+            f"no clip was made from {len(outcomes)} sources ({failed} failed, "
+            f"{count['rejected']} rejected, {lost} lost); {kept}",
         )
-    share = failed / len(outcomes)
+    available = len(outcomes) - lost
+    share = failed / available
     if share > config.max_failure_rate:
+        of = f"{available} sources not lost" if lost else f"{available} sources"
         raise BuildStopped(
             EXIT_FAILURES,
-            f"{failed} of {len(outcomes)} sources failed ({share:.0%} > --max-failure-rate "
+            f"{failed} of {of} failed ({share:.0%} > --max-failure-rate "
             f"{config.max_failure_rate:g}); {kept}; run the same command to retry them, or raise "
             "--max-failure-rate",
         )

@@ -65,7 +65,10 @@ PARTIAL_DIR = ".partial"
 STDERR_FILE = "stderr.log"  # the child's stderr, in its attempt folder
 RECORD_SUFFIX = ".download.json"
 RESULT_FILE = ".result.json"
-RETRYABLE_REASONS = frozenset({"connection", "timeout", "http_408", "http_429"})
+RETRYABLE_REASONS = frozenset({"connection", "timeout", "http_408", "http_429", "blocked"})
+LOST_REASONS = frozenset({"private", "removed"})
+"""Reasons that say the video is gone from its site for good (YouTube's private, removed and
+terminated-account videos; HTTP 410 Gone and 451): the source is `lost`, not a failure."""
 _LEVEL_PREFIX = "@@ytdlp "
 RATE_GRACE = 5.0
 """Seconds an attempt runs before its average rate is held against `min_rate`."""
@@ -123,7 +126,10 @@ class DownloadError(Exception):
     all of: damaged), "bad_encoding" (a body that its
     Content-Encoding cannot decode), "timeout", "too_slow",
     "unsupported_url", "local_not_allowed", "not_found", "not_a_file", "invalid_media",
-    "no_format", "unavailable", "error"); str(e) is a human message."""
+    "no_format", "private", "removed" (`LOST_REASONS`: the video is gone), "blocked" (the site
+    asks to prove the client is no bot, or limits the rate: a transient network failure),
+    "unavailable" (another refusal: age or region restricted, members only), "error"); str(e) is
+    a human message."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -134,6 +140,11 @@ class DownloadError(Exception):
         return (
             self.reason in RETRYABLE_REASONS or re.fullmatch(r"http_5\d\d", self.reason) is not None
         )
+
+    @property
+    def lost(self) -> bool:
+        """Whether the video is gone from its site for good (`LOST_REASONS`)."""
+        return self.reason in LOST_REASONS
 
 
 def section(source: Source, seconds: float) -> tuple[float, float]:
@@ -577,7 +588,7 @@ def _classify(error: BaseException) -> tuple[str, str]:
             continue
         seen.add(id(e))
         if isinstance(e, HTTPError):
-            return f"http_{e.status}", message
+            return _GONE.get(e.status, f"http_{e.status}"), message
         if isinstance(e, UnsupportedError):
             return "unsupported_url", message
         if isinstance(e, ContentTooShortError):
@@ -592,7 +603,7 @@ def _classify(error: BaseException) -> tuple[str, str]:
         chain += [e.__cause__, e.__context__, getattr(e, "cause", None)]
         if exc_info:
             chain.append(exc_info[1])
-    low = message.lower()
+    low = message.lower().replace("\u2019", "'")  # YouTube writes "you’re" with a curly quote
     if "ffmpeg exited with code" in low:
         return "ffmpeg", message
     if "requested format is not available" in low:
@@ -601,6 +612,30 @@ def _classify(error: BaseException) -> tuple[str, str]:
         return "unsupported_url", message
     if "no such file" in low:
         return "not_found", message
-    if any(w in low for w in ("private video", "video unavailable", "removed", "sign in")):
-        return "unavailable", message
+    for reason, phrases in _REFUSALS:
+        if any(p in low for p in phrases):
+            return reason, message
     return "error", message
+
+
+_GONE = {410: "removed", 451: "removed"}
+"""HTTP statuses that say a resource is gone for good (410 Gone, 451 Unavailable For Legal
+Reasons), by the reason they give."""
+_REFUSALS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # a bot wall or a rate limit first: its words ("sign in", "unavailable") are the others' too
+    ("blocked", ("not a bot", "try again later", "captcha", "rate-limited")),
+    ("private", ("private video", "video is private")),
+    (
+        "removed",
+        (
+            "has been removed",  # "... by the uploader", "... for violating YouTube's ..."
+            "has been terminated",  # "... the YouTube account associated with this video ..."
+            "closed their youtube account",
+            "no longer available",  # "... due to a copyright claim by ...", "... because ..."
+            "does not exist",
+            "video unavailable",  # YouTube's word for a deleted video when it says no more
+        ),
+    ),
+    ("unavailable", ("sign in", "members", "in your country", "geo")),
+)
+"""yt-dlp's messages (YouTube's own words) by the reason they give, first match wins."""

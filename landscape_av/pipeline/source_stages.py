@@ -8,8 +8,8 @@ lets the source go on (None) or ends it with an outcome (a rejection, a probe fa
 that consumes the clip stage's decode (a per-clip measure) goes after `clip_stage`.
 
 No error of one source stops the build: whatever its file makes a stage raise becomes that
-source's failure (`failing_as`, `SourceError`). Rejections and probe failures are committed;
-download failures are not (they may pass on a rerun). Any other error in the source's file (a
+source's failure (`failing_as`, `SourceError`). Rejections and lost sources (a video gone from its
+site) are committed; download failures are not (they may pass on a rerun). Any other error in the source's file (a
 decode error anywhere in it, an ffmpeg failure, an unexpected exception) fails this source only:
 its download is dropped so that a rerun fetches it again, and skipped when the new download is the
 same damaged file (`sample_store.Damaged`). Errors writing the output are the build's (OSError).
@@ -121,6 +121,10 @@ def process(
     except DownloadError as e:
         raise_if_output_full(str(e))
         hooks.advance(*STAGES)  # the source is done with: count it in the later bars too
+        if e.lost:  # gone from its site: kept, not retried (`--retry-lost`)
+            detail = portable(_ADDRESS_RE.sub("", str(e)), work)
+            log.warning("%s: lost (%s): %s", source.source_id, e.reason, detail)
+            return hooks.commit(Outcome(source, split, "lost", "download", e.reason, detail), None)
         return failed("download", e.reason, str(e))
     hooks.downloaded(fetched.path)
     damaged = Damaged(store.damaged(source.source_id), fetched.path)
