@@ -246,6 +246,8 @@ def build_command(
                 result = build(chosen, config, source_list=name, classes=vocabulary)
         except BuildStopped as e:
             _stop(e)
+    if result.replaced_clips is not None:  # said even with --quiet: a corpus shrank
+        click.echo(f"landscape-av build: {result.replaced()}", err=True)
     if remote is None:
         warn_cache(config.out)
     elif not config.quiet:

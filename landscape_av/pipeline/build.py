@@ -59,9 +59,23 @@ from landscape_av.sources.split import assign_splits
 
 @dataclass
 class BuildResult:
+    """A committed corpus: its sources' outcomes and its shards; `replaced_clips`, the clips of
+    a larger corpus in OUT that it replaced (`--overwrite`), else None."""
+
     out: Path
     outcomes: list[Outcome]
     shards: list[dict[str, Any]]
+    replaced_clips: int | None = None
+
+    def replaced(self) -> str:
+        """The line saying that a smaller corpus replaced a larger one ("" when none did)."""
+        if self.replaced_clips is None:
+            return ""
+        made = sum(len(o.clips) for o in self.outcomes)
+        return (
+            f"--overwrite: replaced the corpus there, of {self.replaced_clips} clips, with this "
+            f"build's {made}"
+        )
 
     def summary(self) -> dict[str, Any]:
         statuses = Counter(o.status for o in self.outcomes)
@@ -76,6 +90,7 @@ class BuildResult:
             "shards": len(self.shards),
             "bytes": sum(s["bytes"] for s in self.shards),
             "failures": dict(sorted(failures.items())),
+            "replaced_clips": self.replaced_clips,
         }
 
 
@@ -116,7 +131,7 @@ def build(
                 board = Board(progress, len(sources), store, crasher, on_commit)
                 _run_sources(sources, splits, config, board, outcomes, log_path)
                 ordered = [outcomes[s.source_id] for s in sources]
-                check_outcomes(ordered, config, out)
+                replaced = check_outcomes(ordered, config, out)
                 staging = staging_dir(out)
                 staging.mkdir(exist_ok=True)
                 shard_rows, key_shard = write_shards(
@@ -146,11 +161,11 @@ def build(
         left = len(sources) - len(outcomes)
         needed = space_needed(store.size(), made, left, config.clip)
         raise _stopped(EXIT_OUTPUT, output_message(e, out, needed), outcomes, work) from None
-    result = BuildResult(out, ordered, shard_rows)
+    result = BuildResult(out, ordered, shard_rows, replaced)
     summary = result.summary()
     print_summary(
         f"landscape-av build -> {out}",
-        {k: v for k, v in summary.items() if k not in ("out", "failures")}
+        {k: v for k, v in summary.items() if k not in ("out", "failures", "replaced_clips")}
         | {f"  {k}": v for k, v in summary["failures"].items()},
         config.quiet,
     )

@@ -25,11 +25,12 @@ from landscape_av.schema import BUILD_FILE, CORPUS_ENTRIES, MANIFEST_DIR, WORK_D
 from landscape_av.sources.source_list import Source, list_name
 
 
-def check_outcomes(outcomes: list[Outcome], config: BuildConfig, out: Path) -> None:
+def check_outcomes(outcomes: list[Outcome], config: BuildConfig, out: Path) -> int | None:
     """Raise BuildStopped unless the sources' outcomes make a corpus worth committing: some clip,
     a failure share within `max_failure_rate` (of the sources not lost: a list that lost videos
     to time is not a broken build), and (without `overwrite`) no fewer clips than the corpus
-    already in `out`."""
+    already in `out`. Returns the clip count of the corpus in `out` that `overwrite` lets a
+    smaller one replace (for the build to say so), else None."""
     clips = sum(len(o.clips) for o in outcomes)
     count = Counter(o.status for o in outcomes)
     failed, lost = count["failed"], count["lost"]
@@ -51,13 +52,16 @@ def check_outcomes(outcomes: list[Outcome], config: BuildConfig, out: Path) -> N
             "--max-failure-rate",
         )
     before = _corpus_rows(out, "clips")
-    if before is not None and clips < len(before) and not config.overwrite:
+    if before is None or clips >= len(before):
+        return None
+    if not config.overwrite:
         raise BuildStopped(
             EXIT_FAILURES,
             f"this run made {clips} clips, fewer than the {len(before)} of the corpus in {out}, "
             f"which was kept; run the same command to retry the {failed} failed sources, or "
-            "pass --overwrite",
+            "pass --overwrite to replace it",
         )
+    return len(before)
 
 
 def check_target(

@@ -19,6 +19,7 @@ import pytest
 
 from landscape_av.pipeline.crash import CRASH_ENV
 from landscape_av.pipeline.exits import (
+    EXIT_FAILURES,
     EXIT_INTERRUPTED,
     EXIT_NETWORK,
     EXIT_NO_CLIPS,
@@ -49,6 +50,11 @@ def run_build(source_list: Path, out: Path, *extra: str, crash_at: str = "") -> 
 def failures(path: Path) -> dict[str, dict[str, str]]:
     with open(path, newline="") as f:
         return {row["source_id"]: row for row in csv.DictReader(f)}
+
+
+def clip_count(out: Path) -> int:
+    with open(out / "manifests" / "clips.csv", newline="") as f:
+        return len(list(csv.DictReader(f)))
 
 
 def descendants(pid: int) -> set[int]:
@@ -142,6 +148,34 @@ def test_a_build_that_fails_never_touches_the_corpus(media_server: str, tmp_path
     assert code == EXIT_NO_CLIPS and len(stderr.strip().splitlines()) == 1, stderr
     assert snapshot(out) == before
     assert set(failures(out / ".work" / "manifests" / "failures.csv")) == {"m0", "m1", "m2"}
+
+
+@pytest.mark.slow
+def test_fewer_clips_keep_the_corpus_and_overwrite_says_what_it_replaced(
+    media_server: str, tmp_path: Path
+):
+    rows = [
+        ("a", f"{media_server}good.mp4", "raining"),
+        ("b", f"{media_server}good2.mp4", "wind noise"),
+    ]
+    out = tmp_path / "corpus"
+    assert run_build(write_media_list(tmp_path / "sources.csv", rows), out)[0] == 0
+    before = snapshot(out)
+    assert clip_count(out) == 3
+    (tmp_path / "later").mkdir()  # the same list later: source a is gone, so 1 clip of 3
+    rows[0] = ("a", f"{media_server}missing.mp4", "raining")
+    later = write_media_list(tmp_path / "later" / "sources.csv", rows)
+    code, stderr = run_build(later, out)
+    assert code == EXIT_FAILURES and len(stderr.strip().splitlines()) == 1, stderr
+    assert "made 1 clips, fewer than the 3" in stderr and "--overwrite" in stderr
+    assert snapshot(out) == before
+    code, stderr = run_build(later, out, "--overwrite")  # --quiet: still said, on one line
+    assert code == 0, stderr
+    assert stderr.strip().splitlines() == [
+        "landscape-av build: --overwrite: replaced the corpus there, of 3 clips, with this "
+        "build's 1"
+    ]
+    assert clip_count(out) == 1
 
 
 @pytest.mark.slow
