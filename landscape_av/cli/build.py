@@ -301,10 +301,18 @@ def _source_list(
         from landscape_av.sources.serve import DEMO_PORT, serve_folder
 
         folder = out / WORK_DIR / "demo-sources"
-        if not quiet:
-            console.print(f"Making the demo sources ({size[0]}x{size[1]}) in {folder}")
-        demo_sources = make_demo_sources(folder, size=size, quiet=quiet, classes=demo)
-        with serve_folder(folder, DEMO_PORT if demo_port is None else demo_port) as url:
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            try:  # first: a port that another server holds is one line, before any rendering
+                url = stack.enter_context(
+                    serve_folder(folder, DEMO_PORT if demo_port is None else demo_port)
+                )
+            except OSError as e:
+                hint = "pass --demo-port 0 for any free port"
+                raise click.ClickException(f"{e.strerror or e}: {hint}") from None
+            if not quiet:
+                console.print(f"Making the demo sources ({size[0]}x{size[1]}) in {folder}")
+            demo_sources = make_demo_sources(folder, size=size, quiet=quiet, classes=demo)
             path = write_demo_source_list(demo_sources, url, folder.parent / "demo-sources.csv")
             yield read_source_list(path, allow_local), DEMO_SOURCE_LIST
         return

@@ -159,7 +159,8 @@ def build(
             raise _stopped(1, f"{e.filename or out}: {e.strerror or e}", outcomes, work) from None
         made = sum(len(o.clips) for o in outcomes.values())
         left = len(sources) - len(outcomes)
-        needed = space_needed(store.size(), made, left, config.clip)
+        in_flight = 0 if config.engine == "ray" else min(left, config.workers + config.downloads)
+        needed = space_needed(store.size(), made, left, config.clip, in_flight)
         raise _stopped(EXIT_OUTPUT, output_message(e, out, needed), outcomes, work) from None
     result = BuildResult(out, ordered, shard_rows, replaced)
     summary = result.summary()

@@ -302,9 +302,11 @@ def test_a_full_disk_stops_the_build_and_the_same_command_then_completes(
     assert code == EXIT_OUTPUT, stderr
     assert len(stderr.strip().splitlines()) == 1 and "No space left" in stderr, stderr
     assert not (out / "data").exists()
-    needed = float(re.search(r"about ([\d,.]+) MB needed", stderr)[1].replace(",", "")) * 1e6
+    needed = float(re.search(r"needs about ([\d,.]+) MB", stderr)[1].replace(",", "")) * 1e6
+    free = float(re.search(r"([\d,.]+) MB are free", stderr)[1].replace(",", "")) * 1e6
     made = sum(p.stat().st_size for p in (reference / "data").iterdir())  # shards: every clip once
     assert made < needed < 10 * 2 * made  # clips and their shard copies, the right order of size
+    assert needed > free  # a line that makes sense: the build stopped for want of space
     grow()
     code, stderr = run_build(source_list, out)
     assert code == 0, stderr
@@ -322,3 +324,22 @@ def test_exit_codes_are_documented_in_help_and_readme():
     for code, meaning in EXIT_CODES.items():
         assert f"{code}: {meaning}" in help_text
         assert f"\n| {code} | " in readme
+
+
+def test_a_second_demo_build_on_a_taken_port_is_one_line(tmp_path: Path):
+    """Another server (a first `build --demo`) holds the port: one line saying what to do, exit
+    1, before any demo source is rendered."""
+    from click.testing import CliRunner
+
+    from landscape_av.cli import main
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1])
+        args = ["build", "--demo", "--demo-port", port, "--classes", "raining", "--quiet"]
+        result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "corpus")])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "Address already in use" in result.output and "--demo-port 0" in result.output
+    assert not list((tmp_path / "corpus").rglob("*.mp4"))
