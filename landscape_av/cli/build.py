@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import typing
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -328,6 +329,10 @@ def _source_list(
         raise click.ClickException(str(e)) from None
 
 
+PLAN_ROWS = 20
+"""Sources that `--dry-run` shows in its table (`--json` lists them all)."""
+
+
 def _print_plan(
     sources: list[Source],
     config: BuildConfig,
@@ -336,6 +341,9 @@ def _print_plan(
     classes: tuple[str, ...],
     out: str,
 ) -> None:
+    """The plan of a dry run: with `as_json`, every source as JSON on stdout; else its summary
+    (sources per class and split, the clips it may make) and the first `PLAN_ROWS` sources, so
+    that a list of any length prints in time linear in its length."""
     splits = assign_splits(sources, config.test_fraction, config.split_salt)
     if as_json:
         rows = [
@@ -349,34 +357,36 @@ def _print_plan(
             }
             for s in sources
         ]
-        click.echo(
-            json.dumps(
-                {
-                    "source_list": name,
-                    "out": out,
-                    "config": config.to_json(),
-                    "sources": rows,
-                },
-                indent=1,
-            )
-        )
+        plan = {"source_list": name, "out": out, "config": config.to_json(), "sources": rows}
+        click.echo(json.dumps(plan, indent=1))
+        return
+    per_class = Counter(s.class_name for s in sources)
+    per_split = Counter(splits.values())
+    clips = len(sources) * config.clip.max_clips
+    console.print(f"Plan: {len(sources):,} sources from {name} -> {out}")
+    console.print(
+        "per class: " + ", ".join(f"{c} {per_class[c]:,}" for c in classes if per_class[c])
+    )
+    console.print("per split: " + ", ".join(f"{s} {n:,}" for s, n in sorted(per_split.items())))
+    console.print(
+        f"up to {config.clip.max_clips} clips of {config.clip.seconds:g} s per source: at most "
+        f"{clips:,} clips, {clips * config.clip.seconds / 3600:,.1f} h"
+    )
+    if config.quiet:
         return
     from rich.table import Table
 
-    table = Table(title=f"Plan: {len(sources)} sources from {name} -> {out}")
+    shown = sources[:PLAN_ROWS]
+    table = Table(title=f"The first {len(shown):,} of {len(sources):,} sources")
     for column in ("source_id", "class", "split", "start", "end", "url"):
         table.add_column(column)
-    for s in sources:
+    for s in shown:
         table.add_row(
             s.source_id, s.class_name, splits[s.source_id], _sec(s.start), _sec(s.end), s.url
         )
     console.print(table)
-    per_class = {c: sum(s.class_name == c for s in sources) for c in classes}
-    console.print(
-        "per class: "
-        + ", ".join(f"{c} {n}" for c, n in per_class.items() if n)
-        + f"; up to {config.clip.max_clips} clips of {config.clip.seconds:g} s each"
-    )
+    if len(sources) > len(shown):
+        console.print(f"... and {len(sources) - len(shown):,} more: --json lists every source")
 
 
 def _sec(value: float | None) -> str:

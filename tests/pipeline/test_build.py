@@ -268,3 +268,32 @@ def test_bad_input_is_reported_with_its_location(tmp_path: Path):
     ]:
         result = CliRunner().invoke(main, ["build", *args])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_dry_run_of_a_long_list_prints_its_summary_and_first_rows(tmp_path: Path):
+    """A plan of any length prints its summary and the first `PLAN_ROWS` sources (rendering a
+    table of 200k rows took minutes and a GB); --json lists every source; --quiet the summary."""
+    from landscape_av.cli.build import PLAN_ROWS
+
+    n = 2000
+    rows = [
+        f"s{i},https://example.org/{i}.mp4,{('raining', 'wind noise')[i % 2]},,,,,"
+        for i in range(n)
+    ]
+    path = tmp_path / "long.csv"
+    path.write_text("source_id,url,class,start,end,split,license,attribution\n" + "\n".join(rows))
+    args = ["build", "--source-list", str(path), "--out", str(tmp_path / "o"), "--dry-run"]
+    shown = CliRunner().invoke(main, args)
+    assert shown.exit_code == 0, shown.output
+    assert len(shown.output.splitlines()) < PLAN_ROWS + 30, shown.output
+    text = " ".join(shown.output.split())  # the terminal wraps long lines
+    assert f"Plan: {n:,} sources" in text and "wind noise 1,000, raining 1,000" in text
+    assert f" s{PLAN_ROWS - 1} " in text and f" s{PLAN_ROWS} " not in text
+    assert f"{n - PLAN_ROWS:,} more: --json lists every source" in text
+    quiet = CliRunner().invoke(main, [*args, "--quiet"])
+    assert quiet.exit_code == 0 and len(quiet.output.splitlines()) < 12, quiet.output
+    assert " s0 " not in " ".join(quiet.output.split())
+    listed = CliRunner().invoke(main, [*args, "--json"])
+    assert [s["source_id"] for s in json.loads(listed.stdout)["sources"]] == [
+        f"s{i}" for i in range(n)
+    ]
