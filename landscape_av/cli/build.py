@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import re
 import sys
 import typing
@@ -17,12 +19,13 @@ from typing import Any
 
 import click
 
+from landscape_av import processes
 from landscape_av.classes import CLASSES, class_vocabulary, parse_class_selection
 from landscape_av.cli.corpus import Location, warn_cache
 from landscape_av.pipeline.build import build
 from landscape_av.pipeline.checks import check_folder
 from landscape_av.pipeline.config import BuildConfig
-from landscape_av.pipeline.exits import EXIT_CODES, BuildStopped
+from landscape_av.pipeline.exits import EXIT_CODES, EXIT_INTERRUPTED, BuildStopped
 from landscape_av.pipeline.publish import build_remote, prepare
 from landscape_av.pipeline.settings import Leaf, flat_settings, from_flat
 from landscape_av.pipeline.swap import recover
@@ -206,56 +209,66 @@ def build_command(
 ) -> None:
     """Download, filter, clip and shard the sources of a source list into a corpus folder, or to
     an fsspec URL (s3://bucket/prefix: credentials from the environment, see the README)."""
-    if demo and source_list is not None:
-        raise click.UsageError("--demo and --source-list exclude each other")
-    if demo_port is not None and not demo:
-        raise click.UsageError("--demo-port needs --demo")
-    if not any_class:
-        _classes(classes, CLASSES)  # before any list is fetched
-    remote = _remote(settings, work_dir)
-    config = _config(settings, quiet or as_json)
-    min_size = (config.filter.min_width, config.filter.min_height)
-    if not dry_run:
-        try:
-            if remote is not None:
-                prepare(remote)  # a publish that a kill interrupted; a URL that is no corpus
-            else:
-                recover(config.out)  # a swap that a kill interrupted
-                check_folder(config.out)
-        except BuildStopped as e:
-            _stop(e)
-    local = config.download.allow_local
-    demo_classes = _classes(classes, CLASSES) if demo else ()
-    with _source_list(
-        source_list, demo_classes, demo_port, config.out, min_size, config.quiet, local, any_class
-    ) as (sources, name):
-        vocabulary = class_vocabulary(s.class_name for s in sources)
-        try:
-            chosen = select_sources(sources, _classes(classes, vocabulary), limit, max_per_class)
-        except ValueError as e:
-            raise click.UsageError(str(e)) from None
-        if not chosen:
-            raise click.UsageError(f"{name}: no sources of the selected classes")
-        if dry_run:
-            out = remote.url if remote else str(config.out)
-            _print_plan(chosen, config, name, as_json, vocabulary, out)
-            return
-        try:
-            if remote is not None:
-                result = build_remote(chosen, config, name, remote, classes=vocabulary)
-            else:
-                result = build(chosen, config, source_list=name, classes=vocabulary)
-        except BuildStopped as e:
-            _stop(e)
-    if result.replaced_clips is not None:  # said even with --quiet: a corpus shrank
-        click.echo(f"landscape-av build: {result.replaced()}", err=True)
-    if remote is None:
-        warn_cache(config.out)
-    elif not config.quiet:
-        console.print(f"published to {remote.url}")
-    if as_json:
-        summary = result.summary() | ({"out": remote.url} if remote else {})
-        click.echo(json.dumps(summary, indent=1))
+    with _interruptible():
+        if demo and source_list is not None:
+            raise click.UsageError("--demo and --source-list exclude each other")
+        if demo_port is not None and not demo:
+            raise click.UsageError("--demo-port needs --demo")
+        if not any_class:
+            _classes(classes, CLASSES)  # before any list is fetched
+        remote = _remote(settings, work_dir)
+        config = _config(settings, quiet or as_json)
+        min_size = (config.filter.min_width, config.filter.min_height)
+        if not dry_run:
+            try:
+                if remote is not None:
+                    prepare(remote)  # a publish that a kill interrupted; a URL that is no corpus
+                else:
+                    recover(config.out)  # a swap that a kill interrupted
+                    check_folder(config.out)
+            except BuildStopped as e:
+                _stop(e)
+        local = config.download.allow_local
+        demo_classes = _classes(classes, CLASSES) if demo else ()
+        with _source_list(
+            source_list,
+            demo_classes,
+            demo_port,
+            config.out,
+            min_size,
+            config.quiet,
+            local,
+            any_class,
+        ) as (sources, name):
+            vocabulary = class_vocabulary(s.class_name for s in sources)
+            try:
+                chosen = select_sources(
+                    sources, _classes(classes, vocabulary), limit, max_per_class
+                )
+            except ValueError as e:
+                raise click.UsageError(str(e)) from None
+            if not chosen:
+                raise click.UsageError(f"{name}: no sources of the selected classes")
+            if dry_run:
+                out = remote.url if remote else str(config.out)
+                _print_plan(chosen, config, name, as_json, vocabulary, out)
+                return
+            try:
+                if remote is not None:
+                    result = build_remote(chosen, config, name, remote, classes=vocabulary)
+                else:
+                    result = build(chosen, config, source_list=name, classes=vocabulary)
+            except BuildStopped as e:
+                _stop(e)
+        if result.replaced_clips is not None:  # said even with --quiet: a corpus shrank
+            click.echo(f"landscape-av build: {result.replaced()}", err=True)
+        if remote is None:
+            warn_cache(config.out)
+        elif not config.quiet:
+            console.print(f"published to {remote.url}")
+        if as_json:
+            summary = result.summary() | ({"out": remote.url} if remote else {})
+            click.echo(json.dumps(summary, indent=1))
 
 
 def _remote(settings: dict[str, Any], work_dir: Path | None) -> Remote | None:
@@ -274,9 +287,29 @@ def _remote(settings: dict[str, Any], work_dir: Path | None) -> Remote | None:
 
 
 def _stop(e: BuildStopped) -> typing.NoReturn:
-    """End the command with the build's one-line summary and exit code."""
+    """End the command with the build's one-line summary and exit code. Interrupted, the process
+    exits at once, without waiting for its worker threads to finish the step they are in (a
+    decode, a hash: seconds on a loaded machine): what they leave is what a kill -9 leaves, which
+    the next run takes up (the children are already killed, the failures so far written)."""
     click.echo(f"landscape-av build: {e}", err=True)
+    if e.code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(e.code)
     sys.exit(e.code)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C anywhere in the command (making the demo sources, fetching the default list, the
+    build) kills the children at once and ends with one line and exit 130 (`_stop`)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        processes.stop_all()
+        message = "interrupted; run the same command to resume"
+        _stop(BuildStopped(EXIT_INTERRUPTED, message))
 
 
 @contextlib.contextmanager

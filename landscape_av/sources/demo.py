@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape_av import processes
 from landscape_av.classes import CLASSES, slug
 from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.files import atomic_path, atomic_write
@@ -293,13 +294,17 @@ def _render_all(renders: list[_Render], workers: int | None, quiet: bool) -> Non
 
     workers = workers or os.cpu_count() or 1
     columns = ("demo sources", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with (
-        Progress(*columns, disable=quiet, transient=False) as progress,
-        ThreadPoolExecutor(workers) as pool,
-    ):
+    pool = ThreadPoolExecutor(workers)
+    with Progress(*columns, disable=quiet, transient=False) as progress:
         task = progress.add_task("render", total=len(renders))
-        for _ in pool.map(_encode, renders):
-            progress.advance(task)
+        try:
+            for _ in pool.map(_encode, renders):
+                progress.advance(task)
+        except BaseException:  # Ctrl-C, a failed render: kill the running ffmpegs, start no more
+            processes.stop_all()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    pool.shutdown()
 
 
 def _write_corrupt(path: Path, seed: int) -> None:

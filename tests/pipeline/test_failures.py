@@ -239,8 +239,37 @@ def slow_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return write_media_list(tmp_path_factory.mktemp("slow") / "sources.csv", rows)
 
 
+def reference_seconds() -> float:
+    """The machine's cost, now, of a tiny reference operation: starting a Python and ending it
+    (the best of 3). Timing limits scale with it, so that they hold on a loaded machine (where it
+    took 0.48 s under a load average of 24 on 2 cores, against some 0.05 s on a quiet one)."""
+    times = []
+    for _ in range(3):
+        began = time.monotonic()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        times.append(time.monotonic() - began)
+    return min(times)
+
+
+def stop_limit() -> float:
+    """How long Ctrl-C may take to end a build: the README's "about a second" on a quiet
+    machine, scaled by the reference operation's cost now."""
+    return 1.0 + 4 * reference_seconds()
+
+
+def interrupt(proc: subprocess.Popen) -> tuple[float, str]:
+    """Ctrl-C `proc`: (seconds until it ended, its stderr)."""
+    limit = stop_limit()
+    proc.send_signal(signal.SIGINT)
+    began = time.monotonic()
+    _, stderr = proc.communicate(timeout=60)
+    took = time.monotonic() - began
+    assert took < limit, f"Ctrl-C took {took:.2f} s, over {limit:.2f} s"
+    return took, stderr
+
+
 @pytest.mark.slow
-def test_ctrl_c_stops_within_2_s_and_keeps_what_was_done(slow_list: Path, tmp_path: Path):
+def test_ctrl_c_stops_promptly_and_keeps_what_was_done(slow_list: Path, tmp_path: Path):
     out = tmp_path / "corpus"
     proc = start_build(slow_list, out, "--size", "640x360")
     kids = wait_for_ffmpeg(proc)
@@ -249,14 +278,27 @@ def test_ctrl_c_stops_within_2_s_and_keeps_what_was_done(slow_list: Path, tmp_pa
         assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.05)
     kids |= descendants(proc.pid)
-    proc.send_signal(signal.SIGINT)
-    began = time.monotonic()
-    _, stderr = proc.communicate(timeout=30)
-    assert time.monotonic() - began < 2
+    _, stderr = interrupt(proc)
     assert proc.returncode == EXIT_INTERRUPTED, stderr
-    assert "run the same command to resume" in stderr
+    assert len(stderr.strip().splitlines()) == 1 and "run the same command to resume" in stderr
     assert not alive(kids)
     assert "missing" in failures(out / ".work" / "manifests" / "failures.csv")
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_demo_sources_are_made_stops_promptly(tmp_path: Path):
+    cmd = [*CLI, "build", "--demo", "--demo-port", "0", "--size", "640x360", "--quiet"]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(tmp_path / "corpus")], stderr=subprocess.PIPE, text=True
+    )
+    kids = wait_for_ffmpeg(proc)  # rendering
+    kids |= descendants(proc.pid)
+    _, stderr = interrupt(proc)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert stderr.strip().splitlines() == [
+        "landscape-av build: interrupted; run the same command to resume"
+    ]
+    assert not alive(kids)
 
 
 @pytest.mark.slow
