@@ -6,6 +6,7 @@ Its settings options are made from `BuildConfig` and the stages' options it nest
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -150,6 +151,22 @@ def _exit_codes_help() -> str:
     return "Exit codes: " + "; ".join(f"{code}: {what}" for code, what in EXIT_CODES.items()) + "."
 
 
+def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
+    """`command`, where Ctrl-C anywhere (making the demo sources, fetching the default list, the
+    build) kills the children at once and ends with one line and exit 130 (`_stop`)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            processes.stop_all()
+            message = "interrupted; run the same command to resume"
+            _stop(BuildStopped(EXIT_INTERRUPTED, message))
+
+    return run
+
+
 @click.command("build", cls=_BuildCommand, epilog=_exit_codes_help())
 @click.option(
     "--source-list",
@@ -193,6 +210,7 @@ def _exit_codes_help() -> str:
     "~/.cache/landscape-av/builds].",
 )
 @_settings_options
+@_interruptible
 def build_command(
     source_list: Path | None,
     demo: bool,
@@ -209,66 +227,63 @@ def build_command(
 ) -> None:
     """Download, filter, clip and shard the sources of a source list into a corpus folder, or to
     an fsspec URL (s3://bucket/prefix: credentials from the environment, see the README)."""
-    with _interruptible():
-        if demo and source_list is not None:
-            raise click.UsageError("--demo and --source-list exclude each other")
-        if demo_port is not None and not demo:
-            raise click.UsageError("--demo-port needs --demo")
-        if not any_class:
-            _classes(classes, CLASSES)  # before any list is fetched
-        remote = _remote(settings, work_dir)
-        config = _config(settings, quiet or as_json)
-        min_size = (config.filter.min_width, config.filter.min_height)
-        if not dry_run:
-            try:
-                if remote is not None:
-                    prepare(remote)  # a publish that a kill interrupted; a URL that is no corpus
-                else:
-                    recover(config.out)  # a swap that a kill interrupted
-                    check_folder(config.out)
-            except BuildStopped as e:
-                _stop(e)
-        local = config.download.allow_local
-        demo_classes = _classes(classes, CLASSES) if demo else ()
-        with _source_list(
-            source_list,
-            demo_classes,
-            demo_port,
-            config.out,
-            min_size,
-            config.quiet,
-            local,
-            any_class,
-        ) as (sources, name):
-            vocabulary = class_vocabulary(s.class_name for s in sources)
-            try:
-                chosen = select_sources(
-                    sources, _classes(classes, vocabulary), limit, max_per_class
-                )
-            except ValueError as e:
-                raise click.UsageError(str(e)) from None
-            if not chosen:
-                raise click.UsageError(f"{name}: no sources of the selected classes")
-            if dry_run:
-                out = remote.url if remote else str(config.out)
-                _print_plan(chosen, config, name, as_json, vocabulary, out)
-                return
-            try:
-                if remote is not None:
-                    result = build_remote(chosen, config, name, remote, classes=vocabulary)
-                else:
-                    result = build(chosen, config, source_list=name, classes=vocabulary)
-            except BuildStopped as e:
-                _stop(e)
-        if result.replaced_clips is not None:  # said even with --quiet: a corpus shrank
-            click.echo(f"landscape-av build: {result.replaced()}", err=True)
-        if remote is None:
-            warn_cache(config.out)
-        elif not config.quiet:
-            console.print(f"published to {remote.url}")
-        if as_json:
-            summary = result.summary() | ({"out": remote.url} if remote else {})
-            click.echo(json.dumps(summary, indent=1))
+    if demo and source_list is not None:
+        raise click.UsageError("--demo and --source-list exclude each other")
+    if demo_port is not None and not demo:
+        raise click.UsageError("--demo-port needs --demo")
+    if not any_class:
+        _classes(classes, CLASSES)  # before any list is fetched
+    remote = _remote(settings, work_dir)
+    config = _config(settings, quiet or as_json)
+    min_size = (config.filter.min_width, config.filter.min_height)
+    if not dry_run:
+        try:
+            if remote is not None:
+                prepare(remote)  # a publish that a kill interrupted; a URL that is no corpus
+            else:
+                recover(config.out)  # a swap that a kill interrupted
+                check_folder(config.out)
+        except BuildStopped as e:
+            _stop(e)
+    local = config.download.allow_local
+    demo_classes = _classes(classes, CLASSES) if demo else ()
+    with _source_list(
+        source_list,
+        demo_classes,
+        demo_port,
+        config.out,
+        min_size,
+        config.quiet,
+        local,
+        any_class,
+    ) as (sources, name):
+        vocabulary = class_vocabulary(s.class_name for s in sources)
+        try:
+            chosen = select_sources(sources, _classes(classes, vocabulary), limit, max_per_class)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+        if not chosen:
+            raise click.UsageError(f"{name}: no sources of the selected classes")
+        if dry_run:
+            out = remote.url if remote else str(config.out)
+            _print_plan(chosen, config, name, as_json, vocabulary, out)
+            return
+        try:
+            if remote is not None:
+                result = build_remote(chosen, config, name, remote, classes=vocabulary)
+            else:
+                result = build(chosen, config, source_list=name, classes=vocabulary)
+        except BuildStopped as e:
+            _stop(e)
+    if result.replaced_clips is not None:  # said even with --quiet: a corpus shrank
+        click.echo(f"landscape-av build: {result.replaced()}", err=True)
+    if remote is None:
+        warn_cache(config.out)
+    elif not config.quiet:
+        console.print(f"published to {remote.url}")
+    if as_json:
+        summary = result.summary() | ({"out": remote.url} if remote else {})
+        click.echo(json.dumps(summary, indent=1))
 
 
 def _remote(settings: dict[str, Any], work_dir: Path | None) -> Remote | None:
@@ -298,18 +313,6 @@ def _stop(e: BuildStopped) -> typing.NoReturn:
         logging.shutdown()
         os._exit(e.code)
     sys.exit(e.code)
-
-
-@contextlib.contextmanager
-def _interruptible() -> Iterator[None]:
-    """Ctrl-C anywhere in the command (making the demo sources, fetching the default list, the
-    build) kills the children at once and ends with one line and exit 130 (`_stop`)."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        processes.stop_all()
-        message = "interrupted; run the same command to resume"
-        _stop(BuildStopped(EXIT_INTERRUPTED, message))
 
 
 @contextlib.contextmanager
