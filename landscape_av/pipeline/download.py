@@ -351,7 +351,7 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
         reason = _ffmpeg_reason(ffmpeg_lines)
         reason = reason if reason in ("timeout", "truncated") else "connection"
         raise DownloadError(reason, f"the input broke off: {' | '.join(ffmpeg_lines[-3:])}")
-    if damage := [line for line in ffmpeg_lines if _DAMAGE.search(line)]:
+    if damage := [line for line in ffmpeg_lines if _damage(line)]:
         # the copy steps over what its demuxer cannot read and exits 0: a damaged file, whose
         # copy would come out clean but short of what the damage took
         raise DownloadError("decode_error", f"the file is damaged: {' | '.join(damage[:3])}")
@@ -419,6 +419,16 @@ def _bytes_in(folder: Path) -> int:
 _BROKE_OFF = re.compile(r"Error during demuxing|partial file|Stream ends prematurely")
 _DAMAGE = re.compile(r"^\[in#\d+/[^]]*\] \[error\]")
 """An error of an input's demuxer in the section copy's stderr (`-loglevel level+warning`)."""
+_RESYNC = re.compile(r"Unknown element \w+ at pos\. .* considered as invalid data")
+"""The Matroska demuxer finding its feet after a seek that did not land on an element: a server
+that ignores Range requests (Python's http.server does) sends the file from its start. Damage
+gives other errors (an invalid track number, an element longer than its parent, a bad EBML
+length), so this one alone is not taken for it."""
+
+
+def _damage(line: str) -> bool:
+    """Whether a line of the section copy's stderr says that the file is damaged."""
+    return _DAMAGE.search(line) is not None and _RESYNC.search(line) is None
 
 
 def _ffmpeg_reason(lines: list[str]) -> str:
