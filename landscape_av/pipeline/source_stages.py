@@ -4,15 +4,16 @@
 `StageHooks` the engine gives it: its download and clip slots, the network watch, the progress
 bars and the commit of the result. The stages after the download are small functions over one
 `Examined` record (`EXAMINE`): each reads what the stages before it found, adds its own, and either
-lets the source go on (None) or ends it with an outcome (a rejection, a probe failure); a stage
+lets the source go on (None) or ends it with an outcome (a rejection); a stage
 that consumes the clip stage's decode (a per-clip measure) goes after `clip_stage`.
 
 No error of one source stops the build: whatever its file makes a stage raise becomes that
-source's failure (`failing_as`, `SourceError`). Rejections and lost sources (a video gone from its
-site) are committed; download failures are not (they may pass on a rerun). Any other error in the source's file (a
-decode error anywhere in it, an ffmpeg failure, an unexpected exception) fails this source only:
-its download is dropped so that a rerun fetches it again, and skipped when the new download is the
-same damaged file (`sample_store.Damaged`). Errors writing the output are the build's (OSError).
+source's failure (`failing_as`, `SourceError`). Rejections and lost sources (a video gone from
+its site) are committed; download failures are not (they may pass on a rerun). Any other error in
+the source's file (a decode error anywhere in it, an ffmpeg failure, an unexpected exception) fails
+this source only: its download is dropped so that a rerun fetches it again, and skipped when the
+new download is the same damaged file (`sample_store.Damaged`). Errors writing the output are the
+build's (OSError).
 """
 
 from __future__ import annotations
@@ -102,11 +103,11 @@ def process(
     the module doc)."""
     store = SampleStore(work)
 
-    def failed(stage: str, reason: str, detail: str) -> Outcome:
+    def failed(stage: str, reason: str, detail: str, status: str = "failed") -> Outcome:
         detail = _ADDRESS_RE.sub("", detail)  # ffmpeg's "[mov @ 0x55...]": differs run to run
         detail = portable(detail, work)
-        log.warning("%s: failed at %s (%s): %s", source.source_id, stage, reason, detail)
-        return Outcome(source, split, "failed", stage, reason, detail)
+        log.warning("%s: %s at %s (%s): %s", source.source_id, status, stage, reason, detail)
+        return Outcome(source, split, status, stage, reason, detail)
 
     try:
         with hooks.downloading:
@@ -122,9 +123,7 @@ def process(
         raise_if_output_full(str(e))
         hooks.advance(*STAGES)  # the source is done with: count it in the later bars too
         if e.lost:  # gone from its site: kept, not retried (`--retry-lost`)
-            detail = portable(_ADDRESS_RE.sub("", str(e)), work)
-            log.warning("%s: lost (%s): %s", source.source_id, e.reason, detail)
-            return hooks.commit(Outcome(source, split, "lost", "download", e.reason, detail), None)
+            return hooks.commit(failed("download", e.reason, str(e), status="lost"), None)
         return failed("download", e.reason, str(e))
     hooks.downloaded(fetched.path)
     damaged = Damaged(store.damaged(source.source_id), fetched.path)
