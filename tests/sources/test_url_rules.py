@@ -90,6 +90,7 @@ def test_a_missing_source_list_is_one_line(tmp_path: Path):
 CLI = [sys.executable, "-c", "from landscape_av.cli import main; main()"]
 
 
+@pytest.mark.slow  # two child processes each, which must not hang the suite if reading blocks
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_a_source_list_that_is_no_regular_file_is_refused_at_once(kind: str, tmp_path: Path):
     if kind == "fifo":
