@@ -40,7 +40,8 @@ import torch
 import yaml
 
 from model import runtime
-from model.generate import load_run, render_frames, walk_drift, walk_sound
+from model.apps.checkpoint import load_run
+from model.apps.video import render_frames, walk_drift, walk_sound
 from model.sound_guidance import held_out_waves, in_range, measure, run_encoders, sound_term
 from model.toy_world import STEPS_TO_TRAIN, TRAIN_CONFIG, train_settings, write_world
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.apps.video import render_frames, walk_sound
 from model.audio import MelConfig, clip_mels, fit_length, load_wave
 from model.data import expand_shards, shard_samples
-from model.generate import render_frames, walk_sound
 from model.metrics.av_align import av_align
 from model.video_model import SoundToLatents, render, sound_noise_ratio, start_latents
 
@@ -175,7 +175,7 @@ class Guidance:
 
 def measure(checkpoint: str | Path, waves: list[torch.Tensor], seed: int = 0) -> Guidance:
     """Every measurement of a checkpoint (or a run's newest) on the sounds `waves`."""
-    from model.generate import load_run
+    from model.apps.checkpoint import load_run
 
     latents, G, config = load_run(checkpoint, torch.device("cpu"))
     n_mels = config["n_mels"]

@@ -35,7 +35,7 @@ import numpy as np
 from landscape_av.corpus.decode import float_pcm, open_media
 from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.pipeline.filters import MOTION_SIZE, frame_motion, rms_db
-from landscape_av.pipeline.settings import setting
+from landscape_av.pipeline.settings import setting, size_setting
 
 CLIP_EXTS = ("mp4", "flac", "jpg")
 THUMB_PATTERN = "thumb-%03d.jpg"
@@ -51,12 +51,8 @@ class ClipOptions:
         10.0, name="clip_seconds", low=0, low_open=True, help="Length of every clip (s)."
     )
     max_clips: int = setting(10, low=1, help="Clips per source.")
-    width: int = setting(
-        1280,
-        kind="size",
-        pair="height",
-        flag="--size",
-        help="Output WIDTHxHEIGHT (scale to cover, centre crop).",
+    width: int = size_setting(
+        1280, "height", "--size", help="Output WIDTHxHEIGHT (scale to cover, centre crop)."
     )
     height: int = 720
     fps: int = setting(30, low=1, help="Frames per second.")
@@ -100,13 +96,17 @@ def cut_clips(
 ) -> list[ClipResult]:
     """Cut `count` consecutive clips from `path` starting at `start` seconds into `out_dir`, named by
     `keys`; returns them with their measured loudness and motion. Trailing clips that come out
-    short (a source shorter than probed) are dropped; raises FFmpegError when ffmpeg fails and
-    ClipError when not even the first clip is exact."""
+    short (a source shorter than probed) are dropped; raises FFmpegError when ffmpeg fails,
+    DamagedSource when it reports an error decoding the span (a damaged frame or container: it
+    conceals them and exits 0) and ClipError when not even the first clip is exact."""
     if count < 1 or len(keys) != count:
         raise ValueError(f"need one key per clip: {count} clips, {len(keys)} keys")
     out_dir.mkdir(parents=True, exist_ok=True)
     grey = out_dir / "motion.gray"
-    run_ffmpeg(_ffmpeg_args(path, start, keys, out_dir, grey, opts))
+    reported = run_ffmpeg(_ffmpeg_args(path, start, keys, out_dir, grey, opts)).strip()
+    if reported:  # ffmpeg conceals what it cannot decode and exits 0: the source is damaged
+        lines = [line.strip() for line in reported.splitlines()]
+        raise DamagedSource(f"ffmpeg could not decode all of it: {' | '.join(lines[:3])}")
     grey_frames = _read_grey(grey)
     grey.unlink()
     for i, key in enumerate(keys):
@@ -142,6 +142,10 @@ def cut_clips(
 
 class ClipError(RuntimeError):
     """An output clip is not exact (a short source, a broken stream)."""
+
+
+class DamagedSource(RuntimeError):
+    """ffmpeg reported errors decoding the source (in any container: it conceals them)."""
 
 
 def picture(stream: ffmpeg.Stream, opts: ClipOptions) -> ffmpeg.Stream:

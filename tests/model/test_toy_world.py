@@ -27,8 +27,9 @@ import torch
 import yaml
 
 from model import runtime
+from model.apps.checkpoint import load_run
+from model.apps.video import render_frames, walk_drift, walk_sound
 from model.evaluate import main as evaluate_main
-from model.generate import load_run, render_frames, walk_drift, walk_sound
 from model.sound_guidance import (
     av_align_control,
     by_part,

@@ -294,7 +294,7 @@ def test_frames_stay_in_range_at_every_checkpoint_of_the_demo_run(shards, demo_c
     """The tiny run on the demo corpus: at every checkpoint its videos of test clips keep (all but
     1% of) their pixels inside [-1, 1]. With the latent bounds alone every pixel left it by step 50
     (the adversarial terms push a random tiny generator there); the range term keeps them in."""
-    from model.generate import load_run
+    from model.apps.checkpoint import load_run
     from model.sound_guidance import held_out_waves, in_range, videos
 
     run = tmp_path / "run"

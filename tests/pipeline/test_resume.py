@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.pipeline.build import CRASH_ENV, staging_dir
+from landscape_av.pipeline.crash import CRASH_ENV
+from landscape_av.pipeline.swap import staging_dir
 
 from .conftest import snapshot, write_media_list
 
@@ -22,6 +23,8 @@ ROWS = [
     ("silent", "silent.mp4", "squishing water", ""),
     ("good2", "good2.mp4", "fire crackling", ""),
     ("missing", "missing.mp4", "splashing water", ""),
+    ("damaged", "damaged.mp4", "thunderstorm", ""),  # fails alike in every run, resumed or not
+    ("novideo", "novideo.mp4", "volcano eruption", ""),  # rejected, committed
 ]
 
 
