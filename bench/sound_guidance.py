@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,15 @@ import yaml
 from model import runtime
 from model.apps.checkpoint import load_run
 from model.apps.video import render_frames, walk_drift, walk_sound
-from model.sound_guidance import held_out_waves, in_range, measure, run_encoders, sound_term
+from model.sound_guidance import (
+    by_part,
+    held_out_waves,
+    in_range,
+    logged,
+    measure,
+    run_encoders,
+    sound_term,
+)
 from model.toy_world import STEPS_TO_TRAIN, TRAIN_CONFIG, train_settings, write_world
 
 VARIANTS = {
@@ -59,14 +68,26 @@ def build_world(folder: Path) -> Path:
     return folder
 
 
-def train(world: Path, out: Path, seed: int, flags: list[str], threads: int) -> None:
-    """A toy run by `python -m model.train` (skipped when its last checkpoint exists)."""
+def train_command(world: Path, out: Path, seed: int, flags: list[str]) -> list[str] | None:
+    """`python -m model.train` of a toy run (None when its last checkpoint exists: reused)."""
     if (out / "checkpoints" / f"step-{STEPS_TO_TRAIN:08d}").is_dir():
-        return
+        return None
     cmd = [sys.executable, "-m", "model.train", "--config", str(world / TRAIN_CONFIG)]
-    cmd += ["--out", str(out), "--seed", str(seed), "--quiet", *flags]
+    return cmd + ["--out", str(out), "--seed", str(seed), "--quiet", *flags]
+
+
+def run_all(commands: list[list[str]], threads: int, jobs: int) -> None:
+    """Run training commands, `jobs` at a time, each at `threads` threads; fail if any fails."""
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    pending, running = list(commands), []
+    while pending or running:
+        while pending and len(running) < jobs:
+            cmd = pending.pop(0)
+            print(f"training: {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
+            running.append((cmd, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)))
+        cmd, proc = running.pop(0)
+        if proc.wait() != 0:
+            raise SystemExit(f"failed (exit {proc.returncode}): {' '.join(cmd)}")
 
 
 def untrained(world: Path, out: Path, seed: int, flags: list[str]) -> Path:
@@ -139,28 +160,35 @@ def long_sound(run: Path, waves: list[torch.Tensor]) -> dict[str, dict[str, floa
 
 
 DEMO_STEPS = 100
+DEMO_VARIANTS = {
+    "range term (default)": ("range", []),
+    "no range term": ("norange", ["--set", "weights.range=0"]),
+}
 
 
-def demo_range(corpus: Path, work: Path, threads: int) -> dict[str, list[list[float]]]:
+def demo_commands(corpus: Path, work: Path) -> list[list[str]]:
+    """The tiny demo runs (`--tiny`, DEMO_STEPS steps, a checkpoint every 25), with and without the
+    range term; those already complete are reused."""
+    cmds = []
+    for folder, flags in DEMO_VARIANTS.values():
+        run = work / "demo" / folder
+        if not (run / "checkpoints" / f"step-{DEMO_STEPS:08d}").is_dir():
+            cmd = [sys.executable, "-m", "model.train", "--tiny", "--quiet", "--out", str(run)]
+            cmd += ["--shards", str(corpus / "data" / "train-*.tar"), "--steps", str(DEMO_STEPS)]
+            cmds.append(cmd + ["--save-every", "25", "--keep", "0", "--workers", "1", *flags])
+    return cmds
+
+
+def demo_range(corpus: Path, work: Path) -> dict[str, list[list[float]]]:
     """Per variant of the tiny demo run, per checkpoint: [step, share of pixels outside [-1, 1],
     smallest, largest pixel] of the videos of 4 test clips."""
     from model.sound_guidance import videos
 
     waves = held_out_waves(str(corpus / "data" / "test-*.tar"), 4)
     rows = {}
-    for name, flags in (
-        ("range term (default)", []),
-        ("no range term", ["--set", "weights.range=0"]),
-    ):
-        run = work / "demo" / ("range" if not flags else "norange")
-        if not (run / "checkpoints" / f"step-{DEMO_STEPS:08d}").is_dir():
-            cmd = [sys.executable, "-m", "model.train", "--tiny", "--quiet", "--out", str(run)]
-            cmd += ["--shards", str(corpus / "data" / "train-*.tar"), "--steps", str(DEMO_STEPS)]
-            cmd += ["--save-every", "25", "--keep", "0", *flags]
-            env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-            subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    for name, (folder, _) in DEMO_VARIANTS.items():
         rows[name] = []
-        for ckpt in checkpoints(run):
+        for ckpt in checkpoints(work / "demo" / folder):
             latents, G, config = load_run(ckpt, torch.device("cpu"))
             clips = videos(latents, G, waves, config["n_mels"], seed=0)
             pixels = torch.cat([c.flatten() for c in clips])
@@ -169,10 +197,32 @@ def demo_range(corpus: Path, work: Path, threads: int) -> dict[str, list[list[fl
     return rows
 
 
+def run_folder(work: Path, flags: list[str], seed: int) -> Path:
+    return work / "runs" / f"{'-'.join(flags) or 'eq4'}-s{seed}".replace("--", "")
+
+
+def measure_run(work: Path, flags: list[str], seed: int) -> dict:
+    """Every measurement of one toy run and of its untrained start, on the held-out clips."""
+    world, run = work / "world", run_folder(work, flags, seed)
+    waves = held_out_waves(str(world / "data" / "test-*.tar"), HELD_OUT)
+    print(f"measuring {run}", file=sys.stderr, flush=True)
+    start = untrained(world, work / "untrained" / run.name, seed, flags)
+    g, g0 = measure(run, waves), measure(start, waves)
+    return {
+        "ratio": g.ratio, "ratio_untrained": g0.ratio,
+        "av_align": g.av_align, "av_align_shuffled": g.av_align_shuffled,
+        "sound_term": sound_terms(run, start, waves),
+        "sound_term_logged": by_part(logged(run, "loss/clip_audio"), 4),
+        "saturated": saturation(run, waves),
+        "saturated_logged": float(logged(run, "range/saturated").max()),
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="threads per training process")
+    parser.add_argument("--jobs", type=int, default=1, help="training processes at a time")
     parser.add_argument("--work", type=Path, default=None, help="kept between runs (default: temp)")
     parser.add_argument("--demo", type=Path, default=None, help="demo corpus: also its tiny runs")
     args = parser.parse_args()
@@ -180,25 +230,30 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         work = (args.work or Path(tmp)).resolve()
-        world = build_world(work / "world")
+        world = work / "world"
+        if not (world / TRAIN_CONFIG).is_file():
+            build_world(world)
         waves = held_out_waves(str(world / "data" / "test-*.tar"), HELD_OUT)
-        results: dict = {"seeds": seeds, "threads": args.threads, "runs": {}}
-        for name, flags in VARIANTS.items():
-            for seed in seeds:
-                run = work / "runs" / f"{'-'.join(flags) or 'eq4'}-s{seed}".replace("--", "")
-                print(f"{name}, seed {seed}: training {run}", file=sys.stderr, flush=True)
-                train(world, run, seed, flags, args.threads)
-                start = untrained(world, work / "untrained" / run.name, seed, flags)
-                g, g0 = measure(run, waves), measure(start, waves)
-                results["runs"][f"{name}|{seed}"] = {
-                    "ratio": g.ratio, "ratio_untrained": g0.ratio,
-                    "av_align": g.av_align, "av_align_shuffled": g.av_align_shuffled,
-                    "sound_term": sound_terms(run, start, waves),
-                    "saturated": saturation(run, waves),
-                }  # fmt: skip
-        results["long"] = long_sound(work / "runs" / f"eq4-s{seeds[0]}", waves)
+        cmds = [
+            train_command(world, run_folder(work, flags, seed), seed, flags)
+            for flags in VARIANTS.values()
+            for seed in seeds
+        ]
         if args.demo:
-            results["demo"] = demo_range(args.demo.resolve(), work, args.threads)
+            cmds += demo_commands(args.demo.resolve(), work)
+        run_all([c for c in cmds if c], args.threads, args.jobs)
+        results: dict = {"seeds": seeds, "threads": args.threads, "runs": {}}
+        jobs = [(name, flags, seed) for name, flags in VARIANTS.items() for seed in seeds]
+        with ProcessPoolExecutor(
+            args.jobs, initializer=torch.set_num_threads, initargs=(1,)
+        ) as pool:
+            flags, run_seeds = [j[1] for j in jobs], [j[2] for j in jobs]
+            done = pool.map(measure_run, [work] * len(jobs), flags, run_seeds)
+            for (name, _, seed), row in zip(jobs, done, strict=True):
+                results["runs"][f"{name}|{seed}"] = row
+        results["long"] = long_sound(run_folder(work, [], seeds[0]), waves)
+        if args.demo:
+            results["demo"] = demo_range(args.demo.resolve(), work)
         (work / "results.json").write_text(json.dumps(results, indent=2))
         print_tables(results)
 
@@ -216,16 +271,21 @@ def print_tables(results: dict) -> None:
 
     print(f"\nseeds {seeds}, {results['threads']} thread(s); mean (min-max over seeds)\n")
     print("| run | sound / noise (untrained) | AV-Align own | AV-Align shuffled | "
-          "sound term at 0 / 100 / 200 / 300 steps | pixels outside [-1, 1] |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- |")
+          "sound term at 0 / 100 / 200 / 300 steps | logged sound term by quarter | "
+          "pixels outside [-1, 1]: checkpoints (training, most) |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in VARIANTS:
         terms = " / ".join(
             stat(name, lambda r, i=i: r["sound_term"][i], "{:.3f}") for i in range(4)
         )
+        logged_terms = " / ".join(
+            stat(name, lambda r, i=i: r["sound_term_logged"][i], "{:.3f}") for i in range(4)
+        )
         print(
             f"| {name} | {stat(name, lambda r: r['ratio'])} ({stat(name, lambda r: r['ratio_untrained'])}) "
             f"| {stat(name, lambda r: r['av_align'])} | {stat(name, lambda r: r['av_align_shuffled'])} "
-            f"| {terms} | {stat(name, lambda r: max(r['saturated']), '{:.3g}')} |"
+            f"| {terms} | {logged_terms} | {stat(name, lambda r: max(r['saturated']), '{:.3g}')} "
+            f"({stat(name, lambda r: r['saturated_logged'], '{:.3g}')}) |"
         )
     print("\n| 60 s walk | 1 s | 10 s | 60 s | max distance to w_start | pixels outside [-1, 1] |")
     print("| --- | --- | --- | --- | --- | --- |")

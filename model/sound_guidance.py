@@ -27,7 +27,7 @@ import torch
 from model.apps.video import render_frames, walk_sound
 from model.audio import MelConfig, clip_mels, fit_length, load_wave
 from model.data import expand_shards, shard_samples
-from model.metrics.av_align import av_align
+from model.metrics.av_align import audio_onsets, av_align, flow_trajectory, resample_for_onsets
 from model.video_model import SoundToLatents, render, sound_noise_ratio, start_latents
 
 RATE = MelConfig().sample_rate
@@ -71,9 +71,10 @@ def av_align_control(
     """Mean AV-Align of video i (frames [T, 3, R, R] at `fps`) against sound i, and against sound
     i + 1 (mod n; the shuffled control)."""
     n = len(clips)
-    frames = [to_uint8(c) for c in clips]
-    own = [av_align(frames[i], fps, waves[i]) for i in range(n)]
-    shuffled = [av_align(frames[i], fps, waves[(i + 1) % n]) for i in range(n)]
+    flows = [flow_trajectory(to_uint8(c)) for c in clips]
+    onsets = [audio_onsets(resample_for_onsets(w.numpy(), RATE)) for w in waves]
+    own = [av_align(flows[i], fps, onsets[i]) for i in range(n)]
+    shuffled = [av_align(flows[i], fps, onsets[(i + 1) % n]) for i in range(n)]
     return float(np.mean(own)), float(np.mean(shuffled))
 
 

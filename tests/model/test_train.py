@@ -184,8 +184,9 @@ def _overfit(shards: str, out: Path, *flags: str) -> list[dict[str, float]]:
 
 
 def test_overfit_one_batch(shards, tmp_path):
-    """The generator-side loss must go down step after step."""
-    history = [log["g_total"] for log in _overfit(shards, tmp_path)]
+    """The generator-side loss must go down step after step. (Without the range term: a hinge
+    that switches on when a frame's pixels leave [-1, 1], a step in the loss of its own.)"""
+    history = [log["g_total"] for log in _overfit(shards, tmp_path, "--set", "weights.range=0")]
     assert history[-1] < 0.98 * history[0], history
     assert sum(b < a for a, b in zip(history[:-1], history[1:], strict=True)) >= 5, history
 
