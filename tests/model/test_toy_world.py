@@ -13,8 +13,10 @@ AV-Align margin. Each check fails for a model, a generator or an evaluation that
 (training fed silence in `Trainer.micro_step`, `walk_sound` walking on silence, `model.evaluate`
 scoring without the sound).
 
-Thresholds sit well inside what `bench/sound_guidance.py` measured over seeds 0-4 at 1 and 2
-threads (README, "Is the walk sound-guided?").
+The two runs train side by side in two processes (about 75 s of CPU each at one thread). The
+thresholds sit well inside what `bench/sound_guidance.py` measured (seeds 0 and 1 of the eq. 4
+walker, seed 0 of the pooled walker and of the no-sound ablation, one thread; README, "Is the
+walk sound-guided?") and what this test's own runs gave at OMP_NUM_THREADS=1 and 2.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ about 0.45; real toy clips: 0.5; a model deaf to the sound: 0 on average)."""
 DROP = 0.03
 """Least fall of the logged sound term from the first to the last quarter of training."""
 SATURATED = 0.01
+"""Most share of the training frames' pixels outside [-1, 1], on average over training."""
+OUTSIDE = 1e-3
+"""Most share of the held-out videos' pixels outside [-1, 1] at a checkpoint (trained runs: 0 to
+2e-4; a run trained on silence: 6e-3)."""
 """Most share of the training frames' pixels outside [-1, 1], on average over training."""
 
 
@@ -104,7 +110,7 @@ def _margin(run: Path, waves: list[torch.Tensor]) -> tuple[float, float]:
 
 def test_one_steps_sound_moves_the_following_frames_more_than_its_noise(run, waves):
     latents, G, cfg = load_run(run, torch.device("cpu"))
-    ratio = step_ratio(latents, G, waves, cfg["n_mels"], seed=0)
+    ratio = step_ratio(latents, G, waves[:8], cfg["n_mels"], seed=0)  # 8 clips: half the cost
     assert ratio > RATIO, ratio
 
 
@@ -125,7 +131,8 @@ def test_frames_stay_in_the_generators_range_at_every_checkpoint(run, waves):
     assert [p.name for p in ckpts] == ["step-00000100", "step-00000200", "step-00000300"]
     for ckpt in ckpts:
         latents, G, cfg = load_run(ckpt, torch.device("cpu"))
-        assert in_range(videos(latents, G, waves, cfg["n_mels"], 0)) == 0, ckpt.name
+        share = in_range(videos(latents, G, waves, cfg["n_mels"], 0))
+        assert share < OUTSIDE, (ckpt.name, share)
     # the training steps' frames: the range term pulls back those that stray (seed 0 of the
     # bench: 20% of the steps had some pixel outside, at most 7.7% of it; 0.3% on average)
     assert logged(run, "range/saturated").mean() < SATURATED, logged(run, "range/saturated")
@@ -151,8 +158,9 @@ def test_60_s_of_sound_from_the_trained_run_stay_bounded(run, waves):
 def test_evaluate_scores_the_runs_videos_above_the_run_fed_silence(run, world, tmp_path):
     out = tmp_path / "eval"
     argv = ["--checkpoint", str(run), "--shards", str(world / "data" / "test-*.tar")]
-    argv += ["--metrics", "av_align", "--baselines", "model,silence", "--fps", "2", "--frames"]
-    argv += ["8", "--num-videos", str(HELD_OUT), "--out", str(out), "--quiet", "--workers", "1"]
+    argv += ["--metrics", "av_align", "--baselines", "model,silence", "--fps", "2"]
+    argv += ["--num-videos", str(HELD_OUT), "--out", str(out), "--quiet", "--workers", "1"]
     assert evaluate_main(argv) == 0
     rows = json.loads((out / "metrics.json").read_text())["rows"]
-    assert rows["model"]["av_align"] > rows["silence"]["av_align"] + MARGIN, rows
+    model, silence = rows["model@walk"]["av_align"], rows["silence@walk"]["av_align"]
+    assert model > silence + MARGIN, (model, silence)
