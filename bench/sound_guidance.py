@@ -1,6 +1,10 @@
 """Is the walk sound-guided? `model.train` itself on the toy world, measured on held-out clips.
 
-    python bench/sound_guidance.py [--seeds 0,1,2] [--threads 1] [--work DIR]
+    python bench/sound_guidance.py [--seeds 0,1,2] [--variants eq4,pooled,no-sound] [--jobs 1]
+        [--threads 1] [--work DIR] [--demo CORPUS]
+
+Training runs go `--jobs` at a time (each at `--threads`); a run already complete in `--work`
+is reused, so a later call with more seeds or variants trains only what is new.
 
 1. Writes the toy world (`model.toy_world`: 48 train and 16 held-out clips, the same world as
    tests/model/test_toy_world.py, the toy generator and its `train.yaml`) into WORK/world.
@@ -59,6 +63,8 @@ VARIANTS = {
     "pooled walker (`--walker pooled`)": ["--walker", "pooled"],
     "eq4, no-sound ablation": ["--ablation", "no-sound"],
 }
+SHORT = dict(zip(("eq4", "pooled", "no-sound"), VARIANTS, strict=True))
+"""`--variants` names of the VARIANTS."""
 HELD_OUT = 16
 
 
@@ -221,12 +227,14 @@ def measure_run(work: Path, flags: list[str], seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--variants", default=",".join(SHORT), help="of: " + ", ".join(SHORT))
     parser.add_argument("--threads", type=int, default=1, help="threads per training process")
     parser.add_argument("--jobs", type=int, default=1, help="training processes at a time")
     parser.add_argument("--work", type=Path, default=None, help="kept between runs (default: temp)")
     parser.add_argument("--demo", type=Path, default=None, help="demo corpus: also its tiny runs")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    variants = {SHORT[v]: VARIANTS[SHORT[v]] for v in args.variants.split(",")}
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         work = (args.work or Path(tmp)).resolve()
@@ -236,14 +244,15 @@ def main() -> None:
         waves = held_out_waves(str(world / "data" / "test-*.tar"), HELD_OUT)
         cmds = [
             train_command(world, run_folder(work, flags, seed), seed, flags)
-            for flags in VARIANTS.values()
+            for flags in variants.values()
             for seed in seeds
         ]
         if args.demo:
             cmds += demo_commands(args.demo.resolve(), work)
         run_all([c for c in cmds if c], args.threads, args.jobs)
-        results: dict = {"seeds": seeds, "threads": args.threads, "runs": {}}
-        jobs = [(name, flags, seed) for name, flags in VARIANTS.items() for seed in seeds]
+        results: dict = {"seeds": seeds, "threads": args.threads, "variants": list(variants)}
+        results["runs"] = {}
+        jobs = [(name, flags, seed) for name, flags in variants.items() for seed in seeds]
         with ProcessPoolExecutor(
             args.jobs, initializer=torch.set_num_threads, initargs=(1,)
         ) as pool:
@@ -251,7 +260,8 @@ def main() -> None:
             done = pool.map(measure_run, [work] * len(jobs), flags, run_seeds)
             for (name, _, seed), row in zip(jobs, done, strict=True):
                 results["runs"][f"{name}|{seed}"] = row
-        results["long"] = long_sound(run_folder(work, [], seeds[0]), waves)
+        if SHORT["eq4"] in variants:
+            results["long"] = long_sound(run_folder(work, [], seeds[0]), waves)
         if args.demo:
             results["demo"] = demo_range(args.demo.resolve(), work)
         (work / "results.json").write_text(json.dumps(results, indent=2))
@@ -274,7 +284,7 @@ def print_tables(results: dict) -> None:
           "sound term at 0 / 100 / 200 / 300 steps | logged sound term by quarter | "
           "pixels outside [-1, 1]: checkpoints (training, most) |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name in VARIANTS:
+    for name in results["variants"]:
         terms = " / ".join(
             stat(name, lambda r, i=i: r["sound_term"][i], "{:.3f}") for i in range(4)
         )
@@ -287,16 +297,21 @@ def print_tables(results: dict) -> None:
             f"| {terms} | {logged_terms} | {stat(name, lambda r: max(r['saturated']), '{:.3g}')} "
             f"({stat(name, lambda r: r['saturated_logged'], '{:.3g}')}) |"
         )
-    print("\n| 60 s walk | 1 s | 10 s | 60 s | max distance to w_start | pixels outside [-1, 1] |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, row in results["long"].items():
-        if name == "bound":
-            continue
+    if "long" in results:
         print(
-            f"| {name} | {row['1 s']:.2f} | {row['10 s']:.2f} | {row['60 s']:.2f} "
-            f"| {row['max |w - w_start|']:.2f} | {row['saturated']:.3g} |"
+            "\n| 60 s walk | 1 s | 10 s | 60 s | max distance to w_start | pixels outside [-1, 1] |"
         )
-    print(f"\nbound (walker + E_a radius): {results['long']['bound']['walker + E_a radius']:.2f}")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for name, row in results["long"].items():
+            if name == "bound":
+                continue
+            print(
+                f"| {name} | {row['1 s']:.2f} | {row['10 s']:.2f} | {row['60 s']:.2f} "
+                f"| {row['max |w - w_start|']:.2f} | {row['saturated']:.3g} |"
+            )
+        print(
+            f"\nbound (walker + E_a radius): {results['long']['bound']['walker + E_a radius']:.2f}"
+        )
     if "demo" in results:
         print(
             "\n| tiny demo run | "
