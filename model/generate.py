@@ -40,6 +40,7 @@ from model import runtime
 from model.audio import MelConfig, clip_mels, load_wave
 from model.config import Flag, InputError, UsageError, command, run
 from model.styles import ALL_LEVELS
+from model.torch_files import load_torch_file
 from model.video_model import SoundToLatents, VideoModelConfig, freeze, render, start_latents
 
 if TYPE_CHECKING:  # model.edit and model.invert build on this module: imported where used
@@ -115,20 +116,28 @@ def checkpoint_folder(path: str | Path) -> Path:
 def load_run(
     path: str | Path, device: torch.device
 ) -> tuple[SoundToLatents, torch.nn.Module, dict]:
-    """(E_a + walker, frozen generator, training config) of a checkpoint, in eval mode."""
+    """(E_a + walker, frozen generator, training config) of a checkpoint, in eval mode. A
+    config or weights that cannot be loaded (out of bounds, unreadable) is an InputError."""
     from model.stylegan3 import Generator
+    from model.train import read_run_config
 
     folder = checkpoint_folder(path)
-    cfg = runtime.read_config(folder)
-    latents = SoundToLatents(VideoModelConfig.from_dict(cfg["model"]))
-    G = Generator(**cfg["generator_kwargs"])
-    runtime.load_weights(folder, {"latents": latents, "generator": G})
+    try:
+        cfg = read_run_config(folder)
+        latents = SoundToLatents(VideoModelConfig.from_dict(cfg["model"]))
+        G = Generator(**cfg["generator_kwargs"])
+        runtime.load_weights(folder, {"latents": latents, "generator": G})
+    except ValueError as e:
+        raise InputError(str(e)) from e
     return latents.to(device).eval(), freeze(G.to(device)), cfg
 
 
 def load_wplus(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
     """A W+ latent from a torch file: [1, num_ws, w_dim]."""
-    w = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        w = load_torch_file(path)
+    except ValueError as e:
+        raise InputError(f"--image {e}") from e
     if not isinstance(w, torch.Tensor):
         raise InputError(f"--image {path}: expected a tensor, found {type(w).__name__}")
     w = w.float().reshape(-1, *w.shape[-2:]) if w.dim() >= 2 else w

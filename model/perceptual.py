@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from model.torch_files import load_torch_file
+
 VGG_TAPS = (4, 9, 16, 23, 30)  # torchvision vgg16().features ends of relu1_2 ... relu5_3
 VGG_HELP = (
     "LPIPS-VGG needs torchvision's ImageNet VGG16 weights as a local file: on a machine with "
@@ -69,9 +71,9 @@ def load_vgg_lpips(vgg_path: str | Path) -> Lpips:
             "LPIPS's calibrated weights ship in the `lpips` package: pip install lpips==0.1.4"
         )
     lin_file = Path(spec.origin).parent / "weights" / "v0.1" / "vgg.pth"
-    lin_sd = torch.load(lin_file, map_location="cpu", weights_only=True)
+    lin_sd = load_torch_file(lin_file)
     features = vgg16(weights=None).features
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path)
     state = {
         k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")
     }

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from landscape_av.files import file_sha256
+from model.torch_files import load_torch_file
 
 SUMS_FILE = "SHA256SUMS"
 
@@ -214,12 +215,12 @@ def _torchscript(paths: list[Path], device: torch.device) -> torch.jit.ScriptMod
 
 
 def _lpips(paths: list[Path], device: torch.device) -> Lpips:
-    alex = torch.load(paths[0], map_location="cpu", weights_only=True)
+    alex = load_torch_file(paths[0])
     features = torchvision.models.alexnet().features
     features.load_state_dict(
         {k.removeprefix("features."): v for k, v in alex.items() if k.startswith("features.")}
     )
-    lin = torch.load(paths[1], map_location="cpu", weights_only=True)
+    lin = load_torch_file(paths[1])
     heads = [lin[f"lin{k}.model.1.weight"].float() for k in range(len(LPIPS_TAPS))]
     for head, ch in zip(heads, LPIPS_CHANNELS, strict=True):
         if tuple(head.shape) != (1, ch, 1, 1):

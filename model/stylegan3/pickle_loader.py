@@ -290,8 +290,8 @@ def _check_keys(keys: Any) -> None:
     for key in keys:
         if not hash_safe(key):
             raise _refuse(
-                f"a dict or set keyed by {brief(key)} ({type(key).__name__}): snapshots key "
-                "them by names and small numbers only"
+                f"a dict or set keyed by {brief(key)} ({type(key).__name__}): only text, bytes "
+                "and small numbers may key them (others can be made to share one hash)"
             )
 
 
@@ -303,9 +303,15 @@ def _set(items: Any = ()) -> set:
     return set(items)
 
 
-def _ordered_dict() -> collections.OrderedDict:
-    """`OrderedDict()`: a pickle fills it with SETITEMS afterwards."""
-    return collections.OrderedDict()
+def _ordered_dict(items: Any = ()) -> collections.OrderedDict:
+    """`OrderedDict(items)`: empty (the pickle fills it with SETITEMS), or of a list of (key,
+    value) pairs with hash-safe keys, as older pickles write it."""
+    if not isinstance(items, list | tuple) or not all(
+        isinstance(pair, list | tuple) and len(pair) == 2 for pair in items
+    ):
+        raise _refuse("OrderedDict() is admitted only of a list of (key, value) pairs")
+    _check_keys(pair[0] for pair in items)
+    return collections.OrderedDict(items)
 
 
 def _np_names(name: str) -> list[tuple[str, str]]:
@@ -589,6 +595,37 @@ class _StorageHeader(SafeUnpickler):
         return pid
 
 
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_VERSION = 1001
+
+
+def read_legacy_header(f: BinaryIO) -> dict:
+    """Read the three pickles that open torch's legacy format (magic number, protocol version,
+    system info) from `f`; refuse other formats and big-endian data. Returns the system info."""
+    magic, version, info = (_StorageHeader(f).load() for _ in range(3))
+    if magic != LEGACY_MAGIC or version != LEGACY_VERSION or not isinstance(info, dict):
+        raise _refuse("not in torch's legacy format")
+    if not info.get("little_endian", False):
+        raise _refuse("big-endian storages are not supported")
+    return info
+
+
+def storage_of(
+    data: bytes | None, dtype: torch.dtype, numel: int = 0
+) -> torch.storage.TypedStorage:
+    """A storage of `dtype` over a copy of `data`; for None, a placeholder of `numel` elements on
+    the meta device (shapes only, nothing allocated)."""
+    if data is None:
+        flat = torch.empty(numel, dtype=dtype, device="meta")
+    else:
+        flat = (
+            torch.frombuffer(bytearray(data), dtype=dtype) if data else torch.empty(0, dtype=dtype)
+        )
+    return torch.storage.TypedStorage(
+        wrap_storage=flat.untyped_storage(), dtype=dtype, _internal=True
+    )
+
+
 def _load_storage(blob: Any) -> torch.storage.TypedStorage:
     """`torch.storage._load_from_bytes`: the storage is exactly as large as the bytes that follow.
 
@@ -599,12 +636,8 @@ def _load_storage(blob: Any) -> torch.storage.TypedStorage:
     if not isinstance(blob, bytes):
         raise _refuse("storage data is not bytes")
     f = io.BytesIO(blob)
-    header = [_StorageHeader(f).load() for _ in range(5)]
-    magic, version, info, record, keys = header
-    if magic != 0x1950A86A20F9469CFC6C or version != 1001 or not isinstance(info, dict):
-        raise _refuse("storage data is not in torch's legacy format")
-    if not info.get("little_endian", False):
-        raise _refuse("big-endian storages are not supported")
+    read_legacy_header(f)
+    record, keys = _StorageHeader(f).load(), _StorageHeader(f).load()
     if not (
         isinstance(record, tuple)
         and len(record) in (5, 6)
@@ -624,10 +657,7 @@ def _load_storage(blob: Any) -> torch.storage.TypedStorage:
             f"storage claims {numel} elements ({count} in its data header) but holds "
             f"{len(data)} bytes of {itemsize}-byte elements"
         )
-    flat = torch.frombuffer(bytearray(data), dtype=dtype) if data else torch.empty(0, dtype=dtype)
-    return torch.storage.TypedStorage(
-        wrap_storage=flat.untyped_storage(), dtype=dtype, _internal=True
-    )
+    return storage_of(data, dtype)
 
 
 CALLABLE[("torch.storage", "_load_from_bytes")] = _load_storage
