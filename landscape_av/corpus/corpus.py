@@ -3,7 +3,8 @@
 It knows the folder's paths (`schema` layout), reads each output manifest once, and iterates
 shards (per split) and their samples. A sample is the run of consecutive tar members `KEY.ext`
 that share a key; the split of a member name into key and extension lives here
-(`split_member`), and so does the checked, streaming tar reading (`read_shard`)::
+(`schema.split_member`), and so does the checked, streaming tar reading (`read_shard`, through
+the bounded `tar_reader`)::
 
     corpus = Corpus("landscape-av")
     clips = corpus.manifest("clips")                  # pandas DataFrame, read once
@@ -16,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tarfile
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from landscape_av.classes import CLASSES
 from landscape_av.corpus.manifests import manifest_path, read_manifest_table
+from landscape_av.corpus.tar_reader import ShardUnreadable, read_samples
 from landscape_av.schema import (
     BUILD_FILE,
     CARD_FILE,
     DATA_DIR,
     FIGURES_DIR,
     MANIFESTS,
-    member_problem,
     shard_glob,
 )
 from landscape_av.storage import CorpusCopy, is_remote, local_path
@@ -54,24 +54,18 @@ class Sample:
         return json.loads(self.members["json"])
 
 
-def split_member(name: str) -> tuple[str, str]:
-    """(key, extension) of a shard member name `KEY.ext`: keys hold no dots, so the extension is
-    all after the first one (`abc_00.frames.npy` -> `frames.npy`); "" where there is none."""
-    key, _, ext = name.partition(".")
-    return key, ext
-
-
 def read_shard(
     path: Path, members: Collection[str] | None = None, report: Report | None = None
 ) -> Iterator[Sample]:
-    """The samples of one shard, in tar order, streamed (one sample in memory at a time).
+    """The samples of one shard, in tar order, streamed (one sample in memory at a time) by the
+    bounded reader `tar_reader.read_samples`.
 
     Only the members whose extension is in `members` (default: all) are read. An entry that is
     not a regular file or that `schema.member_problem` refuses from its header (a path, no
-    extension, a bad key, over the size bound), and a member seen twice in a
-    sample, is passed to `report` and skipped (the later copy kept); damage to the tar is reported
-    and ends the reading, dropping the sample it cut. Without `report`, each raises ValueError
-    naming the shard.
+    extension, a bad key, over the size bound), a member seen twice in a sample (the first is
+    kept) and one past a sample's bound on members is passed to `report` and skipped unread;
+    damage to the tar, or a bound it breaks, is reported and ends the reading, dropping the
+    sample it cut. Without `report`, each raises ValueError naming the shard.
     """
     path = Path(path)
 
@@ -81,41 +75,23 @@ def read_shard(
             raise ValueError(f"{where}: {message}")
         report(key, member, message)
 
-    key: str | None = None
-    found: dict[str, bytes] = {}
+    def refused(key: str, name: str, reason: str) -> None:
+        problem(key, "-", f"unexpected tar entry {name!r}: {reason}")
+
     try:
-        with tarfile.open(path, mode="r|*") as tar:
-            for info in tar:
-                base, ext = split_member(info.name)
-                refused = member_problem(info.name, info.size) if info.isfile() else "not a file"
-                if refused:  # not read
-                    problem(key or "-", "-", f"unexpected tar entry {info.name!r}: {refused}")
-                    continue
-                if base != key:
-                    if key is not None:
-                        yield Sample(key, found)
-                    key, found = base, {}
-                if members is not None and ext not in members:
-                    continue
-                if ext in found:
-                    problem(key, ext, "member appears twice")
-                found[ext] = tar.extractfile(info).read()
-    except (tarfile.TarError, EOFError, OSError) as err:
-        problem(key or "-", "-", f"tar unreadable after this point: {err}")
-        return  # the sample it cut is not trusted
-    if key is not None:
-        yield Sample(key, found)
+        for key, found in read_samples(path, members, refused):
+            yield Sample(key, found)
+    except ShardUnreadable as err:  # the sample it cut is not trusted
+        problem(err.key, "-", f"tar unreadable after this point: {err}")
 
 
 def shard_keys(path: Path) -> list[str]:
-    """The sample keys of a shard in order, from its tar headers alone (no member is read)."""
-    keys: list[str] = []
-    with tarfile.open(path) as tar:
-        for name in tar.getnames():
-            key = split_member(name)[0]
-            if not keys or keys[-1] != key:
-                keys.append(key)
-    return keys
+    """The sample keys of a shard in order, from its tar headers alone (no member is read).
+    Raises ValueError naming the shard where it is damaged or breaks the reader's bounds."""
+    try:
+        return [key for key, _ in read_samples(path, members=())]
+    except ShardUnreadable as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 class Corpus:
