@@ -97,7 +97,10 @@ class Run:
                 if path is None:
                     flag = "--" + key.replace("_", "-")
                     raise InputError(f"{self.source}: no {key} weights recorded; pass {flag}")
-                self._guides[key] = load(path).to(self.device)
+                try:
+                    self._guides[key] = load(path).to(self.device)
+                except ValueError as e:  # weights out of bounds, damaged or of another kind
+                    raise InputError(str(e)) from e
         return self._guides[key]
 
     def _load_tiny_guides(self) -> None:
@@ -117,7 +120,10 @@ def open_checkpoint(path: str | Path, device: torch.device) -> Run:
     if path.is_file():
         from model.stylegan3 import load_generator
 
-        return Run(path, load_generator(path, device), None, {}, device)
+        try:
+            return Run(path, load_generator(path, device), None, {}, device)
+        except ValueError as e:  # a file out of bounds, damaged or of another kind
+            raise InputError(str(e)) from e
     try:
         latents, G, cfg = load_run(path, device)
     except KeyError as e:
@@ -208,7 +214,10 @@ def perceptual_for(run: Run, lpips_vgg: str | None, lpips_weight: float) -> Lpip
     if lpips_weight == 0:
         return None
     if lpips_vgg is not None:
-        return load_vgg_lpips(lpips_vgg).to(run.device)
+        try:
+            return load_vgg_lpips(lpips_vgg).to(run.device)
+        except ValueError as e:  # not VGG16 weights, or a torch file the loader refuses
+            raise InputError(f"--lpips-vgg {e}") from e
     if run.tiny:
         return tiny_lpips().to(run.device)
     raise UsageError(f"{run.source}: not a tiny run, so LPIPS needs --lpips-vgg. {VGG_HELP}")

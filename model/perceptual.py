@@ -74,6 +74,8 @@ def load_vgg_lpips(vgg_path: str | Path) -> Lpips:
     lin_sd = load_torch_file(lin_file)
     features = vgg16(weights=None).features
     state = load_torch_file(path)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: a {type(state).__name__}, not a state dict")
     state = {
         k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")
     }

@@ -271,10 +271,13 @@ def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
             )
         from model.stylegan3 import load_generator
 
-        G = load_generator(cfg.generator)
+        try:
+            G = load_generator(cfg.generator)
+            sound_clip = load_sound_clip(cfg.sound_clip)
+        except ValueError as e:  # a file out of bounds, damaged or of another kind
+            raise InputError(str(e)) from e
         kwargs = G.init_kwargs
         clip = load_clip(cfg.clip, arch=cfg.clip_arch)
-        sound_clip = load_sound_clip(cfg.sound_clip)
         if sound_clip.cfg.embed_dim != clip.embed_dim:
             raise InputError(
                 f"--sound-clip {cfg.sound_clip} embeds into {sound_clip.cfg.embed_dim} dims but "
