@@ -217,7 +217,7 @@ def perceptual_for(run: Run, lpips_vgg: str | None, lpips_weight: float) -> Lpip
         try:
             return load_vgg_lpips(lpips_vgg).to(run.device)
         except ValueError as e:  # not VGG16 weights, or a torch file the loader refuses
-            raise InputError(f"--lpips-vgg {e}") from e
+            raise InputError(str(e)) from e
     if run.tiny:
         return tiny_lpips().to(run.device)
     raise UsageError(f"{run.source}: not a tiny run, so LPIPS needs --lpips-vgg. {VGG_HELP}")
