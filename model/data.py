@@ -47,7 +47,7 @@ from torch import Tensor
 
 from landscape_av.corpus.corpus import read_shard, shard_keys
 from landscape_av.corpus.decode import frames_at_times
-from landscape_av.corpus.tar_reader import ShardUnreadable, read_samples
+from landscape_av.corpus.tar_reader import ShardUnreadable, read_samples, shown
 from landscape_av.schema import MEMBERS, SampleMeta
 from model.audio import MelConfig, clip_mels, fit_length, load_wave, step_mels
 from model.config import InputError
@@ -307,7 +307,7 @@ def shard_samples(url: str, refused: Callable[[str], None] | None = None) -> Ite
     report = refused or _warn_refused
 
     def refuse(_key: str, name: str, reason: str) -> None:
-        report(f"{url}: {name!r}: {reason}")
+        report(f"{url}: {shown(name)}: {reason}")
 
     try:
         for key, members in read_samples(url, USED_MEMBERS + PREPARED_MEMBERS, refuse):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from landscape_av.classes import CLASSES
 from landscape_av.corpus.manifests import manifest_path, read_manifest_table
-from landscape_av.corpus.tar_reader import ShardUnreadable, read_samples
+from landscape_av.corpus.tar_reader import ShardUnreadable, read_samples, shown
 from landscape_av.schema import (
     BUILD_FILE,
     CARD_FILE,
@@ -76,7 +76,7 @@ def read_shard(
         report(key, member, message)
 
     def refused(key: str, name: str, reason: str) -> None:
-        problem(key, "-", f"unexpected tar entry {name!r}: {reason}")
+        problem(key, "-", f"unexpected tar entry {shown(name)}: {reason}")
 
     try:
         for key, found in read_samples(path, members, refused):

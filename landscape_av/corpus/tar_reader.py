@@ -74,6 +74,11 @@ class Entry:
     is_file: bool
 
 
+def shown(name: str, width: int = 100) -> str:
+    """repr of a member name for a message, cut to `width` characters (a PAX name may be long)."""
+    return repr(name if len(name) <= width else name[:width] + "...")
+
+
 def read_samples(
     path: str | os.PathLike[str],
     members: Collection[str] | None = None,
@@ -267,7 +272,7 @@ def _entries(stream: _Stream, bounds: TarBounds) -> Iterator[tuple[Entry, Callab
             consumed = True
             data = stream.read(size)
             if len(data) < size:
-                raise ShardUnreadable(f"truncated: the file ends inside {name!r}")
+                raise ShardUnreadable(f"truncated: the file ends inside {shown(name)}")
             return data
 
         yield Entry(name, size, is_file), read
