@@ -228,10 +228,11 @@ def _load_legacy(f: BinaryIO) -> Any:
     if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(declared):
         raise UnsafePickleError("the list of storage keys differs from the storages declared")
     storages = {}
+    size = os.fstat(f.fileno()).st_size
     for key in keys:
         dtype, numel = declared[key]
         count = struct.unpack("<q", f.read(8).ljust(8, b"\0"))[0]
-        data = f.read(numel * dtype.itemsize)
+        data = f.read(min(numel * dtype.itemsize, size - f.tell()))  # (never more than is left)
         if count != numel or len(data) != numel * dtype.itemsize:
             raise UnsafePickleError(
                 f"storage {brief(key)} declares {numel:,} elements of {dtype}; the file holds "

@@ -64,10 +64,11 @@ def test_it_reads_what_torch_load_reads(tmp_path: Path) -> None:
 
 
 class _Storage:
-    """Pickles as the persistent id of a float storage of `numel` elements (record "0")."""
+    """Pickles as the persistent id of a float storage of `numel` elements (key "0"); the legacy
+    format's id has a sixth item."""
 
-    def __init__(self, numel: int):
-        self.numel = numel
+    def __init__(self, numel: int, legacy: bool = False):
+        self.numel, self.legacy = numel, legacy
 
 
 class _Reduce:
@@ -81,13 +82,13 @@ class _Reduce:
 class _Pickler(pickle.Pickler):
     def persistent_id(self, obj):
         if isinstance(obj, _Storage):
-            return ("storage", torch.FloatStorage, "0", "cpu", obj.numel)
+            return ("storage", torch.FloatStorage, "0", "cpu", obj.numel) + (None,) * obj.legacy
         return None
 
 
-def _tensor(numel: int, size: tuple, stride: tuple) -> _Reduce:
+def _tensor(numel: int, size: tuple, stride: tuple, legacy: bool = False) -> _Reduce:
     rebuild = torch._utils._rebuild_tensor_v2
-    return _Reduce(rebuild, _Storage(numel), 0, size, stride, False, OrderedDict())
+    return _Reduce(rebuild, _Storage(numel, legacy), 0, size, stride, False, OrderedDict())
 
 
 def _torch_zip(path: Path, data_pkl: bytes, record: bytes | int) -> Path:
@@ -106,6 +107,16 @@ def _torch_zip(path: Path, data_pkl: bytes, record: bytes | int) -> Path:
                 for _ in range(record >> 20):
                     f.write(block)
         z.writestr("archive/version", "3\n")
+    return path
+
+
+def _legacy(path: Path, obj, data: bytes) -> Path:
+    """torch.save's legacy format: magic number, protocol, system info, `obj`'s pickle, the storage
+    keys ["0"], then storage "0": its element count in data, and `data`."""
+    info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"int": 4, "long": 8}}
+    head = b"".join(pickle.dumps(v, protocol=2) for v in (0x1950A86A20F9469CFC6C, 1001, info))
+    count = (len(data) // 4).to_bytes(8, "little")
+    path.write_bytes(head + _pickled(obj) + pickle.dumps(["0"], protocol=2) + count + data)
     return path
 
 
@@ -139,6 +150,10 @@ def _hostile_files(tmp_path: Path, names: list[str] | None = None) -> dict[str, 
         "view past its storage": (
             lambda p: _torch_zip(p, _pickled(_tensor(16, (2**40,), (1,))), bytes(64)),
             "reaches past its storage",
+        ),
+        "legacy storage declared larger than its data": (
+            lambda p: _legacy(p, _tensor(2**40, W_SHAPE, (512, 32, 1), legacy=True), bytes(64)),
+            "declares 1,099,511,627,776 elements",
         ),
         "dict of colliding keys": (
             lambda p: _torch_zip(p, _colliding_dict(20_000), b""),
