@@ -54,6 +54,10 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"
 
 
+SHARD_FILE_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}\.tar$")
+"""A shard's file name inside `DATA_DIR`, as the manifests give it (`shard_name`): no path."""
+
+
 def shard_glob(split: str) -> str:
     """Glob of a split's shards relative to the corpus folder: `data/train-*.tar`."""
     return f"{DATA_DIR}/{split}-*.tar"

@@ -109,12 +109,12 @@ before, results = fingerprint(), []
 for arg in {args!r}:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # VmHWM (peak RSS) := VmRSS
-    base, start, error, value = status("VmRSS"), time.perf_counter(), None, None
+    base, start, error, value = status("VmRSS"), time.process_time(), None, None
     try:
         value = repr({call})
     except Exception as e:
         error = f"{{type(e).__name__}}: {{e}}"
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start  # CPU time: bounds that hold on a loaded machine
     grew = max(0, status("VmHWM") - base)
     results.append(dict(arg=arg, error=error, value=value, seconds=seconds, grew=grew))
 after = fingerprint()
@@ -128,7 +128,7 @@ def guarded():
     """`run(setup, call, args)`: evaluate the expression `call` once per `arg` of `args` (after the
     `setup` imports) in a child Python whose address space is capped `limit` bytes (500 MB) above
     what the imports took. Returns (results, changed, stderr): per arg a dict with `error` (the
-    exception, 'Type: message', or None), `value` (repr of the result), `seconds`, `grew` (peak RSS
+    exception, 'Type: message', or None), `value` (repr of the result), `seconds` (CPU), `grew` (peak RSS
     during the call above the RSS before it, bytes); `changed`, the names in builtins, collections,
     numpy, numpy.dtypes, torch, torch._utils, torch.Tensor and Parameter bound to another object
     afterwards. A child still running after `timeout` s fails the test."""

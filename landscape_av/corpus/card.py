@@ -318,6 +318,21 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     return string.Template(card_template().read_text()).substitute(values)
 
 
+def card_summary(text: str) -> tuple[str, str]:
+    """(title, summary) of a card's text: its first `# ` heading and its `## Dataset summary`
+    section, as markdown ("" for what it lacks)."""
+    body = text.split("\n---\n", 1)[1] if text.startswith("---\n") and "\n---\n" in text else text
+    title, summary, inside = "", [], False
+    for line in body.splitlines():
+        if line.startswith("# ") and not title:
+            title = line[2:].strip()
+        elif line.startswith("#"):
+            inside = line.strip().lower() == "## dataset summary"
+        elif inside:
+            summary.append(line)
+    return title, "\n".join(summary).strip()
+
+
 def _threshold(config: dict[str, Any], reason: str) -> str:
     keys = THRESHOLDS.get(reason, ())
     shown = [f"`{k}` = {config[k]}" for k in keys if k in config]

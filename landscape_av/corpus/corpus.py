@@ -3,8 +3,9 @@
 It knows the folder's paths (`schema` layout), reads each output manifest once, and iterates
 shards (per split) and their samples. A sample is the run of consecutive tar members `KEY.ext`
 that share a key; the split of a member name into key and extension lives here
-(`schema.split_member`), and so does the checked, streaming tar reading (`read_shard`, through
-the bounded `tar_reader`)::
+(`schema.split_member`), and so does the checked tar reading, through the bounded `tar_reader`:
+streaming (`read_shard`) or by the members' places in the file (`index_shard`, for reading one
+member or a range of it alone)::
 
     corpus = Corpus("landscape-av")
     clips = corpus.manifest("clips")                  # pandas DataFrame, read once
@@ -24,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from landscape_av.classes import CLASSES
 from landscape_av.corpus.manifests import manifest_path, read_manifest_table
-from landscape_av.corpus.tar_reader import ShardUnreadable, read_samples, shown
+from landscape_av.corpus.tar_reader import ShardUnreadable, read_members, read_samples, shown
 from landscape_av.schema import (
     BUILD_FILE,
     CARD_FILE,
     DATA_DIR,
     FIGURES_DIR,
     MANIFESTS,
+    SHARD_FILE_RE,
     shard_glob,
 )
 from landscape_av.storage import CorpusCopy, is_remote, local_path
@@ -54,6 +56,18 @@ class Sample:
         return json.loads(self.members["json"])
 
 
+def _problem_reporter(path: Path, report: Report | None) -> Report:
+    """`report`, or where there is none, a function raising ValueError that names the shard."""
+
+    def problem(key: str, member: str, message: str) -> None:
+        if report is None:
+            where = "/".join(p for p in (path.name, key, member) if p != "-")
+            raise ValueError(f"{where}: {message}")
+        report(key, member, message)
+
+    return problem
+
+
 def read_shard(
     path: Path, members: Collection[str] | None = None, report: Report | None = None
 ) -> Iterator[Sample]:
@@ -68,12 +82,7 @@ def read_shard(
     sample it cut. Without `report`, each raises ValueError naming the shard.
     """
     path = Path(path)
-
-    def problem(key: str, member: str, message: str) -> None:
-        if report is None:
-            where = "/".join(p for p in (path.name, key, member) if p != "-")
-            raise ValueError(f"{where}: {message}")
-        report(key, member, message)
+    problem = _problem_reporter(path, report)
 
     def refused(key: str, name: str, reason: str) -> None:
         problem(key, "-", f"unexpected tar entry {shown(name)}: {reason}")
@@ -83,6 +92,62 @@ def read_shard(
             yield Sample(key, found)
     except ShardUnreadable as err:  # the sample it cut is not trusted
         problem(err.key, "-", f"tar unreadable after this point: {err}")
+
+
+MAX_SHARD_ENTRIES = 100_000
+"""Most members `index_shard` indexes in one shard (a shard of 1,000 samples holds 4,000)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """Where a member's bytes lie in its (uncompressed) shard file."""
+
+    offset: int
+    size: int
+
+
+def index_shard(
+    path: Path, report: Report | None = None, max_entries: int = MAX_SHARD_ENTRIES
+) -> dict[str, dict[str, Member]]:
+    """key -> extension -> `Member` of every member of the shard `path`, from its tar headers alone
+    (`tar_reader.read_members`: one 512-byte read per entry, then a seek past its data), so that
+    a member, or a range of one, can be read without the rest of the shard.
+
+    Bounded and checked as `read_shard` is, by the same reader: an entry that is not a regular
+    file, that `schema.member_problem` refuses or that repeats its sample's extension is skipped
+    (the first copy kept, also where a key comes back later in the shard); past `max_entries`
+    members, at a damaged header, a bound the reader keeps, an entry running past the end of the
+    file or a compressed shard, the index stops. Each goes to `report`; without it, each raises
+    ValueError naming the shard."""
+    path = Path(path)
+    problem = _problem_reporter(path, report)
+
+    def refused(key: str, name: str, reason: str) -> None:
+        problem(key, "-", f"unexpected tar entry {shown(name)}: {reason}")
+
+    index: dict[str, dict[str, Member]] = {}
+    count, file_size = 0, path.stat().st_size
+    try:
+        for key, ext, entry, _read in read_members(path, refused, compressed=False):
+            if count == max_entries:
+                problem("-", "-", f"over {max_entries:,} tar entries: the rest is not read")
+                break
+            if entry.offset + entry.size > file_size:
+                problem(
+                    "-",
+                    "-",
+                    f"truncated: the file ends inside {shown(entry.name)}: the rest is not read",
+                )
+                break
+            count += 1
+            found = index.setdefault(key, {})
+            if ext in found:
+                problem(key, ext, "member appears twice")
+                continue
+            found[ext] = Member(entry.offset, entry.size)
+    except ShardUnreadable as err:
+        problem("-", "-", f"{err}: the rest is not read")
+    return index
 
 
 def shard_keys(path: Path) -> list[str]:
@@ -171,6 +236,15 @@ class Corpus:
         if self._copy:
             self._copy.fetch(pattern)
         return sorted(self.folder.glob(pattern))
+
+    def shard(self, name: str) -> Path:
+        """The local file of the shard `name` (a file name in data/, as the manifests give it),
+        fetched first for a corpus at a URL; ValueError for a name that is no shard file name."""
+        if not SHARD_FILE_RE.match(name):
+            raise ValueError(f"{name!r} is not a shard file name ({SHARD_FILE_RE.pattern})")
+        if self._copy:
+            self._copy.fetch(f"{DATA_DIR}/{name}")
+        return self.data_dir / name
 
     def fetch(self) -> None:
         """Fetch every shard of a corpus at a URL into its local copy (its other files come on

@@ -1,5 +1,6 @@
 """The one reader of shard tars, streaming and bounded by the shard's size: every reader of shards
-(`Corpus`, `verify`, the model's loader and `model.prepare`) goes through `read_samples`.
+(`Corpus`, `verify`, the model's loader and `model.prepare`) goes through `read_samples`, and the
+viewer's index of members' places (`corpus.index_shard`) through `read_members`.
 
 Python's `tarfile` reads a GNU long name or a PAX header whole and keeps every header it has
 read, so an 11 MB shard can take gigabytes and a shard of millions of empty members minutes. This
@@ -67,11 +68,13 @@ BOUNDS = TarBounds()
 
 @dataclass(frozen=True)
 class Entry:
-    """One entry of a tar: its name, its data size, whether it is a regular file."""
+    """One entry of a tar: its name, its data size, whether it is a regular file, and where its
+    data starts in the tar stream (the file's byte offset where the shard is not compressed)."""
 
     name: str
     size: int
     is_file: bool
+    offset: int
 
 
 def shown(name: str, width: int = 100) -> str:
@@ -88,11 +91,39 @@ def read_samples(
     """(key, {ext: bytes}) of each sample of the shard at `path`, in tar order, one sample in
     memory at a time; a sample is the run of consecutive members `KEY.ext` sharing a key.
 
-    Only the members whose extension is in `members` (default: all) are read. A member that is
-    not a regular file, that `schema.member_problem` refuses, that repeats an extension of its
-    sample (the first is kept) or that passes `bounds.sample_members` is skipped unread and told
-    to `refused`. Raises ShardUnreadable where the shard is damaged or breaks a bound (the
-    sample it cut is not yielded)."""
+    Only the members whose extension is in `members` (default: all) are read; the others, and
+    the members `read_members` refuses, are skipped unread. Raises ShardUnreadable where the
+    shard is damaged or breaks a bound (the sample it cut is not yielded)."""
+    key: str | None = None
+    found: dict[str, bytes] = {}
+    try:
+        for base, ext, _entry, read in read_members(path, refused, bounds):
+            if base != key:
+                if key is not None:
+                    yield key, found
+                key, found = base, {}
+            if members is None or ext in members:
+                found[ext] = read()
+    except ShardUnreadable as e:
+        e.key = key or "-"
+        raise
+    if key is not None:
+        yield key, found
+
+
+def read_members(
+    path: str | os.PathLike[str],
+    refused: Refused | None = None,
+    bounds: TarBounds = BOUNDS,
+    compressed: bool = True,
+) -> Iterator[tuple[str, str, Entry, Callable[[], bytes]]]:
+    """(key, ext, entry, read) of each member of the shard at `path` that passes the checks, in
+    tar order (`read` as `read_entries` gives it). A member that is not a regular file, that
+    `schema.member_problem` refuses, that repeats an extension of its sample (the first is kept)
+    or that passes `bounds.sample_members` is skipped unread and told to `refused`; past
+    `bounds.refused` of them the shard is refused whole. `compressed=False` refuses a compressed
+    shard (whose `Entry.offset`s are no places in the file). Raises ShardUnreadable where the
+    shard is damaged or breaks a bound."""
     count = 0
 
     def refuse(key: str | None, name: str, reason: str) -> None:
@@ -106,47 +137,40 @@ def read_samples(
             refused(key or "-", name, reason)
 
     key: str | None = None
-    found: dict[str, bytes] = {}
     seen: set[str] = set()
-    try:
-        for entry, read in read_entries(path, bounds):
-            problem = (
-                member_problem(entry.name, entry.size, bounds.member_bytes)
-                if entry.is_file
-                else "not a file"
-            )
-            if problem:
-                refuse(key, entry.name, problem)
-                continue
-            base, ext = split_member(entry.name)
-            if base != key:
-                if key is not None:
-                    yield key, found
-                key, found, seen = base, {}, set()
-            if ext in seen:
-                refuse(key, entry.name, "appears twice in its sample")
-            elif len(seen) >= bounds.sample_members:
-                refuse(key, entry.name, f"more than {bounds.sample_members} members in one sample")
-            else:
-                seen.add(ext)
-                if members is None or ext in members:
-                    found[ext] = read()
-    except ShardUnreadable as e:
-        e.key = key or "-"
-        raise
-    if key is not None:
-        yield key, found
+    for entry, read in read_entries(path, bounds, compressed):
+        problem = (
+            member_problem(entry.name, entry.size, bounds.member_bytes)
+            if entry.is_file
+            else "not a file"
+        )
+        if problem:
+            refuse(key, entry.name, problem)
+            continue
+        base, ext = split_member(entry.name)
+        if base != key:
+            key, seen = base, set()
+        if ext in seen:
+            refuse(key, entry.name, "appears twice in its sample")
+        elif len(seen) >= bounds.sample_members:
+            refuse(key, entry.name, f"more than {bounds.sample_members} members in one sample")
+        else:
+            seen.add(ext)
+            yield base, ext, entry, read
 
 
 def read_entries(
-    path: str | os.PathLike[str], bounds: TarBounds = BOUNDS
+    path: str | os.PathLike[str], bounds: TarBounds = BOUNDS, compressed: bool = True
 ) -> Iterator[tuple[Entry, Callable[[], bytes]]]:
-    """Each entry of the tar at `path` (plain, or gzip / bzip2 / xz compressed) with a function
-    that reads its data (valid until the next entry; unread data is skipped). Extension headers
-    (GNU long names, PAX) are applied to the entry they precede, not yielded. Raises
-    ShardUnreadable (see the module docstring)."""
-    with open(path, "rb") as raw:
+    """Each entry of the tar at `path` (plain, or where `compressed`, gzip / bzip2 / xz
+    compressed) with a function that reads its data (valid until the next entry; unread data is
+    skipped: a plain file reads a header's 512 bytes per entry and seeks past the data).
+    Extension headers (GNU long names, PAX) are applied to the entry they precede, not yielded.
+    Raises ShardUnreadable (see the module docstring)."""
+    with open(path, "rb", buffering=0) as raw:  # unbuffered: no read-ahead past a header
         stream = _Stream(raw, os.fstat(raw.fileno()).st_size, bounds)
+        if not (stream.plain or compressed):
+            raise ShardUnreadable("a compressed shard: its members have no places in the file")
         try:
             with stream.file:
                 yield from _entries(stream, bounds)
@@ -275,7 +299,7 @@ def _entries(stream: _Stream, bounds: TarBounds) -> Iterator[tuple[Entry, Callab
                 raise ShardUnreadable(f"truncated: the file ends inside {shown(name)}")
             return data
 
-        yield Entry(name, size, is_file), read
+        yield Entry(name, size, is_file, data_start), read
         stream.skip(padded - (stream.offset - data_start))
 
 

@@ -77,7 +77,7 @@ def test_debug_shows_the_traceback(run_dir, tmp_path):
 
 GENERATE = """
 import contextlib, io
-import model.edit, model.invert, model.stylegan3, model.train  # what generate imports as it runs
+import model.apps.edits, model.apps.guidance, model.stylegan3, model.train  # what generate imports as it runs
 from model.generate import main
 def generate(folder):
     err = io.StringIO()

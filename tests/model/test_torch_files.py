@@ -172,7 +172,7 @@ def test_hostile_w_plus_files_are_one_input_error_quickly_in_bounded_memory(
     tmp_path: Path, guarded
 ) -> None:
     files = _hostile_files(tmp_path)
-    setup = "from model.generate import load_wplus"
+    setup = "from model.apps.photos import load_wplus"
     args = [str(path) for path, _ in files.values()]
     results, changed, _ = guarded(setup, f"load_wplus(arg, {W_SHAPE[1]}, {W_SHAPE[2]})", args)
     for (name, (path, message)), r in zip(files.items(), results, strict=True):
