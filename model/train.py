@@ -245,11 +245,11 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 RUN_RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**63 - 1),
     "frames": (1, 1000),
-    "clip_seconds": (0.1, 3600),
     "n_mels": (1, 512),
 }
 """(lowest, highest) of the settings of a run's config.json that size what loading it builds
-(`model`'s are `video_model.RANGES`, `generator_kwargs`' the generator's `BOUNDS`)."""
+(`model`'s, `model.clip_seconds` among them, are `video_model.RANGES`; `generator_kwargs`' the
+generator's `BOUNDS`)."""
 
 
 def read_run_config(folder: str | Path) -> dict[str, Any]:

@@ -102,7 +102,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "walker.noise_dim": (1, 4096),
     "walker.radius": (0, 1e6),
     "encoder.radius": (0, 1e6),
-    "clip_seconds": (1e-2, 1e4),
+    "clip_seconds": (0.1, 3600),
     "smooth": (1e-6, 1),
 }
 """(lowest, highest) of each numeric field a checkpoint may set (the paper's model: 16 ws of 512,
