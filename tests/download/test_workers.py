@@ -1,0 +1,151 @@
+"""The long-lived yt-dlp workers: one serves source after source, yet a hung or dead worker fails
+only its own source, and no worker outlives the process (not the thread) that started it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from landscape_av.pipeline.download import DownloadError, DownloadOptions, close_workers, download
+from landscape_av.sources.source_list import Source
+
+from .conftest import FPS, frame_numbers
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+FAST = DownloadOptions(retries=0, timeout=60)
+
+
+def src(url: str, sid: str) -> Source:
+    return Source(sid, url, "raining")
+
+
+def _workers(parent: int | None = None) -> set[int]:
+    """Pids of the live download workers whose parent is `parent` (default: this process)."""
+    parent = os.getpid() if parent is None else parent
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit():
+                continue
+            stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == parent and stat[0] != "Z" and b"_worker_main" in cmdline:
+            pids.add(int(entry.name))
+    return pids
+
+
+def _cwd_of(pid: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def test_one_worker_serves_source_after_source_with_the_same_result(faulty_server, tmp_path):
+    url = faulty_server.url + "files/numbered.mp4"
+    close_workers()
+    first = download(src(url, "a"), tmp_path, FAST, 4.0)
+    serving = _workers()
+    second = download(src(url, "b"), tmp_path, FAST, 4.0)
+    assert len(serving) == 1 and _workers() == serving  # the idle worker took the second job
+    assert first.path.read_bytes() == second.path.read_bytes()
+    assert frame_numbers(second.path)[0] == (0.0, 0)
+    assert all(_cwd_of(pid) == Path("/") for pid in serving)  # an idle worker holds no folder
+
+
+@pytest.mark.slow
+def test_a_worker_started_by_a_thread_that_ended_keeps_serving(faulty_server, tmp_path):
+    """The kernel's parent-death signal follows the thread that started a child: workers must not
+    die with the short-lived thread that first asked for one."""
+    url = faulty_server.url + "files/numbered.mp4"
+    close_workers()
+    assert not _workers()
+    thread = threading.Thread(target=download, args=(src(url, "t"), tmp_path, FAST, 2.0))
+    thread.start()
+    thread.join()
+    serving = _workers()
+    assert len(serving) == 1  # the thread's worker, idle now
+    time.sleep(1.0)  # a death signal, had there been one, has arrived
+    assert _workers() == serving
+    download(src(url, "m"), tmp_path, FAST, 2.0)
+    assert _workers() == serving
+
+
+@pytest.mark.slow
+def test_a_hung_download_fails_alone_and_its_worker_is_replaced(faulty_server, tmp_path):
+    opts = DownloadOptions(retries=0, timeout=3.0, socket_timeout=120.0)
+    with pytest.raises(DownloadError) as err:
+        download(src(faulty_server.url + "hang/numbered.mp4", "h"), tmp_path, opts, 10.0)
+    assert err.value.reason == "timeout"
+    hung = {pid for pid in _workers() if _cwd_of(pid) != Path("/")}
+    assert not hung  # the worker that hung was killed, not left with its job
+    got = download(src(faulty_server.url + "files/numbered.mp4", "ok"), tmp_path, FAST, 3.0)
+    assert frame_numbers(got.path)[0] == (0.0, 0)
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_fails_only_its_source(faulty_server, tmp_path):
+    """SIGKILL of the worker mid-download (its ffmpeg waits on a stalled body): that source fails
+    at once with the worker's death in its message; the next source gets a new worker."""
+    opts = DownloadOptions(retries=0, timeout=60.0, socket_timeout=60.0)
+    failure: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            download(src(faulty_server.url + "stall/numbered.mp4", "d"), tmp_path, opts, 10.0)
+        except DownloadError as e:
+            failure.append(e)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    workdir = (tmp_path / ".partial" / "d").resolve()
+    deadline = time.monotonic() + 30
+    while not (busy := [pid for pid in _workers() if _cwd_of(pid) == workdir]):
+        assert time.monotonic() < deadline and thread.is_alive()
+        time.sleep(0.1)
+    while not faulty_server.count("stall/numbered.mp4"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    os.kill(busy[0], signal.SIGKILL)
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the download outlived its worker's death by 10 s"
+    assert failure and failure[0].reason == "error" and "worker died" in str(failure[0])
+    got = download(src(faulty_server.url + "files/numbered.mp4", "next"), tmp_path, FAST, 3.0)
+    assert frame_numbers(got.path)[-1][1] == 3 * FPS - 1
+
+
+@pytest.mark.slow
+def test_an_idle_worker_dies_with_its_killed_parent(faulty_server, tmp_path):
+    """kill -9 of a process whose worker waits for its next job leaves no worker behind."""
+    script = (
+        "import sys, time; from pathlib import Path\n"
+        "from landscape_av.pipeline.download import DownloadOptions, download\n"
+        "from landscape_av.sources.source_list import Source\n"
+        "download(Source('s1', sys.argv[1], 'raining'), Path(sys.argv[2]), DownloadOptions(), 2)\n"
+        "print('done', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    url = faulty_server.url + "files/numbered.mp4"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, url, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "done"
+        idle = _workers(parent.pid)
+        assert idle, "the finished download left no idle worker to reuse"
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and _cwd_of(pid) is not None for pid in idle):
+        assert time.monotonic() < deadline, "an idle worker outlived its killed parent"
+        time.sleep(0.1)
