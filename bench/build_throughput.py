@@ -18,7 +18,10 @@ Over the same generated sources the script then times:
 
 and prints source minutes processed per wall minute and the ratio of each to the floor. With
 `--repeat N` every method runs N times, in interleaved rounds, and the medians are reported (a
-shared or virtual machine's speed drifts by several percent from one run to the next).
+shared or virtual machine's speed drifts by several percent from one run to the next). Beside the
+wall seconds it prints the CPU seconds each method spent (this process and its children, the
+loopback server's thread included), with their ratio to the floor's: on a machine that other jobs
+load, CPU seconds vary far less than wall seconds; the load average is printed too.
 
     python bench/build_throughput.py                   # 6 sources x 30 s, 1920x1080 -> 1280x720
     python bench/build_throughput.py --repeat 3        # the same, medians of 3 rounds
@@ -30,6 +33,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -122,10 +127,19 @@ def segment(src: Path, span: float, out: Path, opts: ClipOptions) -> list[tuple[
     return found
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall s, CPU s) of `fn()`; each method's children have ended when it returns."""
+    t, cpu = time.perf_counter(), cpu_seconds()
     fn()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, cpu_seconds() - cpu
 
 
 def main() -> None:
@@ -153,6 +167,7 @@ def main() -> None:
         span = count * opts.seconds
         minutes = len(sources) * span / 60
         runs: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         segments: list[list[tuple[int, float]]] = []
 
         def run_floor() -> None:
@@ -202,23 +217,33 @@ def main() -> None:
             (tmp / "per-clip").mkdir()
             (tmp / "segment").mkdir()
             methods |= {"per-clip": run_per_clip, "segment": run_segment}
+        load = [os.getloadavg()[0]]
         for _ in range(args.repeat):
             for name, method in methods.items():
-                runs.setdefault(name, []).append(timed(method))
+                wall, cpu = timed(method)
+                runs.setdefault(name, []).append(wall)
+                cpus.setdefault(name, []).append(cpu)
+        load.append(os.getloadavg()[0])
         times = {name: statistics.median(walls) for name, walls in runs.items()}
+        cpu_times = {name: statistics.median(values) for name, values in cpus.items()}
 
     best = min(times["floor"], times["floor-par"])
+    best_cpu = min(cpu_times["floor"], cpu_times["floor-par"])
     version = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True)
     print(
         f"{len(sources)} sources x {span:g} s ({args.size}) -> {out_w}x{out_h} {opts.fps} fps, "
         f"libx264 {opts.preset} crf {opts.crf}, {args.workers} workers; "
-        f"{version.stdout.split(chr(10))[0][:40]}"
+        f"{version.stdout.split(chr(10))[0][:40]}; load average {load[0]:.1f} -> {load[1]:.1f}"
     )
-    print(f"{'method':<10} {'wall s':>8} {'src min/min':>12} {'x floor':>8}  rounds (wall s)")
+    print(
+        f"{'method':<10} {'wall s':>8} {'src min/min':>12} {'x floor':>8} {'CPU s':>8} "
+        f"{'x floor':>8}  rounds (wall s)"
+    )
     for name, seconds in times.items():
         print(
             f"{name:<10} {seconds:8.2f} {minutes / (seconds / 60):12.2f} "
-            f"{seconds / best:8.2f}  {', '.join(f'{t:.2f}' for t in runs[name])}"
+            f"{seconds / best:8.2f} {cpu_times[name]:8.2f} {cpu_times[name] / best_cpu:8.2f}  "
+            f"{', '.join(f'{t:.2f}' for t in runs[name])}"
         )
     if segments:
         cuts = [x for per_source in segments for x in per_source]
@@ -226,6 +251,7 @@ def main() -> None:
         print(", ".join(f"{n} frames {ms:+.0f} ms" for n, ms in cuts))
     if args.json:
         results = {"times": times, "floor": best, "runs": runs, "minutes": minutes}
+        results |= {"cpu": cpu_times, "cpu_runs": cpus, "load": load}
         args.json.write_text(json.dumps(results | {"segments": segments}))
 
 

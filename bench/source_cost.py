@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +175,7 @@ def download_parts(urls: list[str], seconds: float, tmp: Path) -> dict[str, floa
             }.get(name, name)
             parts[label].append(marks[name] - marks[before])
         parts["interpreter exit"].append(total - marks[names[-1]])
-        parts["ffmpeg -bsfs (yt-dlp's version check)"].append(
-            child_cpu([ffmpeg_exe(), "-bsfs"])[0]
-        )
+        parts["ffmpeg -bsfs (yt-dlp's version check)"].append(child_cpu([ffmpeg_exe(), "-bsfs"])[0])
         out_file = tmp / f"section-{i}.mp4"
         section = [ffmpeg_exe(), "-y", "-loglevel", "warning", "-nostats", "-ss", "0"]
         section += ["-t", f"{seconds:g}", "-i", url, "-c", "copy", "-f", "mp4", str(out_file)]

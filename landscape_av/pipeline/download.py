@@ -459,7 +459,6 @@ class _Workers:
         with self.lock:
             self.idle.append(worker)
 
-
     def close(self) -> None:
         """End the idle workers (busy ones are ended when they come back, if closed again)."""
         with self.lock:
