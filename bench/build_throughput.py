@@ -13,8 +13,14 @@ Over the same generated sources the script then times:
   clip       landscape_av.pipeline.clip.cut_clips, `workers` sources at once (one ffmpeg per source,
              split into per-clip encoders)
   build      the whole `build` (yt-dlp over 127.0.0.1, probe, filter, clip, shards, manifests, card)
+  baseline   with `--baseline DIR`: the same build by the code in DIR (another checkout of the
+             repository, e.g. `git worktree add /tmp/main main`), to compare two versions
   per-clip   alternative: one ffmpeg per clip (a decode per clip)
   segment    alternative: one encode + the segment muxer (reports its audio drift)
+
+Each build runs in a fresh Python process, as `landscape-av build` does, and times its `build`
+call there (not the interpreter's start and the imports of the build module; the card's imports
+at the end of the build, which a fresh process pays, are timed).
 
 and prints source minutes processed per wall minute and the ratio of each to the floor. With
 `--repeat N` every method runs N times, in interleaved rounds, and the medians are reported (a
@@ -26,17 +32,18 @@ load, CPU seconds vary far less than wall seconds; the load average is printed t
     python bench/build_throughput.py                   # 6 sources x 30 s, 1920x1080 -> 1280x720
     python bench/build_throughput.py --repeat 3        # the same, medians of 3 rounds
     python bench/build_throughput.py --quick           # 4 sources x 20 s, 640x360 -> 320x180
+    python bench/build_throughput.py --sources 8 --seconds 10 --skip-alternatives --baseline /tmp/main
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -135,11 +142,47 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed(fn) -> tuple[float, float]:
-    """(wall s, CPU s) of `fn()`; each method's children have ended when it returns."""
+def timed(fn: Callable[[], tuple[float, float] | None]) -> tuple[float, float]:
+    """(wall s, CPU s) of `fn()` (each method's children have ended when it returns), or what
+    `fn` returns: a method run in another process times itself there."""
     t, cpu = time.perf_counter(), cpu_seconds()
-    fn()
-    return time.perf_counter() - t, cpu_seconds() - cpu
+    measured = fn()
+    return measured or (time.perf_counter() - t, cpu_seconds() - cpu)
+
+
+def build_in_child(spec: dict[str, Any], code: Path | None) -> tuple[float, float]:
+    """(wall s, CPU s) of `build` on the corpus `spec` (`build_from_spec`), in a fresh Python
+    process, by the code in the checkout `code` (None: the code this process runs)."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(code), env.get("PYTHONPATH"))))
+    cmd = [sys.executable, __file__, "--build-spec", json.dumps(spec)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the build in a child process failed:\n{done.stderr[-3000:]}")
+    wall, cpu = json.loads(done.stdout.splitlines()[-1])
+    return wall, cpu
+
+
+def build_from_spec(spec: dict[str, Any]) -> tuple[float, float]:
+    """(wall s, CPU s) of `build` on the sources and settings of `spec`: rows (source id, URL),
+    out, clip (`ClipOptions` fields), min_size, workers."""
+    rows = [
+        Source(sid, url, "raining", license="CC0", attribution="bench") for sid, url in spec["rows"]
+    ]
+    width, height = spec["min_size"]
+    config = BuildConfig(
+        out=Path(spec["out"]),
+        filter=FilterOptions(min_width=width, min_height=height),
+        clip=ClipOptions(**spec["clip"]),
+        workers=spec["workers"],
+        quiet=True,
+    )
+
+    def run() -> None:
+        build(rows, config, source_list="bench")
+
+    return timed(run)
 
 
 def main() -> None:
@@ -153,7 +196,12 @@ def main() -> None:
     ap.add_argument("--skip-alternatives", action="store_true")
     ap.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--baseline", type=Path, help="also time the build of the checkout here")
+    ap.add_argument("--build-spec", help=argparse.SUPPRESS)  # a child's build (build_in_child)
     args = ap.parse_args()
+    if args.build_spec:
+        print(json.dumps(build_from_spec(json.loads(args.build_spec))))
+        return
     if args.quick:
         args.sources, args.seconds, args.size = 4, 20.0, "640x360"
     out_w, out_h = (320, 180) if args.quick else (1280, 720)
@@ -188,19 +236,17 @@ def main() -> None:
 
             each(one, sources, args.workers)
 
-        def run_build() -> None:
+        def run_build(code: Path | None = None) -> tuple[float, float]:
             with serve_folder(tmp / "src") as url:
-                rows = [
-                    Source(s.stem, f"{url}{s.name}", "raining", license="CC0", attribution="bench")
-                    for s in sources
-                ]
-                config = BuildConfig(
-                    out=Path(tempfile.mkdtemp(prefix="corpus-", dir=tmp)),  # fresh, not resumed
-                    filter=FilterOptions(min_width=out_w, min_height=out_h),
-                    clip=dataclasses.replace(opts, max_clips=count),
-                    workers=args.workers, quiet=True,
-                )  # fmt: skip
-                build(rows, config, source_list="bench")
+                spec = {
+                    "rows": [(s.stem, f"{url}{s.name}") for s in sources],
+                    "out": tempfile.mkdtemp(prefix="corpus-", dir=tmp),  # fresh, not resumed
+                    "clip": {"width": out_w, "height": out_h, "preset": args.preset},
+                    "min_size": (out_w, out_h),
+                    "workers": args.workers,
+                }
+                spec["clip"]["max_clips"] = count
+                return build_in_child(spec, code)
 
         def run_per_clip() -> None:
             each(lambda s: per_clip(s, count, tmp / "per-clip", opts), sources, args.workers)
@@ -213,6 +259,8 @@ def main() -> None:
         methods = {
             "floor": run_floor, "floor-par": run_floor_par, "clip": run_clip, "build": run_build
         }  # fmt: skip
+        if args.baseline is not None:
+            methods["baseline"] = lambda: run_build(args.baseline.resolve())
         if not args.skip_alternatives:
             (tmp / "per-clip").mkdir()
             (tmp / "segment").mkdir()

@@ -183,7 +183,7 @@ def download(
         "end": end,
         "format": format_selector(min_height),
         "socket_timeout": options.socket_timeout,
-        "cookies": str(options.cookies) if options.cookies else None,
+        "cookies": str(Path(options.cookies).resolve()) if options.cookies else None,
         "rate_limit": options.rate_limit,
         "allow_local": options.allow_local,
         "min_rate": options.min_rate,
@@ -298,7 +298,9 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
     (workdir / STDERR_FILE).touch()  # the worker appends to it
     worker = _WORKERS.take()
     try:
-        reply = _wait(worker, job | {"workdir": str(workdir)}, workdir, time_left, job["min_rate"])
+        # the worker's own working folder is not this process's: it gets absolute paths only
+        job = job | {"workdir": str(workdir.resolve())}
+        reply = _wait(worker, job, workdir, time_left, job["min_rate"])
     finally:
         _WORKERS.give_back(worker)  # ended instead unless it finished the job and lives
     if processes.stopping():

@@ -149,3 +149,15 @@ def test_an_idle_worker_dies_with_its_killed_parent(faulty_server, tmp_path):
     while any(Path(f"/proc/{pid}").exists() and _cwd_of(pid) is not None for pid in idle):
         assert time.monotonic() < deadline, "an idle worker outlived its killed parent"
         time.sleep(0.1)
+
+
+def test_a_relative_folder_and_cookie_file_mean_the_callers(faulty_server, tmp_path, monkeypatch):
+    """The workers run in their own folder: relative paths are the calling process's."""
+    monkeypatch.chdir(tmp_path)
+    Path("cookies.txt").write_text(
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tsession\trel\n"
+    )
+    opts = DownloadOptions(retries=0, cookies=Path("cookies.txt"))
+    got = download(src(faulty_server.url + "files/numbered.mp4", "r"), Path("dl"), opts, 2.0)
+    assert got.path == Path("dl") / "r.mp4" and (tmp_path / "dl" / "r.mp4").is_file()
+    assert "session=rel" in faulty_server.cookies["/files/numbered.mp4"][0]
