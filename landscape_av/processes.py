@@ -94,6 +94,9 @@ def _popen(cmd: list[str], death_signal: int, popen: dict[str, Any]) -> subproce
     proc = subprocess.Popen(cmd, preexec_fn=preexec, start_new_session=True, **popen)
     with _lock:
         _running.add(proc)
+    if _stopping.is_set():  # `stop_all` came while it started, and may have missed it
+        end(proc)
+        raise Stopped("the build is stopping")
     return proc
 
 

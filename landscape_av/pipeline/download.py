@@ -21,13 +21,14 @@ ffmpeg directly, as yt-dlp cannot cut sections of file:// URLs.
 Each attempt runs yt-dlp in a worker process in its own session (so its ffmpeg goes with it),
 killed at the source's deadline: a server that hangs cannot hang the build; the worker also dies
 when its parent is killed. Workers are long-lived (`_Workers`): one serves attempt after attempt,
-so a source pays neither a Python start nor yt-dlp's import and compiling of its extractors' URL
-patterns (together about 1 CPU-s, where the rest of a download costs about 0.1: bench/source_cost.py);
-a worker that is killed or dies takes only its attempt with it, and the next gets a new worker.
-ffmpeg exits 0 when its input breaks off mid-section, so its stderr is checked for that too. Failures are retried with exponential backoff when they may pass (HTTP 5xx/408/429, a
-dropped connection, a socket timeout). The function is safe to call from a pool: each source works in
-its own folder `dest_dir/.partial/<source_id>/`, and the finished file is moved into `dest_dir` with
-an atomic rename, so a partial download never looks done.
+so a source pays neither a Python start nor yt-dlp's import and its compiling of the extractors'
+URL patterns (together about 0.9 CPU-s a source, where the rest of a download costs about 0.1:
+bench/source_cost.py); a worker that is killed or dies takes only its attempt with it, and the
+next attempt gets a new worker. ffmpeg exits 0 when its input breaks off mid-section, so its
+stderr is checked for that too. Failures are retried with exponential backoff when they may pass
+(HTTP 5xx/408/429, a dropped connection, a socket timeout). The function is safe to call from a
+pool: each source works in its own folder `dest_dir/.partial/<source_id>/`, and the finished file
+is moved into `dest_dir` with an atomic rename, so a partial download never looks done.
 
 Finished sources are recorded in `dest_dir/<source_id>.download.json` (written atomically after the
 media file is in place) instead of yt-dlp's `download_archive`: the archive keys on yt-dlp's video id
@@ -296,7 +297,7 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     (workdir / STDERR_FILE).touch()  # the worker appends to it
-    worker = _WORKERS.take()
+    worker = _WORKERS.take(workdir / STDERR_FILE)
     try:
         # the worker's own working folder is not this process's: it gets absolute paths only
         job = job | {"workdir": str(workdir.resolve())}
@@ -371,23 +372,26 @@ class _Worker:
     json line on its stdout. It runs in its own process group with its ffmpeg, which it kills when
     this process dies (`_die_with_parent`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stderr: Path) -> None:
+        """Start a worker whose stderr, until its first job, is `stderr` (the first job's), so
+        that whatever stops it from starting is in that job's messages."""
         cmd = [
             sys.executable,
             "-c",
             "from landscape_av.pipeline.download import _worker_main; _worker_main()",
         ]
-        package_root = str(Path(__file__).resolve().parents[1])  # importable without an install
+        package_root = str(Path(__file__).resolve().parents[2])  # this code, installed or not
         path = os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
-        self.proc = processes.start(
-            cmd,
-            death_signal=signal.SIGTERM,  # the worker then kills its group, ffmpeg included
-            cwd="/",  # holds no folder; each job runs in its own work folder
-            env=os.environ | {"PYTHONPATH": path},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,  # each job's stderr goes to its work folder
-        )
+        with open(stderr, "ab") as log:  # each job's own stderr is then its folder's
+            self.proc = processes.start(
+                cmd,
+                death_signal=signal.SIGTERM,  # the worker then kills its group, ffmpeg included
+                cwd="/",  # holds no folder; each job runs in its own work folder
+                env=os.environ | {"PYTHONPATH": path},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
         self.jobs = 0
         self.idle_since = time.monotonic()
         self.busy = False
@@ -444,7 +448,8 @@ class _Workers:
         self.idle: list[_Worker] = []
         self.lock = threading.Lock()
 
-    def take(self) -> _Worker:
+    def take(self, stderr: Path) -> _Worker:
+        """An idle worker, else a new one whose start-up messages go to `stderr`."""
         with self.lock:
             while self.idle:
                 worker = self.idle.pop()
@@ -452,7 +457,7 @@ class _Workers:
                     worker.busy = True
                     return worker
                 worker.end()
-        return _Worker()
+        return _Worker(stderr)
 
     def give_back(self, worker: _Worker) -> None:
         if worker.busy:  # it did not finish its job: killed, died, or left mid-job by a Ctrl-C
