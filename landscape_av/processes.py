@@ -76,10 +76,12 @@ def start(cmd: list[str], death_signal: int = signal.SIGKILL, **popen: Any) -> s
 
 
 def end(proc: subprocess.Popen) -> None:
-    """Kill a child's group unless it has exited, close its pipes and reap it."""
+    """Kill a child's group, close its pipes and reap it. The group goes even where the child
+    has exited (until it is reaped its pid, so its group's id, stays its own): what it left there,
+    such as the ffmpeg of a download worker that died, goes with it."""
     with _lock:
         _running.discard(proc)
-    if proc.poll() is None:
+    if proc.returncode is None:
         kill_group(proc)
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:

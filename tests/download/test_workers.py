@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from landscape_av import processes
 from landscape_av.pipeline.download import DownloadError, DownloadOptions, close_workers, download
 from landscape_av.sources.source_list import Source
 
@@ -51,15 +52,24 @@ def _cwd_of(pid: int) -> Path | None:
 
 
 def test_one_worker_serves_source_after_source_with_the_same_result(faulty_server, tmp_path):
+    """A reused worker gives the bytes a fresh one gives, and keeps nothing of the job before
+    (here: the first job's cookies are not sent by the second)."""
     url = faulty_server.url + "files/numbered.mp4"
+    (tmp_path / "cookies.txt").write_text(
+        "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t4102444800\tsession\tone\n"
+    )
     close_workers()
-    first = download(src(url, "a"), tmp_path, FAST, 4.0)
+    with_cookies = DownloadOptions(retries=0, timeout=60, cookies=tmp_path / "cookies.txt")
+    first = download(src(url, "a"), tmp_path / "dl", with_cookies, 4.0)
     serving = _workers()
-    second = download(src(url, "b"), tmp_path, FAST, 4.0)
+    sent = len(faulty_server.cookies["/files/numbered.mp4"])
+    second = download(src(url, "b"), tmp_path / "dl", FAST, 4.0)
     assert len(serving) == 1 and _workers() == serving  # the idle worker took the second job
     assert first.path.read_bytes() == second.path.read_bytes()
     assert frame_numbers(second.path)[0] == (0.0, 0)
     assert all(_cwd_of(pid) == Path("/") for pid in serving)  # an idle worker holds no folder
+    cookies = faulty_server.cookies["/files/numbered.mp4"]
+    assert "session=one" in cookies[0] and not any(cookies[sent:]), cookies
 
 
 @pytest.mark.slow
@@ -121,6 +131,75 @@ def test_a_worker_that_dies_fails_only_its_source(faulty_server, tmp_path):
     assert failure and failure[0].reason == "error" and "worker died" in str(failure[0])
     got = download(src(faulty_server.url + "files/numbered.mp4", "next"), tmp_path, FAST, 3.0)
     assert frame_numbers(got.path)[-1][1] == 3 * FPS - 1
+
+
+def _descendants(pid: int) -> set[int]:
+    """Pids of the living descendants of `pid`."""
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = Path(f"/proc/{parent}/task").iterdir()  # each thread has its own children
+            children = [c for t in tasks for c in (t / "children").read_text().split()]
+        except OSError:
+            continue
+        found |= {int(c) for c in children}
+        todo += [int(c) for c in children]
+    return found
+
+
+def _comm(pid: int) -> str:
+    """The command name of `pid` ("" once it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_download_kills_the_worker_and_its_ffmpeg_at_once(faulty_server, tmp_path):
+    """What Ctrl-C does (`processes.stop_all`) ends a download whose ffmpeg waits on a stalled
+    body at once, not at its 60 s socket timeout, and leaves neither the worker nor its ffmpeg."""
+    opts = DownloadOptions(retries=0, timeout=60.0, socket_timeout=60.0)
+    raised: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            download(src(faulty_server.url + "stall/numbered.mp4", "c"), tmp_path, opts, 10.0)
+        except BaseException as e:  # noqa: BLE001 (the test looks at what it was)
+            raised.append(e)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    workdir = (tmp_path / ".partial" / "c").resolve()
+    deadline = time.monotonic() + 30
+    ffmpeg: list[int] = []
+    # the worker on this job, with its ffmpeg reading the stalled body (the second request: the
+    # first is yt-dlp's own look at the URL; an earlier ffmpeg is yt-dlp's version check)
+    while not ffmpeg or faulty_server.count("stall/numbered.mp4") < 2:
+        assert time.monotonic() < deadline and thread.is_alive(), raised
+        busy = [pid for pid in _workers() if _cwd_of(pid) == workdir]
+        kids = _descendants(busy[0]) if busy else set()
+        ffmpeg = [p for p in kids if _alive(p) and "ffmpeg" in _comm(p)]
+        time.sleep(0.05)
+    try:
+        began = time.monotonic()
+        processes.stop_all()
+        thread.join(timeout=20)
+        took = time.monotonic() - began
+    finally:
+        processes.reset()
+    assert not thread.is_alive(), "the download went on after the stop"
+    assert took < 10, f"the stop took {took:.1f} s"
+    assert raised and isinstance(raised[0], processes.Stopped), raised
+    assert not _alive(busy[0]) and not _alive(ffmpeg[0])
 
 
 @pytest.mark.slow
