@@ -33,6 +33,8 @@ load, CPU seconds vary far less than wall seconds; the load average is printed t
     python bench/build_throughput.py --repeat 3        # the same, medians of 3 rounds
     python bench/build_throughput.py --quick           # 4 sources x 20 s, 640x360 -> 320x180
     python bench/build_throughput.py --sources 8 --seconds 10 --skip-alternatives --baseline /tmp/main
+    python bench/build_throughput.py --methods floor-par,build --skip-alternatives --baseline /tmp/main
+                                                       # only what two versions' builds are held to
 """
 
 from __future__ import annotations
@@ -194,6 +196,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=BuildConfig().workers, help="[CPU cores]")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--skip-alternatives", action="store_true")
+    ap.add_argument(
+        "--methods",
+        default="floor,floor-par,clip,build",
+        help="those of floor, floor-par, clip, build to time (one floor at least)",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--baseline", type=Path, help="also time the build of the checkout here")
@@ -259,6 +266,10 @@ def main() -> None:
         methods = {
             "floor": run_floor, "floor-par": run_floor_par, "clip": run_clip, "build": run_build
         }  # fmt: skip
+        chosen = args.methods.split(",")
+        if set(chosen) - set(methods) or not {"floor", "floor-par"} & set(chosen):
+            raise SystemExit(f"--methods: some of {', '.join(methods)}, one floor at least")
+        methods = {name: method for name, method in methods.items() if name in chosen}
         if args.baseline is not None:
             methods["baseline"] = lambda: run_build(args.baseline.resolve())
         if not args.skip_alternatives:
@@ -275,8 +286,9 @@ def main() -> None:
         times = {name: statistics.median(walls) for name, walls in runs.items()}
         cpu_times = {name: statistics.median(values) for name, values in cpus.items()}
 
-    best = min(times["floor"], times["floor-par"])
-    best_cpu = min(cpu_times["floor"], cpu_times["floor-par"])
+    floors = [name for name in ("floor", "floor-par") if name in times]
+    best = min(times[name] for name in floors)
+    best_cpu = min(cpu_times[name] for name in floors)
     version = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True)
     print(
         f"{len(sources)} sources x {span:g} s ({args.size}) -> {out_w}x{out_h} {opts.fps} fps, "
