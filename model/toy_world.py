@@ -9,14 +9,11 @@ losses rewards following the sound. Here every frozen part is the toy's own:
   in which random start latents vary least, so that a start latent barely pans. The other ws change
   the scene a little (style weights x `STYLE_SCALE`). Saved as a `model.stylegan3` checkpoint and
   passed to `model.train --generator` like any generator.
-- **Stand-in CLIP** (`PanClip`): where the light of a frame lies along x, as the phase phi of the
-  first horizontal harmonic of its luminance: image embedding [cos phi, sin phi, 1] / sqrt(2). Every
-  text prompt embeds as [0, 0, 1] (the toy's text says nothing about the pan).
-- **Stand-in F_a** (`LoudnessClip`): the loudness q of a log-mel (mean over its frames of the loudest
-  band, in [0, 1]) as the angle theta = KAPPA (q - Q0): [cos theta, sin theta, 0].
+- **Stand-ins for CLIP and F_a** (`model.toy_standins`): the phase of where a frame's light lies,
+  and a segment's loudness as an angle, in one 3-d embedding.
 
-So eq. 2's cosine is cos(phi - theta) / sqrt(2), highest when the camera points where the sound says.
-The generator is calibrated so that its mean latent w_avg shows phase 0.
+So eq. 2's cosine is highest when the camera points where the sound says. The generator is
+calibrated so that its mean latent w_avg shows phase 0.
 
 **Clips** (`SECONDS` long, `STEPS` steps of 1 / `FPS` s): faint noise with tone bursts (sharp attack
 0.1 s into a step, 0.12 s decay), at least three steps apart. Frame t (time t / FPS) pans where the
@@ -48,6 +45,7 @@ from torch import Tensor, nn
 
 from model.audio import MelConfig, clip_mels
 from model.config import Flag, command, run
+from model.toy_standins import KAPPA, Q0, loudness, luminance_phase
 
 SECONDS = 4.0
 """Length of a toy clip."""
@@ -57,12 +55,6 @@ STEPS = round(SECONDS * FPS)
 N_MELS = 32
 RATE = MelConfig().sample_rate
 CLASS = "toy pan"
-
-KAPPA = math.pi
-"""Radians of picture phase per unit of loudness (the stand-in F_a's slope)."""
-Q0 = 0.4
-"""Loudness that points the camera at phase 0 (where w_avg looks)."""
-EMBED_DIM = 3
 
 TOY_GENERATOR = dict(
     z_dim=32,
@@ -86,60 +78,6 @@ PAN_GAIN = 1 / 8
 
 # ----------------------------------------------------------------------------------------------
 # The frozen parts
-
-
-def luminance_phase(images: Tensor) -> Tensor:
-    """(cos phi, sin phi) [N, 2] of frames [N, 3, H, W]: the phase of the first horizontal harmonic
-    of their luminance profile (mean over channels and rows)."""
-    profile = images.float().mean(dim=(1, 2))  # [N, W]
-    x = torch.arange(profile.shape[-1], device=images.device) * (2 * math.pi / profile.shape[-1])
-    re, im = (profile * torch.cos(x)).sum(-1), -(profile * torch.sin(x)).sum(-1)
-    mag = torch.sqrt(re.square() + im.square() + 1e-12)
-    return torch.stack([re / mag, im / mag], dim=-1)
-
-
-class PanClip(nn.Module):
-    """Stand-in CLIP: frames [N, 3, H, W] -> [cos phi, sin phi, 1] / sqrt(2); any text -> [0, 0, 1]."""
-
-    embed_dim = EMBED_DIM
-
-    def encode_image(self, images: Tensor) -> Tensor:
-        phase = luminance_phase(images)
-        return torch.cat([phase, torch.ones_like(phase[:, :1])], dim=1) / math.sqrt(2)
-
-    def encode_text(self, prompts: list[str]) -> Tensor:
-        return torch.tensor([[0.0, 0.0, 1.0]]).expand(len(prompts), -1)
-
-
-@dataclass(frozen=True)
-class LoudnessConfig:
-    embed_dim: int = EMBED_DIM
-
-
-def loudness(mel: Tensor) -> Tensor:
-    """Loudness in [0, 1] of log-mels [B, 1, M, L]: mean over frames of the loudest band -> [B]."""
-    return mel.amax(dim=2).mean(dim=(1, 2))
-
-
-class LoudnessClip(nn.Module):
-    """Stand-in F_a: log-mel [B, 1, M, L] -> [cos theta, sin theta, 0], theta = KAPPA (q - Q0)."""
-
-    cfg = LoudnessConfig()
-
-    def forward(self, mel: Tensor) -> Tensor:
-        theta = KAPPA * (loudness(mel) - Q0)
-        return torch.stack([torch.cos(theta), torch.sin(theta), torch.zeros_like(theta)], dim=1)
-
-
-STANDINS = ("toy",)
-"""Named stand-ins for CLIP and F_a (`TrainConfig.standins`)."""
-
-
-def load_standins(kind: str) -> tuple[nn.Module, nn.Module]:
-    """(CLIP, F_a) stand-ins of a kind in `STANDINS`."""
-    if kind != "toy":
-        raise ValueError(f"unknown stand-ins {kind!r}; expected one of: {', '.join(STANDINS)}")
-    return PanClip(), LoudnessClip()
 
 
 GENERATOR_SEED = 0

@@ -216,7 +216,7 @@ FLAGS = [
     ),
     Flag(
         "standins",
-        "Closed-form stand-ins for CLIP and F_a instead of weight files: toy (model.toy_world).",
+        "Closed-form stand-ins for CLIP and F_a instead of weight files: toy (model.toy_standins).",
     ),
     Flag("image_every", "Log a grid of real and fake frames every N steps."),
     *runtime.RUN_FLAGS,
@@ -292,7 +292,7 @@ class Frozen:
 
 def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
     """The frozen models: the generator from `cfg.generator`, CLIP and F_a from their files or, with
-    `cfg.standins`, that kind of stand-ins (`model.toy_world.STANDINS`); with `tiny`, random tiny
+    `cfg.standins`, that kind of stand-ins (`model.toy_standins.STANDINS`); with `tiny`, random tiny
     ones (seeded by `cfg.seed`) for whichever of them is not given."""
     from model.sound_clip import SoundClip, SoundClipConfig, load_sound_clip
     from model.stylegan3 import Generator, load_generator
@@ -311,7 +311,7 @@ def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
     else:
         missing.append(("generator", GENERATOR_HELP))
     if cfg.standins:
-        from model.toy_world import load_standins
+        from model.toy_standins import load_standins
 
         clip, sound_clip = load_standins(cfg.standins)
     elif cfg.tiny:
