@@ -26,6 +26,7 @@ from landscape_av.pipeline.exits import (
     EXIT_REFUSED,
 )
 
+from ..conftest import interrupt_floor
 from .conftest import snapshot, write_media_list
 
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
@@ -216,7 +217,13 @@ def slow_list(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_within_2_s_and_keeps_what_was_done(slow_list: Path, tmp_path: Path):
+def test_ctrl_c_stops_within_1_s_beyond_an_idle_process_and_keeps_what_was_done(
+    slow_list: Path, tmp_path: Path
+):
+    """Ctrl-C in the middle of clipping (ffmpeg encoding) stops the build within 1 s plus twice
+    what an idle Python process with the build imported takes to stop, measured in this test
+    (`interrupt_floor`): about a second on a quiet machine, and a limit that grows with the load
+    instead of a fixed one."""
     out = tmp_path / "corpus"
     proc = start_build(slow_list, out, "--size", "640x360")
     kids = wait_for_ffmpeg(proc)
@@ -227,8 +234,10 @@ def test_ctrl_c_stops_within_2_s_and_keeps_what_was_done(slow_list: Path, tmp_pa
     kids |= descendants(proc.pid)
     proc.send_signal(signal.SIGINT)
     began = time.monotonic()
-    _, stderr = proc.communicate(timeout=30)
-    assert time.monotonic() - began < 2
+    _, stderr = proc.communicate(timeout=60)
+    took = time.monotonic() - began
+    floor = interrupt_floor()
+    assert took < 1 + 2 * floor, f"stopped in {took:.2f} s; an idle process in {floor:.2f} s"
     assert proc.returncode == EXIT_INTERRUPTED, stderr
     assert "run the same command to resume" in stderr
     assert not alive(kids)
