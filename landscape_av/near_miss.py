@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
+
+import click
 
 
 def _form(text: str) -> str:
@@ -28,3 +31,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if not near:
         return ""
     return f" (did you mean {' or '.join(repr(name) for name in near)}?)"
+
+
+class Choice(click.Choice):
+    """`click.Choice` that names the nearest choices of a mistyped value ("did you mean ...?")."""
+
+    def get_invalid_choice_message(self, value: Any, ctx: click.Context | None) -> str:
+        message = super().get_invalid_choice_message(value, ctx).rstrip(".")
+        return message + did_you_mean(str(value), map(str, self.choices))

@@ -20,24 +20,28 @@ console = Console(stderr=True)
 
 
 def mean_rate(task) -> float | None:
-    """Items per second since the task started: what it has done over the time it has run (rich's
-    own `speed` spans only the updates of a recent window, so two batches that land together read
-    as thousands per second); None before the first item."""
-    elapsed = task.elapsed
-    if not task.completed or not elapsed:
+    """Items per second since the task started: what it has done in this process (beyond its
+    `resumed_at` field: the steps a resumed run had already) over the time it has run. rich's own
+    `speed` spans only the updates of a recent window, so two batches that land together read as
+    thousands per second. None before the first item."""
+    done, elapsed = task.completed - task.fields.get("resumed_at", 0), task.elapsed
+    if done <= 0 or not elapsed:
         return None
-    return task.completed / elapsed
+    return done / elapsed
 
 
-class _Rate(TextColumn):
-    """Items per second, since the task started."""
+class RateColumn(TextColumn):
+    """Items (`unit`) per second since the task started, per minute when under 0.1/s."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "") -> None:
         super().__init__("")
+        self.unit = f" {unit}" if unit else ""
 
     def render(self, task):  # type: ignore[override]
         rate = mean_rate(task)
-        return "-" if rate is None else f"{rate:.2f}/s" if rate >= 0.1 else f"{60 * rate:.2f}/min"
+        if rate is None:
+            return f"-{self.unit}/s"
+        return f"{rate:.2f}{self.unit}/s" if rate >= 0.1 else f"{60 * rate:.2f}{self.unit}/min"
 
 
 class _Bytes(TextColumn):
@@ -52,7 +56,7 @@ class _Bytes(TextColumn):
         return f"{task.fields['bytes'] / 1e6:,.1f} MB"
 
 
-class _Remaining(TextColumn):
+class RemainingColumn(TextColumn):
     """Time left at the rate since the start; '-:--:--' before the first item or without a total."""
 
     def __init__(self) -> None:
@@ -78,10 +82,10 @@ def stage_progress(
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
-        _Rate(),
+        RateColumn(),
         _Bytes(),
         TimeElapsedColumn(),
-        _Remaining(),
+        RemainingColumn(),
         console=console,
         disable=quiet,
         get_time=get_time,

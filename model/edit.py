@@ -21,6 +21,20 @@ This module is the command; the edit chain it runs is `model.apps.edits` (shared
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(
+    __name__,
+    {
+        "--checkpoint": "path",
+        "--image": "file",
+        "--audio": "file",
+        "--clip": "path",
+        "--sound-clip": "path",
+        "--config": "file",
+    },
+)
+
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path

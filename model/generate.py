@@ -24,6 +24,20 @@ The in-memory API behind the command, `walk_sound` (latents) and `generate_video
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(
+    __name__,
+    {
+        "--checkpoint": "path",
+        "--audio": "file",
+        "--image": "file",
+        "--clip": "path",
+        "--sound-clip": "path",
+        "--config": "file",
+    },
+)
+
 import sys
 import tempfile
 from dataclasses import asdict, dataclass

@@ -16,6 +16,12 @@ model.generate use too).
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(
+    __name__, {"--checkpoint": "path", "--image": "file", "--audio": "file", "--config": "file"}
+)
+
 import sys
 from dataclasses import dataclass
 from pathlib import Path

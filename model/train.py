@@ -25,6 +25,19 @@ Multi-GPU: `torchrun --nproc_per_node N -m model.train ...` (DDP; `batch_size` i
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(
+    __name__,
+    {
+        "--shards": "shards",
+        "--generator": "path",
+        "--clip": "path",
+        "--sound-clip": "path",
+        "--config": "file",
+    },
+)
+
 import dataclasses
 import json
 import math
@@ -426,11 +439,11 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     run = Path(cfg.out)
     try:
         frozen = load_frozen(cfg, rt.device)
+        data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
+        check_shards(cfg.shards, data)  # refused before the run folder is named new or resumed
         trainer = Trainer(cfg, rt, frozen)
         ckpt = runtime.Checkpointer(run, keep=cfg.keep, every=cfg.save_every)
         step = ckpt.resume(trainer.modules(), trainer.optimizers(), trainer.amp.scaler, rt)
-        data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
-        check_shards(cfg.shards, data)
         stream = training_batches(
             cfg.shards, data, cfg.batch_size, cfg.workers, cfg.seed, step * cfg.accum,
             rt.device.type == "cuda",

@@ -43,4 +43,18 @@ def test_a_slow_task_reads_per_minute_and_bytes_show_only_where_counted() -> Non
         assert "0.50/min" in _cells(progress, counted) and "3.5 MB" in _cells(progress, counted)
         assert not any("MB" in cell for cell in _cells(progress, uncounted))
         fresh = progress.add_task("clip", total=10)
-        assert "-" in _cells(progress, fresh) and "-:--:--" in _cells(progress, fresh)
+        assert "-/s" in _cells(progress, fresh) and "-:--:--" in _cells(progress, fresh)
+
+
+def test_a_resumed_task_reads_at_the_rate_of_its_own_items() -> None:
+    """A run resumed at step 50 of 100 that takes 10 steps in 20 s: 0.50 steps/s, 80 s left."""
+    from landscape_av.progress import RateColumn, RemainingColumn
+
+    clock = Clock()
+    with stage_progress(quiet=True, get_time=clock) as progress:
+        task = progress.add_task("train", total=100, completed=50, resumed_at=50)
+        clock.now += 20
+        progress.advance(task, 10)
+        t = progress.tasks[task]
+        assert str(RateColumn("steps").render(t)) == "0.50 steps/s"
+        assert str(RemainingColumn().render(t)) == "0:01:20"

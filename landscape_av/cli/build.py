@@ -18,7 +18,7 @@ import click
 
 from landscape_av.classes import CLASSES, class_vocabulary, parse_class_selection
 from landscape_av.cli.corpus import Location, warn_cache
-from landscape_av.cli.params import Choice
+from landscape_av.near_miss import Choice
 from landscape_av.pipeline.build import build
 from landscape_av.pipeline.checks import check_folder
 from landscape_av.pipeline.config import BuildConfig

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
-from landscape_av.cli.params import Choice
+from landscape_av.near_miss import Choice
 from landscape_av.progress import stage_progress
 from landscape_av.schema import BUILD_FILE, DEFAULT_OUT, MANIFEST_DIR, SPLITS
 

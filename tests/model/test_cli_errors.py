@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,37 @@ def test_debug_shows_the_traceback(run_dir, tmp_path):
     notes = _text(tmp_path, "notes.txt")
     proc = _cli("generate", "--checkpoint", str(run_dir), "--audio", str(notes), "--debug")
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "notes.txt" in proc.stderr
+
+
+EARLY = {
+    # command -> arguments naming a path that is not there (the first that early_check looks at)
+    "generate": ["--checkpoint", "{tmp}/nope", "--audio", "{tmp}/gone.wav"],
+    "invert": ["--checkpoint", "{tmp}/nope", "--image", "{tmp}/gone.jpg", "--out", "{tmp}/w.pt"],
+    "edit": ["--checkpoint", "{tmp}/nope", "--image", "{tmp}/gone.jpg", "--out", "{tmp}/e.png"],
+    "train": ["--tiny", "--shards", "{tmp}/nope/train-*.tar", "--out", "{tmp}/run"],
+    "train_audio": ["--tiny", "--shards", "{tmp}/nope/train-{{000000..000002}}.tar"],
+    "evaluate": ["--checkpoint", "{tmp}/nope", "--shards", "{tmp}/nope/test-*.tar"],
+    "prepare": ["--shards", "{tmp}/nope/train-*.tar", "--out", "{tmp}/prepared"],
+}
+
+
+def _seconds(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    began = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+    return time.monotonic() - began, proc
+
+
+@pytest.mark.parametrize("command", list(EARLY))
+def test_a_missing_path_is_answered_before_the_heavy_imports(command: str, tmp_path: Path):
+    """`python -m model.<command>` naming a path that is not there answers with one line and exit 2
+    without importing torch (30-70 s on a loaded machine): within 10 times the start of a bare
+    `python -c pass` measured here, not after the imports."""
+    args = [a.format(tmp=tmp_path) for a in EARLY[command]]
+    pass_s = sorted(_seconds([sys.executable, "-c", "pass"])[0] for _ in range(3))[1]
+    took, proc = _seconds([sys.executable, "-X", "importtime", "-m", f"model.{command}", *args])
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-3000:]
+    assert errors[0].startswith("Error: ") and "nope" in errors[0]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert not imported & {"torch", "numpy", "av", "torchvision"}, sorted(imported)
+    assert took < 10 * pass_s, f"{took:.2f} s; python -c pass: {pass_s:.2f} s"
