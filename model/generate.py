@@ -134,7 +134,12 @@ def generate(
     )
     if cfg.text_steps and start.text is None:
         raise UsageError("--text-steps needs --text: it guides each step toward that prompt")
-    photo = photo or PhotoOptions(steps=cfg.steps, lpips_vgg=cfg.lpips_vgg, quiet=cfg.quiet)
+    photo = photo or PhotoOptions(
+        steps=cfg.steps,
+        lpips_vgg=cfg.lpips_vgg,
+        quiet=cfg.quiet,
+        keep_in=str(Path(cfg.out).parent),  # a photo inverted here is kept for the next video
+    )
     rt = runtime.setup(cfg.device)
     run = open_run(cfg.checkpoint, rt.device)
     latents, G, run_cfg = run.latents, run.G, run.cfg

@@ -17,6 +17,12 @@ GAP = 4
 LABEL_HEIGHT = 22
 
 
+def uint8_images(images) -> np.ndarray:
+    """A torch tensor [N, 3, H, W] in [-1, 1] as uint8 pictures [N, H, W, 3]."""
+    pixels = (images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5
+    return pixels.round().byte().permute(0, 2, 3, 1).numpy()
+
+
 def enlarge(image: np.ndarray, at_least: int = MIN_SIDE) -> np.ndarray:
     """`image` ([H, W, 3] uint8) repeated `k` x `k` per pixel, `k` the least whole factor that makes
     the shorter side at least `at_least` (1 for an image that is already as large)."""
@@ -52,6 +58,18 @@ def panel_grid(
         draw.text((x + 2, y + 3), label, fill="black", font=font)
         canvas.paste(Image.fromarray(image), (x, y + LABEL_HEIGHT))
     return canvas
+
+
+def read_panel(grid: np.ndarray, index: int, size: int, columns: int | None = None) -> np.ndarray:
+    """Panel `index` of a `panel_grid` picture (as an array) of `size` x `size` pictures, back at
+    its own size: the inverse of the enlargement (every k-th pixel). `columns`: as drawn (default:
+    one row)."""
+    k = max(1, math.ceil(MIN_SIDE / size))
+    side = size * k
+    columns = columns or (grid.shape[1] - GAP) // (side + GAP)
+    x = GAP + (index % columns) * (side + GAP)
+    y = GAP + (index // columns) * (LABEL_HEIGHT + side + GAP) + LABEL_HEIGHT
+    return grid[y : y + side : k, x : x + side : k]
 
 
 def save_panels(

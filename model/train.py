@@ -48,7 +48,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from model import runtime
 from model.clip import WEIGHTS_HELP, load_clip
@@ -64,6 +64,7 @@ from model.losses import (
     latent_loss,
     temporal_loss,
 )
+from model.pictures import save_panels, uint8_images
 from model.video_model import (
     SoundToLatents,
     VideoModelConfig,
@@ -428,8 +429,10 @@ def log_step(writer, trainer: Trainer, step: int, logs: dict[str, float], run: P
             imgs.flatten(0, 1), nrow=imgs.shape[1], normalize=True, value_range=(-1, 1)
         )
         writer.add_image("samples/real_top_fake_bottom", grid, step)
-        (run / "samples").mkdir(exist_ok=True)
-        save_image(grid, run / "samples" / f"step-{step:08d}.png")
+        rows, frames = imgs.shape[:2]
+        labels = [f"{kind} frame {t}" for kind in ("real", "fake")[:rows] for t in range(frames)]
+        panels = list(zip(labels, uint8_images(imgs.flatten(0, 1)), strict=True))
+        save_panels(run / "samples" / f"step-{step:08d}.png", panels, columns=frames)
     writer.flush()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.pictures import GAP, LABEL_HEIGHT, MIN_SIDE, enlarge, panel_grid
+from model.pictures import GAP, LABEL_HEIGHT, MIN_SIDE, enlarge, panel_grid, read_panel
 
 
 def test_a_16_px_image_becomes_256_px_of_sharp_squares() -> None:
@@ -36,3 +36,11 @@ def test_panels_are_laid_out_each_under_its_label() -> None:
     assert (empty == 255).all()
     with pytest.raises(ValueError):
         panel_grid([])
+
+
+def test_a_panel_reads_back_at_its_own_size() -> None:
+    rng = np.random.default_rng(1)
+    panels = [(f"p{i}", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for i in range(5)]
+    grid = np.asarray(panel_grid(panels, columns=3))
+    for i, (_, image) in enumerate(panels):
+        assert np.array_equal(read_panel(grid, i, 16, columns=3), image)
