@@ -181,12 +181,14 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
         ax.text(0.5, 0.5, what, ha="center", va="center", fontsize=14, transform=ax.transAxes)
         done(fig, name)
 
-    def by_split(ax, frame: pd.DataFrame, column: str, bins: Any, scale: float = 1.0) -> None:
-        """Histogram of `column` with the bars of the splits side by side in each bin."""
+    def by_split(ax, frame: pd.DataFrame, column: str, bins: int, unit: float = 1.0) -> None:
+        """Histogram of `column` / `unit` in `bins` bins over its whole range, the bars of the
+        splits side by side in each bin (every row counted: the edges come from the same values)."""
+        values = frame[column] / unit
+        edges = np.histogram_bin_edges(values.dropna(), bins=bins)
         present = [s for s in SPLITS if (frame["split"] == s).any()]
-        values = [frame.loc[frame["split"] == s, column].dropna() * scale for s in present]
-        colors = [SPLIT_COLORS[s] for s in present]
-        ax.hist(values, bins=bins, label=present, color=colors)
+        data = [values[frame["split"] == s].dropna() for s in present]
+        ax.hist(data, bins=edges, label=present, color=[SPLIT_COLORS[s] for s in present])
         ax.legend(title="split")
 
     if clips.empty:
@@ -223,7 +225,7 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
             nothing(name, "no clips")
             continue
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        by_split(ax, clips, column, np.histogram_bin_edges(clips[column].dropna(), bins=30))
+        by_split(ax, clips, column, bins=30)
         ax.set_xlabel(unit)
         ax.set_ylabel("clips")
         done(fig, name)
@@ -232,8 +234,7 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
         nothing("shard_sizes", "no shards")
     else:
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        edges = np.histogram_bin_edges(shards["bytes"] / 1e6, bins=20)
-        by_split(ax, shards, "bytes", edges, scale=1e-6)
+        by_split(ax, shards, "bytes", bins=20, unit=1e6)
         ax.set_xlabel("MB")
         ax.set_ylabel("shards")
         done(fig, "shard_sizes")

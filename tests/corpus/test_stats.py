@@ -83,6 +83,11 @@ def test_every_colour_drawn_is_a_split_of_the_legend(demo_corpus: Path, name: st
     for i, a in enumerate(bars):
         for b in bars[i + 1 :]:
             assert _overlap(a, b) < 1e-9 or a.get_facecolor() == b.get_facecolor(), (a, b)
+    counted = {"loudness": "loudness_db", "motion": "motion", "shard_sizes": None}
+    if name in counted:  # every clip (shard) is in some bar, those at the range's ends too
+        frame = corpus.manifests()["shards" if name == "shard_sizes" else "clips"]
+        rows = len(frame) if counted[name] is None else int(frame[counted[name]].notna().sum())
+        assert sum(p.get_height() for p in bars) == rows
     import matplotlib.pyplot as plt
 
     plt.close("all")

@@ -98,3 +98,14 @@ def test_a_missing_path_is_answered_before_the_heavy_imports(command: str, tmp_p
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     assert not imported & {"torch", "numpy", "av", "torchvision"}, sorted(imported)
     assert took < 10 * pass_s, f"{took:.2f} s; python -c pass: {pass_s:.2f} s"
+
+
+@pytest.mark.slow
+def test_train_refuses_its_shards_before_naming_the_run(tmp_path):
+    """Shards that cannot be read are refused before the run folder is named new or resumed."""
+    _text(tmp_path, "notes.tar")
+    proc = _cli(
+        "train", "--tiny", "--shards", str(tmp_path / "notes.tar"), "--out", str(tmp_path / "o")
+    )
+    assert proc.returncode == 2 and "notes.tar" in proc.stderr, proc.stderr
+    assert "new run" not in proc.stdout + proc.stderr and "resuming" not in proc.stdout

@@ -43,15 +43,15 @@ FFMPEG = (
 REQUIRE = "LANDSCAPE_AV_REQUIRE_PINNED_BYTES"
 
 DIGESTS = {
-    "README.md": "a6a2640634ac8c8607b7650fb4b6786913980513e722559cd3557015f847dc94",
+    "README.md": "d9c85f8ab798c2beff2e2903cf5137046ca285e778465a679a371e9dfeaa5591",
     "build.json": "ebd8231694773da104221df581cc3053bb782e170f6c59e0d670d9e737295455",
     "data/test-000000.tar": "1dd861fd9ee0e53bcc61c05ec61fb7d735729b80fa438c7966cbea42e156954d",
     "data/train-000000.tar": "fb646b379015fa92a4ee8aec2b3cb76db2ff53b4ca81c6f7e97ced72357a4009",
-    "figures/class_balance.png": "3f6368c53eb4d3a80dbe4a6ee6724bb1975938a71554ec2bad0b077031e18e43",
-    "figures/loudness.png": "ac8434cc87c866c475da7b360c3b8bc08187d0aa9da6a36a0471abc7fd14f3d3",
-    "figures/motion.png": "2ef01b7b15c8c9f15df7de7b49af56e531ec5221f9b87dedbca1a5b4a75f403d",
+    "figures/class_balance.png": "a56fa6da6f1a9ee1c356deeea8e0db4e4e7260ef9cc92b43324979ba1163dbbb",
+    "figures/loudness.png": "5b76f81c69e1822375ff79c1df672e593c08d98f5c5c8cfa50b57dc6fc076b8f",
+    "figures/motion.png": "ae9c93d24b8829d991b5cd857dc13dcf4aa74f8e833647c3662e4009319be2ad",
     "figures/rejections.png": "37fbe7458c04dfb5128a4f4e70e9cb27f051d40ec7afed6afc72472d21a301ab",
-    "figures/shard_sizes.png": "50a07b43a959d32da39b2b2df6bce057649dedf4abe16f0c0edf5ed3960b10fd",
+    "figures/shard_sizes.png": "f26a0d16db878ec6425a85e96b2dd7656e8d037d1ea4afa25905988802473154",
     "manifests/clips.csv": "c7d956d7af2002ed4231943e5f359f48f948c713ef768caec0ad139bc50bab50",
     "manifests/clips.parquet": "937f59002f2bd589f906ea2afd8c3f982ee28a5eb6dd6da2efb13a304b51a6bb",
     "manifests/failures.csv": "4db31b04175f2067341184dd0397fafee268edac471ec8663234df925d2549fa",
