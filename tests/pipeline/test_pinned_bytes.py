@@ -43,7 +43,7 @@ FFMPEG = (
 REQUIRE = "LANDSCAPE_AV_REQUIRE_PINNED_BYTES"
 
 DIGESTS = {
-    "README.md": "d9c85f8ab798c2beff2e2903cf5137046ca285e778465a679a371e9dfeaa5591",
+    "README.md": "00344b4a04d8715f503378c41e88d6a9b46b18a4be47f1f39ec01e9e6159ddcf",
     "build.json": "ebd8231694773da104221df581cc3053bb782e170f6c59e0d670d9e737295455",
     "data/test-000000.tar": "1dd861fd9ee0e53bcc61c05ec61fb7d735729b80fa438c7966cbea42e156954d",
     "data/train-000000.tar": "fb646b379015fa92a4ee8aec2b3cb76db2ff53b4ca81c6f7e97ced72357a4009",
@@ -51,7 +51,7 @@ DIGESTS = {
     "figures/loudness.png": "5b76f81c69e1822375ff79c1df672e593c08d98f5c5c8cfa50b57dc6fc076b8f",
     "figures/motion.png": "ae9c93d24b8829d991b5cd857dc13dcf4aa74f8e833647c3662e4009319be2ad",
     "figures/rejections.png": "37fbe7458c04dfb5128a4f4e70e9cb27f051d40ec7afed6afc72472d21a301ab",
-    "figures/shard_sizes.png": "f26a0d16db878ec6425a85e96b2dd7656e8d037d1ea4afa25905988802473154",
+    "figures/shard_sizes.png": "28bf2888e95ef18cc768800571450b21eea3352f1162946ddddbc0c39932daad",
     "manifests/clips.csv": "c7d956d7af2002ed4231943e5f359f48f948c713ef768caec0ad139bc50bab50",
     "manifests/clips.parquet": "937f59002f2bd589f906ea2afd8c3f982ee28a5eb6dd6da2efb13a304b51a6bb",
     "manifests/failures.csv": "4db31b04175f2067341184dd0397fafee268edac471ec8663234df925d2549fa",
