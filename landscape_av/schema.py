@@ -148,6 +148,7 @@ SAMPLE_DOCS: dict[str, str] = {
 FAILURE_STAGES: tuple[str, ...] = ("manifest", "download", "probe", "filter", "clip", "shard")
 
 REJECT_REASONS: dict[str, str] = {
+    "no_video": "no video stream (an audio-only source)",
     "low_resolution": "smaller than the minimum width x height",
     "no_audio": "no audio stream",
     "too_short": "shorter than one clip",
@@ -159,7 +160,7 @@ REJECT_REASONS: dict[str, str] = {
 
 # Output manifests: column name -> type ("str", "int", "float"), in column order. The same rows are
 # written as `OUT/manifests/{name}.parquet` and `.csv`; `landscape_av.corpus.manifests` reads and writes them.
-SOURCE_STATUSES: tuple[str, ...] = ("clipped", "rejected", "failed")
+SOURCE_STATUSES: tuple[str, ...] = ("clipped", "rejected", "lost", "failed")
 """`status` of a sources-manifest row: clips made; turned down by the filter; a stage failed."""
 
 MANIFEST_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {

@@ -163,6 +163,24 @@ def interrupt_floor(modules: str = "landscape_av.cli, landscape_av.pipeline.buil
             child.kill()
 
 
+def interrupt(
+    proc, modules: str = "landscape_av.cli, landscape_av.pipeline.build"
+) -> tuple[float, str]:
+    """Ctrl-C `proc` and wait for it: (seconds until it ended, its stderr). Asserts that it ended
+    within 1 s plus twice `interrupt_floor(modules)`: about a second on a quiet machine, a limit
+    that grows with the load instead of a fixed one."""
+    import signal
+    import time
+
+    proc.send_signal(signal.SIGINT)
+    began = time.monotonic()
+    _, stderr = proc.communicate(timeout=120)
+    took = time.monotonic() - began
+    floor = interrupt_floor(modules)
+    assert took < 1 + 2 * floor, f"stopped in {took:.2f} s; an idle process in {floor:.2f} s"
+    return took, stderr
+
+
 GUARD_CHILD = """
 import json, resource, time
 {setup}

@@ -16,12 +16,20 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
 from landscape_av.classes import CLASSES
 from landscape_av.corpus.corpus import Corpus, read_shard
-from landscape_av.corpus.stats import COUNTS, FIGURES, SUMMARIES, corpus_stats, write_figures
+from landscape_av.corpus.stats import (
+    COUNTS,
+    FIGURES,
+    SUMMARIES,
+    attrition_line,
+    corpus_stats,
+    write_figures,
+)
 from landscape_av.files import atomic_write, file_sha256
 from landscape_av.pipeline.filters import THRESHOLDS
 from landscape_av.resources import card_template
@@ -188,9 +196,27 @@ def _table(rows: list[list[Any]]) -> str:
     return "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
 
 
+_MD_PUNCTUATION = re.compile(r"([\\`*\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+"""What markdown reads as syntax inside a table cell: escapes, code, emphasis (an `_` inside a
+word, as in a source id, is none), links, cell borders."""
+
+
 def _md(text: Any) -> str:
-    """A table cell: pipes escaped, line breaks flattened."""
-    return str(text).replace("|", "\\|").replace("\n", " ") or "-"
+    """Text from a source list (a licence, an attribution, a class name) as literal text in one
+    markdown table cell: HTML's `& < >` as entities (no tag, such as `</details><script>`, gets
+    through), markdown's punctuation backslash-escaped, line breaks as spaces; "-" for none."""
+    text = " ".join(str(text).splitlines())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_PUNCTUATION.sub(r"\\\1", text) or "-"
+
+
+def _md_link(label: str, url: str) -> str:
+    """A markdown link to `url` whose destination cannot end early or carry markup: every
+    character outside a URL's plain ones percent-encoded."""
+    return f"[{_md(label)}]({quote(url, safe=_URL_SAFE)})"
+
+
+_URL_SAFE = ":/?#@$&*+,;=%._~"
 
 
 def first_sample_meta(folder: Corpus | Path) -> dict[str, Any] | None:
@@ -283,7 +309,7 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
             [
                 [
                     r["label"],
-                    r["class"],
+                    _md(r["class"]),
                     r["train"]["clips"],
                     r["test"]["clips"],
                     r["train"]["sources_used"] + r["test"]["sources_used"],
@@ -307,7 +333,7 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
         "checksums_table": _table([[f"`{k}`", v] for k, v in file_checksums(corpus).items()]),
         "attribution_table": _table(
             [
-                [f"[{r.source_id}]({r.url})", r["class"], _md(r.license), _md(r.attribution)]
+                [_md_link(r.source_id, r.url), _md(r["class"]), _md(r.license), _md(r.attribution)]
                 for _, r in used.sort_values("source_id").iterrows()
             ]
         ),
@@ -357,8 +383,9 @@ def _source_data(config: dict[str, Any], totals: dict[str, Any]) -> str:
     manifest = Path(str(config.get("manifest") or "unrecorded")).name
     credit = next(text for word, text in SOURCE_LISTS.items() if word in manifest)
     return (
-        f"Source list `{manifest}`: {credit}. Sources listed: {totals['sources']:,}; gave clips: "
-        f"{totals['sources_used']:,}; rejected or failed: {totals['failures']:,} (see below)."
+        f"Source list {_md(manifest)}: {credit}. Sources listed: {totals['sources']:,}; gave clips: "
+        f"{totals['sources_used']:,}; lost: {attrition_line(totals)}; rejected, lost or failed: "
+        f"{totals['failures']:,} (see below)."
     )
 
 

@@ -96,13 +96,17 @@ def cut_clips(
 ) -> list[ClipResult]:
     """Cut `count` consecutive clips from `path` starting at `start` seconds into `out_dir`, named by
     `keys`; returns them with their measured loudness and motion. Trailing clips that come out
-    short (a source shorter than probed) are dropped; raises FFmpegError when ffmpeg fails and
-    ClipError when not even the first clip is exact."""
+    short (a source shorter than probed) are dropped; raises FFmpegError when ffmpeg fails,
+    DamagedSource when it reports an error decoding the span (a damaged frame or container: it
+    conceals them and exits 0) and ClipError when not even the first clip is exact."""
     if count < 1 or len(keys) != count:
         raise ValueError(f"need one key per clip: {count} clips, {len(keys)} keys")
     out_dir.mkdir(parents=True, exist_ok=True)
     grey = out_dir / "motion.gray"
-    run_ffmpeg(_ffmpeg_args(path, start, keys, out_dir, grey, opts))
+    reported = run_ffmpeg(_ffmpeg_args(path, start, keys, out_dir, grey, opts)).strip()
+    if reported:  # ffmpeg conceals what it cannot decode and exits 0: the source is damaged
+        lines = [line.strip() for line in reported.splitlines()]
+        raise DamagedSource(f"ffmpeg could not decode all of it: {' | '.join(lines[:3])}")
     grey_frames = _read_grey(grey)
     grey.unlink()
     for i, key in enumerate(keys):
@@ -138,6 +142,10 @@ def cut_clips(
 
 class ClipError(RuntimeError):
     """An output clip is not exact (a short source, a broken stream)."""
+
+
+class DamagedSource(RuntimeError):
+    """ffmpeg reported errors decoding the source (in any container: it conceals them)."""
 
 
 def picture(stream: ffmpeg.Stream, opts: ClipOptions) -> ffmpeg.Stream:
