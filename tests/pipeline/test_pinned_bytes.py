@@ -43,23 +43,23 @@ FFMPEG = (
 REQUIRE = "LANDSCAPE_AV_REQUIRE_PINNED_BYTES"
 
 DIGESTS = {
-    "README.md": "00344b4a04d8715f503378c41e88d6a9b46b18a4be47f1f39ec01e9e6159ddcf",
-    "build.json": "ebd8231694773da104221df581cc3053bb782e170f6c59e0d670d9e737295455",
+    "README.md": "eb80956a86c2ecf01b97cddbf4afb33c971afd5b8ca3499cedbf68823e6b627a",
+    "build.json": "ff69b591aa3d6b18204ee9ccc20fe7a69ddd3045864afa1a7188cb0419d3f2b6",
     "data/test-000000.tar": "1dd861fd9ee0e53bcc61c05ec61fb7d735729b80fa438c7966cbea42e156954d",
     "data/train-000000.tar": "fb646b379015fa92a4ee8aec2b3cb76db2ff53b4ca81c6f7e97ced72357a4009",
     "figures/class_balance.png": "a56fa6da6f1a9ee1c356deeea8e0db4e4e7260ef9cc92b43324979ba1163dbbb",
     "figures/loudness.png": "5b76f81c69e1822375ff79c1df672e593c08d98f5c5c8cfa50b57dc6fc076b8f",
     "figures/motion.png": "ae9c93d24b8829d991b5cd857dc13dcf4aa74f8e833647c3662e4009319be2ad",
-    "figures/rejections.png": "37fbe7458c04dfb5128a4f4e70e9cb27f051d40ec7afed6afc72472d21a301ab",
+    "figures/rejections.png": "807cabc7e5d08a2ee7e27418e906848d89fa2d4b6d33f59b4d5baa222eb72e3b",
     "figures/shard_sizes.png": "28bf2888e95ef18cc768800571450b21eea3352f1162946ddddbc0c39932daad",
     "manifests/clips.csv": "c7d956d7af2002ed4231943e5f359f48f948c713ef768caec0ad139bc50bab50",
     "manifests/clips.parquet": "937f59002f2bd589f906ea2afd8c3f982ee28a5eb6dd6da2efb13a304b51a6bb",
-    "manifests/failures.csv": "4db31b04175f2067341184dd0397fafee268edac471ec8663234df925d2549fa",
-    "manifests/failures.parquet": "5d94ea00a2251b408a193dae0b7a70c96db22a16a88e606f996745898eb34822",
+    "manifests/failures.csv": "29dbed5552f0c71db933fb63c5c9282290fc0e025c3007eeea20856f629819f1",
+    "manifests/failures.parquet": "207179786d52f717432e3c614c2a1b891010a0c80ee71b8d1751745320ccd1e1",
     "manifests/shards.csv": "ba9339de6fdf2a9909d6e596590a65613eb737977edad4c75480935eed917ee6",
     "manifests/shards.parquet": "d55dc5ddfee1147efe287c8e4a798bc9e61754d281ebd7da8a3c3d5d5ec3d7cb",
-    "manifests/sources.csv": "2da4e67ec41a41af6159131cce63c52729d3b8f6032ee13f643b36736613abd6",
-    "manifests/sources.parquet": "0423031e0db048df4ad45830c4ffe9ea75fbbed5b1f3e26e5263b0fd5e9b8f3c",
+    "manifests/sources.csv": "714847760ceef862d935a4a205b297a854bf21963465559bd42b05e9d1e4ca3f",
+    "manifests/sources.parquet": "5b17cda187bd1d49d5be893e737c99046b2d34467f3ffacf79fd59636830ffdf",
 }
 """sha256 of every file of the corpus but its work folder; build.json's and README.md's with the
 tool versions set aside (`neutral`)."""
