@@ -154,8 +154,9 @@ def photo_latent(
         saved.parent.mkdir(parents=True, exist_ok=True)
         torch.save(inv.w[0].cpu(), saved)
         saved.with_suffix(".json").write_text(json.dumps(key, indent=1) + "\n")
+        steps = f"{opts.steps} step" + ("s" if opts.steps != 1 else "")
         runtime.rank_zero_print(
-            rt, f"{path}: inverted in {opts.steps} steps, saved as {saved}; reused next time"
+            rt, f"{path}: inverted in {steps}, saved as {saved}; reused next time"
         )
     return inv.w, inv
 

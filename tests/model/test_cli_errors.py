@@ -31,7 +31,7 @@ CASES = {
     ("generate", "not a run"): (["--checkpoint", "{tmp}/notes.txt", "--audio", "{tmp}/notes.txt"], "notes.txt"),
     ("train", "missing"): (["--tiny", "--shards", "{tmp}/gone.tar", "--out", "{tmp}/o"], "gone.tar"),
     ("train", "not audio"): (["--tiny", "--shards", "{tmp}/notes.tar", "--out", "{tmp}/o"], "notes.tar"),
-    ("train", "not a run"): (["--tiny", "--shards", "x.tar", "--generator", "{tmp}/gone.pkl"], "gone.pkl"),
+    ("train", "not a run"): (["--tiny", "--shards", "{tmp}/notes.tar", "--generator", "{tmp}/gone.pkl"], "gone.pkl"),
     ("evaluate", "missing"): (["--checkpoint", "{tmp}/gone", "--shards", "x.tar"], "gone"),
     ("evaluate", "not audio"): (["--checkpoint", "{run}", "--shards", "{tmp}/notes.tar"], "notes.tar"),
     ("evaluate", "not a run"): (["--checkpoint", "{tmp}", "--shards", "{tmp}/notes.tar"], "{tmp}"),
