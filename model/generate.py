@@ -181,11 +181,14 @@ def generate(
             stream.width = stream.height = G.img_resolution
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "18"}
-            for frames in render_frames(G, ws, cfg.chunk):
-                rgb = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-                for img in rgb.permute(0, 2, 3, 1).cpu().numpy():
-                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                    container.mux(stream.encode(frame))
+            bar = runtime.progress(T, rt, cfg.quiet, description="render", unit="frames")
+            with bar:
+                for frames in render_frames(G, ws, cfg.chunk):
+                    rgb = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+                    for img in rgb.permute(0, 2, 3, 1).cpu().numpy():
+                        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), "rgb24")
+                        container.mux(stream.encode(frame))
+                    bar.advance(n=len(frames))
             container.mux(stream.encode())
         run_ffmpeg(
             ["-i", silent, "-i", cfg.audio, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]

@@ -490,8 +490,9 @@ def summary_writer(run_dir: str | Path, rt: Runtime):
 
 
 class StepBar:
-    """A rich progress bar of optimizer steps (silent off rank 0 or when quiet): the rate and time
-    left from the steps this process has taken since it began. Where stderr is no terminal (a log
+    """A rich progress bar of optimizer steps, or other items (`unit`: rendered frames), silent
+    off rank 0 or when quiet: the rate and time left from the items this process has done since it
+    began. Where stderr is no terminal (a log
     file, a pipe), where rich draws nothing until the end, a plain line says how far it is after
     the first step, then every `LINE_EVERY` s and at the last."""
 
@@ -505,14 +506,16 @@ class StepBar:
         quiet: bool,
         description: str,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "steps",
     ):
         self.enabled = rt.is_main and not quiet
         self.clock = clock
+        self.unit = unit
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            RateColumn("steps"),
+            RateColumn(unit),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
             RemainingColumn(),
@@ -525,13 +528,14 @@ class StepBar:
         self.lines = self.enabled and not self.progress.console.is_terminal
         self.last_line = -math.inf
 
-    def advance(self, info: str = "") -> None:
-        self.progress.update(self.task, advance=1, info=info)
+    def advance(self, info: str = "", n: int = 1) -> None:
+        """`n` more items done; `info` is shown beside the bar."""
+        self.progress.update(self.task, advance=n, info=info)
         task = self.progress.tasks[self.task]
         now = self.clock()
         if self.lines and (now - self.last_line >= self.LINE_EVERY or task.finished):
             self.last_line = now
-            cells = [RateColumn("steps").render(task), f"left {RemainingColumn().render(task)}"]
+            cells = [RateColumn(self.unit).render(task), f"left {RemainingColumn().render(task)}"]
             line = f"{task.description} {task.completed:g}/{task.total:g} " + " ".join(cells)
             print(f"{line} {info}".rstrip(), file=sys.stderr, flush=True)
 
@@ -544,6 +548,11 @@ class StepBar:
 
 
 def progress(
-    total: int, rt: Runtime, quiet: bool = False, start: int = 0, description: str = "train"
+    total: int,
+    rt: Runtime,
+    quiet: bool = False,
+    start: int = 0,
+    description: str = "train",
+    unit: str = "steps",
 ) -> StepBar:
-    return StepBar(total, start, rt, quiet, description)
+    return StepBar(total, start, rt, quiet, description, unit=unit)
