@@ -58,3 +58,20 @@ def test_a_resumed_task_reads_at_the_rate_of_its_own_items() -> None:
         t = progress.tasks[task]
         assert str(RateColumn("steps").render(t)) == "0.50 steps/s"
         assert str(RemainingColumn().render(t)) == "0:01:20"
+
+
+def test_the_build_bars_count_bytes_of_download_and_clip_only(tmp_path) -> None:
+    """The build's stage bars (`Board`): download and clip say the bytes they moved; probe, which
+    reads what download fetched, says none (no '0.0 MB' beside it)."""
+    from landscape_av.pipeline.crash import Crasher
+    from landscape_av.pipeline.engines.interface import Board
+    from landscape_av.pipeline.sample_store import SampleStore
+
+    with stage_progress(quiet=True, get_time=Clock()) as progress:
+        board = Board(progress, 2, SampleStore(tmp_path), Crasher())
+        board.advance("download", nbytes=2_000_000)
+        board.advance("download", "probe", nbytes=1_500_000)  # as the Ray engine reports them
+        board.advance("probe", "clip", nbytes=700_000)
+        cells = {name: " ".join(_cells(progress, task)) for name, task in board.tasks.items()}
+    assert "3.5 MB" in cells["download"] and "0.7 MB" in cells["clip"]
+    assert "MB" not in cells["probe"] and "2/2" in cells["probe"]
