@@ -120,8 +120,9 @@ def verify_command(
 ) -> None:
     """Re-hash every shard and member against the manifests and decode every sample, checking
     its frames, size, rate and samples. Names each problem by shard, key and member; exits 1 on
-    any problem."""
-    from landscape_av.corpus.verify import problems_json, verify_corpus
+    any problem. A corpus is regular files inside its folder: a symbolic link, FIFO or device in
+    it is a problem, and then nothing is read."""
+    from landscape_av.corpus.verify import irregular_entries, problems_json, verify_corpus
 
     corpus = _open(folder)
     if not corpus.is_built:
@@ -129,14 +130,14 @@ def verify_command(
             f"{folder} is not a corpus (no {BUILD_FILE}, no {MANIFEST_DIR}/): "
             f"`landscape-av build --out {folder}` makes one"
         )
-    try:
-        shards = corpus.manifest("shards")
-        total, sizes = (
-            int(shards["samples"].sum()),
-            dict(zip(shards["shard"], shards["bytes"], strict=True)),
-        )
+    total, sizes = None, {}
+    try:  # (verify_corpus names an unreadable manifest, or the links it does not follow)
+        if not irregular_entries(corpus):
+            shards = corpus.manifest("shards")
+            total = int(shards["samples"].sum())
+            sizes = dict(zip(shards["shard"], shards["bytes"], strict=True))
     except (OSError, ValueError):
-        total, sizes = None, {}  # verify_corpus names the unreadable manifest
+        total, sizes = None, {}
     with stage_progress(quiet or as_json) as progress:
         task = progress.add_task("verify", total=total, bytes=0)
 
