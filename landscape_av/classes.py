@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from landscape_av.near_miss import did_you_mean
+
 CLASSES: tuple[str, ...] = (
     "thunderstorm",
     "waterfall burbling",
@@ -32,7 +34,10 @@ def label_of(name: str, classes: Sequence[str] = CLASSES) -> int:
     try:
         return list(classes).index(name)
     except ValueError:
-        raise ValueError(f"unknown class {name!r}; expected one of: {_listed(classes)}") from None
+        raise ValueError(
+            f"unknown class {name!r}{did_you_mean(name, classes)}; expected one of: "
+            + _listed(classes)
+        ) from None
 
 
 def _listed(classes: Sequence[str], most: int = 12) -> str:
@@ -69,10 +74,8 @@ def parse_class_selection(text: str, classes: Sequence[str] = CLASSES) -> tuple[
                 unknown.append(parts[i].strip())
             i += 1
     if unknown:
-        raise ValueError(
-            f"unknown class(es) {', '.join(map(repr, unknown))}; expected 'all' or any of: "
-            + _listed(classes)
-        )
+        named = ", ".join(f"{name!r}{did_you_mean(name, classes)}" for name in unknown)
+        raise ValueError(f"unknown class(es) {named}; expected 'all' or any of: {_listed(classes)}")
     if not wanted:
         raise ValueError("empty class selection; use 'all' or a comma list of class names")
     return tuple(c for c in classes if c in wanted)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -13,49 +13,82 @@ from rich.progress import (
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 
 console = Console(stderr=True)
 
 
-class _Rate(TextColumn):
-    """Items per second."""
+def mean_rate(task) -> float | None:
+    """Items per second since the task started: what it has done in this process (beyond its
+    `resumed_at` field: the steps a resumed run had already) over the time it has run. rich's own
+    `speed` spans only the updates of a recent window, so two batches that land together read as
+    thousands per second. None before the first item."""
+    done, elapsed = task.completed - task.fields.get("resumed_at", 0), task.elapsed
+    if done <= 0 or not elapsed:
+        return None
+    return done / elapsed
 
-    def __init__(self) -> None:
+
+class RateColumn(TextColumn):
+    """Items (`unit`) per second since the task started, per minute when under 0.1/s."""
+
+    def __init__(self, unit: str = "") -> None:
         super().__init__("")
+        self.unit = f" {unit}" if unit else ""
 
     def render(self, task):  # type: ignore[override]
-        speed = task.finished_speed or task.speed
-        return f"{speed:.2f}/s" if speed else "-"
+        rate = mean_rate(task)
+        if rate is None:
+            return f"-{self.unit}/s"
+        return f"{rate:.2f}{self.unit}/s" if rate >= 0.1 else f"{60 * rate:.2f}{self.unit}/min"
 
 
 class _Bytes(TextColumn):
-    """Bytes moved by the stage so far (the task's `bytes` field)."""
+    """Bytes moved by the stage so far (the task's `bytes` field; blank for a task without one)."""
 
     def __init__(self) -> None:
         super().__init__("")
 
     def render(self, task):  # type: ignore[override]
-        return f"{task.fields.get('bytes', 0) / 1e6:,.1f} MB"
+        if "bytes" not in task.fields:
+            return ""
+        return f"{task.fields['bytes'] / 1e6:,.1f} MB"
+
+
+class RemainingColumn(TextColumn):
+    """Time left at the rate since the start; '-:--:--' before the first item or without a total."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task):  # type: ignore[override]
+        rate = mean_rate(task)
+        if task.finished or rate is None or task.total is None:
+            return "-:--:--"
+        left = int((task.total - task.completed) / rate)
+        return f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
 
 
 @contextmanager
-def stage_progress(quiet: bool = False) -> Iterator[Progress]:
+def stage_progress(
+    quiet: bool = False, get_time: Callable[[], float] | None = None
+) -> Iterator[Progress]:
     """A rich Progress showing count, percentage, rate, bytes, elapsed and ETA; invisible when
-    quiet. Tasks carry a `bytes` field (update it with `progress.update(task, bytes=...)`)."""
+    quiet. A task that carries a `bytes` field (`progress.add_task(..., bytes=0)`, then
+    `progress.update(task, bytes=...)`) shows it. `get_time`: the clock (the tests' own)."""
     progress = Progress(
         TextColumn("[bold]{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TaskProgressColumn(),
-        _Rate(),
+        RateColumn(),
         _Bytes(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        RemainingColumn(),
         console=console,
         disable=quiet,
+        get_time=get_time,
     )
     with progress:
         yield progress

@@ -36,6 +36,21 @@ from typing import Any, NamedTuple
 import click
 import yaml
 
+from landscape_av.near_miss import Choice, did_you_mean
+
+EXIT_INTERRUPTED = 130
+EXIT_CODES = """\b
+Exit codes (the same for every model command; README: Exit codes of the model commands):
+  0    done
+  1    an unexpected error: its traceback (please report it)
+  2    the command line or an input cannot be used (an unknown or mistyped setting, a file or
+       folder that is not there, shards that match nothing or break the reader's bounds, a
+       folder without a checkpoint, a checkpoint or torch file the loaders refuse, a file of
+       the wrong kind): one `Error:` line naming it
+  130  interrupted (Ctrl-C); model.train and model.train_audio resume when run again
+"""
+"""The exit codes, as every command's --help ends."""
+
 
 class InputError(Exception):
     """An input the user can fix; a command reports it as one line and exits `exit_code`."""
@@ -436,6 +451,7 @@ class ModelCommand(click.Command):
             params=params,
             callback=callback,
             help=fn.__doc__,
+            epilog=EXIT_CODES,
             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
         )
 
@@ -463,7 +479,10 @@ class ModelCommand(click.Command):
             if f.required and value in (None, ""):
                 raise UsageError(f"{f.flag} is required. {f.help}")
             if f.choices and value not in f.choices:
-                raise UsageError(f"{f.key}: {value!r} is not one of {', '.join(f.choices)}")
+                raise UsageError(
+                    f"{f.key}: {value!r} is not one of {', '.join(f.choices)}"
+                    + did_you_mean(str(value), f.choices)
+                )
             if f.exists and value not in (None, "") and not Path(value).exists():
                 raise UsageError(f"{f.flag} {value}: no such file or folder")
         return cfg
@@ -485,6 +504,7 @@ def group(name: str, help: str, commands: Sequence[click.Command]) -> click.Grou
         name,
         commands=list(commands),
         help=help,
+        epilog=EXIT_CODES,
         context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     )
 
@@ -497,9 +517,9 @@ def run(cmd: click.Command, argv: Sequence[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except click.Abort:
-        click.echo("Aborted!", err=True)
-        return 1
+    except click.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
+        click.echo("Interrupted.", err=True)
+        return EXIT_INTERRUPTED
     return result if isinstance(result, int) else 0
 
 
@@ -523,7 +543,7 @@ def _param(f: Flag, defaults: Any) -> click.Parameter:
 def _click_type(f: Flag, config: type) -> click.ParamType | None:
     """The click type of a flag's setting; None for a bool (an on/off flag)."""
     if f.choices:
-        return click.Choice(f.choices)
+        return Choice(f.choices)  # names the nearest choices of a mistyped value
     tp = field_type(config, f.key)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         tp = next(a for a in typing.get_args(tp) if a is not type(None))

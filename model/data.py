@@ -26,7 +26,6 @@ Prepared shards (`python -m model.prepare`) hold these items already decoded at 
 from __future__ import annotations
 
 import functools
-import glob
 import io
 import itertools
 import json
@@ -38,7 +37,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
-import braceexpand
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -52,6 +50,7 @@ from landscape_av.schema import MEMBERS, SampleMeta
 from model import runtime
 from model.audio import MelConfig, clip_mels, fit_length, load_wave, step_mels
 from model.config import InputError
+from model.shards import expand_shards
 
 PROMPT_TEMPLATES: tuple[str, ...] = (
     "a photo of {}.",
@@ -94,25 +93,6 @@ class DataConfig:
 
 # ----------------------------------------------------------------------------------------------
 # Shard lists
-
-
-def expand_shards(shards: str | Path | Sequence[str | Path]) -> list[str]:
-    """Shard paths of brace patterns (`data/train-{000000..000003}.tar`), globs, or lists of either.
-
-    Raises FileNotFoundError naming the pattern when one matches nothing.
-    """
-    items = [shards] if isinstance(shards, str | Path) else list(shards)
-    urls: list[str] = []
-    for item in items:
-        for pattern in braceexpand.braceexpand(str(item)):
-            if glob.has_magic(pattern):
-                found = sorted(glob.glob(pattern))
-            else:
-                found = [pattern] if Path(pattern).is_file() else []
-            if not found:
-                raise FileNotFoundError(f"no shard matches {pattern!r}")
-            urls.extend(found)
-    return urls
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,6 +21,21 @@ This module is the command; the edit chain it runs is `model.apps.edits` (shared
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(
+    __name__,
+    {
+        "--checkpoint": "path",
+        "--image": "file",
+        "--audio": "file",
+        "--clip": "path",
+        "--sound-clip": "path",
+        "--config": "file",
+    },
+)
+
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,14 +85,19 @@ def run_edit(cfg: EditConfig) -> Edited:
             raise UsageError(f"{flag} {value}: must be 0 or more")
     rt = runtime.setup(cfg.device)
     run = open_checkpoint(cfg.checkpoint, rt.device)
-    w0, _ = photo_latent(run, cfg.image, cfg.photo, rt)
-    w1, guided = edit_latent(run, w0, cfg.edit, cfg.photo, rt)
+    # a photo inverted here (--image, --style-from) is kept beside the output, for the next edit
+    photo = cfg.photo
+    if photo.keep_in is None:
+        photo = dataclasses.replace(photo, keep_in=str(Path(cfg.out).parent))
+    w0, _ = photo_latent(run, cfg.image, photo, rt)
+    w1, guided = edit_latent(run, w0, cfg.edit, photo, rt)
     with torch.no_grad():  # one at a time: a batch of two need not render each bit-identically
         before, after = run.G.synthesis(w0), run.G.synthesis(w1)
     panels = [before, after]
     if Path(cfg.image).suffix not in WPLUS_SUFFIXES:
         panels.insert(0, load_image(cfg.image, run.G.img_resolution)[0].to(rt.device))
-    path = to_png(torch.cat(panels), cfg.out)
+    labels = ["photo"] * (len(panels) - 2) + ["before", f"after ({cfg.edit.levels})"]
+    path = to_png(torch.cat(panels), cfg.out, labels)
     what = ", ".join(
         f"{k} similarity {v[0]:.3f} -> {v[-1]:.3f}"
         for k, v in (guided.similarity.items() if guided else [])

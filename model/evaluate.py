@@ -28,6 +28,19 @@ stand-in networks are marked as meaningless in metrics.json, metrics.md and on t
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(
+    __name__,
+    {
+        "--checkpoint": "path",
+        "--shards": "shards",
+        "--train-shards": "shards",
+        "--weights": "folder",
+        "--config": "file",
+    },
+)
+
 import concurrent.futures
 import hashlib
 import json

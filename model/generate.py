@@ -28,6 +28,20 @@ The in-memory API behind the command, `walk_sound` (latents) and `generate_video
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(
+    __name__,
+    {
+        "--checkpoint": "path",
+        "--audio": "file",
+        "--image": "file",
+        "--clip": "path",
+        "--sound-clip": "path",
+        "--config": "file",
+    },
+)
+
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -123,7 +137,12 @@ def generate(
     )
     if cfg.text_steps and start.text is None:
         raise UsageError("--text-steps needs --text: it guides each step toward that prompt")
-    photo = photo or PhotoOptions(steps=cfg.steps, lpips_vgg=cfg.lpips_vgg, quiet=cfg.quiet)
+    photo = photo or PhotoOptions(
+        steps=cfg.steps,
+        lpips_vgg=cfg.lpips_vgg,
+        quiet=cfg.quiet,
+        keep_in=str(Path(cfg.out).parent),  # a photo inverted here is kept for the next video
+    )
     rt = runtime.setup(cfg.device)
     run = open_run(cfg.checkpoint, rt.device)
     latents, G, run_cfg = run.latents, run.G, run.cfg
@@ -165,11 +184,14 @@ def generate(
             stream.width = stream.height = G.img_resolution
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "18"}
-            for frames in render_frames(G, ws, cfg.chunk):
-                rgb = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-                for img in rgb.permute(0, 2, 3, 1).cpu().numpy():
-                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-                    container.mux(stream.encode(frame))
+            bar = runtime.progress(T, rt, cfg.quiet, description="render", unit="frames")
+            with bar:
+                for frames in render_frames(G, ws, cfg.chunk):
+                    rgb = ((frames.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+                    for img in rgb.permute(0, 2, 3, 1).cpu().numpy():
+                        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), "rgb24")
+                        container.mux(stream.encode(frame))
+                    bar.advance(n=len(frames))
             container.mux(stream.encode())
         run_ffmpeg(
             ["-i", silent, "-i", cfg.audio, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy"]

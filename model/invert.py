@@ -16,6 +16,12 @@ model.generate use too).
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(
+    __name__, {"--checkpoint": "path", "--image": "file", "--audio": "file", "--config": "file"}
+)
+
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +31,7 @@ import torch
 from model import config, runtime
 from model.apps.checkpoint import open_checkpoint
 from model.apps.options import PhotoCommand, check_photo, photo_command_flags
-from model.apps.photos import Inversion, mean_latent, photo_latent, to_png
+from model.apps.photos import Inversion, load_image, mean_latent, photo_latent, to_png
 from model.config import Flag, UsageError, command
 from model.encoder import invert
 
@@ -55,7 +61,8 @@ def run_invert(cfg: InvertConfig) -> Inversion:
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(inv.w[0].cpu(), out)
-    png = to_png(inv.image, out.with_suffix(".png"))
+    photo = load_image(cfg.image, run.G.img_resolution)[0].to(inv.image.device)
+    png = to_png(torch.cat([photo, inv.image]), out.with_suffix(".png"), ["photo", "inversion"])
     print(
         f"{out}: W+ {list(inv.w.shape[1:])} after {cfg.photo.steps} steps from the "
         f"{cfg.init} latent; MSE {inv.mse_start:.4f} -> {inv.mse:.4f}; reconstruction {png}"

@@ -20,6 +20,10 @@ inputs, same bytes.
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(__name__, {"--shards": "shards", "--config": "file"})
+
 import os
 import sys
 from collections import deque

@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
+import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,17 +54,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    ProgressColumn,
-    Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
-from rich.text import Text
 from safetensors.torch import save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from landscape_av.progress import RateColumn, RemainingColumn
 from model.config import Flag, InputError, read_json
 from model.torch_files import load_torch_file
 from model.weights import read_safetensors
@@ -499,32 +498,55 @@ def summary_writer(run_dir: str | Path, rt: Runtime):
     return SummaryWriter(str(Path(run_dir) / "tb"))
 
 
-class _StepRate(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-- steps/s" if speed is None else f"{speed:.2f} steps/s", style="cyan")
-
-
 class StepBar:
-    """A rich progress bar of optimizer steps (silent off rank 0 or when quiet)."""
+    """A rich progress bar of optimizer steps, or other items (`unit`: rendered frames), silent
+    off rank 0 or when quiet: the rate and time left from the items this process has done since it
+    began. Where stderr is no terminal (a log
+    file, a pipe), where rich draws nothing until the end, a plain line says how far it is after
+    the first step, then every `LINE_EVERY` s and at the last."""
 
-    def __init__(self, total: int, start: int, rt: Runtime, quiet: bool, description: str):
+    LINE_EVERY = 10.0
+
+    def __init__(
+        self,
+        total: int,
+        start: int,
+        rt: Runtime,
+        quiet: bool,
+        description: str,
+        clock: Callable[[], float] = time.monotonic,
+        unit: str = "steps",
+    ):
         self.enabled = rt.is_main and not quiet
+        self.clock = clock
+        self.unit = unit
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            _StepRate(),
+            RateColumn(unit),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            RemainingColumn(),
             disable=not self.enabled,
+            get_time=clock,
         )
-        self.task = self.progress.add_task(description, total=total, completed=start, info="")
-        self.started = time.perf_counter()
+        self.task = self.progress.add_task(
+            description, total=total, completed=start, info="", resumed_at=start
+        )
+        self.lines = self.enabled and not self.progress.console.is_terminal
+        self.last_line = -math.inf
 
-    def advance(self, info: str = "") -> None:
-        self.progress.update(self.task, advance=1, info=info)
+    def advance(self, info: str = "", n: int = 1) -> None:
+        """`n` more items done; `info` is shown beside the bar."""
+        self.progress.update(self.task, advance=n, info=info)
+        task = self.progress.tasks[self.task]
+        now = self.clock()
+        if self.lines and (now - self.last_line >= self.LINE_EVERY or task.finished):
+            self.last_line = now
+            cells = [RateColumn(self.unit).render(task), f"left {RemainingColumn().render(task)}"]
+            line = f"{task.description} {task.completed:g}/{task.total:g} " + " ".join(cells)
+            print(f"{line} {info}".rstrip(), file=sys.stderr, flush=True)
 
     def __enter__(self) -> StepBar:
         self.progress.__enter__()
@@ -535,6 +557,11 @@ class StepBar:
 
 
 def progress(
-    total: int, rt: Runtime, quiet: bool = False, start: int = 0, description: str = "train"
+    total: int,
+    rt: Runtime,
+    quiet: bool = False,
+    start: int = 0,
+    description: str = "train",
+    unit: str = "steps",
 ) -> StepBar:
-    return StepBar(total, start, rt, quiet, description)
+    return StepBar(total, start, rt, quiet, description, unit=unit)

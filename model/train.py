@@ -29,6 +29,19 @@ Multi-GPU: `torchrun --nproc_per_node N -m model.train ...` (DDP; `batch_size` i
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(
+    __name__,
+    {
+        "--shards": "shards",
+        "--generator": "path",
+        "--clip": "path",
+        "--sound-clip": "path",
+        "--config": "file",
+    },
+)
+
 import dataclasses
 import json
 import math
@@ -39,7 +52,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from model import runtime
 from model.clip import WEIGHTS_HELP, load_clip
@@ -66,6 +79,7 @@ from model.losses import (
     range_loss,
     temporal_loss,
 )
+from model.pictures import save_panels, uint8_images
 from model.video_model import (
     SEGMENT_RULES,
     SoundToLatents,
@@ -552,8 +566,10 @@ def log_step(writer, trainer: Trainer, step: int, logs: dict[str, float], run: P
             imgs.flatten(0, 1), nrow=imgs.shape[1], normalize=True, value_range=(-1, 1)
         )
         writer.add_image("samples/real_top_fake_bottom", grid, step)
-        (run / "samples").mkdir(exist_ok=True)
-        save_image(grid, run / "samples" / f"step-{step:08d}.png")
+        rows, frames = imgs.shape[:2]
+        labels = [f"{kind} frame {t}" for kind in ("real", "fake")[:rows] for t in range(frames)]
+        panels = list(zip(labels, uint8_images(imgs.flatten(0, 1)), strict=True))
+        save_panels(run / "samples" / f"step-{step:08d}.png", panels, columns=frames)
     writer.flush()
 
 
@@ -563,11 +579,11 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     run = Path(cfg.out)
     try:
         frozen = load_frozen(cfg, rt.device)
+        data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
+        check_shards(cfg.shards, data)  # refused before the run folder is named new or resumed
         trainer = Trainer(cfg, rt, frozen)
         ckpt = runtime.Checkpointer(run, keep=cfg.keep, every=cfg.save_every)
         step = ckpt.resume(trainer.modules(), trainer.optimizers(), trainer.amp.scaler, rt)
-        data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
-        check_shards(cfg.shards, data)
         stream = training_batches(
             cfg.shards, data, cfg.batch_size, cfg.workers, cfg.seed, step * cfg.accum,
             rt.device.type == "cuda",

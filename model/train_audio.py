@@ -17,6 +17,10 @@ killed run resumes from the newest and reproduces the uninterrupted one), Tensor
 
 from __future__ import annotations
 
+from model.early_check import check_command_line
+
+check_command_line(__name__, {"--shards": "shards", "--clip": "path", "--config": "file"})
+
 import random
 import sys
 from dataclasses import asdict, dataclass, field

@@ -69,27 +69,116 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 FULL_DEMO_PORT = "8799"
-"""Not the demo's default port, so that a user's own `build --demo` does not collide."""
+"""The demo port of `full_demo_corpus`: fixed, so that the URLs the corpus records repeat. The build
+runs in a network namespace of its own, so that the port clashes with nothing else on the machine."""
 FULL_DEMO_ARGS = ("--size", "128x72", "--min-size", "128x72", "--max-clips", "1", "--workers", "2")
+
+LOOPBACK_UP = """
+import fcntl, socket, struct
+with socket.socket() as s:  # SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP: `ip link set lo up`
+    flags = struct.unpack("16sH22x", fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0)))[1]
+    fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))
+"""
+"""Python that brings up the loopback interface of a new network namespace."""
+
+
+def private_network() -> tuple[list[str], str]:
+    """(a command prefix that runs a Python command in a network namespace of its own: a loopback
+    that nothing else on the machine shares, and nothing beyond it, or [] where the system allows
+    none; why not)."""
+    import shutil
+    import subprocess
+    import sys
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return [], "no `unshare` command"
+    prefix = [unshare, "--map-root-user", "--net", "--"]
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", LOOPBACK_UP], capture_output=True, text=True, timeout=60
+    )
+    if probe.returncode != 0:
+        return [], f"`unshare --map-root-user --net` failed: {probe.stderr.strip()[-300:]}"
+    return prefix, ""
 
 
 @pytest.fixture(scope="session")
 def full_demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole demo (every class, every faulty source) built by `landscape-av build --demo` at
-    128x72, one clip per source, on a fixed port into the relative folder `corpus`, so that the
-    URLs and paths that the corpus records repeat from run to run. Treat it as read-only."""
-    from click.testing import CliRunner
-
-    from landscape_av.cli import main
+    128x72, one clip per source, into the relative folder `corpus`, on the fixed port
+    `FULL_DEMO_PORT` in a network namespace of its own, so that the URLs and paths that the corpus
+    records repeat from run to run and the port is this build's alone. Where no such namespace can
+    be made, it is built on any free port (`test_pinned_bytes` then skips). Read-only."""
+    import subprocess
+    import sys
 
     folder = tmp_path_factory.mktemp("full-demo")
-    args = ["build", "--demo", "--demo-port", FULL_DEMO_PORT, *FULL_DEMO_ARGS, "--out", "corpus"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        result = CliRunner().invoke(main, [*args, "--quiet"], catch_exceptions=False)
-    if result.exit_code != 0:
-        pytest.fail(f"full demo build failed (exit {result.exit_code}):\n{result.output[-3000:]}")
+    prefix, _ = private_network()
+    port = FULL_DEMO_PORT if prefix else "0"
+    code = ("" if not prefix else LOOPBACK_UP) + "from landscape_av.cli import main; main()"
+    args = ["build", "--demo", "--demo-port", port, *FULL_DEMO_ARGS, "--out", "corpus", "--quiet"]
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-c", code, *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"full demo build failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return folder / "corpus"
+
+
+STOP_CHILD = """
+import sys, time, {modules}
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def interrupt_floor(modules: str = "landscape_av.cli, landscape_av.pipeline.build") -> float:
+    """Seconds this machine takes, now, to stop a Python process that has imported `modules` and
+    sits idle when Ctrl-C (SIGINT) comes: the least an interrupt can cost here at this load (about
+    0.1 s on a quiet 2-core machine, 1.5-2.5 s at a load average of 18). Timing limits of
+    interrupts are set against it, so that they hold on a loaded machine."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", STOP_CHILD.format(modules=modules)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        began = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=120)
+        return time.monotonic() - began
+    finally:
+        if child.poll() is None:
+            child.kill()
+
+
+def interrupt(
+    proc, modules: str = "landscape_av.cli, landscape_av.pipeline.build"
+) -> tuple[float, str]:
+    """Ctrl-C `proc` and wait for it: (seconds until it ended, its stderr). Asserts that it ended
+    within 1 s plus twice `interrupt_floor(modules)`: about a second on a quiet machine, a limit
+    that grows with the load instead of a fixed one."""
+    import signal
+    import time
+
+    proc.send_signal(signal.SIGINT)
+    began = time.monotonic()
+    _, stderr = proc.communicate(timeout=120)
+    took = time.monotonic() - began
+    floor = interrupt_floor(modules)
+    assert took < 1 + 2 * floor, f"stopped in {took:.2f} s; an idle process in {floor:.2f} s"
+    return took, stderr
 
 
 GUARD_CHILD = """

@@ -23,6 +23,7 @@ import click
 from landscape_av import processes
 from landscape_av.classes import CLASSES, class_vocabulary, parse_class_selection
 from landscape_av.cli.corpus import Location, warn_cache
+from landscape_av.near_miss import Choice
 from landscape_av.pipeline.build import build
 from landscape_av.pipeline.checks import check_folder
 from landscape_av.pipeline.config import BuildConfig
@@ -114,7 +115,7 @@ def _option(name: str, leaf: Leaf) -> Callable[[Callable[..., Any]], Callable[..
     elif s.path == "folder":
         kwargs["type"] = Location()
     elif s.choices:
-        kwargs["type"] = click.Choice(s.choices)
+        kwargs["type"] = Choice(s.choices)
     elif s.path:
         kwargs["type"] = click.Path(dir_okay=False, exists=True, path_type=Path)
     elif leaf.type in (int, float) and (s.low is not None or s.high is not None):

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
+from landscape_av.near_miss import Choice
 from landscape_av.progress import stage_progress
-from landscape_av.schema import DEFAULT_OUT, SPLITS
+from landscape_av.schema import BUILD_FILE, DEFAULT_OUT, MANIFEST_DIR, SPLITS
 
 if TYPE_CHECKING:
     from landscape_av.corpus import Corpus
@@ -124,20 +125,27 @@ def verify_command(
     from landscape_av.corpus.verify import irregular_entries, problems_json, verify_corpus
 
     corpus = _open(folder)
+    if not corpus.is_built:
+        raise click.ClickException(
+            f"{folder} is not a corpus (no {BUILD_FILE}, no {MANIFEST_DIR}/): "
+            f"`landscape-av build --out {folder}` makes one"
+        )
+    total, sizes = None, {}
     try:  # (verify_corpus names an unreadable manifest, or the links it does not follow)
-        total = (
-            None if irregular_entries(corpus) else int(corpus.manifest("shards")["samples"].sum())
-        )
+        if not irregular_entries(corpus):
+            shards = corpus.manifest("shards")
+            total = int(shards["samples"].sum())
+            sizes = dict(zip(shards["shard"], shards["bytes"], strict=True))
     except (OSError, ValueError):
-        total = None
+        total, sizes = None, {}
     with stage_progress(quiet or as_json) as progress:
-        task = progress.add_task("verify", total=total)
-        problems = verify_corpus(
-            corpus,
-            decode=not no_decode,
-            workers=workers,
-            on_shard=lambda _name, n: progress.advance(task, n),
-        )
+        task = progress.add_task("verify", total=total, bytes=0)
+
+        def checked(shard: str, samples: int) -> None:
+            done = progress.tasks[task].fields["bytes"] + int(sizes.get(shard, 0))
+            progress.update(task, advance=samples, bytes=done)
+
+        problems = verify_corpus(corpus, decode=not no_decode, workers=workers, on_shard=checked)
     if not corpus.is_remote:
         warn_cache(corpus)
     if as_json:
@@ -172,7 +180,7 @@ def warn_cache(folder: Path) -> None:
 )
 @click.option("--resolution", type=int, default=256, show_default=True, help="Square side, 2^n.")
 @click.option("--frames-per-clip", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True)
+@click.option("--split", type=Choice(SPLITS), default="train", show_default=True)
 @click.option("--max-images", type=click.IntRange(min=1), help="Stop after this many images.")
 @_quiet
 def export_frames_command(

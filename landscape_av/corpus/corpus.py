@@ -31,6 +31,7 @@ from landscape_av.schema import (
     CARD_FILE,
     DATA_DIR,
     FIGURES_DIR,
+    MANIFEST_DIR,
     MANIFESTS,
     SHARD_FILE_RE,
     shard_glob,
@@ -199,6 +200,12 @@ class Corpus:
     @property
     def card_path(self) -> Path:
         return self.folder / CARD_FILE
+
+    @property
+    def is_built(self) -> bool:
+        """Whether the folder holds a build's record (build.json) or manifests: a corpus, whole or
+        damaged, rather than some other folder."""
+        return self.build_path.is_file() or (self.folder / MANIFEST_DIR).is_dir()
 
     @property
     def build_path(self) -> Path:

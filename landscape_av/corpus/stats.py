@@ -1,8 +1,8 @@
 """Statistics of a built corpus, read from its manifests: counts, hours, rejections, distributions.
 
 `corpus_stats(folder)` returns a JSON-ready dict; `stats_table` renders it for the terminal and
-`write_figures` draws the plots (class balance, rejections, loudness, motion, shard sizes) into
-`OUT/figures/`. The dataset card and `landscape-av stats` both use this module.
+`draw_figures` draws the plots (class balance, rejections, loudness, motion, shard sizes) and
+`write_figures` saves them into `OUT/figures/`. The dataset card and `landscape-av stats` both use this module.
 """
 
 from __future__ import annotations
@@ -138,8 +138,27 @@ def figure_paths(folder: Corpus | Path) -> dict[str, Path]:
     return {name: Corpus.of(folder).figures_dir / f"{name}.png" for name in FIGURES}
 
 
+SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange"}
+"""One colour per split, the same in every figure."""
+
+
 def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Path]:
     """Draw every figure of `FIGURES` into `folder/figures/` (PNG, deterministic); return the paths."""
+    import matplotlib.pyplot as plt
+
+    corpus = Corpus.of(folder)
+    paths = figure_paths(corpus)
+    corpus.figures_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"Software": None}  # no version/date stamps: same corpus, same bytes
+    for name, fig in draw_figures(corpus, stats).items():
+        fig.savefig(paths[name], dpi=100, metadata=meta)
+        plt.close(fig)
+    return paths
+
+
+def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]:
+    """The matplotlib Figure of each name of `FIGURES`, captioned. Splits keep the colours of
+    `SPLIT_COLORS`, and no two bars overlap, so every colour drawn is one that the legend shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,27 +166,34 @@ def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Pat
     from matplotlib.ticker import MaxNLocator
 
     corpus = Corpus.of(folder)
-    paths = figure_paths(corpus)
-    corpus.figures_dir.mkdir(parents=True, exist_ok=True)
     m = corpus.manifests()
     clips, shards = m["clips"], m["shards"]
-    meta = {"Software": None}  # no version/date stamps: same corpus, same bytes
+    figures: dict[str, Any] = {}
 
-    def save(fig, name: str) -> None:
+    def done(fig, name: str) -> None:
         for ax in fig.axes:  # counts are whole numbers
             counted = ax.yaxis if name in ("loudness", "motion", "shard_sizes") else ax.xaxis
             counted.set_major_locator(MaxNLocator(integer=True))
         fig.suptitle(FIGURES[name])
         fig.tight_layout()
-        fig.savefig(paths[name], dpi=100, metadata=meta)
-        plt.close(fig)
+        figures[name] = fig
 
     def nothing(name: str, what: str) -> None:
         """A figure with nothing to draw: it says so instead of showing empty axes."""
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.set_axis_off()
         ax.text(0.5, 0.5, what, ha="center", va="center", fontsize=14, transform=ax.transAxes)
-        save(fig, name)
+        done(fig, name)
+
+    def by_split(ax, frame: pd.DataFrame, column: str, bins: int, unit: float = 1.0) -> None:
+        """Histogram of `column` / `unit` in `bins` bins over its whole range, the bars of the
+        splits side by side in each bin (every row counted: the edges come from the same values)."""
+        values = frame[column] / unit
+        edges = np.histogram_bin_edges(values.dropna(), bins=bins)
+        present = [s for s in SPLITS if (frame["split"] == s).any()]
+        data = [values[frame["split"] == s].dropna() for s in present]
+        ax.hist(data, bins=edges, label=present, color=[SPLIT_COLORS[s] for s in present])
+        ax.legend(title="split")
 
     if clips.empty:
         nothing("class_balance", "no clips")
@@ -177,13 +203,13 @@ def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Pat
         bottom = [0] * len(names)
         for split in SPLITS:
             counts = [r[split]["clips"] for r in stats["per_class"]]
-            ax.barh(names, counts, left=bottom, label=split)
+            ax.barh(names, counts, left=bottom, label=split, color=SPLIT_COLORS[split])
             bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
         ax.invert_yaxis()
         ax.set_xlim(0, max(max(bottom), 1) * 1.3)  # room for the legend
         ax.set_xlabel("clips")
-        ax.legend(loc="lower right")
-        save(fig, "class_balance")
+        ax.legend(loc="lower right", title="split")
+        done(fig, "class_balance")
 
     if not stats["rejections"]:
         nothing("rejections", "no rejected or failed source")
@@ -193,7 +219,7 @@ def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Pat
         ax.barh(list(reasons), list(reasons.values()), color="tab:red")
         ax.invert_yaxis()
         ax.set_xlabel("sources")
-        save(fig, "rejections")
+        done(fig, "rejections")
 
     for name, column, unit in (
         ("loudness", "loudness_db", "dBFS"),
@@ -203,25 +229,20 @@ def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Pat
             nothing(name, "no clips")
             continue
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        bins = np.histogram_bin_edges(clips[column].dropna(), bins=30)
-        for split in SPLITS:
-            values = clips.loc[clips["split"] == split, column].dropna()
-            if len(values):
-                ax.hist(values, bins=bins, alpha=0.6, label=split)
+        by_split(ax, clips, column, bins=30)
         ax.set_xlabel(unit)
         ax.set_ylabel("clips")
-        ax.legend()
-        save(fig, name)
+        done(fig, name)
 
     if shards.empty:
         nothing("shard_sizes", "no shards")
     else:
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.hist(shards["bytes"] / 1e6, bins=20, color="tab:green")
+        by_split(ax, shards, "bytes", bins=20, unit=1e6)
         ax.set_xlabel("MB")
         ax.set_ylabel("shards")
-        save(fig, "shard_sizes")
-    return paths
+        done(fig, "shard_sizes")
+    return figures
 
 
 def stats_tables(stats: dict[str, Any]) -> list[Table]:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from landscape_av.classes import CLASSES, class_vocabulary, label_of
 from landscape_av.csv_text import from_cell, to_cell
 from landscape_av.files import RefusedFile, atomic_path, read_bounded_text
+from landscape_av.near_miss import did_you_mean
 from landscape_av.schema import SOURCE_ID_RE, SPLITS
 
 SOURCE_COLUMNS: tuple[str, ...] = (
@@ -162,7 +163,8 @@ def class_problem(name: str, any_class: bool, seen: dict[str, tuple[str, int]]) 
         return f"unknown class {name!r} (did you mean {_LANDSCAPE_FORMS[form]!r}?)"
     if not any_class:
         return (
-            f"unknown class {name!r}; expected one of: {', '.join(CLASSES)} (or pass any_class, "
+            f"unknown class {name!r}{did_you_mean(name, CLASSES)}; expected one of: "
+            f"{', '.join(CLASSES)} (or pass any_class, "
             "--any-class, to keep classes outside the nine, as in a VGGSound list)"
         )
     first, line = seen.get(form, (name, 0))

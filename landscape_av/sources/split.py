@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from landscape_av.near_miss import did_you_mean
 from landscape_av.schema import SPLITS
 from landscape_av.sources.source_list import Source
 
@@ -33,7 +34,8 @@ def assign_splits(
         if source.split is not None:
             if source.split not in SPLITS:
                 raise ValueError(
-                    f"{source.source_list}:{source.line}: split {source.split!r} is not one of {SPLITS}"
+                    f"{source.source_list}:{source.line}: split {source.split!r} is not one of "
+                    f"{SPLITS}{did_you_mean(source.split, SPLITS)}"
                 )
             bucket.add(source.split)
     return {

@@ -21,6 +21,7 @@ class PhotoOptions:
     lpips_weight: float = 1.0
     lpips_vgg: str | None = None
     quiet: bool = False
+    keep_in: str | None = None  # folder where a photo's inversion is saved and found again
 
 
 def check_photo(photo: PhotoOptions) -> None:

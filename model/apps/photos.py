@@ -1,21 +1,24 @@
 """Photos and W+ files: a picture or a saved latent -> W+ (`photo_latent`: read a `.pt`, or invert
-the picture into the frozen generator under MSE + LPIPS), and images -> a PNG strip."""
+the picture into the frozen generator under MSE + LPIPS), and images -> a PNG of labelled panels."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor, nn
-from torchvision.utils import save_image
 
 from model import runtime
 from model.apps.checkpoint import Run
 from model.apps.options import PhotoOptions
 from model.config import InputError, UsageError
 from model.perceptual import VGG_HELP, Lpips, load_vgg_lpips, tiny_lpips
+from model.pictures import save_panels, uint8_images
 from model.torch_files import load_torch_file
 
 WPLUS_SUFFIXES = (".pt", ".pth")
@@ -132,23 +135,66 @@ def photo_latent(
     w_init: Tensor | None = None,
 ) -> tuple[Tensor, Inversion | None]:
     """W+ [1, N, D] of `path`: loaded when it is a saved latent, else the picture inverted (from
-    `w_init`, default the mean latent; the centre-crop note is printed). Returns the inversion too."""
+    `w_init`, default the mean latent; the centre-crop note is printed). With `opts.keep_in`, the
+    inversion is saved there (`saved_inversion`) and found again by a later call with the same
+    photo, generator and settings, saying so either way. Returns the inversion too (None when
+    loaded)."""
     G = run.G
     if Path(path).suffix in WPLUS_SUFFIXES:
         return load_wplus(path, G.num_ws, G.w_dim).to(run.device), None
+    saved, key = None, None
+    if opts.keep_in is not None:
+        saved, key = saved_inversion(run, path, opts, w_init)
+        meta = saved.with_suffix(".json")
+        if saved.is_file() and meta.is_file() and json.loads(meta.read_text()) == key:
+            runtime.rank_zero_print(
+                rt, f"{path}: reusing its inversion {saved} (delete it to invert again)"
+            )
+            return load_wplus(saved, G.num_ws, G.w_dim).to(run.device), None
     target, note = load_image(path, G.img_resolution)
     runtime.rank_zero_print(rt, note)
     perceptual = perceptual_for(run, opts.lpips_vgg, opts.lpips_weight)
     w0 = mean_latent(G) if w_init is None else w_init
     with runtime.progress(opts.steps, rt, opts.quiet, description="invert") as bar:
         inv = invert_image(G, target, w0, opts.steps, opts.lr, perceptual, opts.lpips_weight, bar)
+    if saved is not None and rt.is_main:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(inv.w[0].cpu(), saved)
+        saved.with_suffix(".json").write_text(json.dumps(key, indent=1) + "\n")
+        steps = f"{opts.steps} step" + ("s" if opts.steps != 1 else "")
+        runtime.rank_zero_print(
+            rt, f"{path}: inverted in {steps}, saved as {saved}; reused next time"
+        )
     return inv.w, inv
 
 
-def to_png(images: Tensor, path: str | Path) -> Path:
-    """[N, 3, R, R] in [-1, 1] side by side as one PNG strip."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    strip = torch.cat(list(images.detach().float().cpu().clamp(-1, 1)), dim=-1)
-    save_image((strip + 1) / 2, path)
-    return path
+def saved_inversion(
+    run: Run, path: str | Path, opts: PhotoOptions, w_init: Tensor | None
+) -> tuple[Path, dict[str, object]]:
+    """Where the inversion of the picture `path` is kept (`opts.keep_in/<name>.wplus.pt`, a W+
+    that `--image` also takes) and what it must have been made from to be reused (in the .json
+    beside it): the picture's bytes, the generator's weights and the inversion settings."""
+    weights = hashlib.sha256()
+    for name, tensor in sorted(run.G.state_dict().items()):
+        weights.update(name.encode())
+        weights.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    start = None
+    if w_init is not None:
+        start = hashlib.sha256(w_init.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+    settings = {k: v for k, v in asdict(opts).items() if k not in ("quiet", "keep_in")}
+    key = {
+        "photo_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "generator_sha256": weights.hexdigest(),
+        "w_init_sha256": start,
+        "settings": settings,
+    }
+    return Path(opts.keep_in or ".") / f"{Path(path).stem}.wplus.pt", key
+
+
+def to_png(images: Tensor, path: str | Path, labels: Sequence[str] | None = None) -> Path:
+    """[N, 3, R, R] in [-1, 1] as one PNG row of panels, each enlarged nearest-neighbour to at least
+    256 px (`model.pictures`: a 16 px tiny-model output can be inspected) under its label
+    (default: 1..N)."""
+    arrays = uint8_images(images)
+    labels = list(labels) if labels is not None else [str(i + 1) for i in range(len(arrays))]
+    return save_panels(path, list(zip(labels, arrays, strict=True)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from pathlib import Path
@@ -149,3 +150,47 @@ def test_card_check_names_what_is_wrong(corpus_copy: Path, damage: str) -> None:
     }[damage]
     problems = card_check(corpus_copy)
     assert any(expected in p for p in problems), problems
+
+
+CARD_CHECKS = """
+import json
+print(json.dumps({
+    "rows": ds.num_rows,
+    "streamed": next(iter(streamed["train"]))["__key__"] == ds["train"][0]["__key__"],
+    "frames": list(video.frames.shape),
+    "fps": video.fps,
+    "audio": [list(audio.samples.shape), audio.sample_rate],
+    "last": sample["__key__"],
+}))
+"""
+"""Appended to the card's blocks: what they made, for the test to check."""
+
+
+@pytest.mark.slow
+def test_every_python_block_of_the_card_runs(corpus_copy: Path, manifests, tmp_path: Path) -> None:
+    """The card's Python blocks, in order, as one script in a fresh Python in the corpus folder
+    (where the card says to run them), offline, with a cache of its own: they run, and what they
+    load is the corpus."""
+    import subprocess
+    import sys
+
+    text = (corpus_copy / CARD_FILE).read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```\n", text, re.S | re.M)
+    assert len(blocks) == 3, blocks
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
+    env |= {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "\n".join(blocks) + CARD_CHECKS],
+        cwd=corpus_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    clips = manifests["clips"]
+    assert got["rows"] == {s: int((clips["split"] == s).sum()) for s in SPLITS}
+    assert got["streamed"] and got["frames"] == [300, 180, 320, 3] and got["fps"] == 30
+    assert got["audio"] == [[2, 441_000], 44_100]
+    assert got["last"] == clips.loc[clips["split"] == "train", "key"].iloc[-1]

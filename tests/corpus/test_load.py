@@ -161,7 +161,7 @@ def _need_torchcodec() -> None:
     reason += (
         "; install torchcodec (0.17.0 is verified with torch 2.14.1) and FFmpeg's shared libraries"
         " (Debian 12: libavdevice59 libavfilter8 libavformat59 libavcodec59 libswscale6"
-        " libswresample4 libavutil57), as .ci/run does"
+        " libswresample4 libavutil57), as CI does (.ci/run, .ci/newcomer)"
     )
     if os.environ.get("LANDSCAPE_AV_REQUIRE_TORCHCODEC") == "1":
         pytest.fail(reason)

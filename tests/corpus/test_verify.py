@@ -218,6 +218,27 @@ def test_unsafe_member_names_and_sizes_are_named_and_not_read(tmp_path: Path) ->
         )
 
 
+def test_a_folder_that_is_not_a_corpus_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a corpus\n")
+    (tmp_path / "photos").mkdir()
+    result = CliRunner().invoke(main, ["verify", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {tmp_path} is not a corpus (no build.json, no manifests/): "
+        f"`landscape-av build --out {tmp_path}` makes one"
+    ]
+
+
+def test_a_corpus_missing_its_manifests_is_still_checked_file_by_file(corpus_copy: Path) -> None:
+    """A damaged corpus (its build.json is there) is no 'not a corpus': each problem is named."""
+    for manifest in (corpus_copy / "manifests").iterdir():
+        manifest.unlink()
+    (corpus_copy / "manifests").rmdir()
+    result = CliRunner().invoke(main, ["verify", str(corpus_copy), "--no-decode"])
+    assert result.exit_code == 1 and "not a corpus" not in result.output
+    assert "manifests/clips.parquet: missing" in result.output
+
+
 # ----------------------------------------------------------------------------------------------
 # A corpus is regular files inside its folder (issue 22): links and FIFOs are named, not followed
 

@@ -15,6 +15,7 @@ from model.apps.options import EditOptions, PhotoOptions
 from model.apps.photos import mean_latent
 from model.edit import EditConfig as Config
 from model.edit import main, run_edit
+from model.pictures import GAP, LABEL_HEIGHT, MIN_SIDE
 from model.stylegan3 import save_generator
 from model.styles import ALL_LEVELS, GROUP_NAMES, style_groups
 
@@ -59,8 +60,10 @@ def test_strength_zero_returns_the_original_exactly(run_dir, w_photo, thunder, t
         results[strength] = run_edit(cfg)
     same = results[0.0]
     assert torch.equal(same.w_after, same.w_before) and torch.equal(same.after, same.before)
-    strip = np.asarray(Image.open(same.path))  # before | after, 16 px each
-    assert strip.shape == (16, 32, 3) and np.array_equal(strip[:, :16], strip[:, 16:])
+    strip = np.asarray(Image.open(same.path))  # before | after, 16 px each enlarged to 256 px
+    top = GAP + LABEL_HEIGHT
+    before, after = (strip[top : top + 256, x : x + 256] for x in (GAP, 2 * GAP + 256))
+    assert strip.shape == (top + 256 + GAP, 3 * GAP + 512, 3) and np.array_equal(before, after)
     assert not torch.equal(results[1.0].after, results[1.0].before)
 
 
@@ -107,7 +110,7 @@ def test_cli_writes_a_photo_before_after_strip(run_dir, photo, thunder, tmp_path
     assert code == 0
     said = capsys.readouterr().out
     assert "centre-cropped to 540x540" in said and "photo | before | after at levels fine" in said
-    assert Image.open(out).size == (48, 16)
+    assert Image.open(out).size == (4 * GAP + 3 * MIN_SIDE, 2 * GAP + LABEL_HEIGHT + MIN_SIDE)
 
 
 @pytest.mark.parametrize(
@@ -137,3 +140,22 @@ def test_mixing_needs_a_checkpoint_with_the_sound_encoder(run, thunder, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"Error: {bare}: a bare generator without the sound-inversion encoder E_a; "
                    "pass a run folder written by model.train"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_photo_inverted_for_an_edit_is_kept_and_reused(run_dir, photo, thunder, tmp_path, capsys):
+    """The photo's inversion is saved beside the output and said so; the next edit of the same
+    photo with the same settings reuses it (the same strip, no inversion), one with other
+    inversion settings inverts again."""
+    args = ["--checkpoint", str(run_dir), "--image", str(photo), "--audio", str(thunder)]
+    args += ["--levels", "fine", "--device", "cpu", "--quiet"]
+    kept = tmp_path / f"{photo.stem}.wplus.pt"
+    assert main([*args, "--out", str(tmp_path / "a.png"), "--steps", "1"]) == 0
+    said = capsys.readouterr().out
+    assert f"inverted in 1 step, saved as {kept}; reused next time" in said and kept.is_file()
+    assert main([*args, "--out", str(tmp_path / "b.png"), "--steps", "1"]) == 0
+    said = capsys.readouterr().out
+    assert f"reusing its inversion {kept}" in said and "centre-cropped" not in said
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert main([*args, "--out", str(tmp_path / "c.png"), "--steps", "1", "--lr", "0.1"]) == 0
+    assert "inverted in 1 step, saved as" in capsys.readouterr().out  # other settings

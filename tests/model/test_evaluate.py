@@ -217,12 +217,15 @@ def test_a_folder_of_another_models_videos(full_demo_corpus, weights, tmp_path):
 
 def test_cli_refuses_what_cannot_be_measured(tmp_path):
     base = [sys.executable, "-m", "model.evaluate", "--shards", str(tmp_path / "test-*.tar")]
+    shard = tmp_path / "test-000000.tar"  # matched, so that the settings are checked (unread)
+    shard.write_text("not read: the settings are refused first\n")
     proc = subprocess.run(
         [*base, "--metrics", "fvd,bogus"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 2 and "bogus: choose from " + ",".join(METRICS) in proc.stderr
     proc = subprocess.run([*base, "--frames", "8"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--frames 8: must be at least 9 (the I3D" in proc.stderr
+    shard.unlink()  # shards that match nothing are refused before the imports (model.early_check)
     proc = subprocess.run(base, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no shard matches" in proc.stderr
     proc = subprocess.run(base[:3], capture_output=True, text=True, timeout=120)

@@ -43,9 +43,12 @@ def _probe(path: Path) -> tuple[np.ndarray, float, float, int]:
     return frames, vsec, asec, channels
 
 
-def test_video_length_follows_any_audio(run_dir, tmp_path):
+def test_video_length_follows_any_audio(run_dir, tmp_path, capsys):
     audio = _odd_wav(tmp_path / "odd.wav")  # 1.3 s, 22.05 kHz, 3 channels
     g = generate(run_dir, audio, tmp_path / "odd.mp4", fps=10)
+    # the rendering's progress counts frames (stderr is no terminal here: a line at the end)
+    err = capsys.readouterr().err
+    assert "render 13/13 " in err and " frames/s left " in err, err
     frames, vsec, asec, channels = _probe(g.path)
     assert g.frames == 13 and frames.shape == (13, 16, 16, 3)
     assert abs(vsec - 1.3) < 0.1 and abs(asec - 1.3) < 0.1 and channels == 3

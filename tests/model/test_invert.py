@@ -16,6 +16,7 @@ from model.apps.photos import invert_image, load_image, mean_latent
 from model.config import InputError
 from model.invert import main
 from model.perceptual import Lpips, load_vgg_lpips, tiny_lpips
+from model.pictures import GAP, LABEL_HEIGHT, MIN_SIDE
 from model.stylegan3 import Generator, save_generator
 from model.train import TINY_GENERATOR
 
@@ -109,7 +110,8 @@ def test_cli_inverts_a_photo_on_the_tiny_run(run_dir, photo, tmp_path, capsys):
     said = capsys.readouterr().out
     assert "960x540, centre-cropped to 540x540 and resized to 16x16" in said
     assert torch.load(out, weights_only=True).shape == (16, 32)
-    assert Image.open(out.with_suffix(".png")).size == (16, 16)
+    png = Image.open(out.with_suffix(".png"))  # photo | inversion, 16 px enlarged to 256 px
+    assert png.size == (3 * GAP + 2 * MIN_SIDE, 2 * GAP + LABEL_HEIGHT + MIN_SIDE)
 
 
 @pytest.mark.slow

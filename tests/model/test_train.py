@@ -307,3 +307,20 @@ def test_frames_stay_in_range_at_every_checkpoint_of_the_demo_run(shards, demo_c
         latents, G, cfg = load_run(ckpt, torch.device("cpu"))
         share = in_range(videos(latents, G, waves, cfg["n_mels"], seed=0))
         assert share < 0.01, (ckpt.name, share)
+
+
+def test_steps_are_told_as_they_happen_where_stderr_is_no_terminal(capsys):
+    """Off a terminal (a log, a pipe) the step bar writes a line after the first step and then
+    every LINE_EVERY s, with the rate of the steps taken here, and one at the last step."""
+    from types import SimpleNamespace
+
+    now = [0.0]
+    bar = runtime.StepBar(6, 0, SimpleNamespace(is_main=True), False, "train", lambda: now[0])
+    with bar:
+        for step in range(6):
+            now[0] += 4.0  # each step takes 4 s
+            bar.advance(f"G {step}")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0] == "train 1/6 0.25 steps/s left 0:00:20 G 0"
+    assert lines[1].startswith("train 4/6 0.25 steps/s") and lines[-1].startswith("train 6/6 ")
+    assert len(lines) == 3, lines

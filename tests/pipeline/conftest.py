@@ -13,6 +13,7 @@ import contextlib
 import functools
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -152,7 +153,11 @@ def media_server(build_media: Path) -> Iterator[str]:
 
 
 # --- a Ray cluster on 127.0.0.1 -----------------------------------------------------------------
-# One `ray start --head` node with 2 CPUs (a second node would only slow a 2-core machine down);
+# One `ray start --head` node with 2 CPUs (a second node would only slow a 2-core machine down),
+# hermetic against any Ray that runs beside the tests: its own temporary folder, its own free ports
+# (the ones Ray would otherwise fix: GCS 6379, client server 10001, dashboard agent 52365), its own
+# authentication token in that folder (Ray reads and writes ~/.ray/auth_token, shared by every
+# cluster of the user, unless told otherwise), and no RAY_* variable of the caller's environment.
 # `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` makes Ray take 127.0.0.1 as the node address, so that it
 # listens on loopback only. Every process of the cluster carries a marker in its environment, by
 # which the finalizer ends exactly those.
@@ -208,24 +213,54 @@ def _listening_addresses(pids: list[int]) -> set[str]:
 class Cluster:
     address: str
     tag: str  # the marker's value in its processes' environment
+    variables: dict[str, str]  # what a node or driver of this cluster needs in its environment
 
     def pids(self) -> set[int]:
         return set(_marked(self.tag))
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of a driver of this cluster: `clean_env()` and `variables`."""
+        return clean_env() | self.variables
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without the crash hook and any RAY_* (RAY_ADDRESS, RAY_AUTH_*...)
+    that would point a build at, or authenticate it with, a Ray that runs beside the tests."""
+    return {k: v for k, v in os.environ.items() if k != CRASH_ENV and not k.startswith("RAY_")}
+
+
+def ray_variables(temp: Path) -> dict[str, str]:
+    """The variables of a node or driver of the cluster whose folder is `temp`: on loopback, with
+    the cluster's own token (written there)."""
+    token = temp / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    return LOOPBACK_ENV | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A one-node Ray cluster (2 CPUs) on 127.0.0.1; every process of it is ended afterwards."""
+    """A one-node Ray cluster (2 CPUs) on 127.0.0.1, of its own (folder, ports, token); every
+    process of it is ended afterwards."""
     pytest.importorskip("ray")
     temp = tmp_path_factory.mktemp("ray")
+    variables = ray_variables(temp)
     port = _free_port()
-    env = os.environ | LOOPBACK_ENV | {MARKER: str(temp)}
     cmd = ["ray", "start", "--head", "--port", str(port), "--num-cpus", "2"]
     cmd += ["--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)]
+    for option in ("--ray-client-server-port", "--dashboard-agent-listen-port"):
+        cmd += [option, str(_free_port())]
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            cmd,
+            env=clean_env() | variables | {MARKER: str(temp)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
-        yield Cluster(f"127.0.0.1:{port}", str(temp))
+        yield Cluster(f"127.0.0.1:{port}", str(temp), variables)
         # every socket the cluster listens on is a loopback one
         assert _listening_addresses(_marked(str(temp))) <= LOOPBACK
     finally:
@@ -250,8 +285,7 @@ class S3:
         import s3fs
 
         self.endpoint = endpoint
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self.env.pop(CRASH_ENV, None)
+        self.env = {k: v for k, v in clean_env().items() if not k.startswith("AWS_")}
         self.env |= {
             "AWS_ACCESS_KEY_ID": KEY_ID,
             "AWS_SECRET_ACCESS_KEY": SECRET,

@@ -16,7 +16,7 @@ import pytest
 from landscape_av.pipeline.exits import EXIT_OUTPUT, EXIT_REFUSED
 from landscape_av.storage import JOURNAL, PUBLISH_DIR
 
-from .conftest import KEY_ID, LOOPBACK_ENV, S3, SECRET, Cluster, snapshot, write_media_list
+from .conftest import KEY_ID, S3, SECRET, Cluster, snapshot, write_media_list
 
 pytest.importorskip("s3fs")
 pytest.importorskip("moto.server")
@@ -198,7 +198,9 @@ def test_a_ray_build_to_the_bucket_holds_the_bytes_of_a_local_build(
     s3.fs.mkdir("ray")
     mirror = tmp_path / "mirror"
     ray = ("--engine", "ray", "--ray-address", ray_cluster.address, "--work-dir", str(mirror))
-    code, err = s3.build("s3://ray/landscape-av", source_list, *OPTIONS, *ray, env=LOOPBACK_ENV)
+    code, err = s3.build(
+        "s3://ray/landscape-av", source_list, *OPTIONS, *ray, env=ray_cluster.variables
+    )
     assert code == 0, err[-3000:]
     assert "ray: 3 of 3 sources ran as tasks" in (mirror / ".work" / "build.log").read_text()
     objects = s3.objects("ray/landscape-av")

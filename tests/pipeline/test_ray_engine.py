@@ -20,9 +20,12 @@ from landscape_av.pipeline.crash import CRASH_ENV
 from landscape_av.pipeline.engines.ray import SCRATCH, _Slot
 from landscape_av.pipeline.exits import EXIT_INTERRUPTED
 
-from .conftest import LOOPBACK_ENV, Cluster, snapshot, write_media_list
+from .conftest import Cluster, clean_env, snapshot, write_media_list
 
 pytest.importorskip("ray")
+
+LOCAL_ENV = clean_env()
+"""The environment of a local build."""
 
 OPTIONS = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 OPTIONS += ["--shard-samples", "1", "--quiet"]
@@ -45,11 +48,12 @@ def build_cmd(source_list: Path, out: Path, *extra: str) -> list[str]:
     return [*cmd, "--source-list", str(source_list), "--out", str(out), *OPTIONS, *extra]
 
 
-def run_build(cmd: list[str], crash_at: str | None = None) -> subprocess.CompletedProcess:
-    env = os.environ | LOOPBACK_ENV
-    env.pop(CRASH_ENV, None)
-    if crash_at:
-        env[CRASH_ENV] = crash_at
+def run_build(
+    cmd: list[str], env: dict[str, str], crash_at: str | None = None
+) -> subprocess.CompletedProcess:
+    """`cmd` in the environment `env` (a cluster's, or `LOCAL_ENV`), killed by the crash hook at
+    `crash_at`."""
+    env = env | ({CRASH_ENV: crash_at} if crash_at else {})
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -57,7 +61,7 @@ def run_build(cmd: list[str], crash_at: str | None = None) -> subprocess.Complet
 def reference(source_list: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """The corpus of a local build of the source list."""
     out = tmp_path_factory.mktemp("ray-reference") / "corpus"
-    proc = run_build(build_cmd(source_list, out))
+    proc = run_build(build_cmd(source_list, out), LOCAL_ENV)
     assert proc.returncode == 0, proc.stderr[-3000:]
     files = snapshot(out)
     assert sum(name.startswith("data/") for name in files) == 3  # good x2, rotated
@@ -89,7 +93,7 @@ def test_worker_killed_mid_clip_is_retried_and_output_identical(
     out = tmp_path / "ray"
     cmd = build_cmd(source_list, out, "--engine", "ray", "--ray-address", ray_cluster.address)
     driver = subprocess.Popen(
-        cmd, env=os.environ | LOOPBACK_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cmd, env=ray_cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     killed = None
     deadline = time.monotonic() + 300
@@ -120,9 +124,11 @@ def test_killed_ray_driver_resumes_locally(
 ):
     out = tmp_path / "resumed"
     cmd = build_cmd(source_list, out, "--engine", "ray", "--ray-address", ray_cluster.address)
-    assert run_build(cmd, crash_at="clip:1").returncode == -9  # SIGKILL after one commit
+    assert (
+        run_build(cmd, ray_cluster.env, crash_at="clip:1").returncode == -9
+    )  # SIGKILL after one commit
     assert _committed(out) == 1 and not (out / "data").exists()
-    proc = run_build(build_cmd(source_list, out))  # --engine local
+    proc = run_build(build_cmd(source_list, out), LOCAL_ENV)  # --engine local
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert snapshot(out) == reference
 
@@ -132,10 +138,10 @@ def test_ray_build_resumes_a_killed_local_build_and_stops_on_ctrl_c(
     ray_cluster: Cluster, source_list: Path, reference: dict[str, bytes], tmp_path: Path
 ):
     out = tmp_path / "finished"
-    assert run_build(build_cmd(source_list, out), crash_at="clip:1").returncode == -9
+    assert run_build(build_cmd(source_list, out), LOCAL_ENV, crash_at="clip:1").returncode == -9
     cmd = build_cmd(source_list, out, "--engine", "ray", "--ray-address", ray_cluster.address)
     driver = subprocess.Popen(
-        cmd, env=os.environ | LOOPBACK_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cmd, env=ray_cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 300
     while driver.poll() is None and _committed(out) < 2 and time.monotonic() < deadline:
@@ -149,7 +155,7 @@ def test_ray_build_resumes_a_killed_local_build_and_stops_on_ctrl_c(
     time.sleep(1)  # its tasks were cancelled: no worker goes on clipping
     assert _clipping_worker(ray_cluster.pids()) is None
     committed = _committed(out)
-    proc = run_build(cmd)
+    proc = run_build(cmd, ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert snapshot(out) == reference
     # the committed sources were reused, not run again

@@ -23,6 +23,10 @@ Job = tuple[Source, str]
 """A source to run, with its split."""
 
 
+MOVES = ("download", "clip")
+"""The stages whose bars count bytes (fetched, written); probe only reads what download fetched."""
+
+
 class Board:
     """The driver's side of the per-source stages of `total` sources: their progress bars
     (`advance`) and the commit of each result into `store` (`commit`), after which `on_commit`
@@ -38,7 +42,10 @@ class Board:
     ) -> None:
         self.progress, self.total, self.store = progress, total, store
         self.crasher, self.on_commit = crasher, on_commit
-        self.tasks = {name: progress.add_task(name, total=total, bytes=0) for name in STAGES}
+        self.tasks = {
+            name: progress.add_task(name, total=total, **({"bytes": 0} if name in MOVES else {}))
+            for name in STAGES
+        }
         self.moved: Counter[str] = Counter()
         self.lock = threading.Lock()  # progress counts
         self.committing = threading.Lock()  # a crash after n commits leaves exactly n
@@ -47,6 +54,9 @@ class Board:
         """Count one more source done with each of `stages` in the progress bars."""
         with self.lock:
             for stage in stages:
+                if stage not in MOVES:
+                    self.progress.update(self.tasks[stage], advance=1)
+                    continue
                 self.moved[stage] += nbytes
                 self.progress.update(self.tasks[stage], advance=1, bytes=self.moved[stage])
 
