@@ -4,7 +4,8 @@ The spectrogram follows the paper's code: 44.1 kHz mono, n_fft 2048, hop 512, Ha
 power mel (128 bins), dB relative to the maximum floored at -80 dB, then dB/80 + 1, so silence is 0
 and the loudest bin is 1. `clip_mels` gives the whole-clip mel and the T per-step mels (step t holds
 the frames centred in [t*D/T, (t+1)*D/T)) sharing one dB reference, so loudness changes across
-steps survive. Pure functions of a waveform: the data workers and generation from an arbitrary audio file use them.
+steps survive; `clip_windows` cuts a sound of any length into such clips. Pure functions of a
+waveform: the data workers and generation from an arbitrary audio file use them.
 """
 
 from __future__ import annotations
@@ -122,6 +123,24 @@ def clip_mels(wave: Tensor, cfg: MelConfig, steps: int) -> tuple[Tensor, Tensor]
     power = mel_power(wave, cfg)  # [n_mels, L]; frame i is centred on sample i * hop
     mel_full = power_to_unit(power, power.amax())[None]
     return mel_full, step_mels(mel_full, wave.shape[0], cfg.hop, steps)
+
+
+def clip_windows(wave: Tensor, cfg: MelConfig, clip_samples: int, steps: int, windows: int = 0):
+    """A sound of any length as the clips a model trained on: consecutive windows of `clip_samples`
+    (at least `windows` of them; the last zero-padded, as is a shorter sound), each turned into its
+    whole-clip and `steps` per-step mels by `clip_mels` (its own dB reference, as a training clip).
+
+    Returns mel_full [K, 1, n_mels, 1 + clip_samples // hop] and mel [K * steps, 1, n_mels, S]
+    (window k's steps at k * steps ...)."""
+    k = max(windows, math.ceil(wave.shape[-1] / clip_samples), 1)
+    fulls, mels = zip(
+        *(
+            clip_mels(fit_length(wave[i * clip_samples :], clip_samples), cfg, steps)
+            for i in range(k)
+        ),
+        strict=True,
+    )
+    return torch.stack(fulls), torch.cat(mels)
 
 
 def step_mels(mel_full: Tensor, num_samples: int, hop: int, steps: int) -> Tensor:

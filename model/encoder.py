@@ -10,8 +10,10 @@ At the paper's size (in_size 256, width 64, depth (3, 4, 14, 3) = IR-SE-50, w_di
 and fed to a 1-channel stem (instead of repeating it to 3 channels).
 
 Eq. 1: w_hat = E_a(x) + w, with w a random latent from the generator's mapping network (`invert`).
-`pooled` gives the body's globally pooled last-stage features [B, 8 * width]: the walker's code of
-one audio segment (eq. 4).
+Each w of the offset E_a(x) is bounded like the walk (`model.styles.bound`, `radius`), so w_hat stays
+in the generator's range however loud or long the training pushes it. `encode` also gives the
+body's globally pooled last-stage features [B, 8 * width]: the walker's encoded sound of one audio
+segment (eq. 4).
 
 Normalisation is GroupNorm where pSp has BatchNorm: the paper trains at batch size 1 per GPU, where
 batch statistics are noise, and train and eval mode then give the same output. The stem has no
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.styles import style_groups
+from model.styles import bound, style_groups
 
 
 @dataclass
@@ -38,6 +40,7 @@ class EncoderConfig:
     in_size: int = 256  # mel image side after resizing
     width: int = 64  # channels of stage 1; stages have width * (1, 2, 4, 8)
     depth: tuple[int, int, int, int] = (3, 4, 14, 3)  # IR-SE blocks per stage (IR-SE-50)
+    radius: float | None = None  # bound on each w of the offset; None: set from G; 0: none
 
 
 def norm(ch: int) -> nn.GroupNorm:
@@ -127,7 +130,7 @@ class SoundInversionEncoder(nn.Module):
 
     @property
     def feature_dim(self) -> int:
-        """Channels of `pooled`'s output: 8 * width."""
+        """Channels of the pooled features of `encode`: 8 * width."""
         return 8 * self.cfg.width
 
     def body(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -140,11 +143,13 @@ class SoundInversionEncoder(nn.Module):
         c2 = self.stages[2](c1)
         return c1, c2, self.stages[3](c2)
 
-    def pooled(self, mel: torch.Tensor) -> torch.Tensor:
-        """mel [B, 1, n_mels, L] -> globally averaged last-stage features [B, 8 * width]."""
-        return self.body(mel)[2].mean(dim=(2, 3))
-
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel [B, 1, n_mels, L] -> W+ offset [B, num_ws, w_dim] (each w bounded by `radius`)."""
+        return self.encode(mel)[0]
+
+    def encode(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel [B, 1, n_mels, L] -> (W+ offset [B, num_ws, w_dim], globally averaged last-stage
+        features [B, 8 * width]), from one pass of the body."""
         c1, c2, c3 = self.body(mel)
         p3 = self.lat3(c3)  # [B, d, s/16, s/16]
         p2 = F.interpolate(p3, size=c2.shape[-2:], mode="bilinear", align_corners=False)
@@ -158,7 +163,8 @@ class SoundInversionEncoder(nn.Module):
             for _ in grp:
                 styles.append(self.heads[h](maps[g]))
                 h += 1
-        return torch.stack(styles, dim=1)  # [B, num_ws, d]
+        offset = bound(torch.stack(styles, dim=1), self.cfg.radius)  # [B, num_ws, d]
+        return offset, c3.mean(dim=(2, 3))
 
 
 def invert(encoder: nn.Module, mel: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,15 @@
 """A video from any sound: `python -m model.generate --checkpoint RUN_DIR --audio s.wav --out v.mp4`.
 
-The audio (any container, length, rate, channel count PyAV reads) becomes a mono 44.1 kHz waveform.
-The walk takes the model's own rate (`model.fps`, frames per second of sound, as in training):
-T = round(duration * model.fps) steps (at least one), step t driven by the audio segment
-[t*D/T, (t+1)*D/T) and the whole sound inverted into the start latent (eq. 1); the walk's bound keeps
-long sounds from drifting. The walk is smoothed (`--smooth`, the authors' code's 0.4). A higher
-output rate (`--fps`) interpolates between walked latents (`--interpolate linear`, or `hold` each)
+The audio (any container, length, rate, channel count PyAV reads) becomes a mono 44.1 kHz waveform
+and is walked as the model was trained: at its own rate (`model.fps`, frames per second of sound),
+T = round(duration * model.fps) frames (at least one), frame t showing the walk step that the
+run's segment rule gives (`model.video_model.frame_step`: by default the sound before it). E_a reads
+whole clips of the length the run trained on (`model.clip_seconds`): a longer sound is cut into
+windows of that length (the last padded with silence, as is a shorter sound), each scaled as a
+training clip and inverted into its own w_hat (eq. 1), which re-anchors the walk for that window's
+steps; the walk's bounds keep long sounds from drifting. The walk is smoothed only if the run
+trained with smoothing (`model.smooth`). A higher output rate (`--fps`) interpolates between
+walked latents (`--interpolate linear`, or `hold` each)
 instead of walking more steps than the model was trained on. Frames are rendered by the run's frozen
 StyleGAN3 in chunks, encoded to H.264, and the ORIGINAL sound is muxed in (AAC), so the video lasts
 as long as the audio (to within half a frame). `--image` starts from a photo (inverted into W+ as
@@ -88,7 +92,6 @@ class GenerateConfig:
     interpolate: str = "linear"  # output frames between walked latents: linear | hold
     seed: int = 0  # start latent and walk noise
     truncation: float | None = None  # psi of the start latent (None: the run's)
-    smooth: float | None = 0.4  # walk smoothing momentum, 0 < m <= 1 (1 or None: off)
     image: str | None = None  # start from this photo (inverted) or W+ (.pt tensor [num_ws, w_dim])
     steps: int = 300  # inversion / guidance steps of --image, --text, --style-from
     lpips_vgg: str | None = None  # VGG16 weights for LPIPS when inverting a photo
@@ -164,7 +167,7 @@ def generate(
         )  # fmt: skip
     try:
         ws = walk_sound(
-            latents, G, wave, run_cfg["n_mels"], cfg.fps, cfg.seed, cfg.truncation, cfg.smooth,
+            latents, G, wave, run_cfg["n_mels"], cfg.fps, cfg.seed, cfg.truncation,
             cfg.interpolate, w, refine,
         )  # fmt: skip
     except ValueError as e:
@@ -220,7 +223,6 @@ def _fraction(fps: float):
         ),
         Flag("seed", "Seed of the start latent and the walk noise."),
         Flag("truncation", "psi of the start latent (default: the run's)."),
-        Flag("smooth", "Walk smoothing momentum, 0 < m <= 1 (1: off)."),
         Flag("image", "Start from this photo (inverted) or W+ (.pt [num_ws, w_dim]).", exists=True),
         STEPS,
         LPIPS_VGG,
@@ -237,8 +239,6 @@ def _fraction(fps: float):
 )
 def cli(cfg: GenerateConfig) -> None:
     """A video from any sound, the sound muxed in."""
-    if cfg.smooth is not None and not 0 < cfg.smooth <= 1:
-        raise UsageError(f"--smooth {cfg.smooth}: must be in (0, 1]")
     if cfg.fps is not None and cfg.fps <= 0:
         raise UsageError(f"--fps {cfg.fps}: must be positive")
     for flag, value in (

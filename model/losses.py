@@ -32,7 +32,9 @@ class LossWeights:
 
     `preset` names where the defaults come from (`PRESETS`); a field set explicitly wins over it.
     Sources: clip_audio, adv_image, adv_video are 1 in the paper and the authors' code; temporal
-    (lambda_b of eq. 3) is printed in neither, 0.1 is ours.
+    (lambda_b of eq. 3) is printed in neither, 0.1 is ours; range is ours (neither has it: within
+    the bounds on the latents, the tiny demo run's adversarial terms still drove its frames far out
+    of [-1, 1]; the term is 0 while frames stay inside).
     """
 
     preset: str = "paper"
@@ -40,6 +42,7 @@ class LossWeights:
     clip_text: float | None = None  # eq. 2's text twin (prompt of the class)
     temporal: float = 0.1  # eq. 3: lambda_b * ||w_t - mean_t w_t||^2
     latent: float | None = None  # ||w_t - w_start||^2 (the authors' code's regulariser)
+    range: float = 10.0  # pixels outside the generator's [-1, 1] (ours; 0: off)
     adv_image: float = 1.0  # eq. 7-9, image discriminator D_I
     adv_video: float = 1.0  # eq. 7-9, video discriminator D_V
     gan: str | None = None  # one of GANS
@@ -76,6 +79,11 @@ def temporal_loss(ws: torch.Tensor) -> torch.Tensor:
     """Eq. 3 (without lambda_b): mean over batch and time of ||w_t - mean_t w_t||^2; ws [B, T, N, D]."""
     dev = ws - ws.mean(dim=1, keepdim=True)
     return dev.pow(2).sum(dim=(2, 3)).mean()
+
+
+def range_loss(images: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of (|x| - 1)^2 where |x| > 1: how far frames leave the range [-1, 1]."""
+    return (images.abs() - 1).clamp_min(0).pow(2).mean()
 
 
 def latent_loss(ws: torch.Tensor, w_start: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,13 @@
-"""Coarse / mid / fine groups of a StyleGAN W+ latent, shared by the encoder heads and the walker.
+"""W+ latents: coarse / mid / fine groups (shared by the encoder heads and the walker) and the bound
+that keeps offsets of ws in the generator's range (E_a's offsets and the walk).
 
 The paper splits the 16 ws of a 256x256 StyleGAN3 into coarse 0-2, mid 3-5 and fine 6-15. Other
 `num_ws` keep the same proportions (3/16, 3/16, rest), each group at least one w.
 """
 
 from __future__ import annotations
+
+import torch
 
 GROUP_NAMES: tuple[str, ...] = ("coarse", "mid", "fine")
 ALL_LEVELS = ",".join(GROUP_NAMES)  # `--levels` meaning every group
@@ -18,3 +21,12 @@ def style_groups(num_ws: int) -> list[range]:
     n = max(1, round(num_ws * 3 / 16))
     n = min(n, (num_ws - 1) // 2)
     return [range(0, n), range(n, 2 * n), range(2 * n, num_ws)]
+
+
+def bound(offset: torch.Tensor, radius: float | None) -> torch.Tensor:
+    """Soft radial clamp of each w's offset [..., D] to norm < radius: r * tanh(|d| / r) along d
+    (identity near 0; radius 0 or None: no bound)."""
+    if not radius:
+        return offset
+    norm = offset.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return offset * (radius * torch.tanh(norm / radius) / norm)

@@ -2,16 +2,20 @@
 
 One optimizer step = `accum` micro-batches; each micro-batch does
 
-    G side: w ~ mapping(z, psi) ; (w_hat, ws) = SoundToLatents(mel_full, mel, w) ;
-            images = G.synthesis([w_hat ; ws])           -> G(w_hat) and the T walked frames
-            L_G = clip_audio (eq. 2) + clip_text + temporal (eq. 3) + latent + adv_image + adv_video
+    G side: w ~ mapping(z, psi) ; walk = SoundToLatents(mel_full, mel, w) ;
+            images = G.synthesis(walk.latents)     -> G(w_hat) = step 0, then every walked step
+            L_G = clip_audio (eq. 2) + clip_text + temporal (eq. 3) + latent + range
+                  + adv_image + adv_video
     D side: L_D = GAN(D_I(real frames), D_I(fake frames)) + GAN(D_V(real clip), D_V(fake clip))
 
-clip_audio compares G(w_hat) with F_a of the whole clip and each walked frame with F_a of its own
-audio segment, so the per-step sound has a target. Loss weights and the GAN loss follow
-`weights.preset` (`paper` or `authors-code`, see `model.losses.PRESETS`); `ablation` switches off
-parts as in the paper's ablations (`ABLATIONS`). T = `frames` per clip and the model's rate
-`model.fps` (frames per second of sound) determine each other through `clip_seconds`.
+clip_audio compares G(w_hat) with F_a of the whole clip and each walked step with F_a of the
+audio segment that step read (step t: segment t - 1, eq. 4), so the per-step sound has a target; the
+fake frames are the steps shown at the real frames' times (`model.video_model.frame_step`). Loss
+weights and the GAN loss follow `weights.preset` (`--preset`: `model.losses.PRESETS`); `ablation`
+switches off parts as in the paper's ablations (`--ablation`: `ABLATIONS`). T = `frames` per clip
+and the model's rate `model.fps` (frames per second of sound) determine each other through
+`model.clip_seconds`. Besides the losses, TensorBoard gets `range/`: the share of rendered pixels
+outside [-1, 1] and the mean norm of E_a's offsets and of the walk's offsets from w_hat.
 
 (the discriminators are frozen during the G side; fakes are detached for the D side). The frozen
 StyleGAN3 generator, CLIP and sound-CLIP F_a come from local files (`--generator`, `--clip`,
@@ -65,23 +69,28 @@ from model.config import (
 from model.data import DataConfig, check_shards, to_float_frames, training_batches
 from model.discriminators import DiscriminatorConfig, ImageDiscriminator, VideoDiscriminator
 from model.losses import (
+    PRESETS,
     LossWeights,
     clip_audio_loss,
     clip_text_loss,
     d_loss,
     g_loss,
     latent_loss,
+    range_loss,
     temporal_loss,
 )
 from model.pictures import save_panels, uint8_images
 from model.video_model import (
+    SEGMENT_RULES,
     SoundToLatents,
     VideoModelConfig,
+    frame_step,
     freeze,
     latent_spread,
     render,
     start_latents,
 )
+from model.walker import KINDS
 
 GENERATOR_HELP = (
     "an official StyleGAN3 snapshot (.pkl) or a model.stylegan3 checkpoint; the paper uses a "
@@ -103,15 +112,15 @@ class TrainConfig:
     clip: str | None = None
     clip_arch: str = "ViT-B-32"
     sound_clip: str | None = None
-    tiny: bool = False  # tiny random generator / CLIP / F_a: a CPU run on the offline corpus
+    standins: str = ""  # closed-form stand-ins for CLIP and F_a by name ("toy": model.toy_world)
+    tiny: bool = False  # tiny random generator / CLIP / F_a (those not given): a CPU run
     device: str = "auto"
     precision: str = "bf16"  # fp32 | bf16 | fp16 (CUDA only; CPU always runs fp32)
     seed: int = 0
     steps: int = 100_000  # optimizer steps
     batch_size: int = 1  # per process (the authors' code: 1 per GPU on 2 GPUs)
     accum: int = 1  # micro-batches per optimizer step
-    frames: int | None = None  # T per clip; None: model.fps x clip_seconds (the paper: 10)
-    clip_seconds: float = 10.0  # length of the corpus clips (landscape-av: 10 s)
+    frames: int | None = None  # T per clip; None: model.fps x model.clip_seconds (the paper: 10)
     ablation: str = ""  # comma list of ABLATIONS names, e.g. "no-sound,no-clip"
     n_mels: int = 128
     workers: int = 4  # loader worker processes per process
@@ -162,6 +171,14 @@ TINY_PRESET: dict[str, Any] = {
 }
 
 
+ABLATIONS: dict[str, str] = {
+    "no-sound": "E_a and the walker hear silence (model.sound = false)",
+    "single-block": "one recurrent block walks all ws (model.walker.single_block = true)",
+    "no-clip": "no CLIP terms (weights.clip_audio = weights.clip_text = 0)",
+}
+"""The paper's ablations, by name (`TrainConfig.ablation`), and the settings each one makes."""
+
+
 # ----------------------------------------------------------------------------------------------
 # Command line
 
@@ -183,6 +200,38 @@ FLAGS = [
     Flag("frames", "Frames T per clip."),
     Flag("n_mels", "Mel bands."),
     Flag("model.truncation", "psi of the random start latent."),
+    Flag(
+        "weights.preset",
+        "Loss preset: paper (eq. 2, 3, 7-9 as written: unit weights, log GAN loss) or "
+        "authors-code (text weight 0.001, least-squares GAN, latent MSE 0.1); a weight set with "
+        "--set weights.NAME wins over its preset.",
+        name="--preset",
+        choices=tuple(PRESETS),
+    ),
+    Flag(
+        "ablation",
+        "The paper's ablations, a comma list: "
+        + "; ".join(f"{k}: {v}" for k, v in ABLATIONS.items())
+        + ".",
+    ),
+    Flag(
+        "model.walker.kind",
+        "Recurrent block input: eq4 (the paper: E_a(x^{t-1}) + w^{t-1}) or pooled (E_a's pooled "
+        "features of the segment beside w^{t-1}); sound and noise enter the last FC in both.",
+        name="--walker",
+        choices=KINDS,
+    ),
+    Flag(
+        "model.segments",
+        "Which walk step a frame shows: previous (the paper: frame t has heard segments up to "
+        "t-1, the sound before it) or current (also segment t, the sound that starts at it).",
+        name="--segments",
+        choices=SEGMENT_RULES,
+    ),
+    Flag(
+        "standins",
+        "Closed-form stand-ins for CLIP and F_a instead of weight files: toy (model.toy_standins).",
+    ),
     Flag("image_every", "Log a grid of real and fake frames every N steps."),
     *runtime.RUN_FLAGS,
 ]
@@ -210,11 +259,11 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 RUN_RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**63 - 1),
     "frames": (1, 1000),
-    "clip_seconds": (0.1, 3600),
     "n_mels": (1, 512),
 }
 """(lowest, highest) of the settings of a run's config.json that size what loading it builds
-(`model`'s are `video_model.RANGES`, `generator_kwargs`' the generator's `BOUNDS`)."""
+(`model`'s, `model.clip_seconds` among them, are `video_model.RANGES`; `generator_kwargs`' the
+generator's `BOUNDS`)."""
 
 
 def read_run_config(folder: str | Path) -> dict[str, Any]:
@@ -256,46 +305,58 @@ class Frozen:
 
 
 def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
-    """The frozen models, from local files or (with `tiny`) random tiny ones seeded by `cfg.seed`."""
+    """The frozen models: the generator from `cfg.generator`, CLIP and F_a from their files or, with
+    `cfg.standins`, that kind of stand-ins (`model.toy_standins.STANDINS`); with `tiny`, random tiny
+    ones (seeded by `cfg.seed`) for whichever of them is not given."""
     from model.sound_clip import SoundClip, SoundClipConfig, load_sound_clip
-    from model.stylegan3 import Generator
+    from model.stylegan3 import Generator, load_generator
 
-    if cfg.tiny:
+    missing = []
+    if cfg.generator:
+        try:
+            G = load_generator(cfg.generator)
+        except ValueError as e:  # a file out of bounds, damaged or of another kind
+            raise InputError(str(e)) from e
+        kwargs = G.init_kwargs
+    elif cfg.tiny:
         torch.manual_seed(cfg.seed)
         G = Generator(**TINY_GENERATOR)
         kwargs = dict(TINY_GENERATOR)
+    else:
+        missing.append(("generator", GENERATOR_HELP))
+    if cfg.standins:
+        from model.toy_standins import load_standins
+
+        clip, sound_clip = load_standins(cfg.standins)
+    elif cfg.tiny:
         clip = load_clip(None, tiny=True, seed=cfg.seed)
         sound_clip = SoundClip(SoundClipConfig.tiny(embed_dim=clip.embed_dim))
     else:
-        missing = [
-            f"--{name} ({why})"
+        missing += [
+            (name, why)
             for name, value, why in (
-                ("generator", cfg.generator, GENERATOR_HELP),
                 ("clip", cfg.clip, CLIP_HELP),
                 ("sound-clip", cfg.sound_clip, SOUND_CLIP_HELP),
             )
             if not value
         ]
-        if missing:
-            raise UsageError(
-                "pretrained weights are read from local files; missing "
-                + "; ".join(missing)
-                + "; or pass --tiny for a random tiny run on CPU"
-            )
-        from model.stylegan3 import load_generator
-
-        try:
-            G = load_generator(cfg.generator)
-            sound_clip = load_sound_clip(cfg.sound_clip)
-        except ValueError as e:  # a file out of bounds, damaged or of another kind
-            raise InputError(str(e)) from e
-        kwargs = G.init_kwargs
-        clip = load_clip(cfg.clip, arch=cfg.clip_arch)
-        if sound_clip.cfg.embed_dim != clip.embed_dim:
-            raise InputError(
-                f"--sound-clip {cfg.sound_clip} embeds into {sound_clip.cfg.embed_dim} dims but "
-                f"--clip {cfg.clip} ({cfg.clip_arch}) into {clip.embed_dim}: train F_a with this CLIP"
-            )
+        if not missing:
+            clip = load_clip(cfg.clip, arch=cfg.clip_arch)
+            try:
+                sound_clip = load_sound_clip(cfg.sound_clip)
+            except ValueError as e:  # a file out of bounds, damaged or of another kind
+                raise InputError(str(e)) from e
+    if missing:
+        raise UsageError(
+            "pretrained weights are read from local files; missing "
+            + "; ".join(f"--{name} ({why})" for name, why in missing)
+            + "; or pass --tiny for a random tiny run on CPU"
+        )
+    if sound_clip.cfg.embed_dim != clip.embed_dim:
+        raise InputError(
+            f"--sound-clip {cfg.sound_clip} embeds into {sound_clip.cfg.embed_dim} dims but "
+            f"--clip {cfg.clip} ({cfg.clip_arch}) into {clip.embed_dim}: train F_a with this CLIP"
+        )
     return Frozen(
         freeze(G.to(device)), freeze(clip.to(device)), freeze(sound_clip.to(device)), kwargs
     )
@@ -304,14 +365,8 @@ def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
 DEFAULT_FPS = 1.0
 """The paper's rate: 10 frames per 10 s clip."""
 RADIUS_FRACTION = 0.5
-"""Default walk bound (`WalkerConfig.radius`) as a fraction of the generator's latent spread."""
-
-ABLATIONS: dict[str, str] = {
-    "no-sound": "E_a and the walker hear silence (model.sound = false)",
-    "single-block": "one recurrent block walks all ws (model.walker.single_block = true)",
-    "no-clip": "no CLIP terms (weights.clip_audio = weights.clip_text = 0)",
-}
-"""The paper's ablations, by name (`TrainConfig.ablation`), and the settings each one makes."""
+"""Default bounds of the walk (`WalkerConfig.radius`) and of E_a's offsets (`EncoderConfig.radius`)
+as a fraction of the generator's latent spread."""
 
 
 def resolve_config(cfg: TrainConfig, G: nn.Module) -> None:
@@ -321,16 +376,19 @@ def resolve_config(cfg: TrainConfig, G: nn.Module) -> None:
         sub.num_ws, sub.w_dim = G.num_ws, G.w_dim
     if cfg.frames is None:
         cfg.model.fps = cfg.model.fps or DEFAULT_FPS
-        cfg.frames = max(1, round(cfg.model.fps * cfg.clip_seconds))
+        cfg.frames = max(1, round(cfg.model.fps * cfg.model.clip_seconds))
     elif cfg.model.fps is None:
-        cfg.model.fps = cfg.frames / cfg.clip_seconds
-    elif round(cfg.model.fps * cfg.clip_seconds) != cfg.frames:
+        cfg.model.fps = cfg.frames / cfg.model.clip_seconds
+    elif round(cfg.model.fps * cfg.model.clip_seconds) != cfg.frames:
         raise ValueError(
             f"frames {cfg.frames} and model.fps {cfg.model.fps:g} disagree for "
-            f"{cfg.clip_seconds:g} s clips: set one of them"
+            f"{cfg.model.clip_seconds:g} s clips: set one of them"
         )
-    if cfg.model.walker.radius is None:
-        cfg.model.walker.radius = RADIUS_FRACTION * latent_spread(G)
+    missing = [sub for sub in (cfg.model.walker, cfg.model.encoder) if sub.radius is None]
+    if missing:
+        spread = latent_spread(G)
+        for sub in missing:
+            sub.radius = RADIUS_FRACTION * spread
     cfg.weights = cfg.weights.resolved()
     for name in filter(None, (n.strip() for n in cfg.ablation.split(","))):
         if name == "no-sound":
@@ -345,6 +403,37 @@ def resolve_config(cfg: TrainConfig, G: nn.Module) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # The training step
+
+
+@torch.no_grad()
+def sound_targets(sound_clip: nn.Module, mel_full: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    """Eq. 2's audio side for the images of a walk [w_hat, step 1, ..., step S]: F_a of the whole
+    clip mel_full [B, 1, M, L] for G(w_hat), F_a of segment s - 1 (mel [B, S, 1, M, s]) for step s,
+    the segment that step read. Returns [B, 1 + S, E]."""
+    B, S = mel.shape[:2]
+    whole = sound_clip(mel_full).float()[:, None]  # [B, 1, E]
+    if S == 0:
+        return whole
+    heard = sound_clip(mel.flatten(0, 1)).float().view(B, S, -1)
+    return torch.cat([whole, heard], dim=1)
+
+
+RANGE_LOGS = ("saturated", "offset_encoder", "offset_walk")
+"""Logged beside the losses (TensorBoard `range/`): is the model in the generator's range?"""
+
+
+def range_logs(images: torch.Tensor, latents: torch.Tensor, w: torch.Tensor) -> dict[str, float]:
+    """Share of pixels of images [B, S, 3, R, R] outside [-1, 1] (`saturated`); mean norm per w of
+    E_a's offset w_hat - w (`offset_encoder`) and of the walk's offsets from w_hat
+    (`offset_walk`), for walk latents [B, 1 + S, N, D] (w_hat first) and start latents w [B, N, D]."""
+    w_hat = latents[:, :1]
+    return {
+        "saturated": (images.abs() > 1).float().mean().item(),
+        "offset_encoder": (w_hat[:, 0] - w).norm(dim=-1).mean().item(),
+        "offset_walk": (latents[:, 1:] - w_hat).norm(dim=-1).mean().item()
+        if latents.shape[1] > 1
+        else 0.0,
+    }
 
 
 class Trainer:
@@ -405,23 +494,22 @@ class Trainer:
         # ---- G side (discriminators frozen, called without their DDP wrappers)
         self._set_d_grad(False)
         with self.amp.autocast():
-            w_hat, ws = self.latents(mel_full, mel, w)  # [B, N, D], [B, T, N, D]
-        images = render(G, torch.cat([w_hat[:, None], ws], dim=1))  # [B, T+1, 3, R, R]
-        fake = images[:, 1:]
+            walk = self.latents(mel_full, mel, w)  # latents [B, 1 + S, N, D], frames [B, T, N, D]
+        images = render(G, walk.latents)  # [B, 1 + S, 3, R, R]: G(w_hat), then step s
+        S = images.shape[1] - 1
+        first = frame_step(0, cfg.model.segments)
+        fake = images[:, first : first + T]  # the steps shown at the real frames' times
         terms: dict[str, torch.Tensor] = {}
         with self.amp.autocast():
-            img_emb = clip.encode_image(images.flatten(0, 1)).float()  # [B*(T+1), E]
-            with torch.no_grad():  # F_a of the whole clip for G(w_hat), of segment t for frame t
-                whole = self.frozen.sound_clip(mel_full).float()[:, None]  # [B, 1, E]
-                steps = self.frozen.sound_clip(mel.flatten(0, 1)).float().view(B, T, -1)
-            terms["clip_audio"] = clip_audio_loss(
-                img_emb, torch.cat([whole, steps], 1).flatten(0, 1)
-            )
+            img_emb = clip.encode_image(images.flatten(0, 1)).float()  # [B*(1+S), E]
+            target = sound_targets(self.frozen.sound_clip, mel_full, mel[:, :S])
+            terms["clip_audio"] = clip_audio_loss(img_emb, target.flatten(0, 1))
             if w8.clip_text:
-                text = clip.encode_text(batch["prompt"]).repeat_interleave(T + 1, dim=0)
+                text = clip.encode_text(batch["prompt"]).repeat_interleave(1 + S, dim=0)
                 terms["clip_text"] = clip_text_loss(img_emb, text)
-            terms["temporal"] = temporal_loss(ws.float())
-            terms["latent"] = latent_loss(ws.float(), w)
+            terms["temporal"] = temporal_loss(walk.frames.float())
+            terms["latent"] = latent_loss(walk.frames.float(), w)
+            terms["range"] = range_loss(images.float())
             if w8.adv_image:
                 d_fake = runtime.unwrap(self.d_image)(fake.flatten(0, 1))
                 terms["adv_image"] = g_loss(d_fake, w8.gan)
@@ -433,6 +521,7 @@ class Trainer:
 
         # ---- D side (real and detached fake in one forward per discriminator)
         logs = {k: v.item() for k, v in terms.items()} | {"g_total": loss_g.item()}
+        logs |= range_logs(images.detach(), walk.latents.detach(), w)
         if w8.adv_image or w8.adv_video:
             both = torch.cat([real, fake.detach()])  # [2B, T, 3, R, R]
             with self.amp.autocast():
@@ -470,7 +559,7 @@ def log_step(writer, trainer: Trainer, step: int, logs: dict[str, float], run: P
         return
     if step % cfg.log_every == 0 or step == cfg.steps:
         for k, v in logs.items():
-            writer.add_scalar(f"loss/{k}", v, step)
+            writer.add_scalar(f"{'range' if k in RANGE_LOGS else 'loss'}/{k}", v, step)
     if (step % cfg.image_every == 0 or step == cfg.steps) and trainer.last_images is not None:
         imgs = trainer.last_images  # [2, T, 3, R, R]: real row, fake row
         grid = make_grid(

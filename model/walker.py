@@ -1,18 +1,23 @@
 """Recurrent latent walker (paper eq. 4-5): walks a W+ latent step by step, driven by the sound.
 
-One GRU block per style group (coarse ws 0-2, mid 3-5, fine 6-15 at 16 ws; see `model.styles`), or
-a single block for all ws (the paper's ablation). At step t = 1..T every block reads its own part of
-the previous latent together with the code a_t of the audio segment that frame t shows (E_a's pooled
-features of that segment, `SoundToLatents.segment_codes`); sound and a fresh noise vector n_t enter
-the last FC layer:
+One GRU block per style group (coarse, mid, fine; see `model.styles`), or a single block for all ws
+(the paper's ablation). Step t = 1, 2, ... reads audio segment t - 1 (eq. 4's x^{t-1}); every block
+reads its own ws. Two kinds (`WalkerConfig.kind`):
 
-    h_t    = GRU_g([w_{t-1}[g] ; a_t], h_{t-1}),       h_0 = 0,  w_0 = w_hat (eq. 1)
-    w_t[g] = w_hat[g] + bound(w_{t-1}[g] - w_hat[g] + FC_g([h_t ; a_t ; n_t]))
+    eq4 (the paper, default):  h_t = GRU_g((E_a(x^{t-1}) + w^{t-1})[g], h_{t-1})
+    pooled (issue 11's):       h_t = GRU_g([w^{t-1}[g] ; a_{t-1}], h_{t-1})
 
-`bound` keeps every w within `radius` of the start latent (a soft radial clamp, r * tanh(|d| / r)),
-so a walk of any length stays in the generator's latent distribution; radius 0 leaves the walk
-unbounded (the authors' code). Inference may smooth the walk (the authors' code:
-s_t = 0.4 w_t + 0.6 s_{t-1}).
+and in both the encoded sound a_{t-1} (E_a's pooled features of the segment, `SoundToLatents`) and
+a fresh noise vector n_t enter the last FC layer (sec. 4.1), whose output is the step:
+
+    w^t[g] = anchor_t[g] + bound(w^{t-1}[g] - anchor_t[g] + FC_g([h_t ; a_{t-1} ; n_t]))
+
+with w^0 = w_hat (eq. 1) and h_0 = 0. The anchor is w_hat (a long sound re-anchors the walk at each
+window of the clip length the model trained on: `model.generate.walk_sound`). `bound` (`model.styles`)
+keeps every w within `radius` of the anchor (a soft radial clamp, r * tanh(|d| / r)), so a walk of any length
+stays in the generator's latent distribution; radius 0 leaves the walk unbounded (the authors'
+code). `smooth_walk` is the authors' code's inference smoothing, applied only to runs trained with
+it (`model.video_model.VideoModelConfig.smooth`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model.styles import style_groups
+from model.styles import bound, style_groups
+
+KINDS = ("eq4", "pooled")
+"""Walker kinds: what the recurrent block reads besides its hidden state (module docstring)."""
 
 
 @dataclass
@@ -30,72 +38,80 @@ class WalkerConfig:
     num_ws: int = 16
     w_dim: int = 512
     hidden: int = 512  # GRU hidden size
-    audio_dim: int = 512  # code a_t of one audio segment
-    noise_dim: int = 512
+    audio_dim: int = 512  # encoded sound a_t of one audio segment (into the last FC)
+    noise_dim: int = 512  # noise n_t (into the last FC)
+    kind: str = "eq4"  # one of KINDS
     single_block: bool = False  # ablation: one block walks all ws instead of coarse / mid / fine
-    radius: float | None = None  # bound on each w's distance to w_hat; None: set from G; 0: none
+    radius: float | None = (
+        None  # bound on each w's distance to the anchor; None: set from G; 0: none
+    )
 
 
 class GroupWalker(nn.Module):
-    """One GRU block: (its ws of w_{t-1}, a_t, n_t, h_{t-1}) -> (its step, h_t)."""
+    """One GRU block: (its ws of the recurrent input, a_t, n_t, h_{t-1}) -> (its step, h_t)."""
 
     def __init__(self, n_ws: int, cfg: WalkerConfig):
         super().__init__()
         self.n_ws, self.w_dim = n_ws, cfg.w_dim
-        self.cell = nn.GRUCell(n_ws * cfg.w_dim + cfg.audio_dim, cfg.hidden)
+        extra = cfg.audio_dim if cfg.kind == "pooled" else 0
+        self.cell = nn.GRUCell(n_ws * cfg.w_dim + extra, cfg.hidden)
         self.step = nn.Linear(cfg.hidden + cfg.audio_dim + cfg.noise_dim, n_ws * cfg.w_dim)
         nn.init.zeros_(self.step.bias)
         self.step.weight.data.mul_(0.1)  # small first steps: start close to w_hat
 
     def forward(
-        self, w_prev: torch.Tensor, a: torch.Tensor, n: torch.Tensor, h: torch.Tensor | None
+        self, x: torch.Tensor, a: torch.Tensor, n: torch.Tensor, h: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """w_prev [B, n_ws, D], a [B, audio_dim], n [B, noise_dim] -> step [B, n_ws, D], h_t."""
-        h = self.cell(torch.cat([w_prev.flatten(1), a], dim=1), h)
+        """x [B, n_ws * D (+ audio_dim)], a [B, audio_dim], n [B, noise_dim] -> step [B, n_ws, D],
+        h_t."""
+        h = self.cell(x, h)
         step = self.step(torch.cat([h, a, n], dim=1))
         return step.view(-1, self.n_ws, self.w_dim), h
 
 
-def bound(offset: torch.Tensor, radius: float) -> torch.Tensor:
-    """Soft radial clamp of each w's offset [..., D] to norm < radius (identity near 0; 0: off)."""
-    if not radius:
-        return offset
-    norm = offset.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return offset * (radius * torch.tanh(norm / radius) / norm)
-
-
 class LatentWalker(nn.Module):
-    """(w_hat [B, num_ws, D], audio codes [B, T, audio_dim], noise [B, T, noise_dim] | None)
-    -> latents [B, T, num_ws, D]."""
+    """(w^0 [B, N, D], anchors [B, S, N, D], sound codes a [B, S, audio_dim], sound latents
+    E_a(x) [B, S, N, D] (kind eq4), noise [B, S, noise_dim] | None) -> w^1..w^S [B, S, N, D]:
+    step s + 1 reads segment s of each sequence."""
 
     def __init__(self, cfg: WalkerConfig):
         super().__init__()
+        if cfg.kind not in KINDS:
+            raise ValueError(
+                f"unknown walker kind {cfg.kind!r}; expected one of: {', '.join(KINDS)}"
+            )
         self.cfg = cfg
         self.groups = [range(cfg.num_ws)] if cfg.single_block else style_groups(cfg.num_ws)
         self.blocks = nn.ModuleList(GroupWalker(len(g), cfg) for g in self.groups)
 
     def forward(
         self,
-        w_hat: torch.Tensor,
-        audio: torch.Tensor,
+        w0: torch.Tensor,
+        anchors: torch.Tensor,
+        codes: torch.Tensor,
+        sound: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
-        smooth: float | None = None,
     ) -> torch.Tensor:
-        B, T = audio.shape[:2]
+        B, S = codes.shape[:2]
         if noise is None:
-            noise = torch.randn(B, T, self.cfg.noise_dim, device=audio.device, dtype=audio.dtype)
-        radius = self.cfg.radius or 0.0
+            noise = torch.randn(B, S, self.cfg.noise_dim, device=codes.device, dtype=codes.dtype)
+        if self.cfg.kind == "eq4" and sound is None:
+            raise ValueError("the eq4 walker reads E_a of each segment: pass `sound`")
         hidden: list[torch.Tensor | None] = [None] * len(self.blocks)
-        w, out = w_hat, []
-        for t in range(T):
+        w, out = w0, []
+        for s in range(S):
             steps = []
             for i, (blk, g) in enumerate(zip(self.blocks, self.groups, strict=True)):
-                step, hidden[i] = blk(w[:, g.start : g.stop], audio[:, t], noise[:, t], hidden[i])
+                if self.cfg.kind == "eq4":  # eq. 4: E_a(x^{t-1}) + w^{t-1}
+                    x = (sound[:, s, g.start : g.stop] + w[:, g.start : g.stop]).flatten(1)
+                else:
+                    x = torch.cat([w[:, g.start : g.stop].flatten(1), codes[:, s]], dim=1)
+                step, hidden[i] = blk(x, codes[:, s], noise[:, s], hidden[i])
                 steps.append(step)
-            w = w_hat + bound(w - w_hat + torch.cat(steps, dim=1), radius)
+            anchor = anchors[:, s]
+            w = anchor + bound(w - anchor + torch.cat(steps, dim=1), self.cfg.radius)
             out.append(w)
-        ws = torch.stack(out, dim=1)  # [B, T, num_ws, D]
-        return ws if smooth is None else smooth_walk(ws, smooth)
+        return torch.stack(out, dim=1)  # [B, S, num_ws, D]
 
 
 def smooth_walk(ws: torch.Tensor, momentum: float = 0.4) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from model import runtime
-from model.audio import MelConfig, clip_mels, load_wave
+from model.audio import MelConfig, clip_mels, fit_length, load_wave
 from model.config import InputError
 from model.video_model import SoundToLatents, VideoModelConfig, freeze
 
@@ -76,9 +76,12 @@ class Run:
         return self.latents.encoder
 
     def mel(self, audio: str | Path) -> Tensor:
-        """The whole sound's log-mel [1, 1, n_mels, L], as the run's E_a and F_a read it."""
+        """The sound's log-mel [1, 1, n_mels, L] as the run's E_a reads a clip: its first
+        `model.clip_seconds` (the training clips' length; a shorter sound padded with silence)."""
         mel_cfg = MelConfig(n_mels=self.cfg.get("n_mels", 128))
         wave, _ = load_wave(audio, mel_cfg.sample_rate)
+        seconds = self.latents.cfg.clip_seconds if self.latents is not None else 10.0
+        wave = fit_length(wave, round(seconds * mel_cfg.sample_rate))
         return clip_mels(wave, mel_cfg, 1)[0][None].to(self.device)
 
     def clip(self, path: str | None = None) -> nn.Module:

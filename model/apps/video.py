@@ -1,16 +1,18 @@
 """A sound -> the walk's W+ latents -> frames, in memory: the API behind model.generate and the
-evaluation harness. `walk_sound` walks at the model's own rate (`model.fps` steps per second of
-sound, as in training) and resamples the walk to any output rate; `generate_video` renders it;
+evaluation harness. `walk_sound` walks as the model was trained (its rate, `model.fps` steps per
+second of sound; its segment rule; E_a on windows of its clip length; smoothing only if trained
+with it) and resamples the walk to any output rate; `generate_video` renders it;
 `walk_drift` measures how far a sound has carried the walk."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
-from model.audio import MelConfig, clip_mels
+from model.audio import MelConfig, clip_windows
 from model.video_model import SoundToLatents, render, start_latents
 
 INTERPOLATIONS = ("linear", "hold")
@@ -42,7 +44,6 @@ def walk_sound(
     fps: float | None = None,
     seed: int = 0,
     truncation: float | None = None,
-    smooth: float | None = 0.4,
     interpolate: str = "linear",
     w: torch.Tensor | None = None,
     refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -51,19 +52,25 @@ def walk_sound(
     frames (fps None: the model's rate, no interpolation). `w` [1, N, D] replaces the random start
     latent; `seed` draws it and the walk noise. `refine` maps the walked latents [1, T, N, D] (the
     model's rate) before they are resampled (`guidance.guide_walk`: the per-step text constraint)."""
-    mel_cfg = MelConfig(n_mels=n_mels)
-    rate = latents.cfg.fps
+    mel_cfg, model = MelConfig(n_mels=n_mels), latents.cfg
+    rate = model.fps
     seconds = wave.shape[0] / mel_cfg.sample_rate
     steps = max(1, round(seconds * rate))
-    if wave.shape[0] < steps * mel_cfg.hop:
+    clip_samples = round(model.clip_seconds * mel_cfg.sample_rate)
+    if clip_samples < model.clip_steps * mel_cfg.hop:
+        raise ValueError(
+            f"{model.clip_seconds:g} s clips are too short for {rate:g} steps a second"
+        )
+    if wave.shape[0] < mel_cfg.hop:
         raise ValueError(f"{wave.shape[0]} samples are too short for one frame")
-    mel_full, mel = clip_mels(wave, mel_cfg, steps)  # [1, M, L], [T, 1, M, S]
+    windows = math.ceil(steps / model.clip_steps)
+    mel_full, mel = clip_windows(wave, mel_cfg, clip_samples, model.clip_steps, windows)
     dev = next(latents.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    psi = latents.cfg.truncation if truncation is None else truncation
+    psi = model.truncation if truncation is None else truncation
     w = start_latents(G, 1, psi, generator=gen) if w is None else w.to(dev)
-    noise = torch.randn(1, steps, latents.cfg.walker.noise_dim, generator=gen).to(dev)
-    _, ws = latents(mel_full[None].to(dev), mel[None].to(dev), w, noise, smooth)  # [1, T, N, D]
+    noise = torch.randn(1, steps, model.walker.noise_dim, generator=gen).to(dev)
+    ws = latents(mel_full[None].to(dev), mel[None, :steps].to(dev), w, noise).frames  # [1,T,N,D]
     ws = ws if refine is None else refine(ws)
     fps = rate if fps is None else fps
     return resample_walk(ws, rate, fps, max(1, round(seconds * fps)), interpolate)

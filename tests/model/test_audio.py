@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from landscape_av.ffmpeg import run_ffmpeg
-from model.audio import MelConfig, SpecAugment, clip_mels, fit_length, load_wave, log_mel
+from model.audio import (
+    MelConfig,
+    SpecAugment,
+    clip_mels,
+    clip_windows,
+    fit_length,
+    load_wave,
+    log_mel,
+)
 from model.config import InputError
 
 CFG = MelConfig()
@@ -84,6 +92,25 @@ def test_step_mels_follow_the_sound_over_time() -> None:
     # steps share the clip's reference: a quieter copy of the tone scales down, not back to 1
     _, quiet = clip_mels(torch.cat([wave, 0.01 * wave]), CFG, 2 * steps)
     assert quiet[loud_step].max() > 0.99 and quiet[steps + loud_step].max() < 0.55
+
+
+def test_a_long_sound_is_cut_into_training_clips_each_scaled_alone() -> None:
+    """`clip_windows`: E_a reads a long sound as the clips it trained on, not squeezed: windows of
+    the clip length, the last padded with silence, each with its own dB reference."""
+    rate, clip = CFG.sample_rate, 2 * CFG.sample_rate  # 2 s clips of 4 steps
+    t = torch.arange(5 * rate) / rate  # 5 s: a loud tone, then a 40 dB quieter one
+    wave = torch.sin(2 * torch.pi * 500.0 * t) * torch.where(t < 2.0, 1.0, 0.01)
+    full, mel = clip_windows(wave, CFG, clip, 4)
+    assert full.shape == (3, 1, CFG.n_mels, 1 + clip // CFG.hop)  # 2 s + 2 s + (1 s + silence)
+    assert mel.shape == (12, 1, CFG.n_mels, (clip // 4) // CFG.hop)
+    for k in range(2):  # each window is the clip that `clip_mels` makes of its span
+        own_full, own_mel = clip_mels(wave[k * clip : (k + 1) * clip], CFG, 4)
+        torch.testing.assert_close(full[k], own_full)
+        torch.testing.assert_close(mel[4 * k : 4 * (k + 1)], own_mel)
+    assert full[1].max() == 1.0  # the quiet window is scaled to its own peak, as a training clip
+    last = (full[2].amax(dim=(0, 1)) > 0).float()  # frames holding sound in the padded window
+    assert 0.45 < last.mean() < 0.55
+    assert clip_windows(wave[:100], CFG, clip, 4, windows=2)[0].shape[0] == 2
 
 
 def test_fit_length_crops_and_pads() -> None:

@@ -1,4 +1,4 @@
-"""Sound inversion encoder E_a: shapes, style groups, eq. 1, gradients."""
+"""Sound inversion encoder E_a: shapes, style groups, eq. 1, the bound on its offsets, gradients."""
 
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ def test_train_and_eval_mode_agree_at_batch_size_one():
     enc = SoundInversionEncoder(TINY)
     mel = torch.rand(1, 1, 32, 64)
     with torch.no_grad():
-        train_out, train_pooled = enc.train()(mel), enc.pooled(mel)
-        eval_out, eval_pooled = enc.eval()(mel), enc.pooled(mel)
+        train_out, train_pooled = enc.train().encode(mel)
+        eval_out, eval_pooled = enc.eval().encode(mel)
     assert (train_out - eval_out).abs().max() < 1e-5
     assert (train_pooled - eval_pooled).abs().max() < 1e-5
     assert eval_pooled.shape == (1, enc.feature_dim) == (1, 64)
@@ -88,5 +88,21 @@ def test_pooled_features_keep_the_sound_level():
     enc = SoundInversionEncoder(TINY).eval()
     pattern = torch.rand(1, 1, 32, 64)
     with torch.no_grad():
-        quiet, loud = enc.pooled(0.2 * pattern), enc.pooled(0.2 * pattern + 0.6)
+        quiet, loud = enc.encode(0.2 * pattern)[1], enc.encode(0.2 * pattern + 0.6)[1]
     assert (loud - quiet).norm() > 0.1 * quiet.norm()
+
+
+def test_the_offset_of_every_w_stays_within_the_radius():
+    """E_a's offsets are bounded like the walk, so w_hat = w + E_a(x) stays in the generator's
+    range however far training pushes the heads (issue 21: offsets of 10 per w saturated frames)."""
+    torch.manual_seed(0)
+    enc = SoundInversionEncoder(TINY)
+    with torch.no_grad():
+        for head in enc.heads:
+            head.linear.bias.fill_(100.0)  # heads pushed far out
+    mel = torch.rand(2, 1, 32, 64)
+    free = enc(mel).norm(dim=-1)
+    assert free.min() > 100
+    enc.cfg.radius = 3.0
+    bounded = enc(mel).norm(dim=-1)
+    assert bounded.max() <= 3.0 + 1e-4 and bounded.min() > 2.9

@@ -29,6 +29,13 @@ def test_temporal_term_is_squared_distance_to_the_time_mean():
     assert losses.temporal_loss(torch.ones(2, 4, 3, 5)).item() == 0.0
 
 
+def test_range_term_is_zero_inside_and_the_squared_overshoot_outside():
+    images = torch.tensor([[-1.0, 0.3, 1.0, 1.5], [-3.0, 0.0, 0.9, -1.0]])
+    # only 1.5 (0.5 over) and -3 (2 over) leave [-1, 1]: (0.25 + 4) / 8
+    assert losses.range_loss(images).item() == pytest.approx(4.25 / 8)
+    assert losses.range_loss(images.clamp(-1, 1)).item() == 0.0
+
+
 def test_latent_term_is_mse_to_the_start():
     ws = torch.full((1, 2, 3, 4), 2.0)
     assert losses.latent_loss(ws, torch.zeros(1, 3, 4)).item() == pytest.approx(4.0)
