@@ -43,7 +43,7 @@ import av
 import ffmpeg
 
 from landscape_av.ffmpeg import ffmpeg_exe, run_ffmpeg
-from landscape_av.pipeline.build import BuildConfig, build
+from landscape_av.pipeline.build import build
 from landscape_av.pipeline.clip import (
     ClipOptions,
     clip_count,
@@ -52,6 +52,7 @@ from landscape_av.pipeline.clip import (
     picture,
     sound,
 )
+from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.filters import FilterOptions
 from landscape_av.sources.serve import serve_folder
 from landscape_av.sources.source_list import Source

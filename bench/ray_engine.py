@@ -28,8 +28,9 @@ from pathlib import Path
 
 from build_throughput import make_sources  # bench/ is the script's folder: on sys.path
 
-from landscape_av.pipeline.build import BuildConfig, build
+from landscape_av.pipeline.build import build
 from landscape_av.pipeline.clip import ClipOptions, clip_count
+from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.filters import FilterOptions
 from landscape_av.sources.serve import serve_folder
 from landscape_av.sources.source_list import Source

@@ -18,16 +18,13 @@ import click
 
 from landscape_av.classes import CLASSES, class_vocabulary, parse_class_selection
 from landscape_av.cli.corpus import Location, warn_cache
-from landscape_av.pipeline.build import (
-    EXIT_CODES,
-    BuildConfig,
-    BuildStopped,
-    build,
-    check_folder,
-    recover,
-)
+from landscape_av.pipeline.build import build
+from landscape_av.pipeline.checks import check_folder
+from landscape_av.pipeline.config import BuildConfig
+from landscape_av.pipeline.exits import EXIT_CODES, BuildStopped
 from landscape_av.pipeline.publish import build_remote, prepare
 from landscape_av.pipeline.settings import Leaf, flat_settings, from_flat
+from landscape_av.pipeline.swap import recover
 from landscape_av.progress import console
 from landscape_av.schema import WORK_DIR
 from landscape_av.sources.source_list import (

@@ -37,7 +37,7 @@ import numpy as np
 from landscape_av.corpus.decode import float_pcm, open_media
 from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.pipeline.filters import MOTION_SIZE, frame_motion, rms_db
-from landscape_av.pipeline.settings import setting
+from landscape_av.pipeline.settings import setting, size_setting
 
 CLIP_EXTS = ("mp4", "flac", "jpg")
 THUMB_PATTERN = "thumb-%03d.jpg"
@@ -53,12 +53,8 @@ class ClipOptions:
         10.0, name="clip_seconds", low=0, low_open=True, help="Length of every clip (s)."
     )
     max_clips: int = setting(10, low=1, help="Clips per source.")
-    width: int = setting(
-        1280,
-        kind="size",
-        pair="height",
-        flag="--size",
-        help="Output WIDTHxHEIGHT (scale to cover, centre crop).",
+    width: int = size_setting(
+        1280, "height", "--size", help="Output WIDTHxHEIGHT (scale to cover, centre crop)."
     )
     height: int = 720
     fps: int = setting(30, low=1, help="Frames per second.")

@@ -19,7 +19,7 @@ import numpy as np
 
 from landscape_av.corpus.decode import float_pcm, open_media
 from landscape_av.pipeline.probe import Probe
-from landscape_av.pipeline.settings import setting
+from landscape_av.pipeline.settings import setting, size_setting
 
 MOTION_SIZE = (64, 36)
 """Frames are compared as grey images of this size (width, height)."""
@@ -30,12 +30,8 @@ class FilterOptions:
     """The filter's thresholds (`THRESHOLDS` names the one behind each rejection reason); the
     shortest source kept is one clip long (`check`'s `clip_seconds`)."""
 
-    min_width: int = setting(
-        1280,
-        kind="size",
-        pair="min_height",
-        flag="--min-size",
-        help="Reject sources smaller than this.",
+    min_width: int = size_setting(
+        1280, "min_height", "--min-size", help="Reject sources smaller than this."
     )
     min_height: int = 720
     silence_db: float = setting(-60.0, help="Reject sources whose RMS level is below this (dBFS).")

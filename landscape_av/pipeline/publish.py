@@ -9,7 +9,7 @@
   (refusals, exit codes) were applied to the URL's corpus as to a folder's.
 
 `LANDSCAPE_AV_CRASH_AT=publish:<n>` kills the build after the publish journal is written (n=1) or
-after its (n-1)-th copy into place, for the resume tests (see `build.CRASH_ENV`).
+after its (n-1)-th copy into place, for the resume tests (see `crash.CRASH_ENV`).
 """
 
 from __future__ import annotations
@@ -22,20 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from landscape_av import storage
-from landscape_av.pipeline.build import (
-    CONFIG_RECORD,
-    EXIT_OUTPUT,
-    EXIT_REFUSED,
-    SAMPLES_DIR,
-    SOURCE_RECORD,
-    BuildConfig,
-    BuildResult,
-    BuildStopped,
-    _check_target,
-    _Crasher,
-    build,
-    recover,
-)
+from landscape_av.pipeline.build import BuildResult, build
+from landscape_av.pipeline.checks import check_target
+from landscape_av.pipeline.config import BuildConfig
+from landscape_av.pipeline.crash import Crasher
+from landscape_av.pipeline.exits import EXIT_OUTPUT, EXIT_REFUSED, BuildStopped
+from landscape_av.pipeline.sample_store import CONFIG_RECORD, SAMPLES_DIR, SOURCE_RECORD
+from landscape_av.pipeline.swap import recover
 from landscape_av.schema import BUILD_FILE, CORPUS_ENTRIES, MANIFEST_DIR, WORK_DIR
 from landscape_av.sources.source_list import Source
 
@@ -53,7 +46,7 @@ def _output_error(remote: storage.Remote, error: OSError) -> BuildStopped:
 
 def prepare(remote: storage.Remote) -> None:
     """Finish a publish that a kill interrupted, then refuse (BuildStopped) a URL that holds
-    something other than a corpus, as `build.check_folder` does for a folder."""
+    something other than a corpus, as `checks.check_folder` does for a folder."""
     try:
         storage.roll_forward(remote)
         why = storage.check_location(remote)
@@ -81,7 +74,7 @@ def build_remote(
         pull_corpus_state(remote, mirror)
         if remote.files(SAMPLES):  # an earlier run reached the URL: --resume goes on from there
             (mirror / SAMPLES).mkdir(parents=True, exist_ok=True)
-        _check_target(mirror, sources, config, source_list)  # before samples are touched
+        check_target(mirror, sources, config, source_list)  # before samples are touched
         sync_samples(remote, mirror / SAMPLES, config.output_fingerprint())
     except storage.StorageError as e:
         raise _output_error(remote, e) from None
@@ -93,7 +86,7 @@ def build_remote(
             raise _output_error(remote, e) from None
 
     result = build(sources, config, source_list, classes=classes, on_commit=upload)
-    crasher = _Crasher()
+    crasher = Crasher()
     try:
         storage.publish(mirror, remote, lambda: crasher.done("publish"))
     except storage.StorageError as e:

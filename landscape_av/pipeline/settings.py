@@ -23,7 +23,7 @@ class Setting:
     `name`: its flat name, in build.json and in the CLI (default: the field's own name); `help`:
     the option's help ("" for no option of its own); `flag`: the option's flag when not `--name`
     with dashes; `low`/`high`/`low_open`: bounds of a number; `kind`: "size" (a WIDTHxHEIGHT
-    option that sets this field and the field `pair`) or "bytes" (a size like 1GB); `path`: "folder"
+    option that sets this field and the field `pair`: `size_setting`) or "bytes" (a size like 1GB); `path`: "folder"
     or "file" (an existing one); `show`: the default as --help shows it, where not the value;
     `recorded`: whether build.json records it (settings of how fast or where a build runs do not);
     `choices`: the values a text setting may take.
@@ -48,6 +48,12 @@ def setting(default: Any = MISSING, *, factory: Any = MISSING, **meta: Any) -> A
     return dataclasses.field(
         default=default, default_factory=factory, metadata={"setting": Setting(**meta)}
     )
+
+
+def size_setting(width: int, height_field: str, flag: str, *, help: str) -> Any:
+    """The width field of a WIDTHxHEIGHT setting (default `width`): one option, `flag`, sets it
+    and the field `height_field` beside it, which holds the height."""
+    return setting(width, kind="size", pair=height_field, flag=flag, help=help)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from landscape_av.ffmpeg import ffmpeg_exe
-from landscape_av.pipeline.build import CRASH_ENV
+from landscape_av.pipeline.crash import CRASH_ENV
 from landscape_av.sources.source_list import Source, write_source_list
 
 SMALL = ("--size", "320x180", "--min-size", "320x180")

@@ -17,7 +17,9 @@ from click.testing import CliRunner
 from landscape_av.cli import main
 from landscape_av.cli.build import STAGES
 from landscape_av.corpus import Corpus
-from landscape_av.pipeline.build import BuildConfig
+from landscape_av.pipeline.config import BuildConfig
+from landscape_av.pipeline.engines.registry import ENGINES, open_engine
+from landscape_av.pipeline.settings import flat_settings
 from landscape_av.schema import SampleMeta
 
 from .conftest import write_media_list
@@ -229,6 +231,15 @@ def test_every_setting_is_an_option_under_its_stage(tmp_path: Path):
     assert headings == [f"{title}:" for title in STAGES.values()]
     for flag in changed:
         assert flag in help_text
+
+
+def test_every_engine_option_opens_its_engine():
+    """`--engine` offers exactly the engines the build can open by name, each of its own kind."""
+    choices = flat_settings(BuildConfig())["engine"].setting.choices
+    assert set(choices) == set(ENGINES)
+    engines = [open_engine(BuildConfig(engine=name)) for name in choices]
+    assert len({type(e) for e in engines}) == len(choices)
+    assert all(callable(e.run) for e in engines)
 
 
 def test_bad_input_is_reported_with_its_location(tmp_path: Path):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.pipeline.build import (
-    CRASH_ENV,
+from landscape_av.pipeline.crash import CRASH_ENV
+from landscape_av.pipeline.exits import (
     EXIT_INTERRUPTED,
     EXIT_NETWORK,
     EXIT_NO_CLIPS,
@@ -291,7 +291,7 @@ def test_exit_codes_are_documented_in_help_and_readme():
     from click.testing import CliRunner
 
     from landscape_av.cli import main
-    from landscape_av.pipeline.build import EXIT_CODES
+    from landscape_av.pipeline.exits import EXIT_CODES
 
     help_text = " ".join(CliRunner().invoke(main, ["build", "--help"]).output.split())
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()

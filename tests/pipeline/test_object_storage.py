@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.pipeline.build import EXIT_OUTPUT, EXIT_REFUSED
+from landscape_av.pipeline.exits import EXIT_OUTPUT, EXIT_REFUSED
 from landscape_av.storage import JOURNAL, PUBLISH_DIR
 
 from .conftest import KEY_ID, LOOPBACK_ENV, S3, SECRET, Cluster, snapshot, write_media_list

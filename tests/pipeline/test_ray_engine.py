@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.pipeline.build import CRASH_ENV, EXIT_INTERRUPTED
-from landscape_av.pipeline.ray_engine import SCRATCH, _Slot
+from landscape_av.pipeline.crash import CRASH_ENV
+from landscape_av.pipeline.engines.ray import SCRATCH, _Slot
+from landscape_av.pipeline.exits import EXIT_INTERRUPTED
 
 from .conftest import LOOPBACK_ENV, Cluster, snapshot, write_media_list
 
@@ -158,7 +159,7 @@ def test_ray_build_resumes_a_killed_local_build_and_stops_on_ctrl_c(
 
 SLOT_CHILD = """
 import sys, time
-from landscape_av.pipeline.ray_engine import _Slot
+from landscape_av.pipeline.engines.ray import _Slot
 with _Slot(1):
     print("held", flush=True)
     time.sleep(60)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from landscape_av.pipeline.build import CRASH_ENV, staging_dir
+from landscape_av.pipeline.crash import CRASH_ENV
+from landscape_av.pipeline.swap import staging_dir
 
 from .conftest import snapshot, write_media_list
 

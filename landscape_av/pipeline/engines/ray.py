@@ -1,18 +1,18 @@
-"""The Ray engine of the build (`--engine ray`): each source's download, probe, filter and clip
-(`build._process`) runs as one Ray task, anywhere on the cluster.
+"""The Ray engine (`--engine ray`): each source's stages (`source_stages.process`) run as one Ray
+task, anywhere on the cluster.
 
 A worker shares no disk with the driver: the task works in a scratch folder of its own node and
 returns the outcome with the committed sample files (bytes, through Ray's object store); the driver
-commits them into OUT/.work exactly as the local engine does (`_Stages.commit`), so sharding,
-manifests and card, which stay on the driver, come out byte-identical to a local build. Sources
-already committed in OUT/.work are not submitted; a source whose worker process or node dies is
-retried by Ray (`TASK_RETRIES`), then recorded as failed at the stage it had reached.
+commits them into OUT/.work through the `Board`, as the local engine does, so sharding, manifests
+and card, which stay on the driver, come out byte-identical to a local build. A source whose
+worker process or node dies is retried by Ray (`TASK_RETRIES`), then recorded as failed at the
+stage it had reached.
 
-The tasks report to one actor, `_Hub`, which takes the progress events of the stages and keeps the
-network watch of the local engine (`_NetworkWatch`). A node's concurrent downloads are bounded to
-`--downloads` by as many lock files in its temp folder (`_Slot`): the kernel releases the lock of
-a worker process that dies holding it, and waiting on one makes no Ray call (a task blocked in
-`ray.get` lends its CPU to the next task, which would run more encoders than CPUs).
+The tasks report to one actor, `_Hub`, which takes the progress events of the stages and keeps
+the network watch of the local engine (`network.NetworkWatch`). A node's concurrent downloads are
+bounded to `--downloads` by as many lock files in its temp folder (`_Slot`): the kernel releases
+the lock of a worker process that dies holding it, and waiting on one makes no Ray call (a task
+blocked in `ray.get` lends its CPU to the next task, which would run more encoders than CPUs).
 """
 
 from __future__ import annotations
@@ -30,22 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from landscape_av.files import atomic_write
-from landscape_av.pipeline.build import (
-    DAMAGED_DIR,
-    DOWNLOADS_DIR,
-    SAMPLES_DIR,
-    SOURCE_RECORD,
-    STAGES,
-    BuildConfig,
-    BuildStopped,
-    Outcome,
-    _commit,
-    _committed,
-    _NetworkWatch,
-    _process,
-    _Stages,
-)
+from landscape_av.pipeline.build_log import captured_log
+from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.download import PARTIAL_DIR
+from landscape_av.pipeline.engines.interface import Board, Job
+from landscape_av.pipeline.exits import BuildStopped
+from landscape_av.pipeline.network import NetworkWatch
+from landscape_av.pipeline.outcome import Outcome
+from landscape_av.pipeline.sample_store import SOURCE_RECORD, SampleStore
+from landscape_av.pipeline.source_stages import DOWNLOADS_DIR, STAGES, process
 from landscape_av.sources.source_list import Source
 
 TASK_RETRIES = 3
@@ -72,59 +65,52 @@ class _Result:
     node: str = ""
 
 
-def run_on_ray(
-    sources: Sequence[Source],
-    splits: dict[str, str],
-    config: BuildConfig,
-    work: Path,
-    stages: _Stages,
-) -> Iterator[Outcome]:
-    """Process the sources as Ray tasks on the cluster of `config.ray_address`, yielding each
-    outcome (committed into `work`) as it comes; at most twice as many tasks as the cluster has
-    slots are in flight. On any exception, Ctrl-C or early close, cancel every task."""
-    ray, owned = _connect(config.ray_address)
-    try:
-        hub = ray.remote(num_cpus=0)(_Hub).remote()
-        task = ray.remote(_source_task).options(
-            num_cpus=config.cpus_per_source, max_retries=TASK_RETRIES, retry_exceptions=False
-        )
-        pending = iter(sources)
-        running: dict[Any, Source] = {}
-        seen: dict[str, set[str]] = {}
-        submitted = 0
+class RayEngine:
+    """`interface.Engine` as Ray tasks on the cluster of `config.ray_address`."""
+
+    def __init__(self, config: BuildConfig) -> None:
+        self.config = config
+
+    def run(self, jobs: Sequence[Job], board: Board) -> Iterator[Outcome]:
+        """Run each job as a Ray task, yielding each outcome (committed through `board`) as it
+        comes; at most twice as many tasks as the cluster has slots are in flight. On any
+        exception, Ctrl-C or early close, cancel every task."""
+        config, store = self.config, board.store
+        ray, owned = _connect(config.ray_address)
         try:
-            while True:
-                window = 2 * max(
-                    1, int(ray.cluster_resources().get("CPU", 1) / config.cpus_per_source)
-                )
-                while len(running) < window and (source := next(pending, None)) is not None:
-                    split = splits[source.source_id]
-                    reused = _committed(source, split, work)
-                    if reused is not None:
-                        stages.advance(*STAGES)
-                        yield reused
-                        continue
-                    damaged = work / DAMAGED_DIR / f"{source.source_id}.json"
-                    record = damaged.read_bytes() if damaged.is_file() else None
-                    running[task.remote(source, split, config, record, hub)] = source
-                    seen[source.source_id] = set()
-                    submitted += 1
-                if not running:
-                    break
-                done, _ = ray.wait(list(running), num_returns=len(running), timeout=_WAIT)
-                for source_id, names, nbytes in ray.get(hub.drain.remote()):
-                    _advance(stages, seen.get(source_id), names, nbytes)
-                for ref in done:
-                    source = running.pop(ref)
-                    yield _finish(ray, ref, source, splits[source.source_id], work, stages, seen)
-        except BaseException:
-            for ref in running:
-                ray.cancel(ref, force=True)
-            raise
-        log.info("ray: %d of %d sources ran as tasks", submitted, len(sources))
-    finally:
-        if owned:
-            ray.shutdown()
+            hub = ray.remote(num_cpus=0)(_Hub).remote()
+            task = ray.remote(_source_task).options(
+                num_cpus=config.cpus_per_source, max_retries=TASK_RETRIES, retry_exceptions=False
+            )
+            pending = iter(jobs)
+            running: dict[Any, Job] = {}
+            seen: dict[str, set[str]] = {}
+            try:
+                while True:
+                    slots = ray.cluster_resources().get("CPU", 1) / config.cpus_per_source
+                    window = 2 * max(1, int(slots))
+                    while len(running) < window and (job := next(pending, None)) is not None:
+                        source, split = job
+                        damaged = store.damaged(source.source_id)
+                        record = damaged.read_bytes() if damaged.is_file() else None
+                        running[task.remote(source, split, config, record, hub)] = job
+                        seen[source.source_id] = set()
+                    if not running:
+                        break
+                    done, _ = ray.wait(list(running), num_returns=len(running), timeout=_WAIT)
+                    for source_id, names, nbytes in ray.get(hub.drain.remote()):
+                        _advance(board, seen.get(source_id), names, nbytes)
+                    for ref in done:
+                        source, split = running.pop(ref)
+                        yield _finish(ray, ref, source, split, board, seen)
+            except BaseException:
+                for ref in running:
+                    ray.cancel(ref, force=True)
+                raise
+            log.info("ray: %d of %d sources ran as tasks", len(jobs), board.total)
+        finally:
+            if owned:
+                ray.shutdown()
 
 
 def _connect(address: str) -> tuple[Any, bool]:
@@ -150,7 +136,7 @@ def _connect(address: str) -> tuple[Any, bool]:
     return ray, True
 
 
-def _advance(stages: _Stages, seen: set[str] | None, names: Sequence[str], nbytes: int) -> None:
+def _advance(board: Board, seen: set[str] | None, names: Sequence[str], nbytes: int) -> None:
     """Count the stages `names` done for a source whose stages `seen` are counted already (a
     retried task reports them again), once each."""
     if seen is None:  # the source is finished: all its stages are counted
@@ -158,19 +144,13 @@ def _advance(stages: _Stages, seen: set[str] | None, names: Sequence[str], nbyte
     new = [name for name in names if name not in seen]
     seen.update(new)
     if new:
-        stages.advance(*new, nbytes=nbytes)
+        board.advance(*new, nbytes=nbytes)
 
 
 def _finish(
-    ray: Any,
-    ref: Any,
-    source: Source,
-    split: str,
-    work: Path,
-    stages: _Stages,
-    seen: dict[str, set[str]],
+    ray: Any, ref: Any, source: Source, split: str, board: Board, seen: dict[str, set[str]]
 ) -> Outcome:
-    """The outcome of a finished task, committed into `work` as the local engine would."""
+    """The outcome of a finished task, committed through `board` as the local engine would."""
     done = seen.pop(source.source_id)
     left = [name for name in STAGES if name not in done]
     try:
@@ -184,26 +164,26 @@ def _finish(
         for name, level, message in result.logs:
             logging.getLogger(name).log(level, "%s", message)
         log.debug("%s: ran on node %s", source.source_id, result.node)
-        _mirror(work / DAMAGED_DIR / f"{source.source_id}.json", result.damaged)
+        store = board.store
+        _mirror(store.damaged(source.source_id), result.damaged)
         for name, data in result.downloads.items():
-            atomic_write(work / DOWNLOADS_DIR / name, data)
+            atomic_write(store.work / DOWNLOADS_DIR / name, data)
         if not result.committed:
-            stages.advance(*left)
+            board.advance(*left)
             return result.outcome
-        stages.advance(*(name for name in left if name != "clip"))
-        committed = work / SAMPLES_DIR / source.source_id
+        board.advance(*(name for name in left if name != "clip"))
         staging = None
         if result.files:
-            staging = committed.with_name(f".tmp-{source.source_id}")
+            staging = store.staging(source.source_id)
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             for name, data in result.files.items():
                 (staging / name).write_bytes(data)
-        return stages.commit(result.outcome, committed, staging)
+        return board.commit(result.outcome, staging)
     stage = "clip" if "probe" in done else "probe" if "download" in done else "download"
     log.warning("%s: failed at %s (%s): %s", source.source_id, stage, reason, detail)
-    stages.advance(*left)
-    return Outcome(source, split, "failed", stage, reason, detail, fresh=True)
+    board.advance(*left)
+    return Outcome(source, split, "failed", stage, reason, detail)
 
 
 def _mirror(path: Path, data: bytes | None) -> None:
@@ -222,7 +202,7 @@ class _Hub:
     """The tasks' link to the driver: progress events and the network watch."""
 
     def __init__(self) -> None:
-        self.network = _NetworkWatch()
+        self.network = NetworkWatch()
         self.events: list[tuple[str, tuple[str, ...], int]] = []
 
     def give_up(self, reason: str, url: str) -> bool:
@@ -259,16 +239,15 @@ def _alive(pid: int) -> bool:
 # --- the task -----------------------------------------------------------------------------------
 
 
-class _TaskStages:
-    """What `_process` needs of `_Stages`, inside a task: progress goes to the hub, downloads take
-    a slot of this node, the encoders' CPUs are Ray's (`--cpus-per-source`), and the commit stays
-    in the scratch folder (the driver makes it final)."""
+class _TaskHooks:
+    """The `source_stages.StageHooks` of a task: progress goes to the hub, downloads take a slot
+    of this node, the encoders' CPUs are Ray's (`--cpus-per-source`), and the commit stays in the
+    scratch folder's `store` (the driver makes it final)."""
 
-    def __init__(self, ray: Any, source_id: str, hub: Any, slots: _Slot) -> None:
-        self.ray, self.source_id, self.hub = ray, source_id, hub
+    def __init__(self, ray: Any, source_id: str, hub: Any, slots: _Slot, store: SampleStore):
+        self.ray, self.source_id, self.hub, self.store = ray, source_id, hub, store
         self.downloading = slots
         self.clipping = contextlib.nullcontext()
-        self.network = self
         self.committed = False
 
     def give_up(self, reason: str, url: str) -> bool:
@@ -280,8 +259,8 @@ class _TaskStages:
     def downloaded(self, path: Path) -> None:
         self.hub.downloaded.remote(self.source_id, path.stat().st_size)
 
-    def commit(self, outcome: Outcome, committed: Path, staging: Path | None) -> Outcome:
-        _commit(outcome, committed, staging)
+    def commit(self, outcome: Outcome, staging: Path | None) -> Outcome:
+        self.store.commit(outcome, staging)
         self.committed = True
         return outcome
 
@@ -323,20 +302,21 @@ def _source_task(
     damaged: bytes | None,
     hub: Any,
 ) -> _Result:
-    """One source, in a Ray task: `_process` in a scratch folder of this node; its results."""
+    """One source, in a Ray task: `process` in a scratch folder of this node; its results."""
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    stages = _TaskStages(ray, source.source_id, hub, _Slot(config.downloads))
-    with _scratch() as work, _captured_log() as logs:
-        record = work / DAMAGED_DIR / f"{source.source_id}.json"
+    with _scratch() as work, captured_log() as logs:
+        store = SampleStore(work)
+        hooks = _TaskHooks(ray, source.source_id, hub, _Slot(config.downloads), store)
+        record = store.damaged(source.source_id)
         if damaged is not None:
             record.parent.mkdir(parents=True)
             record.write_bytes(damaged)
-        outcome = _process(source, split, config, work, stages)  # type: ignore[arg-type]
-        committed = work / SAMPLES_DIR / source.source_id
+        outcome = process(source, split, config, work, hooks)
         files = {}
-        if stages.committed:
+        if hooks.committed:
+            committed = store.path(source.source_id)
             files = {p.name: p.read_bytes() for p in committed.iterdir() if p.name != SOURCE_RECORD}
         downloads = {}
         if config.keep_downloads and (work / DOWNLOADS_DIR).is_dir():
@@ -346,7 +326,7 @@ def _source_task(
                 if p.is_file() and p.name != PARTIAL_DIR
             }
         left = record.read_bytes() if record.is_file() else None
-    return _Result(outcome, stages.committed, files, left, downloads, logs, node)
+    return _Result(outcome, hooks.committed, files, left, downloads, logs, node)
 
 
 @contextlib.contextmanager
@@ -364,28 +344,3 @@ def _scratch() -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[tuple[str, int, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append((record.name, record.levelno, record.getMessage()))
-
-
-@contextlib.contextmanager
-def _captured_log() -> Iterator[list[tuple[str, int, str]]]:
-    """The toolkit's log lines in the block, collected for the driver's build log."""
-    logger = logging.getLogger("landscape_av")
-    handler = _Lines()
-    saved = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)
-        logger.level, logger.propagate = saved
