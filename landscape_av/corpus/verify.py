@@ -29,7 +29,7 @@ from landscape_av.corpus.card import card_check, card_checksums, file_checksums,
 from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.decode import media_info
 from landscape_av.corpus.manifests import arrow_schema
-from landscape_av.corpus.stats import FIGURES
+from landscape_av.corpus.stats import figure_paths
 from landscape_av.files import file_sha256
 from landscape_av.schema import (
     BUILD_FILE,
@@ -41,6 +41,7 @@ from landscape_av.schema import (
     MANIFEST_DIR,
     MANIFESTS,
     MEMBERS,
+    OPTIONAL_SAMPLE_FIELDS,
     SampleMeta,
     manifest_columns,
 )
@@ -54,7 +55,8 @@ META_COLUMNS = tuple(
     if field in manifest_columns("clips") and field not in ("key", "loudness_db", "motion")
 )
 """Sample json fields that must equal the clip's row in the clips manifest: all the two share but
-the key (checked against the member names) and the measurements `loudness_db` and `motion`."""
+the key (checked against the member names) and the measurements `loudness_db` and `motion`; the
+`OPTIONAL_SAMPLE_FIELDS` that the manifest has are compared too."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ def _check_sample(
     ):
         report(key, "json", f"label {meta.get('label')!r} and class {meta.get('class')!r} disagree")
     if row is not None:
-        for column in META_COLUMNS:
+        for column in META_COLUMNS + tuple(c for c in OPTIONAL_SAMPLE_FIELDS if c in row):
             if meta.get(column) != row[column]:
                 report(key, "json", f"{column} {meta.get(column)!r} != manifest {row[column]!r}")
     if decode and set(MEMBERS) <= set(members):
@@ -290,7 +292,7 @@ def folder_problems(folder: Corpus | Path) -> list[Problem]:
     ]
     expected = {
         MANIFEST_DIR: {f"{name}.{fmt}" for name in MANIFESTS for fmt in ("parquet", "csv")},
-        FIGURES_DIR: {f"{name}.png" for name in FIGURES},
+        FIGURES_DIR: {path.name for path in figure_paths(corpus).values()},
     }
     with contextlib.suppress(OSError, ValueError):  # else reported with the manifests
         expected[DATA_DIR] = set(corpus.manifest("shards")["shard"])
@@ -327,7 +329,8 @@ def manifest_problems(folder: Corpus | Path) -> list[Problem]:
         if not csv.is_file():
             continue  # folder_problems names it
         try:
-            types = pacsv.ConvertOptions(column_types=arrow_schema(name))
+            columns = corpus.manifest(name).columns
+            types = pacsv.ConvertOptions(column_types=arrow_schema(name, columns))
             rows = pacsv.read_csv(csv, convert_options=types).to_pandas()
         except (OSError, ValueError) as err:  # pyarrow's parse errors are ValueErrors
             problems.append(Problem(where, "-", "-", f"unreadable: {err}"))

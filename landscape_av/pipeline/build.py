@@ -65,7 +65,7 @@ class BuildResult:
 
     def summary(self) -> dict[str, Any]:
         statuses = Counter(o.status for o in self.outcomes)
-        failures = Counter(f"{o.stage}/{o.reason}" for o in self.outcomes if o.status != "clipped")
+        failures = Counter(f"{r['stage']}/{r['reason']}" for r in failure_rows(self.outcomes))
         clips = [c for o in self.outcomes for c in o.clips]
         return {
             "out": str(self.out),
@@ -101,6 +101,7 @@ def build(
     sources = label_sources(sources, classes)
     recover(out)
     check_target(out, sources, config, source_list)
+    models = config.curate.models()  # CurationUnavailable before any work where one is missing
     work = out / WORK_DIR
     store = SampleStore(work)
     outcomes: dict[str, Outcome] = {}
@@ -122,8 +123,9 @@ def build(
                 shard_rows, key_shard = write_shards(
                     ordered, config, store, out, staging, progress, crasher
                 )
-            write_manifests(staging, store, ordered, shard_rows, key_shard)
-            write_build_json(staging, config, source_list, len(sources), classes)
+            optional = config.curate.columns()
+            write_manifests(staging, store, ordered, shard_rows, key_shard, optional)
+            write_build_json(staging, config, source_list, len(sources), classes, models)
             write_card(staging)
             swap_in(staging, out, crasher)
     except BuildStopped as e:

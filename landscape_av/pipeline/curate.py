@@ -42,19 +42,30 @@ class CurateOptions:
     """The curation stages (off by default: they need the `curate` extra) and their thresholds."""
 
     speech: bool = setting(
-        False, help="Measure each clip's speech (silero-vad) and reject clips over --max-speech."
+        False,
+        when="speech",
+        help="Measure each clip's speech (Silero VAD) and reject clips over --max-speech "
+        "(pip install 'landscape-av[curate]').",
     )
     max_speech: float = setting(
-        0.05, low=0, high=1, help="With --speech: the share of a clip that may be speech (0..1)."
+        0.05,
+        low=0,
+        high=1,
+        when="speech",
+        help="With --speech: the share of a clip that may be speech (0..1).",
     )
     shots: bool = setting(
-        False, help="Find shot transitions (TransNetV2) and reject clips that span one."
+        False,
+        when="shots",
+        help="Find shot transitions (TransNetV2) and reject clips that span one "
+        "(pip install 'landscape-av[curate]').",
     )
     shot_threshold: float = setting(
         0.5,
         low=0,
         high=1,
         low_open=True,
+        when="shots",
         help="With --shots: the transition probability over which a frame is a transition.",
     )
 
@@ -69,6 +80,10 @@ class CurateOptions:
             frame_size=SHOT_FRAME_SIZE if self.shots else None,
         )
 
+    def columns(self) -> set[str]:
+        """The optional manifest columns (`schema.OPTIONAL_FIELDS`) of the stages that are on."""
+        return ({"speech"} if self.speech else set()) | ({"shot_cuts"} if self.shots else set())
+
     def models(self) -> dict[str, Any]:
         """The models of the stages that are on, as build.json records them (package, file,
         sha256, licence); raises `CurationUnavailable` (one line naming the extra to install)
@@ -77,16 +92,9 @@ class CurateOptions:
         return {model.stage: model.record() for on, model in chosen if on}
 
 
-CLIP_REASONS: dict[str, str] = {
-    "shot_cut": "the clip spans a shot transition (--shots)",
-    "speech": "speech in more than --max-speech of the clip (--speech)",
-}
-"""Why a clip is rejected by curation, checked in this order; each rejected clip gets one."""
-
-
 @dataclass(frozen=True)
 class ClipVerdict:
-    """`reason` (a key of `CLIP_REASONS`) is None for a kept clip; `speech` is NaN when not
+    """`reason` (a key of `schema.CLIP_REJECT_REASONS`) is None for a kept clip; `speech` is NaN when not
     measured."""
 
     reason: str | None
@@ -115,7 +123,9 @@ def curate(clips: list[ClipResult], opts: CurateOptions, clip: ClipOptions) -> C
         if crossing:
             t, peak = crossing[0]
             at = (t.last + 1 - first) / clip.fps
-            detail = f"a new shot starts {at:.2f} s into the clip (transition probability {peak:.2f})"
+            detail = (
+                f"a new shot starts {at:.2f} s into the clip (transition probability {peak:.2f})"
+            )
             verdicts.append(ClipVerdict("shot_cut", detail, share))
         elif share > opts.max_speech:
             detail = f"speech in {share:.1%} of the clip > --max-speech {opts.max_speech:.1%}"

@@ -12,7 +12,8 @@ import pytest
 
 from landscape_av.curation.models import INSTALL, CurationUnavailable, ModelFile
 from landscape_av.pipeline.clip import ClipOptions, cut_clips
-from landscape_av.pipeline.curate import CLIP_REASONS, CurateOptions, curate
+from landscape_av.pipeline.curate import CurateOptions, curate
+from landscape_av.schema import CLIP_REJECT_REASONS
 
 from .conftest import CUT_FRAME, Voiced
 
@@ -61,7 +62,7 @@ def test_taps_off_leave_the_clip_stage_as_it_was(tmp_path: Path):
 
 
 def test_reasons_are_ordered_and_documented():
-    assert list(CLIP_REASONS) == ["shot_cut", "speech"]
+    assert list(CLIP_REJECT_REASONS) == ["shot_cut", "speech"]
 
 
 def test_a_missing_package_says_which_extra_to_install():
