@@ -13,6 +13,11 @@ Over the same generated sources the script then times:
   clip       landscape_av.pipeline.clip.cut_clips, `workers` sources at once (one ffmpeg per source,
              split into per-clip encoders)
   build      the whole `build` (yt-dlp over 127.0.0.1, probe, filter, clip, shards, manifests, card)
+  +speech    the same build with --speech (Silero VAD on every clip)     } with --curation: each
+  +shots     the same build with --shots (TransNetV2 on every frame)     } compared with `build`
+  +both      the same build with --speech --shots                        } in the same rounds
+  prepass    alternative: a decode of each span to TransNetV2's 48x27 frames alone (what laying
+             clips out within shots would cost before the clip stage's own decode)
   per-clip   alternative: one ffmpeg per clip (a decode per clip)
   segment    alternative: one encode + the segment muxer (reports its audio drift)
 
@@ -23,6 +28,10 @@ shared or virtual machine's speed drifts by several percent from one run to the 
     python bench/build_throughput.py                   # 6 sources x 30 s, 1920x1080 -> 1280x720
     python bench/build_throughput.py --repeat 3        # the same, medians of 3 rounds
     python bench/build_throughput.py --quick           # 4 sources x 20 s, 640x360 -> 320x180
+    python bench/build_throughput.py --curation --skip-alternatives --repeat 3   # curation's cost
+
+The load average of the machine (other processes share it) is printed with the results: ratios
+measured in the same rounds hold on a loaded machine, absolute times do not.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -53,6 +63,7 @@ from landscape_av.pipeline.clip import (
     sound,
 )
 from landscape_av.pipeline.config import BuildConfig
+from landscape_av.pipeline.curate import SHOT_FRAME_SIZE, CurateOptions
 from landscape_av.pipeline.filters import FilterOptions
 from landscape_av.sources.serve import serve_folder
 from landscape_av.sources.source_list import Source
@@ -137,6 +148,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=BuildConfig().workers, help="[CPU cores]")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--skip-alternatives", action="store_true")
+    ap.add_argument(
+        "--curation", action="store_true", help="also time the build with --speech / --shots"
+    )
     ap.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -173,7 +187,7 @@ def main() -> None:
 
             each(one, sources, args.workers)
 
-        def run_build() -> None:
+        def run_build(curate: CurateOptions | None = None) -> None:
             with serve_folder(tmp / "src") as url:
                 rows = [
                     Source(s.stem, f"{url}{s.name}", "raining", license="CC0", attribution="bench")
@@ -183,9 +197,21 @@ def main() -> None:
                     out=Path(tempfile.mkdtemp(prefix="corpus-", dir=tmp)),  # fresh, not resumed
                     filter=FilterOptions(min_width=out_w, min_height=out_h),
                     clip=dataclasses.replace(opts, max_clips=count),
+                    curate=curate or CurateOptions(),
                     workers=args.workers, quiet=True,
                 )  # fmt: skip
                 build(rows, config, source_list="bench")
+
+        def run_prepass() -> None:
+            def one(s: Path) -> None:
+                source = ffmpeg.input(str(s), t=f"{span}")
+                frames = picture(source.video, opts).filter("scale", *SHOT_FRAME_SIZE)
+                out = ffmpeg.output(frames, "-", format="rawvideo", pix_fmt="rgb24", threads=1)
+                subprocess.run(
+                    [ffmpeg_exe(), "-v", "error", *out.get_args()], capture_output=True, check=True
+                )
+
+            each(one, sources, args.workers)
 
         def run_per_clip() -> None:
             each(lambda s: per_clip(s, count, tmp / "per-clip", opts), sources, args.workers)
@@ -198,13 +224,22 @@ def main() -> None:
         methods = {
             "floor": run_floor, "floor-par": run_floor_par, "clip": run_clip, "build": run_build
         }  # fmt: skip
+        if args.curation:
+            methods |= {
+                "+speech": lambda: run_build(CurateOptions(speech=True)),
+                "+shots": lambda: run_build(CurateOptions(shots=True)),
+                "+both": lambda: run_build(CurateOptions(speech=True, shots=True)),
+                "prepass": run_prepass,
+            }
         if not args.skip_alternatives:
             (tmp / "per-clip").mkdir()
             (tmp / "segment").mkdir()
             methods |= {"per-clip": run_per_clip, "segment": run_segment}
+        load = [os.getloadavg()[0]]
         for _ in range(args.repeat):
             for name, method in methods.items():
                 runs.setdefault(name, []).append(timed(method))
+            load.append(os.getloadavg()[0])
         times = {name: statistics.median(walls) for name, walls in runs.items()}
 
     best = min(times["floor"], times["floor-par"])
@@ -214,18 +249,30 @@ def main() -> None:
         f"libx264 {opts.preset} crf {opts.crf}, {args.workers} workers; "
         f"{version.stdout.split(chr(10))[0][:40]}"
     )
-    print(f"{'method':<10} {'wall s':>8} {'src min/min':>12} {'x floor':>8}  rounds (wall s)")
+    print(f"load average (1 min) at the start and after each round: {load}")
+    print(
+        f"{'method':<10} {'wall s':>8} {'src min/min':>12} {'x floor':>8} {'x build':>8}  "
+        "rounds (wall s)"
+    )
     for name, seconds in times.items():
         print(
             f"{name:<10} {seconds:8.2f} {minutes / (seconds / 60):12.2f} "
-            f"{seconds / best:8.2f}  {', '.join(f'{t:.2f}' for t in runs[name])}"
+            f"{seconds / best:8.2f} {seconds / times['build']:8.3f}  "
+            f"{', '.join(f'{t:.2f}' for t in runs[name])}"
         )
+    per_round = {
+        name: [t / b for t, b in zip(runs[name], runs["build"], strict=True)]
+        for name in ("+speech", "+shots", "+both")
+        if name in runs
+    }
+    for name, ratios in per_round.items():
+        print(f"{name} / build per round: {', '.join(f'{r:.3f}' for r in ratios)}")
     if segments:
         cuts = [x for per_source in segments for x in per_source]
         print(f"segment muxer, per clip (want {opts.frames} frames, 0 ms audio error): ", end="")
         print(", ".join(f"{n} frames {ms:+.0f} ms" for n, ms in cuts))
     if args.json:
-        results = {"times": times, "floor": best, "runs": runs, "minutes": minutes}
+        results = {"times": times, "floor": best, "runs": runs, "minutes": minutes, "load": load}
         args.json.write_text(json.dumps(results | {"segments": segments}))
 
 

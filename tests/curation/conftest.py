@@ -89,7 +89,7 @@ def voiced(tmp_path_factory: pytest.TempPathFactory, shared_media: Path, espeak:
         ffmpeg(
             "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30", "-i", str(wav), "-t", "22",
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-            "-b:a", "192k", str(mp4),
+            "-b:a", "192k", "-movflags", "+faststart", str(mp4),
         )  # fmt: skip
         paths.append(mp4)
     return Voiced(*paths, SPEECH_START, SPEECH_START + speech.size / RATE)
@@ -111,6 +111,6 @@ def joined(tmp_path_factory: pytest.TempPathFactory, shared_media: Path) -> Path
     ffmpeg(
         "-i", str(first), "-i", str(second), "-stream_loop", "-1", "-i", str(shared_media / NATURE),
         "-filter_complex", graph, "-map", "[v]", "-map", "2:a", "-t", "7",
-        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(out),
+        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-movflags", "+faststart", str(out),
     )  # fmt: skip
     return out
