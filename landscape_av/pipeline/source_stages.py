@@ -245,6 +245,8 @@ def curate_stage(e: Examined, hooks: StageHooks) -> Outcome | None:
     if opts.shots:
         fps = e.config.clip.fps
         e.info["shot_cuts"] = " ".join(f"{e.info['start'] + f / fps:.3f}" for f, _ in result.cuts)
+        read, total = result.windows
+        log.info("%s: TransNetV2 read %d of %d windows", e.source.source_id, read, total)
     kept = []
     for key, clip, verdict in zip(e.keys, e.clips, result.verdicts, strict=True):
         if opts.speech:

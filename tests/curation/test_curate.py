@@ -12,6 +12,7 @@ import pytest
 
 from landscape_av.curation.models import INSTALL, CurationUnavailable, ModelFile
 from landscape_av.pipeline.clip import ClipOptions, cut_clips
+from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.curate import CurateOptions, curate
 from landscape_av.schema import CLIP_REJECT_REASONS
 
@@ -72,3 +73,18 @@ def test_a_missing_package_says_which_extra_to_install():
     message = str(e.value)
     assert "\n" not in message and "--speech" in message and INSTALL in message
     assert "no-such-distribution-xyz" in message
+
+
+def test_build_json_records_a_stage_only_when_it_is_on():
+    """A build without curation records what it recorded before curation existed."""
+    names = {"speech", "max_speech", "shots", "shot_threshold"}
+    assert not names & BuildConfig().to_json().keys()
+    assert not names & BuildConfig().output_fingerprint().keys()
+    speech = BuildConfig(curate=CurateOptions(speech=True, max_speech=0.2))
+    assert {k: v for k, v in speech.to_json().items() if k in names} == {
+        "speech": True,
+        "max_speech": 0.2,
+    }
+    assert speech.output_fingerprint()["max_speech"] == 0.2  # a change redoes the sources
+    assert speech.curate.columns() == {"speech"}
+    assert set(speech.curate.models()) == {"speech"}

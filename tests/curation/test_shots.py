@@ -40,8 +40,8 @@ def test_predictions_match_the_packages_network(joined: Path, tmp_path: Path):
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
     theirs = np.load(tmp_path / "p.npy")
-    ours = predict(shot_model(), frames)
-    assert ours.shape == theirs.shape == (len(frames),)
+    ours, read, total = predict(shot_model(), frames)
+    assert ours.shape == theirs.shape == (len(frames),) and read == total == 3
     assert np.abs(ours - theirs).max() < 1e-4
     assert transitions(ours) == [Transition(CUT_FRAME - 1, CUT_FRAME - 1)]  # the old shot's last
 
@@ -60,3 +60,35 @@ def test_a_clip_crosses_a_transition_only_when_it_holds_both_shots():
     fade = Transition(100, 109)  # a gradual one: frames 100..109 are in between
     assert not fade.crosses(0, 101) and not fade.crosses(110, 200)
     assert fade.crosses(0, 102) and fade.crosses(105, 106 + 1) and fade.crosses(109, 200)
+
+
+def rgb48(path: Path, graph: str = "", inputs: tuple[str, ...] = ()) -> np.ndarray:
+    """Frames of `path` (and `inputs`, joined by the filter `graph`) at 30 fps, 48x27 RGB."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-i", str(path)]
+    for extra in inputs:
+        cmd += ["-i", extra]
+    cmd += ["-filter_complex", graph] if graph else ["-vf", "fps=30,scale=48:27"]
+    run = subprocess.run([*cmd, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True)
+    return np.frombuffer(run.stdout, np.uint8).reshape(-1, 27, 48, 3)
+
+
+@pytest.mark.slow
+def test_the_screen_skips_a_steady_shot_and_keeps_a_dissolve(shared_media: Path):
+    """A steady real shot: no window read, no transition (as when every window is read). The
+    same shot dissolving in 1 s into its mirror image (the least change over half a second of the
+    transitions TransNetV2 finds in bench/shot_screen.py's set): found as when every window is read."""
+    flower = shared_media / "video_nature__mdn-interactive-examples__flower.mp4"
+    each = "fps=30,scale=48:27,setsar=1,format=rgb24"
+    graph = f"[0:v]{each},split[a][m];[m]hflip[b];[a][b]xfade=transition=fade:duration=1:offset=2"
+    cases = {"steady": rgb48(flower), "dissolve": rgb48(flower, graph)[:120]}
+    found = {}
+    for name, frames in cases.items():
+        every, read_all, total = predict(shot_model(), frames)
+        screened, read, _ = predict(shot_model(), frames, screen=0.06, lag=15)
+        assert read_all == total
+        found[name] = (transitions(every), transitions(screened), read, total)
+        kept = screened > 0  # the frames of the windows read equal those of the full run
+        assert np.array_equal(screened[kept], every[kept])
+    assert found["steady"] == ([], [], 0, 3)
+    every, screened, read, total = found["dissolve"]
+    assert len(every) == 1 and screened == every and 0 < read <= total

@@ -38,6 +38,7 @@ def reference():
     return utils
 
 
+@pytest.mark.slow
 def test_probabilities_match_the_packages_torchscript_model(voiced: Voiced):
     audio = sound_16k(voiced.with_voice)[: 8 * SAMPLE_RATE]
     ours = speech_model()(torch.from_numpy(audio.copy())).numpy()
@@ -49,6 +50,7 @@ def test_probabilities_match_the_packages_torchscript_model(voiced: Voiced):
     assert np.abs(ours - theirs).max() < 1e-5
 
 
+@pytest.mark.slow
 def test_segments_follow_the_packages_rules(voiced: Voiced, reference):
     rng = np.random.default_rng(0)
     real = speech_model()(torch.from_numpy(sound_16k(voiced.with_voice).copy())).numpy()
