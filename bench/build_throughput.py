@@ -29,6 +29,7 @@ shared or virtual machine's speed drifts by several percent from one run to the 
     python bench/build_throughput.py --repeat 3        # the same, medians of 3 rounds
     python bench/build_throughput.py --quick           # 4 sources x 20 s, 640x360 -> 320x180
     python bench/build_throughput.py --curation --skip-alternatives --repeat 3   # curation's cost
+    python bench/build_throughput.py --curation --skip-alternatives --picture steady
 
 The load average of the machine (other processes share it) is printed with the results: ratios
 measured in the same rounds hold on a loaded machine, absolute times do not.
@@ -71,14 +72,22 @@ from landscape_av.sources.source_list import Source
 T = TypeVar("T")
 
 
-def make_sources(folder: Path, n: int, seconds: float, size: str) -> list[Path]:
-    """Moving test pictures with pink-noise stereo sound, H.264/AAC like a typical download."""
+PICTURES = {
+    "moving": "testsrc2=size={size}:rate=30,noise=alls=8:allf=t:all_seed={i}",
+    "steady": "gradients=size={size}:rate=30:speed=0.002:seed={i},noise=alls=8:allf=t:all_seed={i}",
+}
+"""Source pictures: ffmpeg's moving test pattern, or slowly drifting colour gradients (a steady
+shot to `--shots`' screen: its picture changes little over half a second); both with noise."""
+
+
+def make_sources(folder: Path, n: int, seconds: float, size: str, picture: str) -> list[Path]:
+    """Test pictures with pink-noise stereo sound, H.264/AAC like a typical download."""
     paths = []
     for i in range(n):
         path = folder / f"src{i}.mp4"
         run_ffmpeg(
             [
-                "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30,noise=alls=8:allf=t:all_seed={i}",
+                "-f", "lavfi", "-i", PICTURES[picture].format(size=size, i=i),
                 "-f", "lavfi", "-i", f"anoisesrc=color=pink:sample_rate=48000:seed={i}",
                 "-ac", "2", "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast",
                 "-crf", "23", "-c:a", "aac", "-movflags", "+faststart", str(path),
@@ -144,6 +153,7 @@ def main() -> None:
     ap.add_argument("--sources", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each source")
     ap.add_argument("--size", default="1920x1080", help="source size")
+    ap.add_argument("--picture", choices=sorted(PICTURES), default="moving", help="source picture")
     ap.add_argument("--preset", default=ClipOptions.preset)
     ap.add_argument("--workers", type=int, default=BuildConfig().workers, help="[CPU cores]")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -162,7 +172,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         tmp = Path(tmp)
         (tmp / "src").mkdir()
-        sources = make_sources(tmp / "src", args.sources, args.seconds, args.size)
+        sources = make_sources(tmp / "src", args.sources, args.seconds, args.size, args.picture)
         count = clip_count(args.seconds, opts)
         span = count * opts.seconds
         minutes = len(sources) * span / 60
@@ -245,7 +255,8 @@ def main() -> None:
     best = min(times["floor"], times["floor-par"])
     version = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True)
     print(
-        f"{len(sources)} sources x {span:g} s ({args.size}) -> {out_w}x{out_h} {opts.fps} fps, "
+        f"{len(sources)} {args.picture} sources x {span:g} s ({args.size}) -> {out_w}x{out_h} "
+        f"{opts.fps} fps, "
         f"libx264 {opts.preset} crf {opts.crf}, {args.workers} workers; "
         f"{version.stdout.split(chr(10))[0][:40]}"
     )

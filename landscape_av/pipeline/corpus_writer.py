@@ -180,9 +180,8 @@ def failure_rows(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
     for o in outcomes:
         base = {"source_id": o.source.source_id, "url": o.source.url, "class": o.source.class_name}
         for r in o.rejected_clips:
-            rows.append(base | {"stage": "filter", "reason": r["reason"]} | {
-                "detail": f"{r['key']}: {r['detail']}"
-            })  # fmt: skip
+            detail = f"{r['key']}: {r['detail']}"
+            rows.append(base | {"stage": "filter", "reason": r["reason"], "detail": detail})
         if o.status != "clipped" and not o.rejected_clips:
             rows.append(base | {"stage": o.stage, "reason": o.reason, "detail": o.detail})
     return rows

@@ -265,11 +265,11 @@ def curate_stage(e: Examined, hooks: StageHooks) -> Outcome | None:
         first = e.rejected_clips[0]
         each = "; ".join(f"{r['key']}: {r['detail']}" for r in e.rejected_clips)
         e.info.update(loudness_db=e.verdict.loudness_db, motion=e.verdict.motion)
+        detail = f"all {len(e.rejected_clips)} clips rejected: {each}"
+        reason = first["reason"]
         return Outcome(
-            e.source, e.split, "rejected", "filter", first["reason"],
-            f"all {len(e.rejected_clips)} clips rejected: {each}", e.info,
-            rejected_clips=e.rejected_clips,
-        )  # fmt: skip
+            e.source, e.split, "rejected", "filter", reason, detail, e.info, [], e.rejected_clips
+        )
     e.keys, e.clips = [k for k, _ in kept], [c for _, c in kept]
     return None
 
