@@ -1,15 +1,16 @@
-"""Throughput of `python -m model.evaluate`: videos/s of generation and of each feature network.
+"""Throughput of `python -m model.evaluate`: videos/s of each stage and of each feature network.
 
     python bench/eval_throughput.py --shards 'demo/data/test-*.tar'          # tiny run, stand-ins
     python bench/eval_throughput.py --shards 'landscape-av/data/test-*.tar' \
         --checkpoint runs/video --weights weights/ --device cuda --videos 32
 
-Times, on the same clips and with the harness's own code: generation through `model.generate`
-(model and silence rows), rendering the W+ interpolation baseline, decoding the real clips, and each
-per-video feature (I3D, Inception-v3 on 16 frames, C3D, CLIP + sound encoder, AV-Align, MSE +
-LPIPS). Without `--checkpoint` a tiny untrained run is made, without `--weights` the random
-stand-ins are used: then the network figures time the harness around small nets (resizing to
-224/299/112 included), not the real networks. Absolute numbers; they depend on the machine.
+Times, on the same clips and with the harness's own code: reading a real clip (OpenCV, with and
+without the AV-Align flow trajectory at its own size), the run's videos of a clip (walk + render,
+both framings), and each per-video feature (I3D under both FVD protocols, Inception-v3, C3D, CLIP
++ sound encoder, AV-Align, distance to the source clip). Without `--checkpoint` a tiny untrained run
+is made, without `--weights` the random stand-ins are used: then the network figures time the
+harness around small nets (resizing included), not the real networks. The baseline of the run is
+reading a real clip without flow; every figure is also given as a ratio to it.
 """
 
 from __future__ import annotations
@@ -22,19 +23,16 @@ from pathlib import Path
 import torch
 
 from model import runtime
+from model.eval_media import iter_clips, sound_onsets
 from model.evaluate import (
+    METRICS,
     EvalConfig,
-    Run,
     _extractors,
-    clip_seed,
+    _load_run,
     compute_features,
     feature_names,
-    generate_video,
-    interpolate,
-    iter_clips,
-    read_video,
+    generated,
 )
-from model.generate import checkpoint_folder, load_run
 from model.metrics.standins import write_standins
 from model.train import Trainer, build_config, load_frozen
 
@@ -46,10 +44,6 @@ def tiny_run(folder: Path) -> Path:
     return folder
 
 
-def rate(n: int, seconds: float) -> str:
-    return f"{n / seconds:8.2f} videos/s  ({seconds / n * 1000:7.0f} ms/video)"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -59,45 +53,52 @@ def main() -> None:
     p.add_argument("--weights", help="feature networks folder (default: random stand-ins)")
     p.add_argument("--videos", type=int, default=4)
     p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--resolution", type=int, default=256)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="eval-bench-"))
-    checkpoint = args.checkpoint or str(tiny_run(tmp / "run"))
-    weights = args.weights or str(write_standins(tmp / "weights"))
-    cfg = EvalConfig(checkpoint=checkpoint, shards=args.shards, weights=weights, out=str(tmp),
-                     fps=args.fps, device=args.device, quiet=True)  # fmt: skip
+    cfg = EvalConfig(
+        checkpoint=args.checkpoint or str(tiny_run(tmp / "run")), shards=args.shards,
+        weights=args.weights or str(write_standins(tmp / "weights")), out=str(tmp),
+        fps=args.fps, resolution=args.resolution, device=args.device, metrics=METRICS, quiet=True,
+    )  # fmt: skip
     rt = runtime.setup(args.device)
-    folder = checkpoint_folder(checkpoint)
-    config = runtime.read_config(folder)
-    run = Run(folder, config, "bench", int(config["generator_kwargs"]["img_resolution"]))
+    run = _load_run(cfg, rt.device)
     ex, problems = _extractors(cfg, run, rt.device)
     for line in problems:
         print(line)
     clips = list(iter_clips(args.shards, args.videos))
     n = len(clips)
-    print(f"{n} clips, {run.resolution} px, {args.fps:g} fps, {rt.device}, {args.threads} threads")
+    print(
+        f"{n} clips, {args.resolution} px, render at {args.fps:g} fps, {rt.device}, {args.threads} threads"
+    )
+    base = 0.0
+
+    def report(what: str, seconds: float) -> None:
+        ratio = f"{seconds / base:6.2f}x the baseline" if base else "baseline"
+        print(
+            f"{what:<34} {n / seconds:8.2f} videos/s ({seconds / n * 1000:7.0f} ms/video, {ratio})"
+        )
 
     start = time.perf_counter()
     for clip in clips:
-        generate_video(cfg, clip, "model", tmp / f"{clip.key}.mp4")
-    print(f"generation (model.generate)    {rate(n, time.perf_counter() - start)}")
-    _, G, _ = load_run(checkpoint, rt.device)
-    psi = config["model"]["truncation"]
+        clip.video(args.resolution, flow=False)
+    base = time.perf_counter() - start
+    report("read real clip (OpenCV)", base)
     start = time.perf_counter()
-    for clip in clips:
-        interpolate(G, psi, clip_seed(0, clip.key), clip.steps(args.fps))
-    print(f"W+ interpolation render        {rate(n, time.perf_counter() - start)}")
+    real = [clip.video(args.resolution, flow=True) for clip in clips]
+    report("read real clip + flow + onsets", time.perf_counter() - start)
     start = time.perf_counter()
-    real = [clip.frames(args.fps, run.resolution) for clip in clips]
-    print(f"real clip decode               {rate(n, time.perf_counter() - start)}")
-    videos = [read_video(tmp / f"{clip.key}.mp4") for clip in clips]
-    for name in feature_names(cfg, ex, "model"):
+    made = [generated(cfg, run, clip, "model", sound_onsets(clip.flac)) for clip in clips]
+    report("the run's videos (walk + render)", time.perf_counter() - start)
+    names = feature_names(cfg, ex, False, True)
+    for name in names:
         start = time.perf_counter()
-        for clip, video, frames in zip(clips, videos, real, strict=True):
-            compute_features([name], ex, cfg, clip, video, frames)
-        print(f"feature {name.split('-')[0]:<22} {rate(n, time.perf_counter() - start)}")
+        for clip, videos, src in zip(clips, made, real, strict=True):
+            compute_features([name], ex, cfg, videos["model@render"], False, clip, src)
+        report(f"feature {name.split(':')[0]}", time.perf_counter() - start)
 
 
 if __name__ == "__main__":

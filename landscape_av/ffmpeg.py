@@ -51,9 +51,10 @@ def ffmpeg_exe() -> str:
         raise FFmpegError(f"imageio-ffmpeg found no ffmpeg binary: {e}; set {ENV_VAR}") from e
 
 
-def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, timeout: float | None = None) -> None:
+def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, timeout: float | None = None) -> str:
     """Run `ffmpeg -hide_banner -nostdin -loglevel error -y <args>` as a `processes.child`; raise
-    FFmpegError on failure (Stopped when the build stopped it).
+    FFmpegError on failure (Stopped when the build stopped it). Returns what ffmpeg reported on
+    stderr (its errors, such as the decode errors it conceals and still exits 0 after).
 
     `args` is everything after the global options (inputs, filters, outputs). The error message
     names the command and carries the tail of ffmpeg's stderr.
@@ -74,6 +75,7 @@ def run_ffmpeg(args: Sequence[str | os.PathLike[str]], *, timeout: float | None 
             returncode=proc.returncode,
             stderr_tail=tail,
         )
+    return stderr
 
 
 def _show(cmd: Sequence[str], limit: int = 400) -> str:

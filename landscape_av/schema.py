@@ -55,6 +55,10 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"
 
 
+SHARD_FILE_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}\.tar$")
+"""A shard's file name inside `DATA_DIR`, as the manifests give it (`shard_name`): no path."""
+
+
 def shard_glob(split: str) -> str:
     """Glob of a split's shards relative to the corpus folder: `data/train-*.tar`."""
     return f"{DATA_DIR}/{split}-*.tar"
@@ -145,6 +149,7 @@ SAMPLE_DOCS: dict[str, str] = {
 FAILURE_STAGES: tuple[str, ...] = ("manifest", "download", "probe", "filter", "clip", "shard")
 
 REJECT_REASONS: dict[str, str] = {
+    "no_video": "no video stream (an audio-only source)",
     "low_resolution": "smaller than the minimum width x height",
     "no_audio": "no audio stream",
     "too_short": "shorter than one clip",
@@ -163,7 +168,7 @@ order; each rejected clip gets exactly one, a source left without clips the firs
 
 # Output manifests: column name -> type ("str", "int", "float"), in column order. The same rows are
 # written as `OUT/manifests/{name}.parquet` and `.csv`; `landscape_av.corpus.manifests` reads and writes them.
-SOURCE_STATUSES: tuple[str, ...] = ("clipped", "rejected", "failed")
+SOURCE_STATUSES: tuple[str, ...] = ("clipped", "rejected", "lost", "failed")
 """`status` of a sources-manifest row: clips made; turned down by the filter; a stage failed."""
 
 MANIFEST_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {

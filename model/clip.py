@@ -75,13 +75,16 @@ class FrozenClip(nn.Module):
         return self.model.encode_image(self.preprocess(images), normalize=True)
 
     def encode_text(self, prompts: list[str]) -> Tensor:
-        """list of N strings -> [N, embed_dim] unit vectors (constants: cached per prompt)."""
-        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
-        if missing:
-            with torch.no_grad():
-                tokens = self.tokenizer(missing).to(self.mean.device)
-                emb = self.model.encode_text(tokens, normalize=True).float()
-            self._text_cache.update(zip(missing, emb, strict=True))
+        """list of N strings -> [N, embed_dim] unit vectors (constants: cached per prompt).
+
+        Each new prompt is encoded on its own: a matrix product's rounding depends on the batch
+        it runs in, and a prompt's embedding must not depend on which prompts came first (a
+        resumed run meets them in other groups than the uninterrupted run did)."""
+        with torch.no_grad():
+            for p in dict.fromkeys(prompts):
+                if p not in self._text_cache:
+                    tokens = self.tokenizer([p]).to(self.mean.device)
+                    self._text_cache[p] = self.model.encode_text(tokens, normalize=True).float()[0]
         return torch.stack([self._text_cache[p] for p in prompts]).to(self.mean.device)
 
     def _apply(self, fn, recurse: bool = True):  # .to(device) must not keep stale cached text

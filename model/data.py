@@ -49,6 +49,7 @@ from torch import Tensor
 from landscape_av.corpus.corpus import read_shard, shard_keys
 from landscape_av.corpus.decode import frames_at_times
 from landscape_av.schema import MEMBERS, SampleMeta, member_problem
+from model import runtime
 from model.audio import MelConfig, clip_mels, fit_length, load_wave, step_mels
 from model.config import InputError
 
@@ -441,3 +442,20 @@ def make_loader(
         pin_memory=pin_memory,
     )
     return loader
+
+
+def training_batches(
+    shards: str | Path | Sequence[str | Path],
+    cfg: DataConfig,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    used: int = 0,
+    pin_memory: bool = False,
+) -> Iterator[dict]:
+    """Endless training batches (`make_loader` without end) after the first `used`, which a
+    resumed run has trained on already (`runtime.skip`)."""
+    loader = make_loader(
+        shards, cfg, batch_size, num_workers, seed=seed, epochs=None, pin_memory=pin_memory
+    )
+    return runtime.skip(loader, used)

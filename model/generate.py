@@ -18,18 +18,18 @@ drives the motion. Those guidance offsets are keyframes `--text-every` seconds a
 them: independent per-step offsets would jitter the motion. The default guides the start latent
 only (cheaper).
 
-`walk_sound` (latents) and `generate_video` (frames) are the in-memory API behind the command.
+The in-memory API behind the command, `walk_sound` (latents) and `generate_video` (frames), is
+`model.apps.video`; the start latent's edits are `model.apps.edits`.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import av
 import numpy as np
@@ -37,35 +37,32 @@ import torch
 
 from landscape_av.ffmpeg import run_ffmpeg
 from model import runtime
-from model.audio import MelConfig, clip_mels, load_wave
+from model.apps.checkpoint import open_run
+from model.apps.options import (
+    ANCHOR,
+    DEVICE,
+    LEVELS,
+    LPIPS_VGG,
+    QUIET,
+    STEPS,
+    STYLE_FROM,
+    TEXT,
+    TEXT_WEIGHT,
+    EditOptions,
+    PhotoOptions,
+)
+from model.apps.video import INTERPOLATIONS, render_frames, walk_sound
+from model.audio import MelConfig, load_wave
 from model.config import Flag, InputError, UsageError, command, run
 from model.styles import ALL_LEVELS
-from model.video_model import SoundToLatents, VideoModelConfig, freeze, render, start_latents
+from model.video_model import start_latents
 
-if TYPE_CHECKING:  # model.edit and model.invert build on this module: imported where used
-    from model.edit import EditOptions
-    from model.invert import PhotoOptions
-
-
-# Flags of the photo and edit settings, worded once for generate, invert and edit (keys of
-# GenerateConfig, PhotoOptions and EditOptions alike; `Flag.within` puts them in a section)
-STEPS = Flag("steps", "Optimizer steps of the photo's inversion and of the CLIP guidance.")
-LPIPS_VGG = Flag(
-    "lpips_vgg", "torchvision VGG16 weights for LPIPS (a tiny run: a random stand-in).", exists=True
-)
-QUIET = Flag("quiet", "No progress bars.")
-STYLE_FROM = Flag("style_from", "Style mixing source: a photo, a W+ (.pt) or a seed.")
-LEVELS = Flag("levels", "W+ levels (comma-separated coarse, mid, fine) that the edits change.")
-TEXT = Flag("text", "CLIP text constraint, e.g. 'a thunderstorm at night'.")
-TEXT_WEIGHT = Flag("text_weight", "Weight of --text.")
-ANCHOR = Flag("anchor", "Weight of the guidance's L2 anchor to the latent it starts from.")
 TEXT_STEPS = Flag(
     "text_steps", "Guidance steps toward --text of every walked latent (0: the start latent only)."
 )
 TEXT_EVERY = Flag(
     "text_every", "Seconds between the keyframes of --text-steps' offsets (0: one per walk step)."
 )
-DEVICE = Flag("device", "Where to render.", choices=runtime.DEVICES)
 
 
 @dataclass
@@ -101,122 +98,6 @@ class Generated:
     audio_seconds: float
 
 
-def checkpoint_folder(path: str | Path) -> Path:
-    """A checkpoint folder itself, or the newest one of a run folder."""
-    path = Path(path)
-    if (path / "model.safetensors").is_file():
-        return path
-    latest = runtime.Checkpointer(path).latest()
-    if latest is None:
-        raise InputError(f"{path} is neither a checkpoint folder nor a run holding one")
-    return latest
-
-
-def load_run(
-    path: str | Path, device: torch.device
-) -> tuple[SoundToLatents, torch.nn.Module, dict]:
-    """(E_a + walker, frozen generator, training config) of a checkpoint, in eval mode."""
-    from model.stylegan3 import Generator
-
-    folder = checkpoint_folder(path)
-    cfg = runtime.read_config(folder)
-    latents = SoundToLatents(VideoModelConfig.from_dict(cfg["model"]))
-    G = Generator(**cfg["generator_kwargs"])
-    runtime.load_weights(folder, {"latents": latents, "generator": G})
-    return latents.to(device).eval(), freeze(G.to(device)), cfg
-
-
-def load_wplus(path: str | Path, num_ws: int, w_dim: int) -> torch.Tensor:
-    """A W+ latent from a torch file: [1, num_ws, w_dim]."""
-    w = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(w, torch.Tensor):
-        raise InputError(f"--image {path}: expected a tensor, found {type(w).__name__}")
-    w = w.float().reshape(-1, *w.shape[-2:]) if w.dim() >= 2 else w
-    if tuple(w.shape) != (1, num_ws, w_dim):
-        raise InputError(f"--image {path}: W+ must be [{num_ws}, {w_dim}], got {list(w.shape)}")
-    return w
-
-
-INTERPOLATIONS = ("linear", "hold")
-
-
-def resample_walk(ws: torch.Tensor, steps_per_second: float, fps: float, frames: int, how: str):
-    """Walked latents ws [B, T, N, D] at `steps_per_second` -> `frames` latents at `fps`: output frame
-    j at time j / fps takes walk position j * steps_per_second / fps, between two walked latents
-    linearly (`linear`) or the earlier one (`hold`), clamped to the walk's last step."""
-    if how not in INTERPOLATIONS:
-        raise ValueError(f"interpolate {how!r}: expected one of {', '.join(INTERPOLATIONS)}")
-    pos = (torch.arange(frames, dtype=torch.float64) * steps_per_second / fps).clamp(
-        max=ws.shape[1] - 1
-    )
-    lo = pos.floor().long()
-    if how == "hold":
-        return ws[:, lo]
-    hi = (lo + 1).clamp(max=ws.shape[1] - 1)
-    frac = (pos - lo).to(ws.dtype).to(ws.device).view(1, -1, 1, 1)
-    return torch.lerp(ws[:, lo], ws[:, hi], frac)
-
-
-@torch.no_grad()
-def walk_sound(
-    latents: SoundToLatents,
-    G: torch.nn.Module,
-    wave: torch.Tensor,
-    n_mels: int,
-    fps: float | None = None,
-    seed: int = 0,
-    truncation: float | None = None,
-    smooth: float | None = 0.4,
-    interpolate: str = "linear",
-    w: torch.Tensor | None = None,
-    refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """W+ latents [1, F, N, D] of a mono 44.1 kHz waveform [S]: F = round(seconds * fps) output
-    frames (fps None: the model's rate, no interpolation). `w` [1, N, D] replaces the random start
-    latent; `seed` draws it and the walk noise. `refine` maps the walked latents [1, T, N, D] (the
-    model's rate) before they are resampled (`edit.guide_walk`: the per-step text constraint)."""
-    mel_cfg = MelConfig(n_mels=n_mels)
-    rate = latents.cfg.fps
-    seconds = wave.shape[0] / mel_cfg.sample_rate
-    steps = max(1, round(seconds * rate))
-    if wave.shape[0] < steps * mel_cfg.hop:
-        raise ValueError(f"{wave.shape[0]} samples are too short for one frame")
-    mel_full, mel = clip_mels(wave, mel_cfg, steps)  # [1, M, L], [T, 1, M, S]
-    dev = next(latents.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
-    psi = latents.cfg.truncation if truncation is None else truncation
-    w = start_latents(G, 1, psi, generator=gen) if w is None else w.to(dev)
-    noise = torch.randn(1, steps, latents.cfg.walker.noise_dim, generator=gen).to(dev)
-    _, ws = latents(mel_full[None].to(dev), mel[None].to(dev), w, noise, smooth)  # [1, T, N, D]
-    ws = ws if refine is None else refine(ws)
-    fps = rate if fps is None else fps
-    return resample_walk(ws, rate, fps, max(1, round(seconds * fps)), interpolate)
-
-
-def render_frames(G: torch.nn.Module, ws: torch.Tensor, chunk: int = 16) -> Iterator[torch.Tensor]:
-    """Frames of latents ws [1, F, N, D], `chunk` at a time: [<=chunk, 3, R, R] each (unclamped)."""
-    for start in range(0, ws.shape[1], chunk):
-        yield render(G, ws[:, start : start + chunk])[0]
-
-
-@torch.no_grad()
-def generate_video(
-    latents: SoundToLatents, G: torch.nn.Module, wave: torch.Tensor, n_mels: int, **walk: Any
-) -> torch.Tensor:
-    """Frames [F, 3, R, R] in [-1, 1] of a mono 44.1 kHz waveform [S] (`walk`: see `walk_sound`)."""
-    ws = walk_sound(latents, G, wave, n_mels, **walk)
-    return torch.cat(list(render_frames(G, ws))).clamp(-1, 1)
-
-
-def walk_drift(ws: torch.Tensor, fps: float, seconds: tuple[float, ...] = (1, 10, 60)) -> dict:
-    """How far a sound has carried the walk: mean over ws of ||w(s) - w(0)|| for ws [B, T, N, D] at
-    `fps`, at each of `seconds` (the walk's last latent for a time past its end)."""
-    last = ws.shape[1] - 1
-    return {
-        s: (ws[:, min(round(s * fps), last)] - ws[:, 0]).norm(dim=-1).mean().item() for s in seconds
-    }
-
-
 @torch.no_grad()
 def generate(
     checkpoint: str | Path,
@@ -229,9 +110,6 @@ def generate(
     """A video of `audio` by the run `checkpoint`; `settings` are `GenerateConfig` fields.
     `start`: style mixing / text guidance of the start latent (default: from `settings`);
     `photo`: how `image` is inverted (default: from `settings`)."""
-    from model.edit import EditOptions, guide_walk, start_latent
-    from model.invert import PhotoOptions, Run
-
     cfg = GenerateConfig(str(checkpoint), str(audio), str(out), **settings)
     start = start or EditOptions(
         cfg.levels,
@@ -244,18 +122,23 @@ def generate(
         raise UsageError("--text-steps needs --text: it guides each step toward that prompt")
     photo = photo or PhotoOptions(steps=cfg.steps, lpips_vgg=cfg.lpips_vgg, quiet=cfg.quiet)
     rt = runtime.setup(cfg.device)
-    latents, G, run_cfg = load_run(cfg.checkpoint, rt.device)
+    run = open_run(cfg.checkpoint, rt.device)
+    latents, G, run_cfg = run.latents, run.G, run.cfg
     rate = MelConfig().sample_rate
     wave, _ = load_wave(cfg.audio, rate)
     seconds = wave.shape[0] / rate
     w, refine = None, None
-    run = Run(Path(cfg.checkpoint), G, latents, run_cfg, rt.device)
+    # the edits (photo inversion, CLIP guidance) bring torchvision: imported when asked for
     if cfg.image is not None or start != EditOptions(anchor=start.anchor):  # an edit to make
         psi = latents.cfg.truncation if cfg.truncation is None else cfg.truncation
         gen = torch.Generator().manual_seed(cfg.seed)  # the start latent walk_sound would draw
         w = None if cfg.image is not None else start_latents(G, 1, psi, generator=gen)
+        from model.apps.edits import start_latent
+
         w = start_latent(run, w, cfg.image, start, photo, rt)
     if cfg.text_steps:
+        from model.apps.guidance import guide_walk
+
         refine = partial(
             guide_walk, run, opts=start, steps=cfg.text_steps, every=cfg.text_every, photo=photo,
             rt=rt, chunk=cfg.chunk,

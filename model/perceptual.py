@@ -6,7 +6,8 @@ over the taps f_l of a feature network (unit-normalised over channels at every p
 [-1, 1] shifted and scaled as LPIPS v0.1 does. `load_vgg_lpips` is LPIPS-VGG v0.1 itself: torchvision's
 VGG16 with ImageNet weights read from a local file (nothing is downloaded) and the calibrated linear
 weights `lin_l` that ship inside the `lpips` pip package (its `weights/v0.1/vgg.pth`; the package's
-code is not run). `tiny_lpips` is a stand-in for tests and tiny runs: the same formula over a small
+code is not run). `load_alex_lpips` is LPIPS-AlexNet v0.1 (the package's default network, which
+`model.evaluate` reports) from torchvision's AlexNet weights and the package's `alex.pth`. `tiny_lpips` is a stand-in for tests and tiny runs: the same formula over a small
 random conv net with every channel weighing 1 (LPIPS's uncalibrated "baseline" variant).
 """
 
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 VGG_TAPS = (4, 9, 16, 23, 30)  # torchvision vgg16().features ends of relu1_2 ... relu5_3
+ALEX_TAPS = (2, 5, 8, 10, 12)  # torchvision alexnet().features ends of relu1 ... relu5
 VGG_HELP = (
     "LPIPS-VGG needs torchvision's ImageNet VGG16 weights as a local file: on a machine with "
     "internet, `python -c \"import torchvision; torchvision.models.vgg16(weights='IMAGENET1K_V1')\"` "
@@ -55,6 +57,38 @@ class Lpips(nn.Module):
         return total
 
 
+def package_lin(net: str) -> list[Tensor]:
+    """The calibrated LPIPS v0.1 linear weights of `net` ("vgg" or "alex") that ship in the installed
+    `lpips` package (`weights/v0.1/NET.pth`), read as tensors; the package's code is not run."""
+    spec = importlib.util.find_spec("lpips")  # finds the package without running its code
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "LPIPS's calibrated weights ship in the `lpips` package: pip install lpips==0.1.4"
+        )
+    lin_file = Path(spec.origin).parent / "weights" / "v0.1" / f"{net}.pth"
+    lin_sd = torch.load(lin_file, map_location="cpu", weights_only=True)
+    return [lin_sd[f"lin{i}.model.1.weight"] for i in range(len(lin_sd))]
+
+
+def _features(path: Path, features: nn.Sequential, what: str, flag: str) -> nn.Sequential:
+    """`features` with the `features.*` weights of a torchvision state dict file loaded."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {
+        k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")
+    }
+    try:
+        features.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{flag} {path}: not torchvision {what} weights ({e})") from None
+    return features
+
+
+def _lpips(features: nn.Sequential, taps: tuple[int, ...], lin: list[Tensor]) -> Lpips:
+    bounds = (0, *taps)
+    stages = [features[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return Lpips(stages, lin)
+
+
 def load_vgg_lpips(vgg_path: str | Path) -> Lpips:
     """LPIPS-VGG v0.1 from torchvision VGG16 weights at `vgg_path` (a whole-model or `features`
     state dict) and the calibrated linear weights of the installed `lpips` package."""
@@ -63,25 +97,22 @@ def load_vgg_lpips(vgg_path: str | Path) -> Lpips:
     path = Path(vgg_path)
     if not path.is_file():
         raise FileNotFoundError(f"--lpips-vgg {path}: no such file. {VGG_HELP}")
-    spec = importlib.util.find_spec("lpips")  # finds the package without running its code
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            "LPIPS's calibrated weights ship in the `lpips` package: pip install lpips==0.1.4"
-        )
-    lin_file = Path(spec.origin).parent / "weights" / "v0.1" / "vgg.pth"
-    lin_sd = torch.load(lin_file, map_location="cpu", weights_only=True)
-    features = vgg16(weights=None).features
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {
-        k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")
-    }
-    try:
-        features.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"--lpips-vgg {path}: not torchvision VGG16 weights ({e})") from None
-    bounds = (0, *VGG_TAPS)
-    stages = [features[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    return Lpips(stages, [lin_sd[f"lin{i}.model.1.weight"] for i in range(len(stages))])
+    lin = package_lin("vgg")
+    return _lpips(
+        _features(path, vgg16(weights=None).features, "VGG16", "--lpips-vgg"), VGG_TAPS, lin
+    )
+
+
+def load_alex_lpips(alexnet_path: str | Path) -> Lpips:
+    """LPIPS-AlexNet v0.1 (the `lpips` package's default, the evaluation's LPIPS) from torchvision
+    AlexNet weights at `alexnet_path` and the package's calibrated linear weights."""
+    from torchvision.models import alexnet
+
+    path = Path(alexnet_path)
+    lin = package_lin("alex")
+    return _lpips(
+        _features(path, alexnet(weights=None).features, "AlexNet", "weights"), ALEX_TAPS, lin
+    )
 
 
 def tiny_lpips(seed: int = 0, widths: tuple[int, ...] = (8, 16, 32)) -> Lpips:

@@ -29,7 +29,6 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from torchvision.utils import make_grid, save_image
 from model import runtime
 from model.clip import WEIGHTS_HELP, load_clip
 from model.config import Flag, InputError, Preset, UsageError, command, run
-from model.data import DataConfig, check_shards, make_loader, to_float_frames
+from model.data import DataConfig, check_shards, to_float_frames, training_batches
 from model.discriminators import DiscriminatorConfig, ImageDiscriminator, VideoDiscriminator
 from model.losses import (
     LossWeights,
@@ -403,22 +402,6 @@ class Trainer:
 # The loop
 
 
-def batch_stream(
-    cfg: TrainConfig, data: DataConfig, skip: int, pin_memory: bool
-) -> Iterator[dict[str, Any]]:
-    """Endless training batches, after the `skip` a resumed run has already used."""
-    loader = make_loader(
-        cfg.shards,
-        data,
-        cfg.batch_size,
-        cfg.workers,
-        seed=cfg.seed,
-        epochs=None,
-        pin_memory=pin_memory,
-    )
-    return runtime.skip(loader, skip)
-
-
 def log_step(writer, trainer: Trainer, step: int, logs: dict[str, float], run: Path) -> None:
     cfg = trainer.cfg
     if writer is None:
@@ -448,7 +431,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         step = ckpt.resume(trainer.modules(), trainer.optimizers(), trainer.amp.scaler, rt)
         data = DataConfig(frames=cfg.frames, resolution=frozen.G.img_resolution, n_mels=cfg.n_mels)
         check_shards(cfg.shards, data)
-        stream = batch_stream(cfg, data, step * cfg.accum, rt.device.type == "cuda")
+        stream = training_batches(
+            cfg.shards, data, cfg.batch_size, cfg.workers, cfg.seed, step * cfg.accum,
+            rt.device.type == "cuda",
+        )  # fmt: skip
         writer = runtime.summary_writer(run, rt)
         logs: dict[str, float] = {}
         with runtime.progress(cfg.steps, rt, cfg.quiet, start=step) as bar:

@@ -30,7 +30,7 @@ from model import runtime
 from model.audio import SpecAugment
 from model.clip import WEIGHTS_HELP, FrozenClip, load_clip
 from model.config import Flag, Preset, UsageError, command, run
-from model.data import DataConfig, check_shards, make_loader, prompt_of, to_float_frames
+from model.data import DataConfig, check_shards, prompt_of, to_float_frames, training_batches
 from model.sound_clip import SoundClip, SoundClipConfig, save_sound_clip, sound_clip_loss
 
 
@@ -135,16 +135,9 @@ def train(cfg: AudioTrainConfig) -> Path:
     ckpt = runtime.Checkpointer(cfg.out, keep=cfg.keep, every=cfg.save_every)
     modules, optimizers = {"sound_clip": model}, {"opt": opt}
     step = ckpt.resume(modules, optimizers, amp.scaler, rt)
-    loader = make_loader(
-        cfg.shards,
-        dcfg,
-        cfg.batch_size,
-        cfg.workers,
-        seed=cfg.seed,
-        epochs=None,
-        pin_memory=rt.device.type == "cuda",
+    batches = training_batches(
+        cfg.shards, dcfg, cfg.batch_size, cfg.workers, cfg.seed, step, rt.device.type == "cuda"
     )
-    batches = runtime.skip(loader, step)
     writer = runtime.summary_writer(cfg.out, rt)
     with runtime.progress(cfg.steps, rt, cfg.quiet, step, "F_a") as bar:
         while step < cfg.steps:

@@ -22,3 +22,7 @@ from landscape_av.cli.corpus import COMMANDS as _corpus_commands  # noqa: E402
 
 for _command in _corpus_commands:
     main.add_command(_command)
+
+from landscape_av.cli.view import view_command  # noqa: E402
+
+main.add_command(view_command)

@@ -6,23 +6,28 @@ Its settings options are made from `BuildConfig` and the stages' options it nest
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import logging
+import os
 import re
 import sys
 import typing
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from landscape_av import processes
 from landscape_av.classes import CLASSES, class_vocabulary, parse_class_selection
 from landscape_av.cli.corpus import Location, warn_cache
 from landscape_av.curation.models import CurationUnavailable
 from landscape_av.pipeline.build import build
 from landscape_av.pipeline.checks import check_folder
 from landscape_av.pipeline.config import BuildConfig
-from landscape_av.pipeline.exits import EXIT_CODES, BuildStopped
+from landscape_av.pipeline.exits import EXIT_CODES, EXIT_INTERRUPTED, BuildStopped
 from landscape_av.pipeline.publish import build_remote, prepare
 from landscape_av.pipeline.settings import Leaf, flat_settings, from_flat
 from landscape_av.pipeline.swap import recover
@@ -148,6 +153,22 @@ def _exit_codes_help() -> str:
     return "Exit codes: " + "; ".join(f"{code}: {what}" for code, what in EXIT_CODES.items()) + "."
 
 
+def _interruptible(command: Callable[..., None]) -> Callable[..., None]:
+    """`command`, where Ctrl-C anywhere (making the demo sources, fetching the default list, the
+    build) kills the children at once and ends with one line and exit 130 (`_stop`)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            processes.stop_all()
+            message = "interrupted; run the same command to resume"
+            _stop(BuildStopped(EXIT_INTERRUPTED, message))
+
+    return run
+
+
 @click.command("build", cls=_BuildCommand, epilog=_exit_codes_help())
 @click.option(
     "--source-list",
@@ -191,6 +212,7 @@ def _exit_codes_help() -> str:
     "~/.cache/landscape-av/builds].",
 )
 @_settings_options
+@_interruptible
 def build_command(
     source_list: Path | None,
     demo: bool,
@@ -233,7 +255,14 @@ def build_command(
     local = config.download.allow_local
     demo_classes = _classes(classes, CLASSES) if demo else ()
     with _source_list(
-        source_list, demo_classes, demo_port, config.out, min_size, config.quiet, local, any_class
+        source_list,
+        demo_classes,
+        demo_port,
+        config.out,
+        min_size,
+        config.quiet,
+        local,
+        any_class,
     ) as (sources, name):
         vocabulary = class_vocabulary(s.class_name for s in sources)
         try:
@@ -253,6 +282,8 @@ def build_command(
                 result = build(chosen, config, source_list=name, classes=vocabulary)
         except BuildStopped as e:
             _stop(e)
+    if result.replaced_clips is not None:  # said even with --quiet: a corpus shrank
+        click.echo(f"landscape-av build: {result.replaced()}", err=True)
     if remote is None:
         warn_cache(config.out)
     elif not config.quiet:
@@ -278,8 +309,16 @@ def _remote(settings: dict[str, Any], work_dir: Path | None) -> Remote | None:
 
 
 def _stop(e: BuildStopped) -> typing.NoReturn:
-    """End the command with the build's one-line summary and exit code."""
+    """End the command with the build's one-line summary and exit code. Interrupted, the process
+    exits at once, without waiting for its worker threads to finish the step they are in (a
+    decode, a hash: seconds on a loaded machine): what they leave is what a kill -9 leaves, which
+    the next run takes up (the children are already killed, the failures so far written)."""
     click.echo(f"landscape-av build: {e}", err=True)
+    if e.code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(e.code)
     sys.exit(e.code)
 
 
@@ -306,10 +345,18 @@ def _source_list(
         from landscape_av.sources.serve import DEMO_PORT, serve_folder
 
         folder = out / WORK_DIR / "demo-sources"
-        if not quiet:
-            console.print(f"Making the demo sources ({size[0]}x{size[1]}) in {folder}")
-        demo_sources = make_demo_sources(folder, size=size, quiet=quiet, classes=demo)
-        with serve_folder(folder, DEMO_PORT if demo_port is None else demo_port) as url:
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            try:  # first: a port that another server holds is one line, before any rendering
+                url = stack.enter_context(
+                    serve_folder(folder, DEMO_PORT if demo_port is None else demo_port)
+                )
+            except OSError as e:
+                hint = "pass --demo-port 0 for any free port"
+                raise click.ClickException(f"{e.strerror or e}: {hint}") from None
+            if not quiet:
+                console.print(f"Making the demo sources ({size[0]}x{size[1]}) in {folder}")
+            demo_sources = make_demo_sources(folder, size=size, quiet=quiet, classes=demo)
             path = write_demo_source_list(demo_sources, url, folder.parent / "demo-sources.csv")
             yield read_source_list(path, allow_local), DEMO_SOURCE_LIST
         return
@@ -325,6 +372,10 @@ def _source_list(
         raise click.ClickException(str(e)) from None
 
 
+PLAN_ROWS = 20
+"""Sources that `--dry-run` shows in its table (`--json` lists them all)."""
+
+
 def _print_plan(
     sources: list[Source],
     config: BuildConfig,
@@ -333,6 +384,9 @@ def _print_plan(
     classes: tuple[str, ...],
     out: str,
 ) -> None:
+    """The plan of a dry run: with `as_json`, every source as JSON on stdout; else its summary
+    (sources per class and split, the clips it may make) and the first `PLAN_ROWS` sources, so
+    that a list of any length prints in time linear in its length."""
     splits = assign_splits(sources, config.test_fraction, config.split_salt)
     if as_json:
         rows = [
@@ -346,34 +400,36 @@ def _print_plan(
             }
             for s in sources
         ]
-        click.echo(
-            json.dumps(
-                {
-                    "source_list": name,
-                    "out": out,
-                    "config": config.to_json(),
-                    "sources": rows,
-                },
-                indent=1,
-            )
-        )
+        plan = {"source_list": name, "out": out, "config": config.to_json(), "sources": rows}
+        click.echo(json.dumps(plan, indent=1))
+        return
+    per_class = Counter(s.class_name for s in sources)
+    per_split = Counter(splits.values())
+    clips = len(sources) * config.clip.max_clips
+    console.print(f"Plan: {len(sources):,} sources from {name} -> {out}")
+    console.print(
+        "per class: " + ", ".join(f"{c} {per_class[c]:,}" for c in classes if per_class[c])
+    )
+    console.print("per split: " + ", ".join(f"{s} {n:,}" for s, n in sorted(per_split.items())))
+    console.print(
+        f"up to {config.clip.max_clips} clips of {config.clip.seconds:g} s per source: at most "
+        f"{clips:,} clips, {clips * config.clip.seconds / 3600:,.1f} h"
+    )
+    if config.quiet:
         return
     from rich.table import Table
 
-    table = Table(title=f"Plan: {len(sources)} sources from {name} -> {out}")
+    shown = sources[:PLAN_ROWS]
+    table = Table(title=f"The first {len(shown):,} of {len(sources):,} sources")
     for column in ("source_id", "class", "split", "start", "end", "url"):
         table.add_column(column)
-    for s in sources:
+    for s in shown:
         table.add_row(
             s.source_id, s.class_name, splits[s.source_id], _sec(s.start), _sec(s.end), s.url
         )
     console.print(table)
-    per_class = {c: sum(s.class_name == c for s in sources) for c in classes}
-    console.print(
-        "per class: "
-        + ", ".join(f"{c} {n}" for c, n in per_class.items() if n)
-        + f"; up to {config.clip.max_clips} clips of {config.clip.seconds:g} s each"
-    )
+    if len(sources) > len(shown):
+        console.print(f"... and {len(sources) - len(shown):,} more: --json lists every source")
 
 
 def _sec(value: float | None) -> str:

@@ -16,6 +16,7 @@ import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
@@ -26,6 +27,7 @@ from landscape_av.corpus.stats import (
     FIGURES,
     OPTIONAL_FIGURES,
     SUMMARIES,
+    attrition_line,
     corpus_stats,
     figure_captions,
     write_figures,
@@ -218,9 +220,27 @@ def _table(rows: list[list[Any]]) -> str:
     return "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
 
 
+_MD_PUNCTUATION = re.compile(r"([\\`*\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+"""What markdown reads as syntax inside a table cell: escapes, code, emphasis (an `_` inside a
+word, as in a source id, is none), links, cell borders."""
+
+
 def _md(text: Any) -> str:
-    """A table cell: pipes escaped, line breaks flattened."""
-    return str(text).replace("|", "\\|").replace("\n", " ") or "-"
+    """Text from a source list (a licence, an attribution, a class name) as literal text in one
+    markdown table cell: HTML's `& < >` as entities (no tag, such as `</details><script>`, gets
+    through), markdown's punctuation backslash-escaped, line breaks as spaces; "-" for none."""
+    text = " ".join(str(text).splitlines())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_PUNCTUATION.sub(r"\\\1", text) or "-"
+
+
+def _md_link(label: str, url: str) -> str:
+    """A markdown link to `url` whose destination cannot end early or carry markup: every
+    character outside a URL's plain ones percent-encoded."""
+    return f"[{_md(label)}]({quote(url, safe=_URL_SAFE)})"
+
+
+_URL_SAFE = ":/?#@$&*+,;=%._~"
 
 
 def first_sample_meta(folder: Corpus | Path) -> dict[str, Any] | None:
@@ -318,7 +338,7 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
             [
                 [
                     r["label"],
-                    r["class"],
+                    _md(r["class"]),
                     r["train"]["clips"],
                     r["test"]["clips"],
                     r["train"]["sources_used"] + r["test"]["sources_used"],
@@ -343,7 +363,7 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
         "checksums_table": _table([[f"`{k}`", v] for k, v in file_checksums(corpus).items()]),
         "attribution_table": _table(
             [
-                [f"[{r.source_id}]({r.url})", r["class"], _md(r.license), _md(r.attribution)]
+                [_md_link(r.source_id, r.url), _md(r["class"]), _md(r.license), _md(r.attribution)]
                 for _, r in used.sort_values("source_id").iterrows()
             ]
         ),
@@ -352,6 +372,21 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
         name: string.Template(text).substitute(values) for name, text in _kind_parts(kind).items()
     }
     return string.Template(card_template().read_text()).substitute(values)
+
+
+def card_summary(text: str) -> tuple[str, str]:
+    """(title, summary) of a card's text: its first `# ` heading and its `## Dataset summary`
+    section, as markdown ("" for what it lacks)."""
+    body = text.split("\n---\n", 1)[1] if text.startswith("---\n") and "\n---\n" in text else text
+    title, summary, inside = "", [], False
+    for line in body.splitlines():
+        if line.startswith("# ") and not title:
+            title = line[2:].strip()
+        elif line.startswith("#"):
+            inside = line.strip().lower() == "## dataset summary"
+        elif inside:
+            summary.append(line)
+    return title, "\n".join(summary).strip()
 
 
 def _threshold(config: dict[str, Any], reason: str) -> str:
@@ -378,8 +413,9 @@ def _source_data(config: dict[str, Any], totals: dict[str, Any]) -> str:
     manifest = Path(str(config.get("manifest") or "unrecorded")).name
     credit = next(text for word, text in SOURCE_LISTS.items() if word in manifest)
     return (
-        f"Source list `{manifest}`: {credit}. Sources listed: {totals['sources']:,}; gave clips: "
-        f"{totals['sources_used']:,}; rejected or failed: {totals['failures']:,} (see below)."
+        f"Source list {_md(manifest)}: {credit}. Sources listed: {totals['sources']:,}; gave clips: "
+        f"{totals['sources_used']:,}; lost: {attrition_line(totals)}; rejected, lost or failed: "
+        f"{totals['failures']:,} (see below)."
     )
 
 

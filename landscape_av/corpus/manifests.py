@@ -1,8 +1,11 @@
 """The four output manifests of a built corpus (sources, clips, shards, failures).
 
 Each is written as parquet and csv with the same rows and the columns of
-`schema.MANIFEST_FIELDS` (and those of `schema.OPTIONAL_FIELDS` that its rows have), atomically (a temporary file renamed into place), and byte-for-byte
-reproducible: no timestamps, no pandas index metadata, rows in the order given.
+`schema.MANIFEST_FIELDS` (and those of `schema.OPTIONAL_FIELDS` that its rows have), atomically (a
+temporary file renamed into place), and byte-for-byte reproducible: no timestamps, no pandas index
+metadata, rows in the order given. Parquet holds the exact text; in the csv, a text cell that a
+spreadsheet would run as a formula is written with a `'` in front (`csv_text.to_cell`), which
+`read_manifest_csv` takes off again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from landscape_av.csv_text import from_cell, to_cell
 from landscape_av.files import atomic_path
 from landscape_av.schema import (
     MANIFEST_DIR,
@@ -66,8 +70,21 @@ def write_manifest(corpus_dir: Path, name: str, rows: Sequence[Mapping[str, Any]
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(manifest_path(corpus_dir, name, "parquet")) as tmp:
         pq.write_table(table, tmp)
+    text = {c: [to_cell(v) for v in data[c]] for c in columns if kinds[c] == "str"}
     with atomic_path(manifest_path(corpus_dir, name, "csv")) as tmp:
-        pacsv.write_csv(table, tmp)
+        pacsv.write_csv(pa.Table.from_pydict(data | text, schema=schema), tmp)
+
+
+def read_manifest_csv(path: Path, name: str, optional: Collection[str] = ()) -> pd.DataFrame:
+    """The rows of the csv of manifest `name` at `path` (with the optional columns named in
+    `optional`), its text as the parquet holds it (the `'` that keeps a formula from running taken
+    off); raises ValueError for a malformed file."""
+    types = pacsv.ConvertOptions(column_types=arrow_schema(name, optional))
+    rows = pacsv.read_csv(path, convert_options=types).to_pandas()
+    for column, kind in manifest_fields(name, optional):
+        if kind == "str" and column in rows:
+            rows[column] = rows[column].map(from_cell)
+    return rows
 
 
 def read_manifest_table(corpus_dir: Path, name: str) -> pd.DataFrame:

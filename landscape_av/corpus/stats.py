@@ -90,6 +90,7 @@ def corpus_stats(folder: Corpus | Path) -> dict[str, Any]:
                 "hours": float(sel["duration"].sum()) / 3600,
             }
         row["rejected"] = _counts(failures.loc[failures["class"] == name, "reason"])
+        row["lost"] = int(((sources["class"] == name) & (sources["status"] == "lost")).sum())
         per_class.append(row)
 
     per_split = {
@@ -107,11 +108,14 @@ def corpus_stats(folder: Corpus | Path) -> dict[str, Any]:
         f"{stage}/{reason}": int(n)
         for (stage, reason), n in failures.groupby(["stage", "reason"]).size().items()
     }
+    lost = int((sources["status"] == "lost").sum())
     return {
         "folder": corpus.location,
         "totals": {
             "sources": len(sources),
             "sources_used": int(clips["source_id"].nunique()),
+            "lost": lost,  # gone from their site (private, removed): the list's attrition
+            "attrition": lost / len(sources) if len(sources) else 0.0,
             "clips": len(clips),
             "hours": float(clips["duration"].sum()) / 3600,
             "shards": len(shards),
@@ -298,4 +302,13 @@ def stats_tables(stats: dict[str, Any]) -> list[Table]:
     counts.add_row(
         "shards", f"{t['shards']} shards, {t['bytes'] / 1e9:.3f} GB, {t['clips']:,} clips"
     )
+    counts.add_row("lost sources", attrition_line(t))
     return [classes, rejections, dist, counts]
+
+
+def attrition_line(totals: dict[str, Any]) -> str:
+    """How much of the source list is gone from its sites (private or removed videos)."""
+    return (
+        f"{totals['lost']:,} of {totals['sources']:,} ({totals['attrition']:.1%}) no longer "
+        "available (private or removed)"
+    )

@@ -28,7 +28,7 @@ from typing import Any
 from landscape_av.corpus.card import card_check, card_checksums, file_checksums, render_card
 from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.decode import media_info
-from landscape_av.corpus.manifests import arrow_schema
+from landscape_av.corpus.manifests import read_manifest_csv
 from landscape_av.corpus.stats import figure_paths
 from landscape_av.files import file_sha256
 from landscape_av.schema import (
@@ -319,8 +319,6 @@ def folder_problems(folder: Corpus | Path) -> list[Problem]:
 
 def manifest_problems(folder: Corpus | Path) -> list[Problem]:
     """Each manifest's csv must hold the same rows as its parquet."""
-    import pyarrow.csv as pacsv
-
     corpus = Corpus.of(folder)
     problems = []
     for name in MANIFESTS:
@@ -329,9 +327,7 @@ def manifest_problems(folder: Corpus | Path) -> list[Problem]:
         if not csv.is_file():
             continue  # folder_problems names it
         try:
-            columns = corpus.manifest(name).columns
-            types = pacsv.ConvertOptions(column_types=arrow_schema(name, columns))
-            rows = pacsv.read_csv(csv, convert_options=types).to_pandas()
+            rows = read_manifest_csv(csv, name, corpus.manifest(name).columns)
         except (OSError, ValueError) as err:  # pyarrow's parse errors are ValueErrors
             problems.append(Problem(where, "-", "-", f"unreadable: {err}"))
             continue

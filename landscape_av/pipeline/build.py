@@ -60,9 +60,23 @@ from landscape_av.sources.split import assign_splits
 
 @dataclass
 class BuildResult:
+    """A committed corpus: its sources' outcomes and its shards; `replaced_clips`, the clips of
+    a larger corpus in OUT that it replaced (`--overwrite`), else None."""
+
     out: Path
     outcomes: list[Outcome]
     shards: list[dict[str, Any]]
+    replaced_clips: int | None = None
+
+    def replaced(self) -> str:
+        """The line saying that a smaller corpus replaced a larger one ("" when none did)."""
+        if self.replaced_clips is None:
+            return ""
+        made = sum(len(o.clips) for o in self.outcomes)
+        return (
+            f"--overwrite: replaced the corpus there, of {self.replaced_clips} clips, with this "
+            f"build's {made}"
+        )
 
     def summary(self) -> dict[str, Any]:
         statuses = Counter(o.status for o in self.outcomes)
@@ -77,6 +91,7 @@ class BuildResult:
             "shards": len(self.shards),
             "bytes": sum(s["bytes"] for s in self.shards),
             "failures": dict(sorted(failures.items())),
+            "replaced_clips": self.replaced_clips,
         }
 
 
@@ -118,7 +133,7 @@ def build(
                 board = Board(progress, len(sources), store, crasher, on_commit)
                 _run_sources(sources, splits, config, board, outcomes, log_path)
                 ordered = [outcomes[s.source_id] for s in sources]
-                check_outcomes(ordered, config, out)
+                replaced = check_outcomes(ordered, config, out)
                 staging = staging_dir(out)
                 staging.mkdir(exist_ok=True)
                 shard_rows, key_shard = write_shards(
@@ -147,13 +162,14 @@ def build(
             raise _stopped(1, f"{e.filename or out}: {e.strerror or e}", outcomes, work) from None
         made = sum(len(o.clips) for o in outcomes.values())
         left = len(sources) - len(outcomes)
-        needed = space_needed(store.size(), made, left, config.clip)
+        in_flight = 0 if config.engine == "ray" else min(left, config.workers + config.downloads)
+        needed = space_needed(store.size(), made, left, config.clip, in_flight)
         raise _stopped(EXIT_OUTPUT, output_message(e, out, needed), outcomes, work) from None
-    result = BuildResult(out, ordered, shard_rows)
+    result = BuildResult(out, ordered, shard_rows, replaced)
     summary = result.summary()
     print_summary(
         f"landscape-av build -> {out}",
-        {k: v for k, v in summary.items() if k not in ("out", "failures")}
+        {k: v for k, v in summary.items() if k not in ("out", "failures", "replaced_clips")}
         | {f"  {k}": v for k, v in summary["failures"].items()},
         config.quiet,
     )
@@ -168,13 +184,15 @@ def _run_sources(
     outcomes: dict[str, Outcome],
     log_path: Path,
 ) -> None:
-    """Reuse each source's committed result, run the others' stages with the configured engine,
+    """Reuse each source's committed result (but a lost one with `retry_lost`), run the others'
+    stages with the configured engine,
     putting each outcome into `outcomes` (by source id) as it comes, and stop early when the
     network is down (`network.check_network`)."""
     jobs: list[Job] = []
     for source in sources:
         split = splits[source.source_id]
-        if (reused := board.store.reused(source, split)) is not None:
+        reused = board.store.reused(source, split)
+        if reused is not None and not (reused.status == "lost" and config.retry_lost):
             board.advance(*STAGES)
             outcomes[source.source_id] = reused
         else:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from landscape_av.csv_text import from_cell
 from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.exits import (
     EXIT_FAILURES,
@@ -20,39 +22,46 @@ from landscape_av.pipeline.exits import (
 from landscape_av.pipeline.outcome import Outcome
 from landscape_av.pipeline.sample_store import SAMPLES_DIR
 from landscape_av.schema import BUILD_FILE, CORPUS_ENTRIES, MANIFEST_DIR, WORK_DIR
-from landscape_av.sources.source_list import Source
+from landscape_av.sources.source_list import Source, list_name
 
 
-def check_outcomes(outcomes: list[Outcome], config: BuildConfig, out: Path) -> None:
+def check_outcomes(outcomes: list[Outcome], config: BuildConfig, out: Path) -> int | None:
     """Raise BuildStopped unless the sources' outcomes make a corpus worth committing: some clip,
-    a failure share within `max_failure_rate`, and (without `overwrite`) no fewer clips than the
-    corpus already in `out`."""
+    a failure share within `max_failure_rate` (of the sources not lost: a list that lost videos
+    to time is not a broken build), and (without `overwrite`) no fewer clips than the corpus
+    already in `out`. Returns the clip count of the corpus in `out` that `overwrite` lets a
+    smaller one replace (for the build to say so), else None."""
     clips = sum(len(o.clips) for o in outcomes)
-    failed = sum(o.status == "failed" for o in outcomes)
-    rejected = sum(o.status == "rejected" for o in outcomes)
+    count = Counter(o.status for o in outcomes)
+    failed, lost = count["failed"], count["lost"]
     kept = f"{out} was left as it was"
     if clips == 0:
         raise BuildStopped(
             EXIT_NO_CLIPS,
-            f"no clip was made from {len(outcomes)} sources ({failed} failed, {rejected} "
-            f"rejected); {kept}",
+            f"no clip was made from {len(outcomes)} sources ({failed} failed, "
+            f"{count['rejected']} rejected, {lost} lost); {kept}",
         )
-    share = failed / len(outcomes)
+    available = len(outcomes) - lost
+    share = failed / available
     if share > config.max_failure_rate:
+        of = f"{available} sources not lost" if lost else f"{available} sources"
         raise BuildStopped(
             EXIT_FAILURES,
-            f"{failed} of {len(outcomes)} sources failed ({share:.0%} > --max-failure-rate "
+            f"{failed} of {of} failed ({share:.0%} > --max-failure-rate "
             f"{config.max_failure_rate:g}); {kept}; run the same command to retry them, or raise "
             "--max-failure-rate",
         )
     before = _corpus_rows(out, "clips")
-    if before is not None and clips < len(before) and not config.overwrite:
+    if before is None or clips >= len(before):
+        return None
+    if not config.overwrite:
         raise BuildStopped(
             EXIT_FAILURES,
             f"this run made {clips} clips, fewer than the {len(before)} of the corpus in {out}, "
             f"which was kept; run the same command to retry the {failed} failed sources, or "
-            "pass --overwrite",
+            "pass --overwrite to replace it",
         )
+    return len(before)
 
 
 def check_target(
@@ -99,8 +108,9 @@ def _differences(
         record = json.loads((out / BUILD_FILE).read_text())
     except (OSError, ValueError) as e:
         return f"its {BUILD_FILE} is unreadable: {e}"
-    if record.get("manifest") != source_list:
-        return f"source list {record.get('manifest')!r}, not {source_list!r}"
+    there, here = list_name(record.get("manifest") or ""), list_name(source_list)
+    if there != here:
+        return f"source list {there!r}, not {here!r}"
     old, new = record.get("config", {}), json.loads(json.dumps(config.to_json()))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
@@ -115,9 +125,10 @@ def _differences(
 
 
 def _corpus_rows(out: Path, name: str) -> list[dict[str, str]] | None:
-    """Rows of a manifest of the corpus in `out` (its csv), None where there is none."""
+    """Rows of a manifest of the corpus in `out` (its csv, the text as written), None where there
+    is none."""
     try:
         with open(out / MANIFEST_DIR / f"{name}.csv", newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+            return [{k: from_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
     except OSError:
         return None

@@ -118,12 +118,17 @@ def cut_clips(
     """Cut `count` consecutive clips from `path` starting at `start` seconds into `out_dir`, named by
     `keys`; returns them with their measured loudness and motion (and what `taps` asks for).
     Trailing clips that come out short (a source shorter than probed) are dropped; raises
-    FFmpegError when ffmpeg fails and ClipError when not even the first clip is exact."""
+    FFmpegError when ffmpeg fails, DamagedSource when it reports an error decoding the span (a
+    damaged frame or container: it conceals them and exits 0) and ClipError when not even the first
+    clip is exact."""
     if count < 1 or len(keys) != count:
         raise ValueError(f"need one key per clip: {count} clips, {len(keys)} keys")
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = {name: out_dir / file for name, file in _RAW_FILES.items()}
-    run_ffmpeg(_ffmpeg_args(path, start, keys, out_dir, raw, opts, taps))
+    reported = run_ffmpeg(_ffmpeg_args(path, start, keys, out_dir, raw, opts, taps)).strip()
+    if reported:  # ffmpeg conceals what it cannot decode and exits 0: the source is damaged
+        lines = [line.strip() for line in reported.splitlines()]
+        raise DamagedSource(f"ffmpeg could not decode all of it: {' | '.join(lines[:3])}")
     grey_frames = _read_frames(raw.pop("grey"), MOTION_SIZE, 1)
     sound = _read_sound(raw.pop("sound"), opts.audio_channels) if taps.sound_rate else None
     frames = _read_frames(raw.pop("frames"), taps.frame_size, 3) if taps.frame_size else None
@@ -163,6 +168,10 @@ def cut_clips(
 
 class ClipError(RuntimeError):
     """An output clip is not exact (a short source, a broken stream)."""
+
+
+class DamagedSource(RuntimeError):
+    """ffmpeg reported errors decoding the source (in any container: it conceals them)."""
 
 
 def picture(stream: ffmpeg.Stream, opts: ClipOptions) -> ffmpeg.Stream:

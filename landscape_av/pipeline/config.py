@@ -83,7 +83,13 @@ class BuildConfig:
         low=0,
         high=1,
         recorded=False,
-        help="Keep the old corpus (exit 4) when a larger share of the sources fails.",
+        help="Keep the old corpus (exit 4) when a larger share of the sources fails (of those "
+        "not lost).",
+    )
+    retry_lost: bool = setting(
+        False,
+        recorded=False,
+        help="Try again the sources an earlier run found lost (private or removed videos).",
     )
     overwrite: bool = setting(
         False, recorded=False, help="Replace a corpus in OUT built from other sources or settings."

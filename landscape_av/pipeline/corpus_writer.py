@@ -23,6 +23,7 @@ from landscape_av.pipeline.outcome import Outcome
 from landscape_av.pipeline.sample_store import SAMPLE_EXTS, SampleStore
 from landscape_av.pipeline.shard import SampleFiles, ShardPlan, plan_shards, write_shard
 from landscape_av.schema import BUILD_FILE, DATA_DIR, SPLITS, manifest_columns
+from landscape_av.sources.source_list import list_name
 
 SHARD_RECORDS_DIR = "shards"
 """Folder of the work folder holding each written shard's record (its samples and bytes)."""
@@ -201,7 +202,7 @@ def write_build_json(
 
     record = {
         "landscape_av": __version__,
-        "manifest": source_list,  # build.json's name for it since the first corpora
+        "manifest": list_name(source_list),  # build.json's name for it since the first corpora
         "sources": n_sources,
         "classes": list(classes),  # the class vocabulary: label i is classes[i]
         "config": config.to_json(),

@@ -26,24 +26,32 @@ def raise_if_output_full(message: str) -> None:
 
 
 def output_message(error: OSError, out: Path, needed: int) -> str:
-    """The line that stops a build which cannot write `error`'s file (in `out`)."""
+    """The line that stops a build which cannot write `error`'s file (in `out`). The free space
+    is measured now, once the partial files of the stopped work are gone, so it is more than there
+    was when the write failed; `needed` counts that work too (`space_needed`)."""
     where = Path(error.filename) if error.filename else out
     existing = next((p for p in (where, *where.parents) if p.exists()), Path("."))
     free = shutil.disk_usage(existing).free
     return (
-        f"cannot write {where}: {error.strerror or error} (about {needed / 1e6:,.0f} MB needed, "
-        f"{free / 1e6:,.0f} MB free there); free some space (or use --out elsewhere) and run the "
-        "same command again: it resumes"
+        f"cannot write {where}: {error.strerror or error} (the rest of the build needs about "
+        f"{needed / 1e6:,.0f} MB: clips, shards and the downloads in progress; "
+        f"{free / 1e6:,.0f} MB are free there now); free some space (or use --out elsewhere) and "
+        "run the same command again: it resumes"
     )
 
 
-def space_needed(committed: int, made: int, left: int, clip: ClipOptions) -> int:
+def space_needed(
+    committed: int, made: int, left: int, clip: ClipOptions, in_flight: int = 0
+) -> int:
     """Rough bytes that the rest of the build needs: the clips of the `left` sources not finished
     yet (`clip.max_clips` each, at the mean size of the `made` clips whose store takes
-    `committed` bytes, or `BITS_PER_PIXEL` before any) and the shards, which hold a copy of every
-    clip."""
+    `committed` bytes, or `BITS_PER_PIXEL` before any), the shards, which hold a copy of every
+    clip, and the working room of the `in_flight` sources processed at once on this disk: each
+    holds its download (its clips' section of the source, counted as large as its clips) and its
+    clips before they are committed."""
     pixels = clip.width * clip.height * clip.fps * clip.seconds
     prior = pixels * BITS_PER_PIXEL / 8 + clip.audio_rate * clip.seconds * 4 * 0.6
     per_clip = committed / made if made else prior
     clips_left = left * clip.max_clips
-    return round(per_clip * (2 * clips_left + made))
+    working = 2 * in_flight * clip.max_clips
+    return round(per_clip * (2 * clips_left + made + working))

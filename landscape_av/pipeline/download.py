@@ -65,7 +65,10 @@ PARTIAL_DIR = ".partial"
 STDERR_FILE = "stderr.log"  # the child's stderr, in its attempt folder
 RECORD_SUFFIX = ".download.json"
 RESULT_FILE = ".result.json"
-RETRYABLE_REASONS = frozenset({"connection", "timeout", "http_408", "http_429"})
+RETRYABLE_REASONS = frozenset({"connection", "timeout", "http_408", "http_429", "blocked"})
+LOST_REASONS = frozenset({"private", "removed"})
+"""Reasons that say the video is gone from its site for good (YouTube's private, removed and
+terminated-account videos; HTTP 410 Gone and 451): the source is `lost`, not a failure."""
 _LEVEL_PREFIX = "@@ytdlp "
 RATE_GRACE = 5.0
 """Seconds an attempt runs before its average rate is held against `min_rate`."""
@@ -118,10 +121,15 @@ class Downloaded:
 
 class DownloadError(Exception):
     """A source could not be fetched. `reason` is a short machine code ("http_404", "http_500",
-    "connection", "truncated" (a body shorter than announced), "bad_encoding" (a body that its
+    "connection", "truncated" (a body shorter than announced, or a media file that ends before
+    its own index says: cut short on the server), "decode_error" (a file its demuxer cannot read
+    all of: damaged), "bad_encoding" (a body that its
     Content-Encoding cannot decode), "timeout", "too_slow",
     "unsupported_url", "local_not_allowed", "not_found", "not_a_file", "invalid_media",
-    "no_format", "unavailable", "error"); str(e) is a human message."""
+    "no_format", "private", "removed" (`LOST_REASONS`: the video is gone), "blocked" (the site
+    asks to prove the client is no bot, or limits the rate: a transient network failure),
+    "unavailable" (another refusal: age or region restricted, members only), "error"); str(e) is
+    a human message."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -132,6 +140,11 @@ class DownloadError(Exception):
         return (
             self.reason in RETRYABLE_REASONS or re.fullmatch(r"http_5\d\d", self.reason) is not None
         )
+
+    @property
+    def lost(self) -> bool:
+        """Whether the video is gone from its site for good (`LOST_REASONS`)."""
+        return self.reason in LOST_REASONS
 
 
 def section(source: Source, seconds: float) -> tuple[float, float]:
@@ -224,7 +237,9 @@ def format_selector(min_height: int) -> str:
 
 
 def _where(source: Source) -> str:
-    at = f" ({source.source_list}:{source.line})" if source.source_list else ""
+    """The source and its line in the source list (not the list's path: the message goes into
+    the corpus's failures manifest, which names no path of the building machine)."""
+    at = f" (line {source.line})" if source.line else ""
     return f"source {source.source_id}{at}"
 
 
@@ -272,9 +287,12 @@ def _cut_local(job: dict, workdir: Path, time_left: float) -> Path:
     seek = ["-ss", str(job["start"])] if job["start"] else []
     try:
         length = ["-t", str(job["end"] - job["start"])]
-        run_ffmpeg([*seek, *length, "-i", path, "-c", "copy", out], timeout=max(time_left, 0.1))
+        args = [*seek, *length, "-i", path, "-c", "copy", out]
+        reported = run_ffmpeg(args, timeout=max(time_left, 0.1)).strip().splitlines()
     except FFmpegError as e:
         raise DownloadError(_ffmpeg_reason(str(e).splitlines()), str(e)) from None
+    if reported:  # errors only (-loglevel error): as in `_attempt`, a damaged file
+        raise DownloadError("decode_error", f"the file is damaged: {' | '.join(reported[:3])}")
     return out
 
 
@@ -333,6 +351,10 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
         reason = _ffmpeg_reason(ffmpeg_lines)
         reason = reason if reason in ("timeout", "truncated") else "connection"
         raise DownloadError(reason, f"the input broke off: {' | '.join(ffmpeg_lines[-3:])}")
+    if damage := [line for line in ffmpeg_lines if _damage(line)]:
+        # the copy steps over what its demuxer cannot read and exits 0: a damaged file, whose
+        # copy would come out clean but short of what the damage took
+        raise DownloadError("decode_error", f"the file is damaged: {' | '.join(damage[:3])}")
     media = Path(result["path"])
     if not media.is_file() or media.stat().st_size == 0:
         raise DownloadError("invalid_media", "yt-dlp reported success but wrote no data")
@@ -395,6 +417,18 @@ def _bytes_in(folder: Path) -> int:
 
 
 _BROKE_OFF = re.compile(r"Error during demuxing|partial file|Stream ends prematurely")
+_DAMAGE = re.compile(r"^\[in#\d+/[^]]*\] \[error\]")
+"""An error of an input's demuxer in the section copy's stderr (`-loglevel level+warning`)."""
+_RESYNC = re.compile(r"Unknown element \w+ at pos\. .* considered as invalid data")
+"""The Matroska demuxer finding its feet after a seek that did not land on an element: a server
+that ignores Range requests (Python's http.server does) sends the file from its start. Damage
+gives other errors (an invalid track number, an element longer than its parent, a bad EBML
+length), so this one alone is not taken for it."""
+
+
+def _damage(line: str) -> bool:
+    """Whether a line of the section copy's stderr says that the file is damaged."""
+    return _DAMAGE.search(line) is not None and _RESYNC.search(line) is None
 
 
 def _ffmpeg_reason(lines: list[str]) -> str:
@@ -408,7 +442,13 @@ def _ffmpeg_reason(lines: list[str]) -> str:
         return "timeout"
     if "Stream ends prematurely" in text:  # a body shorter than its Content-Length
         return "truncated"
-    if re.search(r"Connection (refused|reset)|I/O error|Input/output error", text):
+    if re.search(r"Connection (refused|reset)", text):
+        return "connection"
+    # the body ended (as announced) before the media did: a file cut short on the server, or a
+    # Content-Length shorter than the file; it would come back the same, so it is no network error
+    if "partial file" in text:
+        return "truncated"
+    if re.search(r"I/O error|Input/output error", text):
         return "connection"
     if re.search(
         r"Invalid data|moov atom not found|could not find codec|EBML", text, re.IGNORECASE
@@ -511,7 +551,7 @@ def _run_ytdlp(job: dict) -> Path:
         "ffmpeg_location": job["ffmpeg"],
         "external_downloader_args": {
             "ffmpeg_i": ["-rw_timeout", rw_timeout],
-            "ffmpeg": ["-nostats", "-loglevel", "warning"],
+            "ffmpeg": ["-nostats", "-loglevel", "level+warning"],  # "[error] ..." tags errors
         },
         "socket_timeout": job["socket_timeout"],
         "retries": 0,
@@ -558,7 +598,7 @@ def _classify(error: BaseException) -> tuple[str, str]:
             continue
         seen.add(id(e))
         if isinstance(e, HTTPError):
-            return f"http_{e.status}", message
+            return _GONE.get(e.status, f"http_{e.status}"), message
         if isinstance(e, UnsupportedError):
             return "unsupported_url", message
         if isinstance(e, ContentTooShortError):
@@ -573,7 +613,7 @@ def _classify(error: BaseException) -> tuple[str, str]:
         chain += [e.__cause__, e.__context__, getattr(e, "cause", None)]
         if exc_info:
             chain.append(exc_info[1])
-    low = message.lower()
+    low = message.lower().replace("\u2019", "'")  # YouTube writes "you’re" with a curly quote
     if "ffmpeg exited with code" in low:
         return "ffmpeg", message
     if "requested format is not available" in low:
@@ -582,6 +622,30 @@ def _classify(error: BaseException) -> tuple[str, str]:
         return "unsupported_url", message
     if "no such file" in low:
         return "not_found", message
-    if any(w in low for w in ("private video", "video unavailable", "removed", "sign in")):
-        return "unavailable", message
+    for reason, phrases in _REFUSALS:
+        if any(p in low for p in phrases):
+            return reason, message
     return "error", message
+
+
+_GONE = {410: "removed", 451: "removed"}
+"""HTTP statuses that say a resource is gone for good (410 Gone, 451 Unavailable For Legal
+Reasons), by the reason they give."""
+_REFUSALS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    # a bot wall or a rate limit first: its words ("sign in", "unavailable") are the others' too
+    ("blocked", ("not a bot", "try again later", "captcha", "rate-limited")),
+    ("private", ("private video", "video is private")),
+    (
+        "removed",
+        (
+            "has been removed",  # "... by the uploader", "... for violating YouTube's ..."
+            "has been terminated",  # "... the YouTube account associated with this video ..."
+            "closed their youtube account",
+            "no longer available",  # "... due to a copyright claim by ...", "... because ..."
+            "does not exist",
+            "video unavailable",  # YouTube's word for a deleted video when it says no more
+        ),
+    ),
+    ("unavailable", ("sign in", "members", "in your country", "geo")),
+)
+"""yt-dlp's messages (YouTube's own words) by the reason they give, first match wins."""

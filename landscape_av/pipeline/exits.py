@@ -14,7 +14,8 @@ EXIT_REFUSED = 7
 EXIT_INTERRUPTED = 130
 EXIT_CODES: dict[int, str] = {
     0: "the corpus was built (or was already there)",
-    1: "a source list that cannot be read, or an unexpected error",
+    1: "a source list that cannot be read (or, with --demo, served: its port is taken), or an "
+    "unexpected error",
     2: "a bad option",
     EXIT_NO_CLIPS: "no clip was made",
     EXIT_FAILURES: "more sources failed than --max-failure-rate allows, or fewer clips were made "

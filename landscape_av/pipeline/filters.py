@@ -41,6 +41,7 @@ class FilterOptions:
 
 
 THRESHOLDS: dict[str, tuple[str, ...]] = {
+    "no_video": (),
     "low_resolution": ("min_width", "min_height"),
     "no_audio": (),
     "too_short": ("clip_seconds",),

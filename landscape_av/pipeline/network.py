@@ -15,7 +15,7 @@ from landscape_av.sources.source_list import Source
 
 NETWORK_PROBE = 3
 """The build stops when this many first sources all fail alike on the network."""
-NETWORK_REASONS = frozenset({"connection", "timeout", "http_403", "http_429"})
+NETWORK_REASONS = frozenset({"connection", "timeout", "http_403", "http_429", "blocked"})
 
 
 class NetworkWatch:

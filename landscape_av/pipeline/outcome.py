@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from landscape_av.schema import SampleMeta
+from landscape_av.schema import SOURCE_STATUSES, SampleMeta
 from landscape_av.sources.source_list import Source
 
-STATUSES = ("clipped", "rejected", "failed")
-"""What can become of a source: clips, a rejection by the filter, or a failure at some stage."""
+STATUSES = SOURCE_STATUSES
+"""What can become of a source: clips; a rejection by the filter (a property of the source);
+`lost`: the video is gone from its site (private, removed: `download.LOST_REASONS`), which a
+source list accrues with time, kept and not retried unless asked (`--retry-lost`); or a failure at
+some stage, retried by the next run."""
 
 
 @dataclass

@@ -9,7 +9,9 @@ import av
 
 
 class ProbeError(RuntimeError):
-    """The file cannot be opened as media or has no video stream; `reason` is a short code."""
+    """The file cannot be opened as media or has no video frame; `reason` is a short code:
+    `unreadable`, `no_video` (no video stream: an audio-only source) or `before_start` (video
+    packets, all before media time 0: a section cut from beyond the source's end)."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
@@ -38,7 +40,7 @@ class Probe:
 
 
 def probe(path: Path) -> Probe:
-    """Probe `path`; raises ProbeError (reason 'unreadable' or 'no_video') when it is not usable."""
+    """Probe `path`; raises ProbeError (see its reasons) when it is not usable."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as e:
@@ -78,6 +80,13 @@ def _rotation(container: av.container.InputContainer, video: av.video.stream.Vid
     """Display rotation in degrees (0, 90, 180, 270), read from the first decoded frame."""
     try:
         frame = next(container.decode(video))
-    except (StopIteration, av.FFmpegError) as e:
+    except StopIteration:
+        container.seek(0)
+        packets = [p for p in container.demux(video) if p.size]
+        if packets and all(p.is_discard for p in packets):  # an edit list starting after them
+            message = "the download holds video only before media time 0, nothing to show"
+            raise ProbeError(message, "before_start") from None
+        raise ProbeError("no decodable video frame", "unreadable") from None
+    except av.FFmpegError as e:
         raise ProbeError(f"no decodable video frame: {e}", "unreadable") from e
     return int(round(getattr(frame, "rotation", 0) or 0)) % 360

@@ -13,6 +13,7 @@ a rerun that downloads the very same bytes skips it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -30,6 +31,7 @@ SOURCE_RECORD = "source.json"
 CONFIG_RECORD = "config.json"
 SAMPLE_EXTS = ("flac", "jpg", "json", "mp4")
 """The files of one sample in the store: the clip stage's and its metadata (`<key>.<ext>`)."""
+log = logging.getLogger(__name__)
 
 
 class SampleStore:
@@ -144,7 +146,9 @@ class Damaged:
         self.record, self.download = record, download
 
     def seen_before(self) -> tuple[str, str, str] | None:
-        """(stage, reason, detail) when the download is the damaged file of an earlier run."""
+        """(stage, reason, detail) of the earlier run's failure when the download is that run's
+        damaged file: recorded as it was then, so that a resumed build's failures read exactly as
+        an uninterrupted one's (the skip is the log's to tell)."""
         try:
             saved = json.loads(self.record.read_text())
         except (OSError, ValueError):
@@ -153,8 +157,12 @@ class Damaged:
             self.record.unlink()  # a different download: try it
             return None
         self._drop_download()
-        detail = f"the same damaged download as before (sha256 {saved['sha256'][:16]}): skipped"
-        return saved["stage"], saved["reason"], f"{detail}; {saved['detail']}"
+        log.warning(
+            "%s: the same damaged download as before (sha256 %s): skipped",
+            self.download.name.partition(".")[0],
+            saved["sha256"][:16],
+        )
+        return saved["stage"], saved["reason"], saved["detail"]
 
     def remember(self, outcome: Outcome) -> None:
         if not self.download.is_file():

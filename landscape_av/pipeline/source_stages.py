@@ -5,15 +5,16 @@
 `StageHooks` the engine gives it: its download and clip slots, the network watch, the progress
 bars and the commit of the result. The stages after the download are small functions over one
 `Examined` record (`EXAMINE`): each reads what the stages before it found, adds its own, and either
-lets the source go on (None) or ends it with an outcome (a rejection, a probe failure); a stage
+lets the source go on (None) or ends it with an outcome (a rejection); a stage
 that consumes the clip stage's decode (a per-clip measure) goes after `clip_stage`.
 
 No error of one source stops the build: whatever its file makes a stage raise becomes that
-source's failure (`failing_as`, `SourceError`). Rejections and probe failures are committed;
-download failures are not (they may pass on a rerun). Any other error in the source's file (a
-decode error anywhere in it, an ffmpeg failure, an unexpected exception) fails this source only:
-its download is dropped so that a rerun fetches it again, and skipped when the new download is the
-same damaged file (`sample_store.Damaged`). Errors writing the output are the build's (OSError).
+source's failure (`failing_as`, `SourceError`). Rejections and lost sources (a video gone from
+its site) are committed; download failures are not (they may pass on a rerun). Any other error in
+the source's file (a decode error anywhere in it, an ffmpeg failure, an unexpected exception) fails
+this source only: its download is dropped so that a rerun fetches it again, and skipped when the
+new download is the same damaged file (`sample_store.Damaged`). Errors writing the output are the
+build's (OSError).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -39,6 +41,7 @@ from landscape_av.pipeline.clip import (
     ClipError,
     ClipOptions,
     ClipResult,
+    DamagedSource,
     clip_count,
     cut_clips,
 )
@@ -103,10 +106,11 @@ def process(
     the module doc)."""
     store = SampleStore(work)
 
-    def failed(stage: str, reason: str, detail: str) -> Outcome:
+    def failed(stage: str, reason: str, detail: str, status: str = "failed") -> Outcome:
         detail = _ADDRESS_RE.sub("", detail)  # ffmpeg's "[mov @ 0x55...]": differs run to run
-        log.warning("%s: failed at %s (%s): %s", source.source_id, stage, reason, detail)
-        return Outcome(source, split, "failed", stage, reason, detail)
+        detail = portable(detail, work)
+        log.warning("%s: %s at %s (%s): %s", source.source_id, status, stage, reason, detail)
+        return Outcome(source, split, status, stage, reason, detail)
 
     try:
         with hooks.downloading:
@@ -121,6 +125,8 @@ def process(
     except DownloadError as e:
         raise_if_output_full(str(e))
         hooks.advance(*STAGES)  # the source is done with: count it in the later bars too
+        if e.lost:  # gone from its site: kept, not retried (`--retry-lost`)
+            return hooks.commit(failed("download", e.reason, str(e), status="lost"), None)
         return failed("download", e.reason, str(e))
     hooks.downloaded(fetched.path)
     damaged = Damaged(store.damaged(source.source_id), fetched.path)
@@ -140,6 +146,16 @@ def process(
     if not config.keep_downloads:  # committed: its download is not needed any more
         fetched.path.unlink(missing_ok=True)
     return outcome
+
+
+def portable(detail: str, work: Path) -> str:
+    """`detail` with the work folder's path taken off the paths in it (`downloads/x.mp4`): a
+    failure's detail goes into the corpus, which names no path of the building machine, and
+    reads the same whatever the output folder or the node that ran the source."""
+    forms = {str(work), str(work.absolute()), str(work.resolve())}
+    for form in sorted(forms, key=len, reverse=True):
+        detail = detail.replace(form + os.sep, "").replace(form, ".")
+    return detail
 
 
 # --- after the download: one record, small stages -----------------------------------------------
@@ -179,13 +195,22 @@ Stage = Callable[[Examined, StageHooks], Outcome | None]
 
 def probe_stage(e: Examined, hooks: StageHooks) -> Outcome | None:
     """Probe the download; the span that clips may come from (within the source-list row's
-    start/end, where both video and audio run)."""
-    try:
-        with failing_as("probe"):
+    start/end, where both video and audio run). What the probe finds of the source itself is a
+    rejection, committed: no video stream (`no_video`), nothing from the row's start on (a start
+    beyond the end: `too_short`); a file it cannot read fails as a damaged download."""
+    with failing_as("probe"):
+        try:
             facts = probe(e.fetched.path)
-    except ProbeError as err:
-        hooks.advance("probe")
-        return Outcome(e.source, e.split, "failed", "probe", err.reason, str(err))
+        except ProbeError as err:
+            hooks.advance("probe")
+            if err.reason == "no_video":
+                e.verdict = Verdict("no_video", "the file has no video stream")
+                return e.rejected()
+            if err.reason == "before_start" and e.source.start:
+                why = f"start {e.source.start:g} s is beyond the end of the video: {err}"
+                e.verdict = Verdict("too_short", why)
+                return e.rejected()
+            raise SourceError("probe", err.reason, str(err)) from err
     hooks.advance("probe")
     # media time t in the downloaded file is source time fetched.offset + t
     offset = e.fetched.offset
@@ -303,13 +328,13 @@ def examine(e: Examined, hooks: StageHooks) -> Outcome:
 @contextlib.contextmanager
 def failing_as(stage: str) -> Iterator[None]:
     """Turn any error of one source's file in the block into a SourceError of `stage`: a PyAV
-    decode error is `decode_error`, an ffmpeg failure `ffmpeg`, an inexact clip `inexact`,
+    decode error or one that ffmpeg reports (`DamagedSource`) is `decode_error`, an ffmpeg failure `ffmpeg`, an inexact clip `inexact`,
     anything else `error`. Errors writing the output (`OUTPUT_ERRNOS`) stay the build's."""
     try:
         yield
     except (SourceError, processes.Stopped):
         raise
-    except av.FFmpegError as e:
+    except (av.FFmpegError, DamagedSource) as e:
         raise SourceError(stage, "decode_error", str(e)) from e
     except FFmpegError as e:
         raise_if_output_full(str(e))

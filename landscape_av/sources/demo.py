@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape_av import processes
 from landscape_av.classes import CLASSES, slug
 from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.files import atomic_path, atomic_write
@@ -121,7 +122,7 @@ class _Render:
     """How to render one file: generator graphs, size, length, audio file or none."""
 
     out: Path
-    video: str
+    video: str | None  # a lavfi graph, or None for no video stream
     audio: str | None  # a lavfi graph, or None for no audio stream
     audio_file: Path | None
     size: tuple[int, int]
@@ -206,6 +207,7 @@ def make_demo_sources(
     bad("frozen", CLASSES[0], still=True)
     bad("corrupt", CLASSES[5])
     bad("missing", CLASSES[6])
+    bad("no_video", CLASSES[4], no_video=True)
     if set(classes) >= set(CLASSES):
         assert {s.expect for s in sources} == {"ok", *REJECT_REASONS, *FAILURES}
 
@@ -250,6 +252,7 @@ def _render(
     *,
     seconds: float = DEMO_SECONDS,
     no_audio: bool = False,
+    no_video: bool = False,
     silent: bool = False,
     still: bool = False,
     audio_file: Path | None = None,
@@ -257,7 +260,7 @@ def _render(
     # Generators run at a quarter of the size (they are per-pixel and slow) and are scaled up.
     gw, gh = max(size[0] // 4 // 2 * 2, 16), max(size[1] // 4 // 2 * 2, 16)
     fmt = {"w": gw, "h": gh, "hw": gw // 2, "hh": gh // 2, "r": fps, "s": seed, "sr": SAMPLE_RATE}
-    video = (_STILL if still else _VIDEO[cls]).format(**fmt)
+    video = None if no_video else (_STILL if still else _VIDEO[cls]).format(**fmt)
     audio = None if no_audio else (_SILENCE if silent else _AUDIO[cls]).format(**fmt)
     return _Render(folder / f"{sid}.mp4", video, audio, audio_file, size, fps, seconds)
 
@@ -265,18 +268,22 @@ def _render(
 def _encode(job: _Render) -> None:
     """Render one file with ffmpeg into a temporary name, then rename it into place."""
     w, h = job.size
-    args: list[str | os.PathLike[str]] = ["-f", "lavfi", "-i", job.video]
+    args: list[str | os.PathLike[str]] = []
+    if job.video is not None:
+        args += ["-f", "lavfi", "-i", job.video]
     if job.audio_file is not None:
         args += ["-stream_loop", "-1", "-i", job.audio_file]
     elif job.audio is not None:
         args += ["-f", "lavfi", "-i", job.audio]
-    args += ["-t", f"{job.seconds:.3f}", "-map", "0:v"]
-    args += ["-vf", f"scale={w}:{h}:flags=bilinear,format=yuv420p,setsar=1"]
-    args += ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "28", "-g", str(2 * job.fps)]
-    args += ["-threads", "1", "-flags:v", "+bitexact"]
+    args += ["-t", f"{job.seconds:.3f}"]
+    if job.video is not None:
+        args += ["-map", "0:v", "-vf", f"scale={w}:{h}:flags=bilinear,format=yuv420p,setsar=1"]
+        args += ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "28", "-g", str(2 * job.fps)]
+        args += ["-threads", "1", "-flags:v", "+bitexact"]
     if job.audio_file is not None or job.audio is not None:
-        args += ["-map", "1:a", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "aac", "-b:a", "96k"]
-        args += ["-flags:a", "+bitexact"]
+        audio_input = "1:a" if job.video is not None else "0:a"
+        args += ["-map", audio_input, "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "aac"]
+        args += ["-b:a", "96k", "-flags:a", "+bitexact"]
     args += ["-fflags", "+bitexact", "-map_metadata", "-1", "-movflags", "+faststart"]
     with atomic_path(job.out, suffix=".part.mp4") as tmp:
         run_ffmpeg([*args, tmp])
@@ -287,13 +294,17 @@ def _render_all(renders: list[_Render], workers: int | None, quiet: bool) -> Non
 
     workers = workers or os.cpu_count() or 1
     columns = ("demo sources", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with (
-        Progress(*columns, disable=quiet, transient=False) as progress,
-        ThreadPoolExecutor(workers) as pool,
-    ):
+    pool = ThreadPoolExecutor(workers)
+    with Progress(*columns, disable=quiet, transient=False) as progress:
         task = progress.add_task("render", total=len(renders))
-        for _ in pool.map(_encode, renders):
-            progress.advance(task)
+        try:
+            for _ in pool.map(_encode, renders):
+                progress.advance(task)
+        except BaseException:  # Ctrl-C, a failed render: kill the running ffmpegs, start no more
+            processes.stop_all()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    pool.shutdown()
 
 
 def _write_corrupt(path: Path, seed: int) -> None:

@@ -11,8 +11,10 @@ writes rows back atomically. Lists in other formats (VGGSound-style) are convert
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +22,8 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from landscape_av.classes import CLASSES, class_vocabulary, label_of
-from landscape_av.files import atomic_path
+from landscape_av.csv_text import from_cell, to_cell
+from landscape_av.files import RefusedFile, atomic_path, read_bounded_text
 from landscape_av.schema import SOURCE_ID_RE, SPLITS
 
 SOURCE_COLUMNS: tuple[str, ...] = (
@@ -35,21 +38,42 @@ SOURCE_COLUMNS: tuple[str, ...] = (
 )
 
 
+MAX_LIST_BYTES = 128 * 2**20
+"""Largest source list read (128 MiB: over a million rows of the published lists' length)."""
 MAX_SECONDS = 86_400.0
 """Latest start or end a row may give (24 h): no source video is longer."""
 
 
+_UNSAFE_CHAR = re.compile(r"[\x00-\x20\x7f]")
+"""A space or control character: no URL holds one raw (RFC 3986; Python's urlsplit silently drops
+tabs and newlines, yt-dlp does not)."""
+
+
 def url_problem(url: str, allow_local: bool = False) -> tuple[str, str] | None:
     """(reason, message) when the build cannot download `url`, None when it can: http(s) URLs
-    with a host; local files (file:// URLs or paths) only with `allow_local`; nothing that looks
-    like a command-line option. The build and `sources check` judge rows by this one rule."""
+    with a host, a port in 1-65535 where one is given, and no space or control character anywhere
+    (percent-encode them); local files (file:// URLs or paths) only with `allow_local`; nothing
+    that looks like a command-line option. The build and `sources check` judge rows by this one
+    rule, so a row that passes `check` is one the build tries to download."""
     url = url.strip()
     if url.startswith("-"):
         return "unsupported_url", f"url {url!r} looks like a command-line option, not a URL"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port out of range or not a number
+    except ValueError as e:
+        return "unsupported_url", f"url {url!r} is not a valid URL ({e})"
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
-        return None if parts.netloc else ("unsupported_url", f"url {url!r} has no host")
+        if m := _UNSAFE_CHAR.search(url):
+            what = "a space" if m[0] == " " else f"the control character {m[0]!r}"
+            message = f"url {url!r} holds {what}: percent-encode it (%20 for a space)"
+            return "unsupported_url", message
+        if not parts.hostname:
+            return "unsupported_url", f"url {url!r} has no host"
+        if port == 0:
+            return "unsupported_url", f"url {url!r} has port 0, which cannot be connected to"
+        return None
     if scheme == "file" or scheme == "" or (len(scheme) == 1 and os.name == "nt"):
         if allow_local:
             return None
@@ -157,12 +181,16 @@ def read_source_list(
     `class_problem` refuses (one outside the nine only without `any_class`), malformed or negative
     start/end or one past `MAX_SECONDS`, end <= start, bad split, duplicate source_id) is collected
     with its `file:line`; if there is any, one `SourceListError` lists them all.
-    Blank lines are ignored. Rows come back in file order.
+    The file must be a regular file of at most `MAX_LIST_BYTES` (not a FIFO or device, which could
+    read forever). Blank lines are ignored; a row's line is its first; a cell that `write_source_list`
+    marked with a `'` (a formula start, `csv_text`) is read without it. Rows come back in file order.
     """
     path = Path(path)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            return _parse_source_list(f, str(path), allow_local, any_class)
+        text = read_bounded_text(path, MAX_LIST_BYTES, "source list")
+        return _parse_source_list(io.StringIO(text, newline=""), str(path), allow_local, any_class)
+    except RefusedFile as e:
+        raise SourceListError([f"{path}: {e}"]) from None
     except UnicodeDecodeError as e:
         raise SourceListError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start})"]) from None
     except csv.Error as e:
@@ -186,8 +214,9 @@ def _parse_source_list(f: TextIO, name: str, allow_local: bool, any_class: bool)
         raise SourceListError(
             [f"{name}:1: header is {','.join(header)!r}; expected {','.join(SOURCE_COLUMNS)!r}"]
         )
-    for row in reader:
-        line = reader.line_num
+    next_line = reader.line_num + 1
+    for row in reader:  # a row's line is its first: a quoted cell may span lines
+        line, next_line = next_line, reader.line_num + 1
         if not row or all(not cell.strip() for cell in row):
             continue
         where = f"{name}:{line}"
@@ -195,7 +224,7 @@ def _parse_source_list(f: TextIO, name: str, allow_local: bool, any_class: bool)
             errors.append(f"{where}: {len(row)} fields; expected {len(SOURCE_COLUMNS)}")
             continue
         source_id, url, class_name, start_text, end_text, split, license_, attribution = (
-            cell.strip() for cell in row
+            from_cell(cell).strip() for cell in row
         )
         row_errors: list[str] = []
         if not source_id:
@@ -298,25 +327,31 @@ def label_sources(sources: Iterable[Source], classes: Sequence[str]) -> list[Sou
     return [replace(s, label=index[s.class_name]) for s in sources]
 
 
+def list_name(source_list: str | os.PathLike[str]) -> str:
+    """The name by which a corpus records its source list: the file's name, without the folder
+    (a corpus names no path of the machine that built it)."""
+    return Path(source_list).name if str(source_list) else ""
+
+
 def write_source_list(sources: Iterable[Source], path: str | os.PathLike[str]) -> Path:
     """Write `sources` as a source-list CSV (header `SOURCE_COLUMNS`) atomically: the file appears
-    complete or not at all. Returns the path."""
+    complete or not at all; a cell that a spreadsheet would run as a formula gets a `'` in front
+    (`csv_text.to_cell`, which `read_source_list` undoes). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(SOURCE_COLUMNS)
         for s in sources:
-            writer.writerow(
-                (
-                    s.source_id,
-                    s.url,
-                    s.class_name,
-                    format_seconds(s.start),
-                    format_seconds(s.end),
-                    s.split or "",
-                    s.license,
-                    s.attribution,
-                )
+            cells = (
+                s.source_id,
+                s.url,
+                s.class_name,
+                format_seconds(s.start),
+                format_seconds(s.end),
+                s.split or "",
+                s.license,
+                s.attribution,
             )
+            writer.writerow(map(to_cell, cells))
     return path

@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from landscape_av.classes import class_vocabulary, parse_class_selection
+from landscape_av.csv_text import to_cell
 from landscape_av.resources import shipped_source_list
 from landscape_av.schema import SPLITS
 from landscape_av.sources.source_list import (
@@ -411,7 +412,8 @@ def write_faults(faults: Iterable[Fault], path: str | Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(("line", "source_id", "kind", "action", "detail"))
-        writer.writerows((x.line, x.source_id, x.kind, x.action, x.detail) for x in faults)
+        for x in faults:
+            writer.writerow((x.line, *map(to_cell, (x.source_id, x.kind, x.action, x.detail))))
     return path
 
 

@@ -2,7 +2,11 @@
 
     FD = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2))
 
-in float64, with `scipy.linalg.sqrtm` and its real part, as StyleGAN-V computes FVD.
+in float64, with `scipy.linalg.sqrtm` and its real part, as StyleGAN-V's `frechet_video_distance.py`
+computes it. The covariance is StyleGAN-V's (`metric_utils.FeatureStats.get_mean_cov`): features
+cast to float32, then sum(x x^T) / N - mu mu^T in float64, the biased estimate; `biased=False` gives
+`np.cov`'s N - 1 (the estimate of ASVA's and MM-Diffusion's code). The linear algebra runs on one
+BLAS thread: split over more, its sums round differently, and FVD would change with OMP_NUM_THREADS.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+from threadpoolctl import threadpool_limits
 
 
 @dataclass(frozen=True)
@@ -20,17 +25,22 @@ class Gaussian:
     count: int  # samples it was fitted to
 
 
-def fit_gaussian(features: np.ndarray) -> Gaussian:
-    """Mean and (unbiased, N-1) covariance of features [N, D], in float64."""
-    x = np.asarray(features, dtype=np.float64)
+def fit_gaussian(features: np.ndarray, biased: bool = True) -> Gaussian:
+    """Mean and covariance (biased: / N, StyleGAN-V; else / (N - 1)) of features [N, D]."""
+    x = np.asarray(features, dtype=np.float32).astype(np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"need features [N >= 2, D], got shape {list(x.shape)}")
-    return Gaussian(x.mean(axis=0), np.cov(x, rowvar=False), x.shape[0])
+    n = x.shape[0]
+    with threadpool_limits(1):
+        if biased:
+            mu = x.sum(axis=0) / n
+            return Gaussian(mu, x.T @ x / n - np.outer(mu, mu), n)
+        return Gaussian(x.mean(axis=0), np.cov(x, rowvar=False), n)
 
 
 def frechet_distance(a: Gaussian, b: Gaussian) -> float:
     """Fréchet distance between two Gaussians (see the module docstring)."""
     diff = a.mu - b.mu
-    root = scipy.linalg.sqrtm(a.sigma @ b.sigma)
-    root = np.real(root)
-    return float(diff @ diff + np.trace(a.sigma) + np.trace(b.sigma) - 2.0 * np.trace(root))
+    with threadpool_limits(1):
+        root = np.real(scipy.linalg.sqrtm(a.sigma @ b.sigma))
+    return float(diff @ diff + np.trace(a.sigma + b.sigma - 2.0 * root))

@@ -6,14 +6,22 @@ metric code never sees a network. Nothing is downloaded. A folder may hold a `SH
 (`sha256sum` format); files it lists are checked before loading. The sha256 of every loaded file is
 reported (`Loaded.sha256`) and recorded in metrics.json.
 
+Where a network's real file is absent, its random stand-in (`model.metrics.standins`, a file named
+`standin-NAME...`, never a real file's name) is loaded instead and marked (`Loaded.standin`): every
+number made with it is meaningless, and the reports say so.
+
 Input conventions follow the code that published numbers come from: I3D (StyleGAN-V's FVD) takes
 float [N, 3, T, H, W] in 0..255 and resizes to 224 itself (`rescale=True, resize=True,
 return_features=True` -> 400-d logits-layer features); the Inception-v3 FID graph (StyleGAN2-ADA /
 StyleGAN3 metrics) takes uint8 [N, 3, H, W], resizes to 299 itself and with `no_output_bias=True`
 gives 1008 class probabilities; C3D (TGAN, StyleGAN-V's video IS) takes float [N, 3, 16, H, W] in
 0..255, resizes to 128 and centre-crops 112 itself, and gives 101 UCF-101 class probabilities.
-LPIPS (AlexNet, v0.1 linear heads) is built here from torchvision's AlexNet weights and the lpips
-package's heads.
+LPIPS is LPIPS-AlexNet v0.1 (`model.perceptual.load_alex_lpips`: torchvision's AlexNet weights and
+the lpips package's calibrated heads). NVIDIA's stylegan3 ships the Inception network as
+`inception-2015-12-05.pkl`, a pickle that carries the Python source of its network: this project
+never runs pickled code, so it reads the TorchScript `inception-2015-12-05.pt` of
+stylegan2-ada-pytorch (the same translation of TF's 2015-12-05 graph, the same call) and says so
+when only the .pkl is there.
 """
 
 from __future__ import annotations
@@ -25,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
 from landscape_av.files import file_sha256
+from model.perceptual import load_alex_lpips
 
 SUMS_FILE = "SHA256SUMS"
 
@@ -40,6 +48,7 @@ class Network:
     files: tuple[str, ...]
     metrics: tuple[str, ...]  # metric names (model.evaluate.METRICS) that need it
     source: str  # where the file is normally obtained
+    standin: tuple[str, ...]  # the random stand-ins' file names (model.metrics.standins)
 
 
 NETWORKS: dict[str, Network] = {
@@ -51,13 +60,15 @@ NETWORKS: dict[str, Network] = {
             ("fvd",),
             "StyleGAN-V / DIGAN's TorchScript I3D (Kinetics-400, TF-Hub port), linked from "
             "StyleGAN-V's src/metrics/frechet_video_distance.py",
+            ("standin-i3d-random.pt",),
         ),
         Network(
             "inception",
             ("inception-2015-12-05.pt",),
             ("is_frame",),
-            "the TorchScript Inception-v3 FID graph of NVIDIA's stylegan2-ada-pytorch / stylegan3 "
-            "metrics (pretrained/metrics/inception-2015-12-05.pt)",
+            "the TorchScript Inception-v3 of NVIDIA's stylegan2-ada-pytorch metrics "
+            "(pretrained/metrics/inception-2015-12-05.pt; stylegan3's .pkl is not read)",
+            ("standin-inception-random.pt",),
         ),
         Network(
             "c3d",
@@ -65,16 +76,19 @@ NETWORKS: dict[str, Network] = {
             ("is_video",),
             "StyleGAN-V's TorchScript C3D fine-tuned on UCF-101 (port of TGAN2's chainer model), "
             "linked from its src/metrics/video_inception_score.py",
+            ("standin-c3d-random.pt",),
         ),
         Network(
             "lpips",
-            ("alexnet-owt-7be5be79.pth", "lpips_alex.pth"),
-            ("recon",),
-            "torchvision's AlexNet ImageNet weights (torchvision.models.AlexNet_Weights.IMAGENET1K_V1)"
-            " and the lpips package's lpips/weights/v0.1/alex.pth, renamed lpips_alex.pth",
+            ("alexnet-owt-7be5be79.pth",),
+            ("source",),
+            "torchvision's AlexNet ImageNet weights (torchvision.models.AlexNet_Weights.IMAGENET1K_V1);"
+            " LPIPS's heads come from the installed lpips package",
+            ("standin-alexnet-random.pth",),
         ),
     )
 }
+STANDIN_NOTE = "MEANINGLESS: made with random stand-in networks (model.metrics.standins)"
 
 
 @dataclass
@@ -82,6 +96,7 @@ class Loaded:
     network: Network
     model: Callable  # the wrapper below
     sha256: dict[str, str]  # file name -> sha256
+    standin: bool = False  # a random stand-in: its numbers mean nothing
 
 
 def _listed_sums(folder: Path) -> dict[str, str]:
@@ -111,10 +126,20 @@ def load_networks(
         if base is None:
             problems.append(f"{net.files[0]}: no --weights folder given; {skipped}")
             continue
-        paths = [base / f for f in net.files]
+        standin = not all((base / f).is_file() for f in net.files) and all(
+            (base / f).is_file() for f in net.standin
+        )
+        paths = [base / f for f in (net.standin if standin else net.files)]
         missing = [p for p in paths if not p.is_file()]
         if missing:
-            problems.append(f"{missing[0]}: no such file ({net.source}); {skipped}")
+            pkl = missing[0].with_suffix(".pkl")
+            why = (
+                f"only {pkl.name}, a pickle carrying Python code, which is never run here; "
+                "use the TorchScript .pt of stylegan2-ada-pytorch"
+                if pkl.is_file()
+                else net.source
+            )
+            problems.append(f"{missing[0]}: no such file ({why}); {skipped}")
             continue
         digests = {p.name: file_sha256(p) for p in paths}
         bad = [f for f, d in digests.items() if f in sums and sums[f] != d]
@@ -126,7 +151,7 @@ def load_networks(
         except (RuntimeError, ValueError, KeyError, OSError) as e:
             problems.append(f"{paths[0]}: cannot load ({type(e).__name__}: {e}); {skipped}")
             continue
-        loaded[name] = Loaded(net, model, digests)
+        loaded[name] = Loaded(net, model, digests, standin)
     return loaded, problems
 
 
@@ -145,6 +170,20 @@ class I3D:
     def __call__(self, videos: np.ndarray) -> np.ndarray:
         x = _video_input(videos, self.device)
         out = self.module(x, rescale=True, resize=True, return_features=True)
+        return out.double().cpu().numpy()
+
+    @torch.no_grad()
+    def prescaled(self, videos: np.ndarray) -> np.ndarray:
+        """ASVA's call: frames to [0, 1], bicubic (antialiased) to 224x224 by the caller, then
+        [-1, 1], and the network with rescale=False, resize=False: [N, 400] (float64)."""
+        x = _video_input(videos, self.device) / 255.0  # [N, 3, T, H, W]
+        n, c, t, h, w = x.shape
+        frames = x.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w)
+        frames = F.interpolate(
+            frames, size=(224, 224), mode="bicubic", align_corners=False, antialias=True
+        )
+        x = frames.reshape(n, t, c, 224, 224).permute(0, 2, 1, 3, 4) * 2 - 1
+        out = self.module(x, rescale=False, resize=False, return_features=True)
         return out.double().cpu().numpy()
 
 
@@ -171,40 +210,24 @@ class C3D:
         return self.module(_video_input(videos, self.device)).double().cpu().numpy()
 
 
-LPIPS_TAPS = (1, 4, 7, 9, 11)
-"""Indices in torchvision's AlexNet `features` after which LPIPS reads (relu1 ... relu5)."""
-LPIPS_CHANNELS = (64, 192, 384, 256, 256)
 LPIPS_MIN_SIZE = 64
 """Smaller frames are upsampled (bilinear) to this side: AlexNet's pooling needs it."""
 
 
-class Lpips(nn.Module):
-    """LPIPS v0.1 with AlexNet: frames float [N, 3, H, W] in [-1, 1] (two stacks) -> distances [N]."""
+class FrameLpips:
+    """LPIPS-AlexNet distances of frames float [N, 3, H, W] in [-1, 1] (two stacks): [N] (numpy)."""
 
-    def __init__(self, features: nn.Sequential, heads: list[Tensor]):
-        super().__init__()
-        self.features = features.eval().requires_grad_(False)
-        self.heads = nn.ParameterList([nn.Parameter(h, requires_grad=False) for h in heads])
-        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1))
-
-    def _taps(self, x: Tensor) -> list[Tensor]:
-        if min(x.shape[-2:]) < LPIPS_MIN_SIZE:
-            x = F.interpolate(x, size=(LPIPS_MIN_SIZE,) * 2, mode="bilinear", align_corners=False)
-        x = (x - self.shift) / self.scale
-        taps = []
-        for i, layer in enumerate(self.features[: LPIPS_TAPS[-1] + 1]):
-            x = layer(x)
-            if i in LPIPS_TAPS:
-                taps.append(x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-10))
-        return taps
+    def __init__(self, lpips: Callable[[Tensor, Tensor], Tensor], device: torch.device):
+        self.lpips, self.device = lpips, device
 
     @torch.no_grad()
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        dist = torch.zeros(a.shape[0], device=a.device)
-        for fa, fb, head in zip(self._taps(a), self._taps(b), self.heads, strict=True):
-            dist += F.conv2d((fa - fb) ** 2, head).mean(dim=(1, 2, 3))
-        return dist
+    def __call__(self, a: Tensor, b: Tensor) -> np.ndarray:
+        a, b = a.to(self.device), b.to(self.device)
+        if min(a.shape[-2:]) < LPIPS_MIN_SIZE:
+            size = (LPIPS_MIN_SIZE,) * 2
+            a = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+            b = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
+        return self.lpips(a, b).double().cpu().numpy()
 
 
 def _torchscript(paths: list[Path], device: torch.device) -> torch.jit.ScriptModule:
@@ -213,23 +236,9 @@ def _torchscript(paths: list[Path], device: torch.device) -> torch.jit.ScriptMod
         return torch.jit.load(str(paths[0]), map_location=device).eval()
 
 
-def _lpips(paths: list[Path], device: torch.device) -> Lpips:
-    alex = torch.load(paths[0], map_location="cpu", weights_only=True)
-    features = torchvision.models.alexnet().features
-    features.load_state_dict(
-        {k.removeprefix("features."): v for k, v in alex.items() if k.startswith("features.")}
-    )
-    lin = torch.load(paths[1], map_location="cpu", weights_only=True)
-    heads = [lin[f"lin{k}.model.1.weight"].float() for k in range(len(LPIPS_TAPS))]
-    for head, ch in zip(heads, LPIPS_CHANNELS, strict=True):
-        if tuple(head.shape) != (1, ch, 1, 1):
-            raise ValueError(f"LPIPS head of shape {list(head.shape)}, expected [1, {ch}, 1, 1]")
-    return Lpips(features, heads).to(device)
-
-
 _LOADERS: dict[str, Callable[[list[Path], torch.device], Callable]] = {
     "i3d": lambda p, d: I3D(_torchscript(p, d), d),
     "inception": lambda p, d: InceptionV3(_torchscript(p, d), d),
     "c3d": lambda p, d: C3D(_torchscript(p, d), d),
-    "lpips": _lpips,
+    "lpips": lambda p, d: FrameLpips(load_alex_lpips(p[0]).to(d), d),
 }

@@ -1,11 +1,12 @@
-"""Stand-in feature networks: tiny random nets saved as the real files are, for tests and smoke runs.
+"""Stand-in feature networks: tiny random nets in the real files' formats, for tests and smoke runs.
 
     python -m model.metrics.standins --out WEIGHTS_DIR
 
-writes every file of `model.metrics.networks.NETWORKS` (TorchScript I3D, Inception-v3 and C3D with
-the real ones' call signatures, input handling and output shapes; LPIPS state dicts with the real
-key names and shapes) plus a SHA256SUMS, all from a fixed seed. Their numbers mean nothing; they let
-`python -m model.evaluate` run end to end without the real weights.
+writes a stand-in of every network of `model.metrics.networks.NETWORKS` (TorchScript I3D,
+Inception-v3 and C3D with the real ones' call signatures, input handling and output shapes; a
+random torchvision AlexNet state dict for LPIPS) plus a SHA256SUMS, all from a fixed seed. The files
+are named `standin-NAME-random.*`, never like the real ones, and `model.evaluate` marks every number
+made with one as meaningless: they let it run end to end without the real weights.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from landscape_av.files import file_sha256
-from model.metrics.networks import LPIPS_CHANNELS, NETWORKS, SUMS_FILE
+from model.metrics.networks import NETWORKS, SUMS_FILE
 
 
 class StandInI3D(nn.Module):
@@ -102,18 +103,12 @@ def write_standins(out: str | Path, seed: int = 0) -> Path:
             with warnings.catch_warnings():  # TorchScript is deprecated, but the real files are it
                 warnings.simplefilter("ignore", FutureWarning)
                 scripted = torch.jit.script(module.eval())
-                torch.jit.save(scripted, str(out / NETWORKS[name].files[0]))
-        alex_file, heads_file = NETWORKS["lpips"].files
-        alex = torchvision.models.alexnet().features.state_dict()  # saved as torchvision's file
-        torch.save({f"features.{k}": v for k, v in alex.items()}, out / alex_file)
+                torch.jit.save(scripted, str(out / NETWORKS[name].standin[0]))
+        alex = torchvision.models.alexnet().features.state_dict()  # torchvision's key names
         torch.save(
-            {
-                f"lin{k}.model.1.weight": torch.rand(1, ch, 1, 1)
-                for k, ch in enumerate(LPIPS_CHANNELS)
-            },
-            out / heads_file,
+            {f"features.{k}": v for k, v in alex.items()}, out / NETWORKS["lpips"].standin[0]
         )
-    files = [f for net in NETWORKS.values() for f in net.files]
+    files = [f for net in NETWORKS.values() for f in net.standin]
     (out / SUMS_FILE).write_text("".join(f"{file_sha256(out / f)}  {f}\n" for f in files))
     return out
 

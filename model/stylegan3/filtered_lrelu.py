@@ -23,7 +23,7 @@ output, with no zero-filled crop gradients or clamp masks. Works under autocast 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -330,20 +330,15 @@ def filtered_lrelu(
     fu: torch.Tensor | None = None,
     fd: torch.Tensor | None = None,
     b: torch.Tensor | None = None,
-    up: int = 1,
-    down: int = 1,
-    padding: int | list[int] = 0,
-    gain: float = math.sqrt(2),
-    slope: float = 0.2,
-    clamp: float | None = None,
+    **options: Any,  # up, down, padding, gain, slope, clamp: as in `filtered_lrelu_plan`
 ) -> torch.Tensor:
     """Bias, upsample + filter `fu`, leaky ReLU * gain, clamp to +-clamp, filter `fd` + downsample.
 
     x: [N, C, H, W] -> [N, C, H_out, W_out] with
     W_out = (W * up + px0 + px1 - (fu_taps - 1) - (fd_taps - 1) + (down - 1)) // down.
-    `padding` is in the upsampled domain ([x0, x1, y0, y1]), as in NVIDIA's op.
+    `padding` is in the upsampled domain ([x0, x1, y0, y1]), as in NVIDIA's op; the options take
+    NVIDIA's keywords and defaults. One call builds a plan; a layer keeps its `filtered_lrelu_plan`.
     """
     if b is not None:
         x = x + b.to(x.dtype).view(1, -1, 1, 1)
-    plan = filtered_lrelu_plan(x.shape[1], fu, fd, up, down, padding, gain, slope, clamp)
-    return plan(x)
+    return filtered_lrelu_plan(x.shape[1], fu, fd, **options)(x)

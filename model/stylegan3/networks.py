@@ -24,6 +24,13 @@ from model.stylegan3.filtered_lrelu import (
 )
 
 
+def keep_arguments(module: nn.Module, arguments: dict[str, Any], names: str) -> None:
+    """Store the constructor arguments `names` (space-separated) out of `arguments` (the
+    constructor's `locals()`) as plain attributes of `module`, for forward and extra_repr."""
+    for name in names.split():
+        setattr(module, name, arguments[name])
+
+
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
@@ -90,9 +97,7 @@ class FullyConnectedLayer(nn.Module):
     ):
         super().__init__()
         assert activation in ("linear", "lrelu"), activation
-        self.in_features = in_features
-        self.out_features = out_features
-        self.activation = activation
+        keep_arguments(self, locals(), "in_features out_features activation")
         self.weight = nn.Parameter(
             torch.randn([out_features, in_features]) * (weight_init / lr_multiplier)
         )
@@ -131,12 +136,7 @@ class MappingNetwork(nn.Module):
         w_avg_beta: float = 0.998,  # decay of the running mean of w, tracked in training
     ):
         super().__init__()
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.num_ws = num_ws
-        self.num_layers = num_layers
-        self.w_avg_beta = w_avg_beta
+        keep_arguments(self, locals(), "z_dim c_dim w_dim num_ws num_layers w_avg_beta")
         self.embed = FullyConnectedLayer(c_dim, w_dim) if c_dim > 0 else None
         features = [z_dim + (w_dim if c_dim > 0 else 0)] + [w_dim] * num_layers
         for idx, (in_f, out_f) in enumerate(zip(features[:-1], features[1:], strict=True)):
@@ -191,11 +191,8 @@ class SynthesisInput(nn.Module):
         bandwidth: float,  # frequency magnitude of the features (the band limit)
     ):
         super().__init__()
-        self.w_dim = w_dim
-        self.channels = channels
+        keep_arguments(self, locals(), "w_dim channels sampling_rate bandwidth")
         self.size = np.broadcast_to(np.asarray(size), [2])
-        self.sampling_rate = sampling_rate
-        self.bandwidth = bandwidth
         freqs = torch.randn([channels, 2])
         radii = freqs.square().sum(dim=1, keepdim=True).sqrt()
         freqs /= radii * radii.square().exp().pow(0.25)
@@ -272,26 +269,19 @@ class SynthesisLayer(nn.Module):
         magnitude_ema_beta: float = 0.999,  # decay of the running input magnitude (training)
     ):
         super().__init__()
-        self.w_dim = w_dim
-        self.is_torgb = is_torgb
-        self.is_critically_sampled = is_critically_sampled
-        self.use_fp16 = use_fp16
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        keep_arguments(
+            self,
+            locals(),
+            "w_dim is_torgb is_critically_sampled use_fp16 in_channels out_channels "
+            "in_sampling_rate out_sampling_rate in_cutoff out_cutoff in_half_width out_half_width "
+            "conv_clamp magnitude_ema_beta",
+        )
         self.in_size = np.broadcast_to(np.asarray(in_size), [2])
         self.out_size = np.broadcast_to(np.asarray(out_size), [2])
-        self.in_sampling_rate = in_sampling_rate
-        self.out_sampling_rate = out_sampling_rate
         self.tmp_sampling_rate = max(in_sampling_rate, out_sampling_rate) * (
             1 if is_torgb else lrelu_upsampling
         )
-        self.in_cutoff = in_cutoff
-        self.out_cutoff = out_cutoff
-        self.in_half_width = in_half_width
-        self.out_half_width = out_half_width
         self.conv_kernel = 1 if is_torgb else conv_kernel
-        self.conv_clamp = conv_clamp
-        self.magnitude_ema_beta = magnitude_ema_beta
 
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = nn.Parameter(
@@ -424,15 +414,13 @@ class SynthesisNetwork(nn.Module):
         **layer_kwargs: Any,  # SynthesisLayer arguments (conv_kernel, use_radial_filters, ...)
     ):
         super().__init__()
-        self.w_dim = w_dim
+        keep_arguments(
+            self,
+            locals(),
+            "w_dim img_resolution img_channels num_layers num_critical margin_size output_scale "
+            "num_fp16_res",
+        )
         self.num_ws = num_layers + 2
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.num_layers = num_layers
-        self.num_critical = num_critical
-        self.margin_size = margin_size
-        self.output_scale = output_scale
-        self.num_fp16_res = num_fp16_res
 
         last_cutoff = img_resolution / 2  # f_c of the last layer
         last_stopband = last_cutoff * last_stopband_rel  # f_t of the last layer
@@ -525,11 +513,7 @@ class Generator(nn.Module):
             mapping_kwargs=mapping_kwargs,
             **synthesis_kwargs,
         )
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
+        keep_arguments(self, locals(), "z_dim c_dim w_dim img_resolution img_channels")
         self.synthesis = SynthesisNetwork(
             w_dim=w_dim,
             img_resolution=img_resolution,
@@ -545,16 +529,13 @@ class Generator(nn.Module):
         self,
         z: torch.Tensor,  # [N, z_dim]
         c: torch.Tensor | None = None,  # [N, c_dim]
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
+        *,
         update_emas: bool = False,
-        **synthesis_kwargs: Any,
+        **kwargs: Any,  # truncation_psi, truncation_cutoff: the mapping's; the rest: the synthesis'
     ) -> torch.Tensor:  # [N, img_channels, R, R]
-        ws = self.mapping(
-            z,
-            c,
-            truncation_psi=truncation_psi,
-            truncation_cutoff=truncation_cutoff,
-            update_emas=update_emas,
-        )
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+        """`self.synthesis(self.mapping(z, c))`, each given its own keywords of `kwargs`."""
+        truncation = {
+            k: kwargs.pop(k) for k in ("truncation_psi", "truncation_cutoff") if k in kwargs
+        }
+        ws = self.mapping(z, c, update_emas=update_emas, **truncation)
+        return self.synthesis(ws, update_emas=update_emas, **kwargs)

@@ -4,6 +4,8 @@ Routes of `faulty_server` (all on 127.0.0.1):
     /files/<name>         the file from the media folder (a faststart mp4 works as is)
     /status/<code>/<name> always answers HTTP <code>
     /cut/<name>           sends the whole Content-Length, then 40% of the body, then closes
+    /short-length/<name>  announces a Content-Length of 40% of the file, then sends all of it
+    /cut-file/<name>      a complete response of the file's first 40% (a file cut on the server)
     /hang/<name>          accepts the request and never answers
     /stall/<name>         sends the headers and 40% of the body, then nothing more (stays open)
     /drip/<name>          sends the headers, then the body at 2 KB/s
@@ -123,17 +125,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-        elif kind in ("files", "cut", "stall"):
+        elif kind in ("files", "cut", "stall", "short-length", "cut-file"):
             file = self.folder / rest
             if not file.is_file():
                 self.send_error(404)
                 return
             body = file.read_bytes()
+            if kind == "cut-file":
+                kind, body = "files", body[: len(body) * 2 // 5]
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
-            self.send_header("Content-Length", str(len(body)))
+            length = len(body) * 2 // 5 if kind == "short-length" else len(body)
+            self.send_header("Content-Length", str(length))
             self.end_headers()
-            self.wfile.write(body if kind == "files" else body[: len(body) * 2 // 5])
+            whole = kind in ("files", "short-length")
+            self.wfile.write(body if whole else body[: len(body) * 2 // 5])
             self.close_connection = True
             if kind == "stall":
                 self.wfile.flush()

@@ -32,8 +32,10 @@ pytestmark = pytest.mark.slow  # each test builds or renders media
 def probe(path: Path) -> dict:
     """What the pipeline's probe and filter look at: size, duration, audio level, motion."""
     with av.open(str(path)) as c:
+        if not c.streams.video:
+            return {"has_video": False, "has_audio": bool(c.streams.audio)}
         v = c.streams.video[0]
-        info = {"size": (v.width, v.height), "duration": c.duration / 1e6}
+        info = {"size": (v.width, v.height), "duration": c.duration / 1e6, "has_video": True}
         info["has_audio"] = bool(c.streams.audio)
         grays = [f.to_ndarray(format="gray").astype(np.float32) / 255 for f in c.decode(video=0)]
         info["motion"] = float(
@@ -79,6 +81,7 @@ def test_demo_media_have_the_defects_they_claim(demo):
         motions.append(info["motion"])
     assert infos["low_resolution"]["size"] == (SIZE[0] // 2, SIZE[1] // 2)
     assert not infos["no_audio"]["has_audio"]
+    assert not infos["no_video"]["has_video"] and infos["no_video"]["has_audio"]
     assert infos["too_short"]["duration"] < 10
     assert infos["silent"]["rms_db"] < -90
     assert infos["frozen"]["motion"] < 1e-4 < min(motions)

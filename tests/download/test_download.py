@@ -160,7 +160,8 @@ def test_http_404_fails_at_once(faulty_server, tmp_path):
     with pytest.raises(DownloadError) as err:
         download(src(faulty_server.url + "status/404/numbered.mp4"), tmp_path, FAST, 10.0)
     assert err.value.reason == "http_404"
-    assert "404" in str(err.value) and "test.csv:2" in str(err.value)
+    assert "404" in str(err.value) and "(line 2)" in str(err.value)  # its row, not the list's path
+    assert "test.csv" not in str(err.value)
     assert faulty_server.count("status/404/numbered.mp4") == 1  # not retried
     assert list(tmp_path.glob("s1*")) == []
 
@@ -183,6 +184,20 @@ def test_body_shorter_than_announced_is_truncated_not_retried(faulty_server, tmp
         download(src(faulty_server.url + "cut/numbered.mp4"), tmp_path, opts, 10.0)
     assert err.value.reason == "truncated" and "attempt 1 of 2" in str(err.value)
     assert list(tmp_path.glob("s1*")) == []
+
+
+@pytest.mark.parametrize("route", ["cut-file", "short-length"])
+def test_a_file_cut_short_on_the_server_is_truncated_not_a_connection_error(
+    faulty_server, tmp_path, route
+):
+    """A file that the server itself holds cut short, and a Content-Length shorter than the
+    file: the HTTP exchange completes, the media ends early, and a retry would get the same."""
+    opts = DownloadOptions(retries=1, backoff=0.1)
+    with pytest.raises(DownloadError) as err:
+        download(src(f"{faulty_server.url}{route}/numbered.mp4"), tmp_path, opts, 20.0)
+    assert err.value.reason == "truncated", err.value
+    assert faulty_server.count(f"{route}/numbered.mp4") >= 1
+    assert "attempt 1 of 2" in str(err.value)
 
 
 def test_a_body_that_does_not_match_its_encoding_is_bad_encoding_not_retried(

@@ -48,6 +48,16 @@ def test_text_embeds_offline_and_consistently(clip) -> None:
     assert torch.equal(emb[0], emb[2]) and not torch.allclose(emb[0], emb[1])
 
 
+def test_a_prompts_embedding_does_not_depend_on_the_prompts_beside_it() -> None:
+    # a resumed training run meets the prompts in other batches than the uninterrupted run did;
+    # batched encoding rounds differently per batch, and the runs would drift apart
+    together = load_clip(None, tiny=True, seed=0).encode_text(
+        ["a photo of raining.", "a photo of thunderstorm.", "a photo of wind noise."]
+    )
+    alone = load_clip(None, tiny=True, seed=0).encode_text(["a photo of thunderstorm."])
+    assert torch.equal(together[1], alone[0])
+
+
 def test_frozen_but_differentiable_in_its_image_input(clip) -> None:
     assert not any(p.requires_grad for p in clip.parameters())
     clip.train()

@@ -8,11 +8,15 @@ import torch
 from PIL import Image
 
 from model import runtime
-from model.edit import ALL_LEVELS, EditOptions, edit_latent, guide, main, run_edit
+from model.apps.checkpoint import open_checkpoint
+from model.apps.edits import edit_latent
+from model.apps.guidance import guide
+from model.apps.options import EditOptions, PhotoOptions
+from model.apps.photos import mean_latent
 from model.edit import EditConfig as Config
-from model.invert import PhotoOptions, mean_latent, open_checkpoint
+from model.edit import main, run_edit
 from model.stylegan3 import save_generator
-from model.styles import GROUP_NAMES, style_groups
+from model.styles import ALL_LEVELS, GROUP_NAMES, style_groups
 
 RT = runtime.Runtime(torch.device("cpu"))
 QUIET = PhotoOptions(steps=8, lr=0.05, quiet=True)

@@ -14,8 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from model.apps.video import resample_walk, walk_drift, walk_sound
 from model.config import InputError, apply_overrides
-from model.generate import generate, resample_walk, walk_drift, walk_sound
+from model.generate import generate
 from model.train import TINY_PRESET, TrainConfig, build_config, load_frozen
 from model.video_model import SoundToLatents, latent_spread, render, start_latents
 
@@ -174,7 +175,7 @@ def _storm_wave(seconds: int = 20, rate: int = 44100) -> torch.Tensor:
 
 
 def test_keyframe_basis_interpolates_linearly():
-    from model.edit import keyframe_basis
+    from model.apps.guidance import keyframe_basis
 
     basis = keyframe_basis(6, 2.5)  # keyframes at steps 0, 2.5, 5
     assert basis.shape == (6, 3) and torch.allclose(basis.sum(1), torch.ones(6))
@@ -188,8 +189,9 @@ def test_text_steps_keep_every_frame_on_the_prompt_and_the_motion_of_the_sound(r
     of the unguided motion (guidance that froze the walk onto one latent would miss it by all of
     it); the coarse ws are bit-identical; two runs agree exactly."""
     from model import runtime
-    from model.edit import EditOptions, guide_walk
-    from model.invert import PhotoOptions, open_checkpoint
+    from model.apps.checkpoint import open_checkpoint
+    from model.apps.guidance import guide_walk
+    from model.apps.options import EditOptions, PhotoOptions
     from model.styles import style_groups
 
     run = open_checkpoint(run_dir, torch.device("cpu"))

@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from model.apps.photos import invert_image, load_image, mean_latent
 from model.config import InputError
-from model.invert import invert_image, load_image, main, mean_latent
+from model.invert import main
 from model.perceptual import Lpips, load_vgg_lpips, tiny_lpips
 from model.stylegan3 import Generator, save_generator
 from model.train import TINY_GENERATOR

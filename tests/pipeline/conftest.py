@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -61,8 +62,9 @@ def make_video(
 def build_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Folder of test sources, by file name: good.mp4 (22 s: two 10 s clips), good2.mp4 (12 s),
     rotated.mp4 (640x360 stored, displayed portrait: red top / blue bottom before rotation),
-    lowres.mp4 (160x90), noaudio.mp4, short.mp4 (5 s), silent.mp4, frozen.mp4 (one still
-    picture), broken.mp4 (not media)."""
+    lowres.mp4 (160x90), noaudio.mp4, novideo.mp4 (sound only), short.mp4 (5 s), silent.mp4,
+    frozen.mp4 (one still picture), broken.mp4 (not media), damaged.mp4 (good.mp4 with random
+    bytes over its middle third: a download damaged in transit)."""
     d = tmp_path_factory.mktemp("build-media")
     make_video(d / "good.mp4", 22)
     make_video(d / "good2.mp4", 12, video="mandelbrot")
@@ -78,6 +80,19 @@ def build_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     make_video(d / "lowres.mp4", 12, size="160x90")
     make_video(d / "noaudio.mp4", 12, audio=None)
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        _NOISE,
+        "-t",
+        "12",
+        "-c:a",
+        "aac",
+        "-movflags",
+        "+faststart",
+        str(d / "novideo.mp4"),
+    )
     make_video(d / "short.mp4", 5)
     make_video(d / "silent.mp4", 12, audio="anullsrc=sample_rate=44100:channel_layout=stereo")
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=480x270", "-frames:v", "1", str(d / "still.png"))
@@ -87,6 +102,10 @@ def build_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "-c:a", "aac", "-movflags", "+faststart", str(d / "frozen.mp4"),
     )  # fmt: skip
     (d / "broken.mp4").write_bytes(b"this is not a video file\n" * 100)
+    damaged = bytearray((d / "good.mp4").read_bytes())
+    third = len(damaged) // 3
+    damaged[third : 2 * third] = random.Random(0).randbytes(third)
+    (d / "damaged.mp4").write_bytes(bytes(damaged))
     return d
 
 
@@ -291,14 +310,16 @@ def snapshot(out: Path) -> dict[str, bytes]:
 
 
 def write_media_list(path: Path, rows: Iterable[tuple[str, ...]]) -> Path:
-    """Write a source list of test media (CC0-1.0): each row is (source_id, url, class) or
-    (source_id, url, class, split), an empty or missing split being the build's to assign."""
+    """Write a source list of test media (CC0-1.0): each row is (source_id, url, class),
+    (source_id, url, class, split) or (source_id, url, class, split, start), an empty or missing
+    split being the build's to assign."""
     sources = [
         Source(
             i,
             url,
             c,
             split=(s[0] if s else "") or None,
+            start=float(s[1]) if len(s) > 1 else None,
             license="CC0-1.0",
             attribution="test media",
         )

@@ -26,7 +26,7 @@ from .conftest import write_media_list
 
 SMALL = ["--size", "320x180", "--min-size", "320x180", "--max-clips", "2", "--retries", "0"]
 
-ROWS = [  # source_id, file or path on the server, class, split
+ROWS = [  # source_id, file or path on the server, class, split[, start]
     ("good", "good.mp4", "raining", "train"),
     ("good2", "good2.mp4", "fire crackling", ""),
     ("rotated", "rotated.mp4", "wind noise", "test"),
@@ -38,6 +38,8 @@ ROWS = [  # source_id, file or path on the server, class, split
     ("missing", "missing.mp4", "splashing water", ""),
     ("err500", "status/500", "splashing water", ""),
     ("cut", "cut/good2.mp4", "raining", ""),
+    ("novideo", "novideo.mp4", "thunderstorm", ""),
+    ("far", "good2.mp4", "raining", "", "80000"),  # a start beyond the end of the video
 ]
 EXPECTED_FAILURES = {
     ("lowres", "filter", "low_resolution"),
@@ -48,6 +50,8 @@ EXPECTED_FAILURES = {
     ("missing", "download", "http_404"),
     ("err500", "download", "http_500"),
     ("cut", "download", "truncated"),
+    ("novideo", "filter", "no_video"),
+    ("far", "filter", "too_short"),
 }
 
 
@@ -60,7 +64,9 @@ def run_cli(*args: str) -> dict:
 @pytest.fixture(scope="module")
 def corpus(media_server: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("build")
-    write_media_list(tmp / "sources.csv", [(i, f"{media_server}{f}", c, s) for i, f, c, s in ROWS])
+    write_media_list(
+        tmp / "sources.csv", [(i, f"{media_server}{f}", c, *s) for i, f, c, *s in ROWS]
+    )
     out = tmp / "corpus"
     summary = run_cli("--source-list", str(tmp / "sources.csv"), "--out", str(out), *SMALL)
     return out, summary
@@ -87,7 +93,8 @@ def test_every_rejection_and_failure_is_recorded(corpus):
     assert sources.loc["frozen", "motion"] < 0.001 / 4
     assert sources.loc["missing", "status"] == "failed"
     assert sources.loc["rotated", ["width", "height", "rotation"]].tolist() == [360, 640, 90]
-    assert (summary["clipped"], summary["rejected"], summary["failed"]) == (3, 5, 3)
+    assert (summary["clipped"], summary["rejected"], summary["failed"]) == (3, 7, 3)
+    assert "beyond the end" in m["failures"].set_index("source_id").loc["far", "detail"]
 
 
 @pytest.mark.slow
@@ -180,13 +187,13 @@ def test_worker_counts_change_no_byte(corpus, tmp_path: Path):
 
 def test_dry_run_lists_the_plan(tmp_path: Path, media_server: str):
     lines = ["source_id,url,class,start,end,split,license,attribution"]
-    lines += [f"{i},{media_server}{f},{c},,,{s},," for i, f, c, s in ROWS]
+    lines += [f"{i},{media_server}{f},{c},{''.join(s[1:])},,{s[0]},," for i, f, c, *s in ROWS]
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
     args = ["build", "--source-list", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o")]
     result = CliRunner().invoke(main, [*args, "--dry-run", "--json", "--classes", "raining"])
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert [s["source_id"] for s in plan["sources"]] == ["good", "cut"]
+    assert [s["source_id"] for s in plan["sources"]] == ["good", "cut", "far"]
     assert not (tmp_path / "o").exists()
     limited = CliRunner().invoke(main, [*args, "--dry-run", "--json", "--limit", "3"])
     assert len(json.loads(limited.stdout)["sources"]) == 3
@@ -261,3 +268,32 @@ def test_bad_input_is_reported_with_its_location(tmp_path: Path):
     ]:
         result = CliRunner().invoke(main, ["build", *args])
         assert result.exit_code == 2 and message in result.output, (args, result.output)
+
+
+def test_dry_run_of_a_long_list_prints_its_summary_and_first_rows(tmp_path: Path):
+    """A plan of any length prints its summary and the first `PLAN_ROWS` sources (rendering a
+    table of 200k rows took minutes and a GB); --json lists every source; --quiet the summary."""
+    from landscape_av.cli.build import PLAN_ROWS
+
+    n = 2000
+    rows = [
+        f"s{i},https://example.org/{i}.mp4,{('raining', 'wind noise')[i % 2]},,,,,"
+        for i in range(n)
+    ]
+    path = tmp_path / "long.csv"
+    path.write_text("source_id,url,class,start,end,split,license,attribution\n" + "\n".join(rows))
+    args = ["build", "--source-list", str(path), "--out", str(tmp_path / "o"), "--dry-run"]
+    shown = CliRunner().invoke(main, args)
+    assert shown.exit_code == 0, shown.output
+    assert len(shown.output.splitlines()) < PLAN_ROWS + 30, shown.output
+    text = " ".join(shown.output.split())  # the terminal wraps long lines
+    assert f"Plan: {n:,} sources" in text and "wind noise 1,000, raining 1,000" in text
+    assert f" s{PLAN_ROWS - 1} " in text and f" s{PLAN_ROWS} " not in text
+    assert f"{n - PLAN_ROWS:,} more: --json lists every source" in text
+    quiet = CliRunner().invoke(main, [*args, "--quiet"])
+    assert quiet.exit_code == 0 and len(quiet.output.splitlines()) < 12, quiet.output
+    assert " s0 " not in " ".join(quiet.output.split())
+    listed = CliRunner().invoke(main, [*args, "--json"])
+    assert [s["source_id"] for s in json.loads(listed.stdout)["sources"]] == [
+        f"s{i}" for i in range(n)
+    ]

@@ -23,6 +23,8 @@ ROWS = [
     ("silent", "silent.mp4", "squishing water", ""),
     ("good2", "good2.mp4", "fire crackling", ""),
     ("missing", "missing.mp4", "splashing water", ""),
+    ("damaged", "damaged.mp4", "thunderstorm", ""),  # fails alike in every run, resumed or not
+    ("novideo", "novideo.mp4", "volcano eruption", ""),  # rejected, committed
 ]
 
 
