@@ -33,7 +33,7 @@ OPTIONS += ["--retries", "0", "--quiet", "--speech", "--shots"]
 
 @pytest.fixture(scope="module")
 def source_list(
-    voiced: Voiced, joined: Path, tmp_path_factory: pytest.TempPathFactory
+    curate_extra: None, voiced: Voiced, joined: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """Four sources served on 127.0.0.1, 3 s clips: `voice` (silence then the voice: clip 0
     kept, clip 1 rejected for speech), `creek` (no voice: both kept), `talk` (the voiced source

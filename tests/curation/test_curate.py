@@ -28,6 +28,7 @@ def judge(path: Path, opts: CurateOptions, clip: ClipOptions, out: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("curate_extra")
 def test_speech_is_measured_and_rejected(voiced: Voiced, tmp_path: Path):
     opts = CurateOptions(speech=True)
     clips, result = judge(voiced.with_voice, opts, SMALL, tmp_path / "with")
@@ -44,6 +45,7 @@ def test_speech_is_measured_and_rejected(voiced: Voiced, tmp_path: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("curate_extra")
 def test_a_hard_cut_is_found_and_its_clip_rejected(joined: Path, tmp_path: Path):
     clip = ClipOptions(seconds=3.0, width=320, height=180, max_clips=2)  # frames [0,90), [90,180)
     clips, result = judge(joined, CurateOptions(shots=True), clip, tmp_path)

@@ -18,6 +18,7 @@ from landscape_av.curation.models import SHOT_MODEL, SPEECH_MODEL
 from landscape_av.curation.torch_zip import UnsafeArchiveError, read_tensors
 
 
+@pytest.mark.usefixtures("curate_extra")
 def test_the_wheels_weights_read_as_torch_reads_them():
     state = torch.load(SHOT_MODEL.locate(), weights_only=True)
     ours = read_tensors(SHOT_MODEL.locate())
