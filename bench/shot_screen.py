@@ -10,7 +10,8 @@ every video of ../shared/media as it is (Big Buck Bunny's first 30 s hold four t
 own), and the bench's generated source (testsrc2 with noise, bench/build_throughput.py).
 
 For each: the transitions found reading every window, those found through the screen, the windows
-read, and the largest picture change over half a second (`shots.picture_change`).
+read, and the largest picture change over half a second (`shots.picture_change`). First it prints
+what one window costs TransNetV2 (`torch.utils.flop_counter`), the work the screen saves.
 
     python bench/shot_screen.py                 # the default screen, 0.06
     python bench/shot_screen.py --screen 0.1 --json results.json
@@ -24,9 +25,11 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from landscape_av.curation.models import shot_model
-from landscape_av.curation.shots import picture_change, predict, transitions
+from landscape_av.curation.shots import STEP, WINDOW, picture_change, predict, transitions
 from landscape_av.ffmpeg import ffmpeg_exe
 from landscape_av.pipeline.curate import CurateOptions, one_thread
 
@@ -82,6 +85,11 @@ def main() -> None:
          "-pix_fmt", "rgb24", "-"]
     )  # fmt: skip
     net = shot_model()
+    with FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, WINDOW, 27, 48, 3, dtype=torch.uint8))
+    flops = counter.get_total_flops()
+    print(f"TransNetV2: {flops / 1e9:.1f} GFLOP per window of {WINDOW} frames ({STEP} predicted), "
+          f"{flops / STEP * 30 / 1e9:.1f} GFLOP per second of 30 fps video")  # fmt: skip
     results = {}
     lost = found_all = read_sum = total_sum = 0
     print(f"screen {args.screen:g} over {LAG} frames")

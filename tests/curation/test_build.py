@@ -90,6 +90,11 @@ def test_rejections_are_recorded_and_the_corpus_verifies(corpus: Path):
         ("voice", "speech", "voice_01"),
     ]
     assert (failures["stage"] == "filter").all()
+    (cut_detail,) = failures.loc[failures["reason"] == "shot_cut", "detail"]
+    lead = "cut_01: a new shot starts "
+    assert cut_detail.startswith(lead) and " s into the clip " in cut_detail, cut_detail
+    into = float(cut_detail.removeprefix(lead).split()[0])  # clip 1 is frames [90, 180)
+    assert abs(into - (CUT_FRAME - 90) / 30) <= 1 / 30 + 0.005
 
     sources = manifest(corpus, "sources").set_index("source_id")
     assert sources.loc["talk", "status"] == "rejected" and sources.loc["talk", "reason"] == "speech"

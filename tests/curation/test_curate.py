@@ -1,11 +1,10 @@
 """The curation stage on real media, through the clip stage's own decode: a nature recording with
 a voice mixed in is rejected for speech (its measured share matching the voice's length) and the
-same recording without the voice is kept; two real shots joined by a hard cut give a transition
-within one frame of it, and the clip that spans it is rejected while the one before is kept."""
+same recording without the voice is kept. (Two real shots joined by a hard cut: test_shots finds
+the cut's frame, test_build its clip rejected and the clip before it kept.)"""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.curate import CurateOptions, curate
 from landscape_av.schema import CLIP_REJECT_REASONS
 
-from .conftest import CUT_FRAME, Voiced
+from .conftest import Voiced
 
 SMALL = ClipOptions(width=320, height=180, max_clips=2)
 
@@ -44,20 +43,6 @@ def test_speech_is_measured_and_rejected(voiced: Voiced, tmp_path: Path):
     assert all(v.speech == 0.0 for v in plain.verdicts)
 
 
-@pytest.mark.slow
-@pytest.mark.usefixtures("curate_extra")
-def test_a_hard_cut_is_found_and_its_clip_rejected(joined: Path, tmp_path: Path):
-    clip = ClipOptions(seconds=3.0, width=320, height=180, max_clips=2)  # frames [0,90), [90,180)
-    clips, result = judge(joined, CurateOptions(shots=True), clip, tmp_path)
-    assert all(c.frames is not None and c.frames.shape == (90, 27, 48, 3) for c in clips)
-    assert len(result.cuts) == 1
-    frame, peak = result.cuts[0]
-    assert abs(frame - CUT_FRAME) <= 1 and peak > 0.5
-    assert [v.reason for v in result.verdicts] == [None, "shot_cut"]
-    assert "s into the clip" in result.verdicts[1].detail
-    assert all(math.isnan(v.speech) for v in result.verdicts)  # speech was not asked for
-
-
 def test_taps_off_leave_the_clip_stage_as_it_was(tmp_path: Path):
     """Without taps, no stage copy is asked of ffmpeg (the pinned-bytes test holds the rest)."""
     assert CurateOptions().taps().sound_rate == 0 and CurateOptions().taps().frame_size is None
@@ -79,7 +64,7 @@ def test_a_missing_package_says_which_extra_to_install():
 
 def test_build_json_records_a_stage_only_when_it_is_on():
     """A build without curation records what it recorded before curation existed."""
-    names = {"speech", "max_speech", "shots", "shot_threshold"}
+    names = {"speech", "max_speech", "shots", "shot_screen", "shot_threshold"}
     assert not names & BuildConfig().to_json().keys()
     assert not names & BuildConfig().output_fingerprint().keys()
     speech = BuildConfig(curate=CurateOptions(speech=True, max_speech=0.2))
