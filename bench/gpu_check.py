@@ -906,13 +906,13 @@ def step_evaluate(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     seconds = ran.stats["seconds"]
     keep_artifact(ctx, out / "metrics.md", "evaluate-metrics.md")
     return {
-        "videos": metrics["videos"],
+        "videos": metrics["clips"],
         "rows": rows,
-        "metrics": sorted({k for r in metrics["rows"].values() for k in r}),
+        "metrics": sorted({k for r in metrics["rows"].values() for k in r if k != "title"}),
         "skipped": metrics.get("skipped", []),
         "command_s": seconds,
-        "clips_per_s": metrics["videos"] / seconds,
-        "videos_per_s": metrics["videos"] * len(rows) / seconds,
+        "clips_per_s": metrics["clips"] / seconds,
+        "videos_per_s": metrics["clips"] * len(rows) / seconds,
         "note": "stand-in networks (random, tiny, resizing to the real input sizes): a harness timing",
         **peak_memory(ran.stats),
     }

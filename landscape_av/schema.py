@@ -64,6 +64,13 @@ def shard_glob(split: str) -> str:
     return f"{DATA_DIR}/{split}-*.tar"
 
 
+def split_member(name: str) -> tuple[str, str]:
+    """(key, extension) of a shard member name `KEY.ext`: keys hold no dots, so the extension is
+    all after the first one (`abc_00.frames.npy` -> `frames.npy`); "" where there is none."""
+    key, _, ext = name.partition(".")
+    return key, ext
+
+
 def member_problem(name: str, size: int, max_bytes: int = MAX_MEMBER_BYTES) -> str | None:
     """Why a shard member may not be read (absolute name, `..`, a key against `SAMPLE_KEY_RE`, more
     than `max_bytes`), judged from its tar header alone; None when it may."""

@@ -9,6 +9,7 @@ through it into the generator's latents); its own weights never train.
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import zipfile
 from pathlib import Path
@@ -127,7 +128,10 @@ def _load_weights(model: nn.Module | None, arch: str, path: Path) -> nn.Module:
     """Build `arch` (unless `model` is given) and load a state-dict or OpenAI TorchScript file."""
     try:
         if model is None and _is_torchscript(path):  # OpenAI's own release format
-            return open_clip.load_openai_model(str(path), device="cpu", jit=False)
+            # open_clip < 3 loads TorchScript by default (jit=True); 3.x has no such argument
+            loader = open_clip.load_openai_model
+            no_jit = {"jit": False} if "jit" in inspect.signature(loader).parameters else {}
+            return loader(str(path), device="cpu", **no_jit)
         if model is None:
             model = open_clip.create_model(arch, pretrained=None)
         open_clip.load_checkpoint(model, str(path))

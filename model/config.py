@@ -21,6 +21,11 @@ mistyped setting, a missing required one, a named file that does not exist), any
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
+import math
+import os
+import stat
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +50,98 @@ class UsageError(InputError, ValueError):
 
 
 # ----------------------------------------------------------------------------------------------
+# Values from files other people made, in messages and from JSON
+
+
+def brief(value: Any, width: int = 60) -> str:
+    """A repr of `value` in at most `width` characters, made in time and memory bounded by `width`
+    whatever `value` holds (a message never formats a large container, string or number whole)."""
+    text = _brief(value, 2)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _brief(value: Any, depth: int) -> str:
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() <= 128:
+            return repr(value)
+        return f"<an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits>"
+    if isinstance(value, str | bytes):
+        return repr(value[:64]) + ("..." if len(value) > 64 else "")
+    if not isinstance(value, list | tuple | dict | set | frozenset):
+        return f"<{type(value).__name__}>"
+    if depth == 0:
+        return f"<{type(value).__name__} of {len(value)}>"
+    more = ", ..." if len(value) > 4 else ""
+    if isinstance(value, dict):
+        pairs = itertools.islice(value.items(), 4)
+        return (
+            "{"
+            + ", ".join(f"{_brief(k, depth - 1)}: {_brief(v, depth - 1)}" for k, v in pairs)
+            + more
+            + "}"
+        )
+    inner = ", ".join(_brief(v, depth - 1) for v in itertools.islice(value, 4)) + more
+    return {list: f"[{inner}]", tuple: f"({inner})"}.get(
+        type(value), f"{type(value).__name__}([{inner}])"
+    )
+
+
+JSON_BYTES = 1 << 20
+"""Largest JSON config a command reads from a file others may have made (a run's is about 3 kB)."""
+JSON_DEPTH = 16
+"""Deepest nesting of such a file's lists and objects (a run's config nests 3 deep)."""
+
+
+def read_json(path: str | Path, max_bytes: int = JSON_BYTES) -> Any:
+    """The JSON value in the file `path`, read in time and memory bounded by `max_bytes`: a file
+    larger than that, or that is not a regular file, is refused, and so are nesting deeper than
+    `JSON_DEPTH`, NaN and infinities (not JSON, though Python writes them) and integers too long
+    to convert. Raises ValueError naming the file (FileNotFoundError where it is absent)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"{path}: more than {max_bytes:,} bytes; not a config this reads")
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"{text[:20]} is out of a float's range")
+        return value
+
+    try:
+        value = json.loads(data, parse_constant=no_constant, parse_float=finite)
+    except RecursionError:
+        raise ValueError(f"{path}: not valid JSON: nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, a bad number, bytes that are not UTF-8
+        raise ValueError(f"{path}: not valid JSON: {str(e)[:200]}") from None
+    if _depth(value) > JSON_DEPTH:
+        raise ValueError(f"{path}: nested more than {JSON_DEPTH} deep; not a config this reads")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: any depth json.loads returned)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            todo.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+# ----------------------------------------------------------------------------------------------
 # Settings of a config dataclass
 
 
@@ -58,11 +155,11 @@ def apply_overrides(obj: Any, values: Mapping[str, Any], where: str, prefix: str
         key = prefix + name
         if name not in names:
             known = ", ".join(prefix + k for k in names)
-            raise UsageError(f"{where}: unknown setting {key!r} (known: {known})")
+            raise UsageError(f"{where}: unknown setting {brief(key)} (known: {known})")
         current = getattr(obj, name)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, Mapping):
-                raise UsageError(f"{where}: {key!r} is a section; set {key}.NAME=VALUE")
+                raise UsageError(f"{where}: {brief(key)} is a section; set {key}.NAME=VALUE")
             apply_overrides(current, value, where, key + ".")
         else:
             setattr(obj, name, coerce(hints[name], value, f"{where}: {key}"))
@@ -103,7 +200,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if values is None:
         return {}
     if not isinstance(values, dict):
-        raise UsageError(f"--config {path}: expected a mapping of settings, found {values!r}")
+        raise UsageError(f"--config {path}: expected a mapping of settings, found {brief(values)}")
     return values
 
 
@@ -112,6 +209,18 @@ def get_dotted(obj: Any, key: str) -> Any:
     for part in key.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def check_ranges(obj: Any, ranges: Mapping[str, tuple[float, float]], where: str) -> None:
+    """Each dotted numeric field of dataclass `obj` named in `ranges` (each item of a tuple field)
+    is finite and within its (lowest, highest); an unset optional one (None) passes. Raises
+    ValueError naming the field; for the values of a file, after `apply_overrides` typed them."""
+    for key, (lo, hi) in ranges.items():
+        value = get_dotted(obj, key)
+        for v in value if isinstance(value, tuple) else (value,):
+            finite = not isinstance(v, float) or math.isfinite(v)  # (an int may pass float's range)
+            if v is not None and not (finite and lo <= v <= hi):
+                raise ValueError(f"{where}: {key}={brief(v)} is outside [{lo:g}, {hi:g}]")
 
 
 def field_type(cls: Any, key: str) -> Any:
@@ -128,7 +237,7 @@ def coerce(tp: Any, value: Any, what: str) -> Any:
     try:
         return _coerce(tp, value)
     except _Mismatch as e:
-        raise UsageError(f"{what} expects {e}, got {value!r}") from None
+        raise UsageError(f"{what} expects {e}, got {brief(value)}") from None
 
 
 class _Mismatch(Exception):
@@ -160,7 +269,10 @@ def _coerce(tp: Any, value: Any) -> Any:
             return int(value)
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer past float's range
+                raise _Mismatch(_describe(tp)) from None
         if isinstance(value, str):
             try:
                 return float(value)

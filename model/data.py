@@ -32,7 +32,6 @@ import itertools
 import json
 import math
 import random
-import tarfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -48,7 +47,8 @@ from torch import Tensor
 
 from landscape_av.corpus.corpus import read_shard, shard_keys
 from landscape_av.corpus.decode import frames_at_times
-from landscape_av.schema import MEMBERS, SampleMeta, member_problem
+from landscape_av.corpus.tar_reader import ShardUnreadable, read_samples, shown
+from landscape_av.schema import MEMBERS, SampleMeta
 from model import runtime
 from model.audio import MelConfig, clip_mels, fit_length, load_wave, step_mels
 from model.config import InputError
@@ -298,34 +298,24 @@ def to_float_frames(frames: Tensor) -> Tensor:
 
 def shard_samples(url: str, refused: Callable[[str], None] | None = None) -> Iterator[dict]:
     """The raw samples of one shard (`__key__`, `__url__` and the bytes of each member the loader
-    reads), in tar order.
+    reads), in tar order, from the toolkit's bounded shard reader (`read_samples`).
 
-    Streams the tar. A member that is not a plain file, or whose name or size
-    `landscape_av.schema.member_problem` refuses, is skipped unread and told to `refused` as one
-    line `SHARD: 'MEMBER': reason` (default: a warning).
+    A member that is not a plain file, whose name or size `landscape_av.schema.member_problem`
+    refuses, or that repeats its sample's extension is skipped unread and told to `refused` as
+    one line `SHARD: 'MEMBER': reason` (default: a warning). A shard that is damaged or breaks
+    the reader's bounds raises ValueError naming it, past the samples read before.
     """
     report = refused or _warn_refused
-    sample: dict = {}
-    with tarfile.open(url, mode="r|*") as tar:
-        for info in tar:
-            problem = member_problem(info.name, info.size) if info.isfile() else "not a file"
-            if problem:
-                report(f"{url}: {info.name!r}: {problem}")
-                continue
-            if not _wanted_member(info.name):
-                continue
-            key, _, ext = info.name.partition(".")
-            if sample and key != sample["__key__"]:
-                yield sample
-                sample = {}
-            if not sample:
-                sample = {"__key__": key, "__url__": url}
-            if ext in sample:
-                report(f"{url}: {info.name!r}: appears twice in its sample")
-                continue
-            sample[ext] = tar.extractfile(info).read()
-    if sample:
-        yield sample
+
+    def refuse(_key: str, name: str, reason: str) -> None:
+        report(f"{url}: {shown(name)}: {reason}")
+
+    try:
+        for key, members in read_samples(url, USED_MEMBERS + PREPARED_MEMBERS, refuse):
+            if members:
+                yield {"__key__": key, "__url__": url, **members}
+    except ShardUnreadable as e:
+        raise ValueError(f"{url}: {e}") from None
 
 
 def _warn_refused(line: str) -> None:
@@ -334,11 +324,11 @@ def _warn_refused(line: str) -> None:
 
 def _shards_to_samples(items: Iterator[dict]) -> Iterator[dict]:
     """Loader stage: `dict(url=...)` -> the samples of that shard; an unreadable shard is skipped
-    with a warning naming it."""
+    with a warning naming it (after the samples read before the damage)."""
     for item in items:
         try:
             yield from shard_samples(item["url"])
-        except (tarfile.TarError, OSError, EOFError) as e:
+        except (OSError, ValueError) as e:
             _warn_and_skip(ValueError(f"{item['url']}: unreadable tar: {e}"))
 
 
@@ -362,12 +352,6 @@ def check_shards(shards: str | Path | Sequence[str | Path], cfg: DataConfig) -> 
 def _warn_and_skip(exn: Exception) -> bool:
     warnings.warn(f"skipping a sample: {exn}", stacklevel=2)
     return True
-
-
-def _wanted_member(name: str) -> bool:
-    """Whether a tar member `KEY.suffix` is read (sample keys hold no dots)."""
-    suffix = name.partition(".")[2]
-    return suffix in USED_MEMBERS or suffix in PREPARED_MEMBERS
 
 
 class EpochShards(torch.utils.data.IterableDataset):

@@ -32,7 +32,6 @@ import concurrent.futures
 import hashlib
 import json
 import sys
-import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -384,7 +383,7 @@ def count_clips(shards: str, limit: int) -> int:
     for url in expand_shards(shards):
         try:
             total += count_samples(url)
-        except tarfile.TarError as e:
+        except (OSError, ValueError) as e:
             raise InputError(f"{url}: not a shard ({' '.join(str(e).split())})") from None
     return min(limit, total)
 

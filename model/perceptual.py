@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from model.torch_files import load_torch_file
+
 VGG_TAPS = (4, 9, 16, 23, 30)  # torchvision vgg16().features ends of relu1_2 ... relu5_3
 ALEX_TAPS = (2, 5, 8, 10, 12)  # torchvision alexnet().features ends of relu1 ... relu5
 VGG_HELP = (
@@ -66,13 +68,15 @@ def package_lin(net: str) -> list[Tensor]:
             "LPIPS's calibrated weights ship in the `lpips` package: pip install lpips==0.1.4"
         )
     lin_file = Path(spec.origin).parent / "weights" / "v0.1" / f"{net}.pth"
-    lin_sd = torch.load(lin_file, map_location="cpu", weights_only=True)
+    lin_sd = load_torch_file(lin_file)
     return [lin_sd[f"lin{i}.model.1.weight"] for i in range(len(lin_sd))]
 
 
 def _features(path: Path, features: nn.Sequential, what: str, flag: str) -> nn.Sequential:
     """`features` with the `features.*` weights of a torchvision state dict file loaded."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: a {type(state).__name__}, not a state dict")
     state = {
         k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")
     }

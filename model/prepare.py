@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tarfile
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -137,7 +136,7 @@ def _finished(dest: Path, want: dict) -> bool:
     """Whether `dest` is a complete prepared shard made with the settings `want`."""
     try:
         return dest.is_file() and shard_settings(str(dest)) == want
-    except (tarfile.TarError, OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError):
         return False
 
 

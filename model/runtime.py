@@ -63,7 +63,8 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from model.config import Flag
+from model.config import Flag, InputError, read_json
+from model.torch_files import load_torch_file
 from model.weights import read_safetensors
 
 CHECKPOINT_DIR = "checkpoints"
@@ -417,16 +418,20 @@ class Checkpointer:
         restore_rng: bool = True,
     ) -> dict[str, Any]:
         """Load a checkpoint folder into `modules` (and optimizers/scaler/RNG); returns its state
-        (`step`, `extra`, ...)."""
+        (`step`, `extra`, ...). A checkpoint that cannot be loaded (unreadable, out of bounds, of
+        another model) is an InputError naming it."""
         path = Path(path)
-        load_weights(path, modules)
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-        for name, opt in (optimizers or {}).items():
-            opt.load_state_dict(state["optimizers"][name])
-        if scaler is not None and state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        if restore_rng:
-            _set_rng_state(state["rng"])
+        try:
+            load_weights(path, modules)
+            state = load_torch_file(path / "state.pt")
+            for name, opt in (optimizers or {}).items():
+                opt.load_state_dict(state["optimizers"][name])
+            if scaler is not None and state["scaler"]:
+                scaler.load_state_dict(state["scaler"])
+            if restore_rng:
+                _set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"{path}: cannot resume from it: {type(e).__name__}: {e}") from e
         return state
 
     def load_latest(
@@ -473,8 +478,12 @@ def load_weights(path: str | Path, modules: dict[str, nn.Module]) -> None:
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """`config.json` of a checkpoint folder."""
-    return json.loads((Path(path) / "config.json").read_text())
+    """`config.json` of a checkpoint folder: a JSON object, read within `model.config.read_json`'s
+    bounds (ValueError naming the file)."""
+    config = read_json(Path(path) / "config.json")
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}/config.json: a {type(config).__name__}, not a JSON object")
+    return config
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, ResNet
 
+from model.config import apply_overrides, check_ranges, read_json
 from model.weights import read_safetensors
 
 WEIGHTS_FILE = "sound_clip.safetensors"
@@ -45,6 +46,14 @@ class SoundClipConfig:
     def tiny(cls, embed_dim: int = 32, **kw) -> SoundClipConfig:
         """One block per stage (a ResNet-10 layout): fast enough for CPU tests."""
         return cls(embed_dim=embed_dim, blocks=(1, 1, 1, 1), **kw)
+
+
+RANGES: dict[str, tuple[float, float]] = {
+    "embed_dim": (1, 4096),
+    "blocks": (1, 64),
+    "init_temperature": (1e-4, 1e4),
+}
+"""(lowest, highest) of the settings a saved F_a's config may give (ResNet-18: blocks 2, 2, 2, 2)."""
 
 
 class SoundClip(nn.Module):
@@ -131,8 +140,14 @@ def load_sound_clip(path: str | Path | None) -> SoundClip:
     missing = [n for n in (WEIGHTS_FILE, CONFIG_FILE) if not (folder / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{folder} lacks {', '.join(missing)} (see save_sound_clip)")
-    raw = json.loads((folder / CONFIG_FILE).read_text())
-    cfg = SoundClipConfig(**{**raw, "blocks": tuple(raw["blocks"])})
+    raw = read_json(folder / CONFIG_FILE)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{folder / CONFIG_FILE}: a {type(raw).__name__}, not a JSON object")
+    cfg = SoundClipConfig()
+    apply_overrides(cfg, raw, str(folder / CONFIG_FILE))
+    if len(cfg.blocks) != 4:
+        raise ValueError(f"{folder / CONFIG_FILE}: blocks has {len(cfg.blocks)} stages, not 4")
+    check_ranges(cfg, RANGES, str(folder / CONFIG_FILE))
     model = SoundClip(cfg)
     model.load_state_dict(read_safetensors(folder / WEIGHTS_FILE, model.state_dict()))
     return model.eval()

@@ -39,7 +39,16 @@ from torchvision.utils import make_grid, save_image
 
 from model import runtime
 from model.clip import WEIGHTS_HELP, load_clip
-from model.config import Flag, InputError, Preset, UsageError, command, run
+from model.config import (
+    Flag,
+    InputError,
+    Preset,
+    UsageError,
+    apply_overrides,
+    check_ranges,
+    command,
+    run,
+)
 from model.data import DataConfig, check_shards, to_float_frames, training_batches
 from model.discriminators import DiscriminatorConfig, ImageDiscriminator, VideoDiscriminator
 from model.losses import (
@@ -184,6 +193,42 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+RUN_RANGES: dict[str, tuple[float, float]] = {
+    "seed": (0, 2**63 - 1),
+    "frames": (1, 1000),
+    "clip_seconds": (0.1, 3600),
+    "n_mels": (1, 512),
+}
+"""(lowest, highest) of the settings of a run's config.json that size what loading it builds
+(`model`'s are `video_model.RANGES`, `generator_kwargs`' the generator's `BOUNDS`)."""
+
+
+def read_run_config(folder: str | Path) -> dict[str, Any]:
+    """The `config.json` of a checkpoint folder of this trainer (`Trainer.save` writes it), checked
+    before anything is built from it, since anyone may have written it: bounded JSON, every
+    setting typed as `TrainConfig`'s (unknown ones refused) and within `RUN_RANGES`, `model`
+    within `VideoModelConfig.from_dict`'s bounds, `generator_kwargs` within the generator's
+    (`check_config`), and the two agreeing on num_ws and w_dim. ValueError naming the file and
+    the setting; returns the config as `Trainer.save` writes it."""
+    from model.stylegan3.checkpoint import check_config
+
+    where = f"{folder}/config.json"
+    raw = runtime.read_config(folder)
+    kwargs = check_config(raw.get("generator_kwargs"), f"{where}: generator_kwargs")
+    cfg = TrainConfig()
+    apply_overrides(cfg, {k: v for k, v in raw.items() if k != "generator_kwargs"}, where)
+    check_ranges(cfg, RUN_RANGES, where)
+    model = VideoModelConfig.from_dict(config_dict(cfg)["model"], f"{where}: model")
+    num_ws = kwargs.get("num_layers", 14) + 2  # the generator's ws: one per synthesis layer + 2
+    for part in (model.encoder, model.walker):
+        if (part.num_ws, part.w_dim) != (num_ws, kwargs["w_dim"]):
+            raise ValueError(
+                f"{where}: model num_ws={part.num_ws}, w_dim={part.w_dim} differ from the "
+                f"generator's {num_ws}, {kwargs['w_dim']}"
+            )
+    return config_dict(cfg) | {"generator_kwargs": kwargs}
+
+
 # ----------------------------------------------------------------------------------------------
 # Frozen parts: StyleGAN3 generator, CLIP, sound-CLIP
 
@@ -225,10 +270,13 @@ def load_frozen(cfg: TrainConfig, device: torch.device) -> Frozen:
             )
         from model.stylegan3 import load_generator
 
-        G = load_generator(cfg.generator)
+        try:
+            G = load_generator(cfg.generator)
+            sound_clip = load_sound_clip(cfg.sound_clip)
+        except ValueError as e:  # a file out of bounds, damaged or of another kind
+            raise InputError(str(e)) from e
         kwargs = G.init_kwargs
         clip = load_clip(cfg.clip, arch=cfg.clip_arch)
-        sound_clip = load_sound_clip(cfg.sound_clip)
         if sound_clip.cfg.embed_dim != clip.embed_dim:
             raise InputError(
                 f"--sound-clip {cfg.sound_clip} embeds into {sound_clip.cfg.embed_dim} dims but "

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from model.config import apply_overrides, check_ranges
 from model.encoder import EncoderConfig, SoundInversionEncoder, invert
 from model.walker import LatentWalker, WalkerConfig
 
@@ -37,11 +38,42 @@ class VideoModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VideoModelConfig:
-        enc = dict(d["encoder"])
-        enc["depth"] = tuple(enc["depth"])
-        rest = {k: v for k, v in d.items() if k not in ("encoder", "walker")}
-        return cls(EncoderConfig(**enc), WalkerConfig(**d["walker"]), **rest)
+    def from_dict(cls, d: Any, where: str = "model") -> VideoModelConfig:
+        """The config of `to_dict`'s mapping `d` (from a checkpoint's config.json, which anyone may
+        have written): every field typed, within `RANGES`, and the model it describes at most
+        `MAX_PARAMETERS`, checked before anything is allocated. ValueError naming the field."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: a {type(d).__name__}, not a mapping of settings")
+        cfg = cls()
+        apply_overrides(cfg, d, where)
+        check_ranges(cfg, RANGES, where)
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            size = sum(p.numel() for p in SoundToLatents(cfg).parameters())
+        if size > MAX_PARAMETERS:
+            raise ValueError(f"{where}: {size:,} parameters (more than {MAX_PARAMETERS:,})")
+        return cfg
+
+
+RANGES: dict[str, tuple[float, float]] = {
+    "truncation": (-10, 10),
+    "fps": (1e-3, 1e3),
+    "encoder.num_ws": (1, 66),
+    "encoder.w_dim": (1, 2048),
+    "walker.num_ws": (1, 66),
+    "walker.w_dim": (1, 2048),
+    "encoder.in_size": (8, 512),
+    "encoder.width": (1, 256),
+    "encoder.depth": (1, 32),
+    "walker.hidden": (1, 4096),
+    "walker.audio_dim": (1, 4096),
+    "walker.noise_dim": (1, 4096),
+    "walker.radius": (0, 1e6),
+}
+"""(lowest, highest) of each numeric field a checkpoint may set (the paper's model: 16 ws of 512,
+in_size 256, width 64, GRUs of 512); num_ws and w_dim span those of the generators
+`model.stylegan3` loads."""
+MAX_PARAMETERS = 500_000_000
+"""Most parameters of E_a + walker a checkpoint may describe (the paper's model has about 270M)."""
 
 
 class SoundToLatents(nn.Module):

@@ -109,12 +109,12 @@ before, results = fingerprint(), []
 for arg in {args!r}:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # VmHWM (peak RSS) := VmRSS
-    base, start, error, value = status("VmRSS"), time.perf_counter(), None, None
+    base, start, error, value = status("VmRSS"), time.process_time(), None, None
     try:
         value = repr({call})
     except Exception as e:
         error = f"{{type(e).__name__}}: {{e}}"
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start  # CPU time: bounds that hold on a loaded machine
     grew = max(0, status("VmHWM") - base)
     results.append(dict(arg=arg, error=error, value=value, seconds=seconds, grew=grew))
 after = fingerprint()
@@ -128,7 +128,7 @@ def guarded():
     """`run(setup, call, args)`: evaluate the expression `call` once per `arg` of `args` (after the
     `setup` imports) in a child Python whose address space is capped `limit` bytes (500 MB) above
     what the imports took. Returns (results, changed, stderr): per arg a dict with `error` (the
-    exception, 'Type: message', or None), `value` (repr of the result), `seconds`, `grew` (peak RSS
+    exception, 'Type: message', or None), `value` (repr of the result), `seconds` (CPU), `grew` (peak RSS
     during the call above the RSS before it, bytes); `changed`, the names in builtins, collections,
     numpy, numpy.dtypes, torch, torch._utils, torch.Tensor and Parameter bound to another object
     afterwards. A child still running after `timeout` s fails the test."""
@@ -152,3 +152,92 @@ def guarded():
         return out["results"], out["changed"], proc.stderr
 
     return run
+
+
+# ----------------------------------------------------------------------------------------------
+# Hostile shards, made by the tests (issue 22): each breaks one bound of the shard reader
+
+
+def _tar_header(name: str, size: int, kind: bytes = b"0") -> bytes:
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.size, info.type, info.mtime = size, kind, 0
+    return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def _padded(size: int) -> int:
+    return -(-size // 512) * 512
+
+
+def _sparse_tar(path: Path, kind: bytes, size: int) -> Path:
+    """A plain tar: an extension header of type `kind` claiming `size` bytes (a hole in the file:
+    zeros that take no disk), then one member and the end."""
+    with open(path, "wb") as f:
+        f.write(_tar_header("././@LongLink", size, kind))
+        f.seek(_padded(size), 1)
+        f.write(_tar_header("k_00.json", 2) + b"{}".ljust(512, b"\0") + bytes(1024))
+    return path
+
+
+def _gz_tar(path: Path, parts) -> Path:
+    """A .tar.gz of the tar bytes that the iterable `parts` yields, compressed as they come
+    (nothing of the tar's size is held), closed by the end-of-archive blocks."""
+    import zlib
+
+    comp = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip framing
+    with open(path, "wb") as f:
+        for part in parts:
+            f.write(comp.compress(part))
+        f.write(comp.compress(bytes(1024)) + comp.flush())
+    return path
+
+
+def _numbered(template: bytes, count: int, batch: int = 10_000):
+    """`count` copies of the header `template` (name `k000000...`), the digits counting up, each
+    with its checksum; in batches of `batch` headers."""
+    at = template.index(b"000000")
+    base = sum(template[:148]) + 8 * 32 + sum(template[156:])  # (digits all "0")
+    for first in range(0, count, batch):
+        out = []
+        for i in range(first, min(first + batch, count)):
+            digits = b"%06d" % i
+            check = base + sum(digits) - 6 * 48
+            out += [
+                template[:at],
+                digits,
+                template[at + 6 : 148],
+                b"%06o\0 " % check,
+                template[156:],
+            ]
+        yield b"".join(out)
+
+
+def _big_members(names: list[str], size: int):
+    for name in names:
+        yield _tar_header(name, size)
+        for _ in range(size >> 20):
+            yield bytes(1 << 20)
+
+
+HOSTILE_SHARDS = {
+    # name -> (make(path), file suffix, what the refusal says)
+    "a GNU long name of 600 MB": (lambda p: _sparse_tar(p, b"L", 600_000_000), ".tar", "a long name of 600,000,000 bytes"),
+    "a PAX header of 600 MB": (lambda p: _sparse_tar(p, b"x", 600_000_000), ".tar", "a PAX header of 600,000,000 bytes"),
+    "300,000 empty members": (lambda p: _gz_tar(p, _numbered(_tar_header("k000000.json", 0), 300_000)), ".tar.gz", "more than 1,024 entries without data"),
+    "300,000 refused members": (lambda p: _gz_tar(p, [(_tar_header("../x.json", 1) + b"x".ljust(512, b"\0")) * 10_000] * 30), ".tar.gz", "more than 100 members refused"),
+    "a sample of three 100 MiB members": (lambda p: _gz_tar(p, _big_members([f"k_00.m{i}" for i in range(3)], 100 << 20)), ".tar.gz", "expands past"),
+}  # fmt: skip
+"""What a shard reader must refuse quickly, in bounded memory (tarfile, which the readers used
+before, read the first two whole and kept a header per member of the next two)."""
+
+
+@pytest.fixture(scope="session")
+def hostile_shards(tmp_path_factory: pytest.TempPathFactory) -> dict[Path, tuple[str, str]]:
+    """The `HOSTILE_SHARDS`, made once a session as `train-00000N.tar[.gz]` in one folder:
+    {path: (name, what the refusal says)}. Read-only."""
+    folder = tmp_path_factory.mktemp("hostile-shards")
+    return {
+        build(folder / f"train-{i:06d}{suffix}"): (name, message)
+        for i, (name, (build, suffix, message)) in enumerate(HOSTILE_SHARDS.items())
+    }

@@ -119,14 +119,17 @@ def verify_command(
 ) -> None:
     """Re-hash every shard and member against the manifests and decode every sample, checking
     its frames, size, rate and samples. Names each problem by shard, key and member; exits 1 on
-    any problem."""
-    from landscape_av.corpus.verify import problems_json, verify_corpus
+    any problem. A corpus is regular files inside its folder: a symbolic link, FIFO or device in
+    it is a problem, and then nothing is read."""
+    from landscape_av.corpus.verify import irregular_entries, problems_json, verify_corpus
 
     corpus = _open(folder)
-    try:
-        total = int(corpus.manifest("shards")["samples"].sum())
+    try:  # (verify_corpus names an unreadable manifest, or the links it does not follow)
+        total = (
+            None if irregular_entries(corpus) else int(corpus.manifest("shards")["samples"].sum())
+        )
     except (OSError, ValueError):
-        total = None  # verify_corpus names the unreadable manifest
+        total = None
     with stage_progress(quiet or as_json) as progress:
         task = progress.add_task("verify", total=total)
         problems = verify_corpus(

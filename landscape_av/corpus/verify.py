@@ -10,6 +10,10 @@ of the files it lists (build.json, manifests, figures). And the folder itself: e
 names (`schema.CORPUS_ENTRIES`, the manifests, the figures, the listed shards) that is missing, and
 each file it does not name (the work folder `.work/` is allowed). Every problem names its shard
 (or file), key and member.
+
+A corpus is regular files inside its folder: a symbolic link (a shard, `data/`, a manifest linked
+to a file elsewhere), a FIFO or a device in it is named (`irregular_entries`) and nothing of the
+corpus is read, so verify never vouches for, or prints, what lies outside it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import hashlib
 import io
 import json
 import math
+import os
+import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -42,6 +48,7 @@ from landscape_av.schema import (
     MANIFESTS,
     MEMBERS,
     OPTIONAL_SAMPLE_FIELDS,
+    WORK_DIR,
     SampleMeta,
     manifest_columns,
 )
@@ -233,6 +240,9 @@ def verify_corpus(
     """Every problem of the corpus in `folder`; `on_shard(name, samples)` after each shard."""
     corpus = Corpus.of(folder)
     corpus.fetch()
+    irregular = irregular_entries(corpus)
+    if irregular:  # nothing is read through a link or from a FIFO
+        return irregular
     m, problems = {}, []
     for name in MANIFESTS:
         if not corpus.manifest_path(name).is_file():
@@ -272,6 +282,37 @@ def verify_corpus(
                 on_shard(job[1]["shard"], int(job[1]["samples"]))
     problems.extend(manifest_problems(corpus))
     problems.extend(card_problems(corpus, compare_text=not problems))
+    return problems
+
+
+KINDS = {
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def irregular_entries(folder: Corpus | Path) -> list[Problem]:
+    """Each entry of the corpus folder, at its top or in `data/`, `manifests/`, `figures/` (the
+    entries a reader opens), that is not a regular file or folder inside it: a symbolic link
+    (followed, it would make verify check or print files elsewhere), a FIFO (which would block a
+    reader), a device or a socket. `.work/` is the build's, and not looked into."""
+    root = Corpus.of(folder).folder
+    problems = []
+    for top in sorted(os.scandir(root), key=lambda e: e.name):
+        if top.name == WORK_DIR:
+            continue
+        entries = [(top.name, top)]
+        if top.name in (DATA_DIR, MANIFEST_DIR, FIGURES_DIR) and top.is_dir(follow_symlinks=False):
+            inside = sorted(os.scandir(top), key=lambda e: e.name)
+            entries += [(f"{top.name}/{e.name}", e) for e in inside]
+        for name, entry in entries:
+            kind = KINDS.get(stat.S_IFMT(entry.stat(follow_symlinks=False).st_mode))
+            if kind:
+                message = f"{kind}: a corpus is regular files inside its folder (nothing was read)"
+                problems.append(Problem(name, "-", "-", message))
     return problems
 
 

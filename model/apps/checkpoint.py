@@ -29,14 +29,19 @@ def checkpoint_folder(path: str | Path) -> Path:
 
 
 def load_run(path: str | Path, device: torch.device) -> tuple[SoundToLatents, nn.Module, dict]:
-    """(E_a + walker, frozen generator, training config) of a checkpoint, in eval mode."""
+    """(E_a + walker, frozen generator, training config) of a checkpoint, in eval mode. A
+    config or weights that cannot be loaded (out of bounds, unreadable) is an InputError."""
     from model.stylegan3 import Generator
+    from model.train import read_run_config
 
     folder = checkpoint_folder(path)
-    cfg = runtime.read_config(folder)
-    latents = SoundToLatents(VideoModelConfig.from_dict(cfg["model"]))
-    G = Generator(**cfg["generator_kwargs"])
-    runtime.load_weights(folder, {"latents": latents, "generator": G})
+    try:
+        cfg = read_run_config(folder)
+        latents = SoundToLatents(VideoModelConfig.from_dict(cfg["model"]))
+        G = Generator(**cfg["generator_kwargs"])
+        runtime.load_weights(folder, {"latents": latents, "generator": G})
+    except ValueError as e:
+        raise InputError(str(e)) from e
     return latents.to(device).eval(), freeze(G.to(device)), cfg
 
 
@@ -98,7 +103,10 @@ class Run:
                 if path is None:
                     flag = "--" + key.replace("_", "-")
                     raise InputError(f"{self.source}: no {key} weights recorded; pass {flag}")
-                self._guides[key] = load(path).to(self.device)
+                try:
+                    self._guides[key] = load(path).to(self.device)
+                except ValueError as e:  # weights out of bounds, damaged or of another kind
+                    raise InputError(str(e)) from e
         return self._guides[key]
 
     def _load_tiny_guides(self) -> None:
@@ -124,7 +132,10 @@ def open_checkpoint(path: str | Path, device: torch.device) -> Run:
     if path.is_file():
         from model.stylegan3 import load_generator
 
-        return Run(path, load_generator(path, device), None, {}, device)
+        try:
+            return Run(path, load_generator(path, device), None, {}, device)
+        except ValueError as e:  # a file out of bounds, damaged or of another kind
+            raise InputError(str(e)) from e
     try:
         return open_run(path, device)
     except KeyError as e:

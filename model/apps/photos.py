@@ -16,6 +16,7 @@ from model.apps.checkpoint import Run
 from model.apps.options import PhotoOptions
 from model.config import InputError, UsageError
 from model.perceptual import VGG_HELP, Lpips, load_vgg_lpips, tiny_lpips
+from model.torch_files import load_torch_file
 
 WPLUS_SUFFIXES = (".pt", ".pth")
 """A `--image` with one of these endings is a saved W+ latent, anything else a picture."""
@@ -41,7 +42,10 @@ def load_image(path: str | Path, resolution: int) -> tuple[Tensor, str]:
 
 def load_wplus(path: str | Path, num_ws: int, w_dim: int) -> Tensor:
     """A W+ latent from a torch file: [1, num_ws, w_dim]."""
-    w = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        w = load_torch_file(path)
+    except ValueError as e:
+        raise InputError(f"--image {e}") from e
     if not isinstance(w, torch.Tensor):
         raise InputError(f"--image {path}: expected a tensor, found {type(w).__name__}")
     w = w.float().reshape(-1, *w.shape[-2:]) if w.dim() >= 2 else w
@@ -111,7 +115,10 @@ def perceptual_for(run: Run, lpips_vgg: str | None, lpips_weight: float) -> Lpip
     if lpips_weight == 0:
         return None
     if lpips_vgg is not None:
-        return load_vgg_lpips(lpips_vgg).to(run.device)
+        try:
+            return load_vgg_lpips(lpips_vgg).to(run.device)
+        except ValueError as e:  # not VGG16 weights, or a torch file the loader refuses
+            raise InputError(str(e)) from e
     if run.tiny:
         return tiny_lpips().to(run.device)
     raise UsageError(f"{run.source}: not a tiny run, so LPIPS needs --lpips-vgg. {VGG_HELP}")

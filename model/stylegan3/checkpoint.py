@@ -11,6 +11,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from model.config import brief
 from model.stylegan3.networks import Generator
 from model.stylegan3.pickle_loader import generator_record, read_snapshot
 from model.weights import check_state, read_safetensors
@@ -96,13 +97,16 @@ def check_config(config: Any, where: str | Path = "config") -> dict[str, Any]:
             raise ValueError(f"{where}: the generator config lacks {name}")
     for name, value in fields.items():
         if name not in BOUNDS:
-            raise ValueError(f"{where}: unknown generator config field {name}={value!r:.60}")
+            raise ValueError(
+                f"{where}: unknown generator config field {_name(name)}={brief(value)}"
+            )
         kind, lo, hi = BOUNDS[name]
         if name == "conv_clamp" and value is None:
             continue
-        if not _of_kind(value, kind) or not (math.isfinite(value) and lo <= value <= hi):
+        finite = not isinstance(value, float) or math.isfinite(value)  # (an int may pass float's)
+        if not (_of_kind(value, kind) and finite and lo <= value <= hi):
             raise ValueError(
-                f"{where}: generator config {name}={value!r:.60} is outside [{lo:g}, {hi:g}] "
+                f"{where}: generator config {name}={brief(value)} is outside [{lo:g}, {hi:g}] "
                 f"({kind.__name__})"
             )
     layers = fields.get("num_layers", 14)
@@ -122,6 +126,11 @@ def check_config(config: Any, where: str | Path = "config") -> dict[str, Any]:
             f"(more than {MAX_PARAMETERS:,})"
         )
     return config
+
+
+def _name(key: Any) -> str:
+    """A field name for a message: as it is where it is short text, else `brief`'s repr."""
+    return key if isinstance(key, str) and len(key) <= 60 else brief(key)
 
 
 def _of_kind(value: Any, kind: type) -> bool:

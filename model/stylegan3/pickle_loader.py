@@ -11,10 +11,14 @@ The file is untrusted, so the unpickler (Python's own opcode loop with a few opc
 - resolves only the names in `ALLOWED` (each named in full; protocol-2 names such as
   `__builtin__.set` are mapped to their Python 3 homes first), and calls only the ones in
   `CALLABLE`, each a checked wrapper that builds a new object and changes no module's state;
-- lets BUILD set state only on the NumPy arrays and dtypes it made itself, NEWOBJ make only
+- lets BUILD set state only on the NumPy arrays and plain dtypes it made itself, NEWOBJ make only
   EasyDicts, APPEND/SETITEM/ADDITEMS fill only lists/dicts/sets not yet used elsewhere;
 - bounds the opcodes run, the nesting depth and the size every container would have with its
   memo-shared parts written out (`LIMITS`), so a traversal of any result finishes quickly;
+- keys dicts and sets only by values whose hashes a file cannot make collide (`hash_safe`: text,
+  bytes, None, bools, floats, integers within 2^60; a snapshot keys its dicts by names), so no
+  container is built in quadratic time, and memo indices likewise;
+- formats what it refuses with `model.config.brief`, never whole;
 - refuses a length that claims more bytes than the file has before allocating it;
 - rebuilds storages from the bytes in the file (never larger than those bytes) and checks every
   tensor's shape, strides and offset against its storage.
@@ -37,6 +41,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
+
+from model.config import brief
 
 
 class UnsafePickleError(pickle.UnpicklingError, ValueError):
@@ -122,7 +128,10 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
     state = meta.get("state") or {}
     if not isinstance(state, dict):
         raise _refuse(f"persistent object state is a {type(state).__name__}, not a dict")
-    return PersistentRecord(str(meta.get("class_name")), dict(state), str(meta.get("module_src")))
+    name, src = meta.get("class_name"), meta.get("module_src", "")
+    if not isinstance(name, str) or not isinstance(src, str):
+        raise _refuse(f"persistent object class name {brief(name)} or its source is not text")
+    return PersistentRecord(name, dict(state), src)
 
 
 def _is_int(v: Any) -> bool:
@@ -152,11 +161,14 @@ def _rebuild_tensor_v2(
         isinstance(size, tuple)
         and isinstance(stride, tuple)
         and len(size) == len(stride) <= 32
-        and all(_is_int(v) and v >= 0 for v in (*size, *stride))
+        and all(_is_int(v) and 0 <= v < 2**48 for v in (*size, *stride))
         and _is_int(storage_offset)
-        and storage_offset >= 0
+        and 0 <= storage_offset < 2**48
     ):
-        raise _refuse(f"tensor view size={size} stride={stride} offset={storage_offset} is invalid")
+        raise _refuse(
+            f"tensor view size={brief(size)} stride={brief(stride)} "
+            f"offset={brief(storage_offset)} is invalid"
+        )
     available = storage._untyped_storage.nbytes() // storage.dtype.itemsize
     numel = math.prod(size)
     if numel > available or (
@@ -171,7 +183,7 @@ def _rebuild_tensor_v2(
     if not isinstance(requires_grad, bool) or metadata not in (None, {}):
         raise _refuse("tensor rebuild arguments are invalid")
     _empty_hooks(backward_hooks)
-    t = torch.empty((0,), dtype=storage.dtype)
+    t = torch.empty((0,), dtype=storage.dtype, device=storage._untyped_storage.device)
     return t.set_(storage._untyped_storage, storage_offset, size, stride)
 
 
@@ -184,7 +196,7 @@ def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any) -> to
 
 def _rebuild_from_type_v2(func: Any, new_type: Any, args: Any, state: Any) -> torch.Tensor:
     if func is not _rebuild_tensor_v2 or new_type not in (torch.Tensor, torch.nn.Parameter):
-        raise _refuse(f"refusing to rebuild a tensor with {func!r} as {new_type!r}")
+        raise _refuse(f"refusing to rebuild a tensor with {brief(func)} as {brief(new_type)}")
     if not isinstance(args, tuple) or state not in (None, {}):
         raise _refuse("tensor rebuild arguments are invalid")
     ret = _rebuild_tensor_v2(*args)
@@ -206,7 +218,7 @@ def _empty_bytes() -> bytes:
 def _np_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
     """A new (never the shared, cached) plain-data dtype."""
     if not isinstance(spec, str) or not isinstance(align, bool):
-        raise _refuse(f"numpy dtype {spec!r} is not a plain type name")
+        raise _refuse(f"numpy dtype {brief(spec)} is not a plain type name")
     dt = np.dtype(spec, align=align, copy=True)
     if dt.hasobject:
         raise _refuse("numpy object dtypes are refused")
@@ -244,6 +256,64 @@ def _set_array_state(arr: np.ndarray, state: Any) -> None:
     arr.__setstate__(state)
 
 
+def _set_dtype_state(dt: np.dtype, state: Any) -> None:
+    """`dtype.__setstate__` once `state` is a plain dtype's: (3, byte order, None, None, None,
+    itemsize, alignment, flags), no fields, subarrays or metadata, small numbers."""
+    if not (
+        isinstance(state, tuple)
+        and len(state) in (8, 9)
+        and state[0] in (3, 4)
+        and state[1] in ("<", ">", "|", "=")
+        and all(v is None for v in (*state[2:5], *state[8:]))
+        and all(_is_int(v) and -(2**31) <= v < 2**31 for v in state[5:8])
+    ):
+        raise _refuse(f"numpy dtype state {brief(state)} is not a plain dtype's")
+    dt.__setstate__(state)
+    if dt.hasobject:
+        raise _refuse("numpy object dtypes are refused")
+
+
+def hash_safe(key: Any) -> bool:
+    """Whether `key` may key a dict or set of the pickle: a value whose hash a file cannot make
+    collide with many others' (text and bytes hash with this process's random key; integers
+    within 2^60 hash to themselves, floats and bools collide in handfuls at most). Tuples,
+    large integers and other objects can be made to collide by the thousand, and filling a dict
+    with such keys takes time quadratic in their number."""
+    return (
+        key is None
+        or isinstance(key, str | bytes | bool | float)
+        or (isinstance(key, int) and key.bit_length() <= 60)
+    )
+
+
+def _check_keys(keys: Any) -> None:
+    for key in keys:
+        if not hash_safe(key):
+            raise _refuse(
+                f"a dict or set keyed by {brief(key)} ({type(key).__name__}): only text, bytes "
+                "and small numbers may key them (others can be made to share one hash)"
+            )
+
+
+def _set(items: Any = ()) -> set:
+    """`set(items)`, as protocol 2 writes a set: from a list of hash-safe items."""
+    if not isinstance(items, list):
+        raise _refuse("set() is admitted only of a list")
+    _check_keys(items)
+    return set(items)
+
+
+def _ordered_dict(items: Any = ()) -> collections.OrderedDict:
+    """`OrderedDict(items)`: empty (the pickle fills it with SETITEMS), or of a list of (key,
+    value) pairs with hash-safe keys, as older pickles write it."""
+    if not isinstance(items, list | tuple) or not all(
+        isinstance(pair, list | tuple) and len(pair) == 2 for pair in items
+    ):
+        raise _refuse("OrderedDict() is admitted only of a list of (key, value) pairs")
+    _check_keys(pair[0] for pair in items)
+    return collections.OrderedDict(items)
+
+
 def _np_names(name: str) -> list[tuple[str, str]]:
     return [(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")]
 
@@ -253,8 +323,8 @@ CALLABLE: dict[tuple[str, str], Callable[..., Any]] = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("builtins", "set"): set,
+    ("collections", "OrderedDict"): _ordered_dict,
+    ("builtins", "set"): _set,
     ("builtins", "bytes"): _empty_bytes,
     ("_codecs", "encode"): _encode,
     ("numpy", "dtype"): _np_dtype,
@@ -398,7 +468,7 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         args = self.stack.pop()
         func = self.stack[-1]
         if id(func) not in self._calls or not isinstance(args, tuple):
-            raise _refuse(f"the pickle calls {func!r}, which is not a callable it may call")
+            raise _refuse(f"the pickle calls {brief(func)}, which is not a callable it may call")
         result = func(*args)
         self._measure(result, [args])
         self.stack[-1] = result
@@ -407,7 +477,7 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         args = self.stack.pop()
         cls = self.stack.pop()
         if cls is not EasyDict or args:
-            raise _refuse(f"the pickle creates a {cls!r} object")
+            raise _refuse(f"the pickle creates a {brief(cls)} object")
         self.append(EasyDict())
 
     def load_newobj_ex(self) -> None:
@@ -424,9 +494,7 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
         if isinstance(inst, np.ndarray):
             _set_array_state(inst, state)
         elif isinstance(inst, np.dtype):
-            inst.__setstate__(state)
-            if inst.hasobject:
-                raise _refuse("numpy object dtypes are refused")
+            _set_dtype_state(inst, state)
         else:
             raise _refuse(f"the pickle sets the state of a {type(inst).__name__}")
         self._measure(inst, [state])
@@ -443,11 +511,13 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     def load_setitem(self) -> None:
         value, key = self.stack.pop(), self.stack.pop()
+        _check_keys([key])
         self._fill(self.stack[-1], dict, [key, value])
         self.stack[-1][key] = value
 
     def load_setitems(self) -> None:
         items = self.pop_mark()
+        _check_keys(items[::2])
         self._fill(self.stack[-1], dict, items)
         target = self.stack[-1]
         for i in range(0, len(items), 2):
@@ -455,8 +525,25 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
     def load_additems(self) -> None:
         items = self.pop_mark()
+        _check_keys(items)
         self._fill(self.stack[-1], set, items)
         self.stack[-1].update(items)
+
+    def load_dict(self) -> None:
+        items = self.pop_mark()
+        _check_keys(items[::2])
+        self.append({items[i]: items[i + 1] for i in range(0, len(items), 2)})
+
+    def load_frozenset(self) -> None:
+        items = self.pop_mark()
+        _check_keys(items)
+        self.append(frozenset(items))
+
+    def load_put(self) -> None:
+        i = int(self.readline()[:-1])
+        if not 0 <= i < 2**32:  # as BINPUT's; other numbers could collide in the memo
+            raise _refuse(f"memo index {brief(i)} is out of range")
+        self.memo[i] = self.stack[-1]
 
     def load_bytearray8(self) -> None:
         (n,) = struct.unpack("<Q", self.read(8))
@@ -465,23 +552,17 @@ class SafeUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     def load_inst(self) -> None:
         raise _refuse("the pickle uses INST/OBJ (protocol 0/1 class instances)")
 
-    dispatch = dict(_dispatch)
-    dispatch.update(
-        {
-            pickle.REDUCE[0]: load_reduce,
-            pickle.NEWOBJ[0]: load_newobj,
-            pickle.NEWOBJ_EX[0]: load_newobj_ex,
-            pickle.BUILD[0]: load_build,
-            pickle.APPEND[0]: load_append,
-            pickle.APPENDS[0]: load_appends,
-            pickle.SETITEM[0]: load_setitem,
-            pickle.SETITEMS[0]: load_setitems,
-            pickle.ADDITEMS[0]: load_additems,
-            pickle.BYTEARRAY8[0]: load_bytearray8,
-            pickle.INST[0]: load_inst,
-            pickle.OBJ[0]: load_inst,
-        }
-    )
+    load_obj = load_inst
+
+    dispatch = {
+        **_dispatch,
+        **{
+            getattr(pickle, name.removeprefix("load_").upper())[0]: method
+            for name, method in list(locals().items())
+            if name.startswith("load_")
+        },
+    }
+    """pickle's opcode table, each opcode OP whose `load_op` is defined above replaced by it."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -514,6 +595,37 @@ class _StorageHeader(SafeUnpickler):
         return pid
 
 
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_VERSION = 1001
+
+
+def read_legacy_header(f: BinaryIO) -> dict:
+    """Read the three pickles that open torch's legacy format (magic number, protocol version,
+    system info) from `f`; refuse other formats and big-endian data. Returns the system info."""
+    magic, version, info = (_StorageHeader(f).load() for _ in range(3))
+    if magic != LEGACY_MAGIC or version != LEGACY_VERSION or not isinstance(info, dict):
+        raise _refuse("not in torch's legacy format")
+    if not info.get("little_endian", False):
+        raise _refuse("big-endian storages are not supported")
+    return info
+
+
+def storage_of(
+    data: bytes | None, dtype: torch.dtype, numel: int = 0
+) -> torch.storage.TypedStorage:
+    """A storage of `dtype` over a copy of `data`; for None, a placeholder of `numel` elements on
+    the meta device (shapes only, nothing allocated)."""
+    if data is None:
+        flat = torch.empty(numel, dtype=dtype, device="meta")
+    else:
+        flat = (
+            torch.frombuffer(bytearray(data), dtype=dtype) if data else torch.empty(0, dtype=dtype)
+        )
+    return torch.storage.TypedStorage(
+        wrap_storage=flat.untyped_storage(), dtype=dtype, _internal=True
+    )
+
+
 def _load_storage(blob: Any) -> torch.storage.TypedStorage:
     """`torch.storage._load_from_bytes`: the storage is exactly as large as the bytes that follow.
 
@@ -524,12 +636,8 @@ def _load_storage(blob: Any) -> torch.storage.TypedStorage:
     if not isinstance(blob, bytes):
         raise _refuse("storage data is not bytes")
     f = io.BytesIO(blob)
-    header = [_StorageHeader(f).load() for _ in range(5)]
-    magic, version, info, record, keys = header
-    if magic != 0x1950A86A20F9469CFC6C or version != 1001 or not isinstance(info, dict):
-        raise _refuse("storage data is not in torch's legacy format")
-    if not info.get("little_endian", False):
-        raise _refuse("big-endian storages are not supported")
+    read_legacy_header(f)
+    record, keys = _StorageHeader(f).load(), _StorageHeader(f).load()
     if not (
         isinstance(record, tuple)
         and len(record) in (5, 6)
@@ -539,7 +647,7 @@ def _load_storage(blob: Any) -> torch.storage.TypedStorage:
         and _is_int(record[4])
         and keys == [record[2]]
     ):
-        raise _refuse(f"storage record {record!r} is invalid")
+        raise _refuse(f"storage record {brief(record)} is invalid")
     dtype, numel = record[1], record[4]
     (count,) = struct.unpack("<q", f.read(8).ljust(8, b"\0"))
     data = f.read()
@@ -549,14 +657,27 @@ def _load_storage(blob: Any) -> torch.storage.TypedStorage:
             f"storage claims {numel} elements ({count} in its data header) but holds "
             f"{len(data)} bytes of {itemsize}-byte elements"
         )
-    flat = torch.frombuffer(bytearray(data), dtype=dtype) if data else torch.empty(0, dtype=dtype)
-    return torch.storage.TypedStorage(
-        wrap_storage=flat.untyped_storage(), dtype=dtype, _internal=True
-    )
+    return storage_of(data, dtype)
 
 
 CALLABLE[("torch.storage", "_load_from_bytes")] = _load_storage
 ALLOWED[("torch.storage", "_load_from_bytes")] = _load_storage
+
+
+MALFORMED = (
+    pickle.UnpicklingError,
+    EOFError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+    struct.error,
+    RuntimeError,
+)
+"""What a malformed stream makes the opcode loop or a checked callable raise."""
 
 
 def read_snapshot(path: str | Path) -> dict[str, Any]:
@@ -569,18 +690,10 @@ def read_snapshot(path: str | Path) -> dict[str, Any]:
             data = SafeUnpickler(f).load()
     except UnsafePickleError as e:
         raise UnsafePickleError(f"{path}: {e}") from None
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        KeyError,
-        IndexError,
-        struct.error,
-        RuntimeError,
-    ) as e:  # a malformed stream: what the opcode loop or a checked callable raised
-        raise UnsafePickleError(f"{path}: not a readable snapshot: {type(e).__name__}: {e}") from e
+    except MALFORMED as e:  # what the opcode loop or a checked callable raised
+        raise UnsafePickleError(
+            f"{path}: not a readable snapshot: {type(e).__name__}: {str(e)[:200]}"
+        ) from e
     if isinstance(data, PersistentRecord):  # a bare pickled generator
         data = {"G_ema": data}
     if not isinstance(data, dict):
@@ -598,4 +711,4 @@ def generator_record(data: dict[str, Any], path: str | Path = "<pickle>") -> Per
                     f"{path}: {key} is not a StyleGAN3 generator (no synthesis.input.freqs)"
                 )
             return rec
-    raise ValueError(f"{path}: no G_ema or G network in the pickle (keys: {sorted(data)})")
+    raise ValueError(f"{path}: no G_ema or G network in the pickle (keys: {brief(list(data))})")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from landscape_av.corpus import Corpus, read_shard
-from landscape_av.corpus.corpus import shard_keys, split_member
-from landscape_av.schema import MEMBERS, SPLITS, member_problem
+from landscape_av.corpus.corpus import shard_keys
+from landscape_av.schema import MEMBERS, SPLITS, member_problem, split_member
 
 
 def _tar(path: Path, members: list[tuple[str, bytes]], folder: str | None = None) -> Path:
@@ -70,12 +70,12 @@ def test_bad_entries_are_reported_or_raised(tmp_path: Path) -> None:
     samples = list(read_shard(shard, report=lambda *p: problems.append(p)))
     assert [(s.key, s.members) for s in samples] == [
         ("a", {"json": b"1", "mp4": b"2"}),
-        ("b", {"json": b"5"}),
+        ("b", {"json": b"4"}),  # the first copy, the second unread
     ]
     assert problems == [
         ("-", "-", "unexpected tar entry 'x': not a file"),
         ("a", "-", f"unexpected tar entry 'x/b.json': {member_problem('x/b.json', 1)}"),
-        ("b", "json", "member appears twice"),
+        ("b", "-", "unexpected tar entry 'b.json': appears twice in its sample"),
     ]
     with pytest.raises(
         ValueError, match=r"^train-000000.tar: unexpected tar entry 'x': not a file$"

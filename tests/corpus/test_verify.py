@@ -216,3 +216,66 @@ def test_unsafe_member_names_and_sizes_are_named_and_not_read(tmp_path: Path) ->
         assert (
             problem.startswith(f"{path.name}: unexpected tar entry {name!r}") and reason in problem
         )
+
+
+# ----------------------------------------------------------------------------------------------
+# A corpus is regular files inside its folder (issue 22): links and FIFOs are named, not followed
+
+
+def _move_out_and_link(corpus: Path, name: str) -> Path:
+    """Move `corpus/name` outside the corpus and leave a symbolic link to it in its place."""
+    outside = corpus.parent / "outside" / name.replace("/", "-")
+    outside.parent.mkdir(exist_ok=True)
+    (corpus / name).rename(outside)
+    (corpus / name).symlink_to(outside)
+    return outside
+
+
+@pytest.mark.parametrize("name", ["data/train-000000.tar", "data", "manifests/clips.parquet"])
+def test_a_link_out_of_the_corpus_is_named_and_not_followed(corpus_copy: Path, name: str) -> None:
+    """The linked file holds exactly what the corpus needs (a link to its own shard): verify
+    passed it before; a corpus that is not its own files is no corpus, whatever they hold."""
+    _move_out_and_link(corpus_copy, name)
+    result = CliRunner().invoke(main, ["verify", str(corpus_copy), "-q", "--no-decode"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines == [
+        f"{name}: a symbolic link: a corpus is regular files inside its folder (nothing was read)"
+    ]
+
+
+def test_a_manifest_linked_to_another_file_is_not_printed(corpus_copy: Path) -> None:
+    secret = corpus_copy.parent / "secret.txt"
+    secret.write_text("user:SECRET-LINE:0:0\n" * 3)
+    csv = corpus_copy / "manifests" / "sources.csv"
+    csv.unlink()
+    csv.symlink_to(secret)
+    result = CliRunner().invoke(main, ["verify", str(corpus_copy), "--no-decode"])
+    assert result.exit_code == 1 and "SECRET" not in result.output
+    assert "manifests/sources.csv: a symbolic link" in result.output
+
+
+@pytest.mark.slow
+def test_a_fifo_in_place_of_a_shard_is_named_without_blocking(corpus_copy: Path) -> None:
+    """Reading a FIFO blocks until someone writes to it: verify hung on one before."""
+    import os
+    import subprocess
+    import sys
+
+    shard = corpus_copy / "data" / "train-000000.tar"
+    shard.unlink()
+    os.mkfifo(shard)
+    cmd = [sys.executable, "-c", "from landscape_av.cli import main; main()", "verify"]
+    try:
+        proc = subprocess.run(
+            [*cmd, str(corpus_copy), "-q", "--no-decode"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("verify blocked on the FIFO")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "data/train-000000.tar: a FIFO: a corpus is regular files inside its folder (nothing was read)"
+    ]

@@ -5,6 +5,7 @@ The browser itself drives the page in test_view_browser.py."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -21,8 +22,9 @@ from click.testing import CliRunner
 
 from landscape_av.cli import main
 from landscape_av.corpus import Corpus, read_shard
-from landscape_av.corpus.corpus import MAX_EXTENDED_HEADER, index_shard
+from landscape_av.corpus.corpus import index_shard
 from landscape_av.corpus.manifests import write_manifest
+from landscape_av.corpus.tar_reader import BOUNDS
 from landscape_av.corpus.view import CorpusView, ExportOptions, export_view
 from landscape_av.corpus.view_server import byte_range
 
@@ -105,18 +107,20 @@ def test_hostile_or_damaged_tars_are_bounded_and_named(tmp_path: Path) -> None:
     assert len(found) == 10 and problems == ["over 10 tar entries: the rest is not read"]
 
     bomb = tarfile.TarInfo("././@PaxHeader")
-    bomb.type, bomb.size = tarfile.XHDTYPE, MAX_EXTENDED_HEADER + 1
+    bomb.type, bomb.size = tarfile.XHDTYPE, BOUNDS.pax_bytes + 1
     bomb_path = tmp_path / "bomb.tar"
     bomb_path.write_bytes(bomb.tobuf(tarfile.USTAR_FORMAT) + b"9" * (bomb.size + 1024))
     before = _rchar()
     found, problems = index(bomb_path)
     assert _rchar() - before < 16 << 10  # the header was not read
-    assert found == {} and "tar extension header" in problems[0]
+    assert found == {} and "a PAX header of 65,537 bytes at byte 0" in problems[0]
 
     cut = _tar(tmp_path / "cut.tar", [_file("a_00.jpg", b"x" * 5000), _file("b_00.jpg", b"y")])
     cut.write_bytes(cut.read_bytes()[:3000])
     found, problems = index(cut)
-    assert found == {} and "runs past the end of the file" in problems[0]
+    assert found == {} and problems == [
+        "truncated: the file ends inside 'a_00.jpg': the rest is not read"
+    ]
 
     link = tarfile.TarInfo("c_00.mp4")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
@@ -130,17 +134,23 @@ def test_hostile_or_damaged_tars_are_bounded_and_named(tmp_path: Path) -> None:
         "unexpected tar entry '/abs_00.jpg'",
         "unexpected tar entry 'c_00.mp4'",
     ]
-    assert problems[3] == "member appears twice"
-    with open(path, "rb") as f:  # the later copy is kept, as read_shard keeps it
+    assert problems[3] == "unexpected tar entry 'ok_00.jpg': appears twice in its sample"
+    with open(path, "rb") as f:  # the first copy is kept, as read_shard keeps it
         f.seek(index_shard(path, report=lambda *a: None)["ok_00"]["jpg"].offset)
-        assert f.read(1) == b"2"
+        assert f.read(1) == b"1"
+    assert next(read_shard(path, report=lambda *a: None)).members["jpg"] == b"1"
+
+    gz = tmp_path / "gz.tar"  # offsets in a compressed stream are no places in the file
+    gz.write_bytes(gzip.compress(_tar(tmp_path / "e.tar", [_file("e_00.jpg", b"x")]).read_bytes()))
+    found, problems = index(gz)
+    assert found == {} and "a compressed shard" in problems[0]
 
     damaged = bytearray(_tar(tmp_path / "sum.tar", [_file("d_00.jpg", b"x")]).read_bytes())
     damaged[148:156] = b"0000000\0"  # a wrong header checksum
     (tmp_path / "sum.tar").write_bytes(damaged)
     found, problems = index(tmp_path / "sum.tar")
-    assert found == {} and "unreadable" in problems[0]
-    with pytest.raises(ValueError, match="sum.tar: tar header at byte 0 unreadable"):
+    assert found == {} and "not a tar header at byte 0 (bad checksum)" in problems[0]
+    with pytest.raises(ValueError, match=r"sum.tar: not a tar header at byte 0 \(bad checksum\)"):
         index_shard(tmp_path / "sum.tar")
 
 
@@ -316,7 +326,7 @@ def test_a_damaged_shard_is_named_and_the_rest_served(corpus_copy: Path) -> None
         if (key, ext) != last:
             assert view.member_bytes(key, ext) == members[(key, ext)]
     assert lines == [
-        f"data/{shard.name}: tar entry '{'.'.join(last)}' runs past the end of the file: "
+        f"data/{shard.name}: truncated: the file ends inside '{'.'.join(last)}': "
         "the rest is not read"
     ]
 

@@ -3,11 +3,17 @@ before any heavy work; `--debug` shows the traceback instead."""
 
 from __future__ import annotations
 
+import ast
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file, save_file
+
+from model import runtime
 
 TIMEOUT = 120
 
@@ -63,3 +69,86 @@ def test_debug_shows_the_traceback(run_dir, tmp_path):
     notes = _text(tmp_path, "notes.txt")
     proc = _cli("generate", "--checkpoint", str(run_dir), "--audio", str(notes), "--debug")
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "notes.txt" in proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoint folders anyone may have made: config.json and the weights are checked before anything
+# is built from them (issue 22)
+
+GENERATE = """
+import contextlib, io
+import model.apps.edits, model.apps.guidance, model.stylegan3, model.train  # what generate imports as it runs
+from model.generate import main
+def generate(folder):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["--checkpoint", folder, "--audio", {audio!r}, "--out", {out!r},
+                     "--device", "cpu", "--quiet"])
+    return code, err.getvalue()
+"""
+
+
+def _nan_weights(path: Path) -> None:
+    tensors = load_file(path)
+    name = next(k for k, v in tensors.items() if k.startswith("latents.") and v.numel() > 1)
+    tensors[name][0] = float("nan")
+    save_file(tensors, path)
+
+
+CHECKPOINTS = {
+    # name -> (what it changes in a copy of a valid checkpoint, the file and words the line names)
+    "unknown generator kwarg": (lambda c: c["generator_kwargs"].update(evil=1), "config.json", "unknown generator config field evil"),
+    "a list, not an object": ("[]", "config.json", "a list, not a JSON object"),
+    "invalid JSON": ('{"model": ', "config.json", "not valid JSON"),
+    "deep JSON": ('{"extra": ' + "[" * 100_000 + "]" * 100_000 + "}", "config.json", "nested"),
+    "a 400-digit integer": (lambda c: c.update(n_mels=10**400), "config.json", "n_mels=<an integer of about 401 digits>"),
+    "a negative resolution": (lambda c: c["generator_kwargs"].update(img_resolution=-256), "config.json", "img_resolution=-256 is outside"),
+    "NaN": (lambda c: c["model"].update(truncation=float("nan")), "config.json", "NaN is not a JSON number"),
+    "a 13 TB walker": (lambda c: c["model"]["walker"].update(hidden=10**6), "config.json", "walker.hidden=1000000 is outside"),
+    "a 154 GB encoder": (lambda c: c["model"]["encoder"].update(width=10**4), "config.json", "encoder.width=10000 is outside"),
+    "a 9.6 GB generator": (lambda c: c["generator_kwargs"].update(channel_max=2**16), "config.json", "channel_max=65536 is outside"),
+    "every bound met, too large in all": (lambda c: c["model"]["encoder"].update(width=256, depth=[32] * 4), "config.json", "parameters (more than"),
+    "a generator of other ws": (lambda c: c["generator_kwargs"].update(num_layers=13), "config.json", "differ from the generator's 15"),
+    "float64 weights": (lambda p: save_file({k: v.double() for k, v in load_file(p).items()}, p), "model.safetensors", "is torch.float64"),
+    "NaN weights": (_nan_weights, "model.safetensors", "holds NaN"),
+    "truncated weights": (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "model.safetensors", "not a readable safetensors"),
+}  # fmt: skip
+
+
+def _made_up_checkpoint(source: Path, folder: Path, file: str, change) -> Path:
+    """A copy of the checkpoint folder `source` whose config.json is the text `change`, or is
+    changed by `change(values)`; or whose weights file `change(path)` changes."""
+    shutil.copytree(source, folder)
+    path = folder / file
+    if isinstance(change, str):
+        path.write_text(change)
+    elif file == "config.json":
+        values = json.loads(path.read_text())
+        change(values)
+        path.write_text(json.dumps(values))
+    else:
+        change(path)
+    return folder
+
+
+@pytest.mark.slow
+def test_made_up_checkpoint_folders_are_one_line_and_exit_2(run_dir, tmp_path, guarded) -> None:
+    source = runtime.Checkpointer(run_dir).latest()
+    folders = {
+        str(_made_up_checkpoint(source, tmp_path / f"ckpt-{i}", file, change)): (name, file, words)
+        for i, (name, (change, file, words)) in enumerate(CHECKPOINTS.items())
+    }
+    audio, out = _text(tmp_path, "notes.wav"), tmp_path / "out" / "video.mp4"
+    before = sorted(tmp_path.rglob("*"))
+    setup = GENERATE.format(audio=str(audio), out=str(out))
+    results, _, _ = guarded(setup, "generate(arg)", list(folders))
+    for r in results:
+        name, file, words = folders[r["arg"]]
+        assert r["error"] is None, (name, r["error"])
+        code, stderr = ast.literal_eval(r["value"])
+        lines = stderr.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (name, stderr)
+        assert lines[0].startswith("Error: ") and f"{r['arg']}/{file}" in lines[0], (name, lines)
+        assert words in lines[0], (name, lines[0])
+        assert r["seconds"] < 5 and r["grew"] < 500 << 20, (name, r)
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written

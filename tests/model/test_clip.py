@@ -85,6 +85,49 @@ def test_weights_load_from_a_local_file(tmp_path: Path) -> None:
     assert torch.equal(loaded.encode_text(["rain"]), source.encode_text(["rain"]))
 
 
+class _OpenAIRelease(torch.nn.Module):
+    """The parameters of an open_clip model under OpenAI's names, as a TorchScript archive holds
+    them (OpenAI's `.pt` release files are scripted modules)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        for name, child in model.named_children():
+            setattr(self, name, child)
+        for name, param in model.named_parameters(recurse=False):
+            self.register_parameter(name, param)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_openai_torchscript_release_files_load(tmp_path: Path) -> None:
+    # the smallest model OpenAI's loader can rebuild from its weights (64-wide heads)
+    config = {
+        "embed_dim": 64,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8},
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 64,
+            "heads": 1,
+            "layers": 1,
+        },
+    }
+    torch.manual_seed(3)
+    source = open_clip.model.CLIP(**config, quick_gelu=True).eval()  # as OpenAI trained
+    with torch.no_grad():
+        for param in source.parameters():  # OpenAI's files hold float16 weights
+            param.copy_(param.half().float())
+    path = tmp_path / "openai.pt"
+    torch.jit.script(_OpenAIRelease(source)).save(str(path))
+    loaded = load_clip(path, arch="ViT-B-32")  # the file's shapes win over the architecture's
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    reference = load_clip(None, tiny=True)
+    reference.model = source
+    assert torch.allclose(loaded.encode_image(x), reference.encode_image(x), atol=1e-5)
+    assert torch.allclose(loaded.encode_text(["rain"]), reference.encode_text(["rain"]), atol=1e-5)
+
+
 def test_missing_weights_say_what_is_missing_and_where_to_get_them(tmp_path: Path) -> None:
     with pytest.raises(
         FileNotFoundError, match=r"no CLIP checkpoint given for ViT-B-32.*openai.*--tiny"

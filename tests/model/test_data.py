@@ -276,19 +276,21 @@ UNSAFE_MEMBERS = {  # name -> what the refusal says
 
 
 def _hostile_shard(media: dict, path: Path) -> Path:
-    """A .tar.gz shard (about 130 KB) of one good sample among the `UNSAFE_MEMBERS`, one of them a
-    member of zeros one byte over the bound."""
+    """A shard of one good sample among the `UNSAFE_MEMBERS`, one of them a member of zeros one
+    byte over the bound (a hole in the file: 128 MB that take no disk and are never read)."""
     key = sample_key("src0", 0)
     good = {"mp4": media["aligned"], "flac": media["flac"][0], "json": _meta(key, 0)}
-    with tarfile.open(path, "w:gz", compresslevel=1) as tar, open("/dev/zero", "rb") as zeros:
+    with open(path, "wb") as f:
         for name in UNSAFE_MEMBERS:
             info = tarfile.TarInfo(name)
             info.size = MAX_MEMBER_BYTES + 1 if name.startswith("src9") else 9
-            tar.addfile(info, zeros)
+            f.write(info.tobuf(format=tarfile.USTAR_FORMAT))
+            f.seek(-(-info.size // 512) * 512, 1)
         for ext, data in good.items():
             info = tarfile.TarInfo(f"{key}.{ext}")
             info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+            f.write(info.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512))
+        f.write(bytes(1024))
     return path
 
 
@@ -296,7 +298,7 @@ def _hostile_shard(media: dict, path: Path) -> Path:
 def test_prepare_refuses_unsafe_members_unread_in_bounded_memory(
     media: dict, tmp_path: Path, guarded
 ) -> None:
-    shard = _hostile_shard(media, tmp_path / "train-000000.tar.gz")
+    shard = _hostile_shard(media, tmp_path / "train-000000.tar")
     setup = f"""
 from pathlib import Path
 from model.data import DataConfig, shard_samples
@@ -321,7 +323,7 @@ def prep():
 
 
 def test_the_loader_skips_unsafe_members_with_a_warning_each(media: dict, tmp_path: Path) -> None:
-    shard = _hostile_shard(media, tmp_path / "train-000000.tar.gz")
+    shard = _hostile_shard(media, tmp_path / "train-000000.tar")
     with pytest.warns(UserWarning) as warned:
         batches = list(make_loader(shard, CFG, batch_size=1, num_workers=0, shuffle=False))
     assert [b["key"] for b in batches] == [["src0_00"]]
@@ -346,3 +348,47 @@ def test_a_prepared_array_claiming_more_than_it_holds_is_refused(tmp_path: Path)
     }
     with pytest.raises(ValueError, match=r"frames\.npy: uint8 \[1099511627776, 32, 32, 3\] is not"):
         decode_sample(sample, CFG)
+
+
+LOADER_AND_PREPARE = """
+import contextlib, io
+from model.data import shard_samples
+from model.prepare import main
+def read(path):
+    refused = []
+    try:
+        return "read", sum(1 for _ in shard_samples(path, refused.append)), len(refused)
+    except ValueError as e:
+        return "refused", str(e), len(refused)
+def prepare(path):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["--shards", path, "--out", {out!r}, "--workers", "1", "--quiet"])
+    return code, err.getvalue()
+"""
+
+
+@pytest.mark.slow
+def test_the_loader_and_prepare_refuse_hostile_shards_in_one_line(
+    hostile_shards, tmp_path: Path, guarded
+) -> None:
+    """Tar header bombs (issue 22): the loader's shard reader and `model.prepare` refuse each in
+    one line naming the shard and the bound, quickly, in bounded memory, writing nothing."""
+    out = tmp_path / "out"
+    setup = LOADER_AND_PREPARE.format(out=str(out))
+    args = [str(p) for p in hostile_shards]
+    read, _, _ = guarded(setup, "read(arg)", args, limit=200 << 20)
+    prepared, _, _ = guarded(setup, "prepare(arg)", args, limit=200 << 20)
+    for r, p in zip(read, prepared, strict=True):
+        name, message = hostile_shards[Path(r["arg"])]
+        outcome, text, refused = ast.literal_eval(r["value"])
+        assert outcome == "refused" and text.startswith(r["arg"]) and message in text, (name, r)
+        assert refused <= 100, name
+        code, stderr = ast.literal_eval(p["value"])
+        lines = stderr.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and r["arg"] in lines[0], (name, stderr)
+        assert message in lines[0], (name, lines)
+        for run in (r, p):
+            assert run["seconds"] < 5 and run["grew"] < 100 << 20, (name, run)
+    assert not out.exists() or not any(out.iterdir())
+    assert sorted(tmp_path.iterdir()) in ([], [out])

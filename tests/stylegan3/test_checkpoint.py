@@ -260,12 +260,12 @@ def _hostile_snapshots(tmp_path, generator) -> dict[str, tuple[bytes, str]]:
     """name -> (pickle bytes, what the error must say)."""
     init = EasyDict(KWARGS, mapping_kwargs=EasyDict(MAPPING))
 
-    def snapshot(init=init, w_avg=None) -> bytes:
+    def snapshot(init=init, w_avg=None, protocol=4, **extra) -> bytes:
         rec = as_persistent(generator, "Generator", init)
         if w_avg is not None:  # a new dict: the state's own one is the generator's
             mapping = rec.state["_modules"]["mapping"].state
             mapping["_buffers"] = {**mapping["_buffers"], "w_avg": w_avg}
-        return pickle.dumps({"G_ema": rec}, protocol=4)
+        return pickle.dumps({"G_ema": rec, **extra}, protocol=protocol)
 
     shared = [0]
     for _ in range(40):
@@ -276,12 +276,46 @@ def _hostile_snapshots(tmp_path, generator) -> dict[str, tuple[bytes, str]]:
         b"\x80\x04\x8c\x05numpy\x8c\x18dtypes._add_dtype_helper\x93"
         b"\x8c\x0bcollections\x8c\x0bOrderedDict\x93\x8c\x0cFloat64DType\x86R."
     )
+    dtype_state = (  # dtype('f8') whose state declares an itemsize of 10**400
+        b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00f8\x89\x88\x87R(K\x03X\x01\x00\x00\x00<NNN"
+        + pickle.dumps(10**400, protocol=2)[2:-1]
+        + b"J\xff\xff\xff\xffK\x00tb."
+    )
     class_attr = (  # BUILD (None, {"__getattr__": OrderedDict}) on a class: a setattr on it
         b"\x80\x02cdnnlib.util\nEasyDict\nN}X\x0b\x00\x00\x00__getattr__"
         b"ccollections\nOrderedDict\ns\x86b."
     )
+    flood = [i * COLLIDE for i in range(1, 50_001)]  # 50,000 integers of one hash
+    pushes = [pickle.dumps(k, protocol=2)[2:-1] for k in flood]  # the opcodes of each
+    ints, pairs = b"".join(pushes), b"".join(push + b"N" for push in pushes)  # (k, None) pairs
     return {
         "memo-shared nesting": (snapshot(EasyDict(init, junk=shared)), "memo-shared"),
+        # Containers of colliding keys, written opcode by opcode (building them here would take
+        # as long as the attack): EMPTY_SET MARK ... ADDITEMS, set(list), FROZENSET, SETITEMS
+        "set of colliding integers": (b"\x80\x04\x8f(" + ints + b"\x90.", "keyed by 230584300"),
+        "set() of colliding integers": (
+            b"\x80\x02c__builtin__\nset\n](" + ints + b"e\x85R.",
+            "keyed by 230584300",
+        ),
+        "frozenset of colliding integers": (b"\x80\x04(" + ints + b"\x91.", "keyed by 230584300"),
+        "dict of colliding integers": (
+            b"\x80\x02}(" + pairs + b"u.",
+            "keyed by 230584300",
+        ),
+        "memo indices that collide": (_colliding_memo(flood), "memo index"),
+        "2,000 references to a 1 MB string": (
+            snapshot(EasyDict(init, junk=["x" * 2**20] * 2000)),
+            "unknown generator config field junk=['xxx",
+        ),
+        "z_dim 10**400": (
+            snapshot(EasyDict(init, z_dim=10**400)),
+            "z_dim=<an integer of about 401",
+        ),
+        "z_dim of 4,000 digits": (
+            snapshot(EasyDict(init, z_dim=10**3999)),
+            "z_dim=<an integer of about 4000 digits> is outside [1, 2048]",
+        ),
+        "numpy dtype state of 10**400": (dtype_state, "numpy dtype state"),
         "storage smaller than its view": (
             snapshot(w_avg=tensor_view(one_float_storage(), 0, (w,), (1,))),
             "past its storage of 1 elements",
@@ -305,6 +339,16 @@ def _hostile_snapshots(tmp_path, generator) -> dict[str, tuple[bytes, str]]:
         "numpy.dtypes call": (dtypes_call, "numpy.dtypes._add_dtype_helper is not allowed"),
         "class attribute through BUILD": (class_attr, "sets the state of a type it did not"),
     }
+
+
+COLLIDE = 2**61 - 1
+"""Python hashes an integer modulo this: its multiples all hash to 0."""
+
+
+def _colliding_memo(keys: list[int]) -> bytes:
+    """A protocol-0 pickle that memoizes an item under each of `keys` (PUT takes any integer)."""
+    puts = b"".join(b"I0\np%d\n0" % k for k in keys)
+    return b"(" + puts + b"l."
 
 
 @pytest.mark.slow
@@ -331,14 +375,21 @@ def test_hostile_pickles_fail_fast_in_bounded_memory(
 def test_cli_reports_a_hostile_pickle_in_one_line(
     tmp_path, monkeypatch, official_modules, generator, guarded
 ):
-    data, _ = _hostile_snapshots(tmp_path, generator)["memo-shared nesting"]
-    path = tmp_path / "deep.pkl"
-    path.write_bytes(data)
+    hostile = _hostile_snapshots(tmp_path, generator)
+    names = ["memo-shared nesting", "z_dim 10**400", "numpy dtype state of 10**400"]
+    files = {}
+    for i, name in enumerate(names):
+        files[tmp_path / f"hostile-{i}.pkl"] = hostile[name][1]
+        (tmp_path / f"hostile-{i}.pkl").write_bytes(hostile[name][0])
     _forget_official_modules(monkeypatch)
     setup = "from model.stylegan3.__main__ import main"
-    [r], _, stderr = guarded(setup, 'main(["info", arg])', [str(path)])
-    assert r["value"] == "2" and r["seconds"] < 5
-    assert stderr.strip().count("\n") == 0 and "memo-shared" in stderr
+    results, _, stderr = guarded(setup, 'main(["info", arg])', [str(f) for f in files])
+    assert [r["value"] for r in results] == ["2"] * len(files), results
+    assert all(r["seconds"] < 5 for r in results), results
+    lines = stderr.strip().splitlines()  # one line a file, naming it and the problem
+    assert len(lines) == len(files), stderr
+    for line, (path, message) in zip(lines, files.items(), strict=True):
+        assert line.startswith(f"Error: {path}") and message in line, line
 
 
 def _safetensors_with(tmp_path, generator, name, change=None, config=None) -> Path:
