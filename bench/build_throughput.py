@@ -74,10 +74,11 @@ T = TypeVar("T")
 
 PICTURES = {
     "moving": "testsrc2=size={size}:rate=30,noise=alls=8:allf=t:all_seed={i}",
-    "steady": "gradients=size={size}:rate=30:speed=0.002:seed={i},noise=alls=8:allf=t:all_seed={i}",
+    "steady": "gradients=size={size}:rate=30:speed=0.01:seed={i},noise=alls=2:allf=t:all_seed={i}",
 }
 """Source pictures: ffmpeg's moving test pattern, or slowly drifting colour gradients (a steady
-shot to `--shots`' screen: its picture changes little over half a second); both with noise."""
+shot to `--shots`' screen: its picture changes little over half a second); both with noise
+(the steady one's faint: strong noise at 1280x720 makes clips of over 100 MB)."""
 
 
 def make_sources(folder: Path, n: int, seconds: float, size: str, picture: str) -> list[Path]:
