@@ -14,35 +14,46 @@ Over the same generated sources the script then times:
              split into per-clip encoders)
   build      the whole `build` (yt-dlp over 127.0.0.1, probe, filter, clip, shards, manifests, card)
   +speech    the same build with --speech (Silero VAD on every clip)     } with --curation: each
-  +shots     the same build with --shots (TransNetV2 on every frame)     } compared with `build`
-  +both      the same build with --speech --shots                        } in the same rounds
+  +shots     the same build with --shots (TransNetV2 where the picture   } compared with `build`
+             changes: --shot-screen)                                    } in the same rounds
+  +both      the same build with --speech --shots                        }
   prepass    alternative: a decode of each span to TransNetV2's 48x27 frames alone (what laying
              clips out within shots would cost before the clip stage's own decode)
+  baseline   with `--baseline DIR`: the same build by the code in DIR (another checkout of the
+             repository, e.g. `git worktree add /tmp/main main`), to compare two versions
   per-clip   alternative: one ffmpeg per clip (a decode per clip)
   segment    alternative: one encode + the segment muxer (reports its audio drift)
 
+Each build runs in a fresh Python process, as `landscape-av build` does, and times its `build`
+call there (not the interpreter's start and the imports of the build module; the card's imports
+at the end of the build, which a fresh process pays, are timed).
+
 and prints source minutes processed per wall minute and the ratio of each to the floor. With
 `--repeat N` every method runs N times, in interleaved rounds, and the medians are reported (a
-shared or virtual machine's speed drifts by several percent from one run to the next).
+shared or virtual machine's speed drifts by several percent from one run to the next). Beside the
+wall seconds it prints the CPU seconds each method spent (this process and its children, the
+loopback server's thread included), with their ratio to the floor's: on a machine that other jobs
+load, CPU seconds vary far less than wall seconds; the load average is printed too.
 
     python bench/build_throughput.py                   # 6 sources x 30 s, 1920x1080 -> 1280x720
     python bench/build_throughput.py --repeat 3        # the same, medians of 3 rounds
     python bench/build_throughput.py --quick           # 4 sources x 20 s, 640x360 -> 320x180
-    python bench/build_throughput.py --curation --skip-alternatives --repeat 3   # curation's cost
-    python bench/build_throughput.py --curation --skip-alternatives --picture steady
-
-The load average of the machine (other processes share it) is printed with the results: ratios
-measured in the same rounds hold on a loaded machine, absolute times do not.
+    python bench/build_throughput.py --sources 8 --seconds 10 --skip-alternatives --baseline /tmp/main
+    python bench/build_throughput.py --methods floor-par,build --skip-alternatives --baseline /tmp/main
+                                                       # only what two versions' builds are held to
+    python bench/build_throughput.py --curation --skip-alternatives --size 1280x720 --sources 2
+    python bench/build_throughput.py --curation --skip-alternatives --picture steady   # curation's cost
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
+import resource
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -143,10 +154,56 @@ def segment(src: Path, span: float, out: Path, opts: ClipOptions) -> list[tuple[
     return found
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(fn: Callable[[], tuple[float, float] | None]) -> tuple[float, float]:
+    """(wall s, CPU s) of `fn()` (each method's children have ended when it returns), or what
+    `fn` returns: a method run in another process times itself there."""
+    t, cpu = time.perf_counter(), cpu_seconds()
+    measured = fn()
+    return measured or (time.perf_counter() - t, cpu_seconds() - cpu)
+
+
+def build_in_child(spec: dict[str, Any], code: Path | None) -> tuple[float, float]:
+    """(wall s, CPU s) of `build` on the corpus `spec` (`build_from_spec`), in a fresh Python
+    process, by the code in the checkout `code` (None: the code this process runs)."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(code), env.get("PYTHONPATH"))))
+    cmd = [sys.executable, __file__, "--build-spec", json.dumps(spec)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the build in a child process failed:\n{done.stderr[-3000:]}")
+    wall, cpu = json.loads(done.stdout.splitlines()[-1])
+    return wall, cpu
+
+
+def build_from_spec(spec: dict[str, Any]) -> tuple[float, float]:
+    """(wall s, CPU s) of `build` on the sources and settings of `spec`: rows (source id, URL),
+    out, clip (`ClipOptions` fields), curate (`CurateOptions` fields, optional), min_size, workers."""
+    rows = [
+        Source(sid, url, "raining", license="CC0", attribution="bench") for sid, url in spec["rows"]
+    ]
+    width, height = spec["min_size"]
+    config = BuildConfig(
+        out=Path(spec["out"]),
+        filter=FilterOptions(min_width=width, min_height=height),
+        clip=ClipOptions(**spec["clip"]),
+        curate=CurateOptions(**spec.get("curate", {})),
+        workers=spec["workers"],
+        quiet=True,
+    )
+
+    def run() -> None:
+        build(rows, config, source_list="bench")
+
+    return timed(run)
 
 
 def main() -> None:
@@ -160,11 +217,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--skip-alternatives", action="store_true")
     ap.add_argument(
-        "--curation", action="store_true", help="also time the build with --speech / --shots"
+        "--methods",
+        default="floor,floor-par,clip,build",
+        help="those of floor, floor-par, clip, build to time (one floor at least)",
     )
     ap.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
+    ap.add_argument(
+        "--curation", action="store_true", help="also time the build with --speech / --shots"
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--baseline", type=Path, help="also time the build of the checkout here")
+    ap.add_argument("--build-spec", help=argparse.SUPPRESS)  # a child's build (build_in_child)
     args = ap.parse_args()
+    if args.build_spec:
+        print(json.dumps(build_from_spec(json.loads(args.build_spec))))
+        return
     if args.quick:
         args.sources, args.seconds, args.size = 4, 20.0, "640x360"
     out_w, out_h = (320, 180) if args.quick else (1280, 720)
@@ -178,6 +245,7 @@ def main() -> None:
         span = count * opts.seconds
         minutes = len(sources) * span / 60
         runs: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         segments: list[list[tuple[int, float]]] = []
 
         def run_floor() -> None:
@@ -198,20 +266,21 @@ def main() -> None:
 
             each(one, sources, args.workers)
 
-        def run_build(curate: CurateOptions | None = None) -> None:
+        def run_build(
+            code: Path | None = None, curate: dict[str, Any] | None = None
+        ) -> tuple[float, float]:
             with serve_folder(tmp / "src") as url:
-                rows = [
-                    Source(s.stem, f"{url}{s.name}", "raining", license="CC0", attribution="bench")
-                    for s in sources
-                ]
-                config = BuildConfig(
-                    out=Path(tempfile.mkdtemp(prefix="corpus-", dir=tmp)),  # fresh, not resumed
-                    filter=FilterOptions(min_width=out_w, min_height=out_h),
-                    clip=dataclasses.replace(opts, max_clips=count),
-                    curate=curate or CurateOptions(),
-                    workers=args.workers, quiet=True,
-                )  # fmt: skip
-                build(rows, config, source_list="bench")
+                spec = {
+                    "rows": [(s.stem, f"{url}{s.name}") for s in sources],
+                    "out": tempfile.mkdtemp(prefix="corpus-", dir=tmp),  # fresh, not resumed
+                    "clip": {"width": out_w, "height": out_h, "preset": args.preset},
+                    "min_size": (out_w, out_h),
+                    "workers": args.workers,
+                }
+                spec["clip"]["max_clips"] = count
+                if curate:
+                    spec["curate"] = curate
+                return build_in_child(spec, code)
 
         def run_prepass() -> None:
             def one(s: Path) -> None:
@@ -235,11 +304,17 @@ def main() -> None:
         methods = {
             "floor": run_floor, "floor-par": run_floor_par, "clip": run_clip, "build": run_build
         }  # fmt: skip
+        chosen = args.methods.split(",")
+        if set(chosen) - set(methods) or not {"floor", "floor-par"} & set(chosen):
+            raise SystemExit(f"--methods: some of {', '.join(methods)}, one floor at least")
+        methods = {name: method for name, method in methods.items() if name in chosen}
+        if args.baseline is not None:
+            methods["baseline"] = lambda: run_build(args.baseline.resolve())
         if args.curation:
             methods |= {
-                "+speech": lambda: run_build(CurateOptions(speech=True)),
-                "+shots": lambda: run_build(CurateOptions(shots=True)),
-                "+both": lambda: run_build(CurateOptions(speech=True, shots=True)),
+                "+speech": lambda: run_build(curate={"speech": True}),
+                "+shots": lambda: run_build(curate={"shots": True}),
+                "+both": lambda: run_build(curate={"speech": True, "shots": True}),
                 "prepass": run_prepass,
             }
         if not args.skip_alternatives:
@@ -249,42 +324,47 @@ def main() -> None:
         load = [os.getloadavg()[0]]
         for _ in range(args.repeat):
             for name, method in methods.items():
-                runs.setdefault(name, []).append(timed(method))
-            load.append(os.getloadavg()[0])
+                wall, cpu = timed(method)
+                runs.setdefault(name, []).append(wall)
+                cpus.setdefault(name, []).append(cpu)
+        load.append(os.getloadavg()[0])
         times = {name: statistics.median(walls) for name, walls in runs.items()}
+        cpu_times = {name: statistics.median(values) for name, values in cpus.items()}
 
-    best = min(times["floor"], times["floor-par"])
+    floors = [name for name in ("floor", "floor-par") if name in times]
+    best = min(times[name] for name in floors)
+    best_cpu = min(cpu_times[name] for name in floors)
     version = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True)
     print(
-        f"{len(sources)} {args.picture} sources x {span:g} s ({args.size}) -> {out_w}x{out_h} "
-        f"{opts.fps} fps, "
+        f"{len(sources)} sources x {span:g} s ({args.size}) -> {out_w}x{out_h} {opts.fps} fps, "
         f"libx264 {opts.preset} crf {opts.crf}, {args.workers} workers; "
-        f"{version.stdout.split(chr(10))[0][:40]}"
+        f"{version.stdout.split(chr(10))[0][:40]}; load average {load[0]:.1f} -> {load[1]:.1f}"
     )
-    print(f"load average (1 min) at the start and after each round: {load}")
     print(
-        f"{'method':<10} {'wall s':>8} {'src min/min':>12} {'x floor':>8} {'x build':>8}  "
-        "rounds (wall s)"
+        f"{'method':<10} {'wall s':>8} {'src min/min':>12} {'x floor':>8} {'CPU s':>8} "
+        f"{'x floor':>8}  rounds (wall s)"
     )
     for name, seconds in times.items():
         print(
             f"{name:<10} {seconds:8.2f} {minutes / (seconds / 60):12.2f} "
-            f"{seconds / best:8.2f} {seconds / times['build']:8.3f}  "
+            f"{seconds / best:8.2f} {cpu_times[name]:8.2f} {cpu_times[name] / best_cpu:8.2f}  "
             f"{', '.join(f'{t:.2f}' for t in runs[name])}"
         )
-    per_round = {
-        name: [t / b for t, b in zip(runs[name], runs["build"], strict=True)]
-        for name in ("+speech", "+shots", "+both")
-        if name in runs
-    }
-    for name, ratios in per_round.items():
-        print(f"{name} / build per round: {', '.join(f'{r:.3f}' for r in ratios)}")
+    for name in ("+speech", "+shots", "+both"):
+        if name in runs and "build" in runs:
+            walls = [t / b for t, b in zip(runs[name], runs["build"], strict=True)]
+            work = [c / b for c, b in zip(cpus[name], cpus["build"], strict=True)]
+            print(
+                f"{name} / build per round: wall {', '.join(f'{r:.3f}' for r in walls)}; "
+                f"CPU {', '.join(f'{r:.3f}' for r in work)}"
+            )
     if segments:
         cuts = [x for per_source in segments for x in per_source]
         print(f"segment muxer, per clip (want {opts.frames} frames, 0 ms audio error): ", end="")
         print(", ".join(f"{n} frames {ms:+.0f} ms" for n, ms in cuts))
     if args.json:
-        results = {"times": times, "floor": best, "runs": runs, "minutes": minutes, "load": load}
+        results = {"times": times, "floor": best, "runs": runs, "minutes": minutes}
+        results |= {"cpu": cpu_times, "cpu_runs": cpus, "load": load}
         args.json.write_text(json.dumps(results | {"segments": segments}))
 
 

@@ -18,13 +18,17 @@ the copy can begin at a later keyframe (in our webm experiment the first frame s
 at media time 0. Merged formats are written as mp4. Local files (`allow_local`) get the same cut from
 ffmpeg directly, as yt-dlp cannot cut sections of file:// URLs.
 
-Each attempt runs yt-dlp in a child process in its own session (so its ffmpeg goes with it), killed
-at the source's deadline: a server that hangs cannot hang the build; the child also dies when its
-parent is killed. ffmpeg exits 0 when its input breaks off mid-section, so its stderr is checked
-for that too. Failures are retried with exponential backoff when they may pass (HTTP 5xx/408/429, a
-dropped connection, a socket timeout). The function is safe to call from a pool: each source works in
-its own folder `dest_dir/.partial/<source_id>/`, and the finished file is moved into `dest_dir` with
-an atomic rename, so a partial download never looks done.
+Each attempt runs yt-dlp in a worker process in its own session (so its ffmpeg goes with it),
+killed at the source's deadline: a server that hangs cannot hang the build; the worker also dies
+when its parent is killed. Workers are long-lived (`_Workers`): one serves attempt after attempt,
+so a source pays neither a Python start nor yt-dlp's import and its compiling of the extractors'
+URL patterns (together about 0.9 CPU-s a source, where the rest of a download costs about 0.1:
+bench/source_cost.py); a worker that is killed or dies takes only its attempt with it, and the
+next attempt gets a new worker. ffmpeg exits 0 when its input breaks off mid-section, so its
+stderr is checked for that too. Failures are retried with exponential backoff when they may pass
+(HTTP 5xx/408/429, a dropped connection, a socket timeout). The function is safe to call from a
+pool: each source works in its own folder `dest_dir/.partial/<source_id>/`, and the finished file
+is moved into `dest_dir` with an atomic rename, so a partial download never looks done.
 
 Finished sources are recorded in `dest_dir/<source_id>.download.json` (written atomically after the
 media file is in place) instead of yt-dlp's `download_archive`: the archive keys on yt-dlp's video id
@@ -41,6 +45,7 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -62,9 +67,8 @@ from landscape_av.sources.source_list import Source, url_problem
 log = logging.getLogger(__name__)
 
 PARTIAL_DIR = ".partial"
-STDERR_FILE = "stderr.log"  # the child's stderr, in its attempt folder
+STDERR_FILE = "stderr.log"  # an attempt's stderr (yt-dlp's and ffmpeg's), in its folder
 RECORD_SUFFIX = ".download.json"
-RESULT_FILE = ".result.json"
 RETRYABLE_REASONS = frozenset({"connection", "timeout", "http_408", "http_429", "blocked"})
 LOST_REASONS = frozenset({"private", "removed"})
 """Reasons that say the video is gone from its site for good (YouTube's private, removed and
@@ -193,7 +197,7 @@ def download(
         "end": end,
         "format": format_selector(min_height),
         "socket_timeout": options.socket_timeout,
-        "cookies": str(options.cookies) if options.cookies else None,
+        "cookies": str(Path(options.cookies).resolve()) if options.cookies else None,
         "rate_limit": options.rate_limit,
         "allow_local": options.allow_local,
         "min_rate": options.min_rate,
@@ -299,50 +303,36 @@ def _cut_local(job: dict, workdir: Path, time_left: float) -> Path:
 _LOCAL_EXT = {".mp4": ".mp4", ".m4v": ".mp4", ".mov": ".mp4", ".webm": ".webm", ".mkv": ".mkv"}
 
 
-# --- one attempt in a child process -------------------------------------------------------------
+# --- one attempt in a long-lived worker process -------------------------------------------------
 
 
 def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
-    """Run one yt-dlp attempt in a killable child inside a fresh `workdir`; return the media file."""
+    """Run one yt-dlp attempt in a worker (`_Workers`) inside a fresh `workdir`; return the media
+    file. A worker that overruns the attempt is killed with its ffmpeg; one that dies fails only
+    this attempt; either way the next attempt gets a new worker."""
     if time_left <= 0:
         raise DownloadError("timeout", "no time left for another attempt")
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    cmd = [
-        sys.executable,
-        "-c",
-        "from landscape_av.pipeline.download import _child_main; _child_main()",
-    ]
-    package_root = str(Path(__file__).resolve().parents[1])  # importable without an install too
-    env = os.environ | {
-        "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
-    }
-    with (
-        open(workdir / STDERR_FILE, "w") as log,
-        processes.child(
-            cmd,
-            death_signal=signal.SIGTERM,  # the child then kills its group, ffmpeg included
-            cwd=workdir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        ) as proc,  # its own process group, with ffmpeg inside it
-    ):
-        failure = _wait(proc, json.dumps(job).encode(), workdir, time_left, job["min_rate"])
+    (workdir / STDERR_FILE).touch()  # the worker appends to it
+    worker = _WORKERS.take(workdir / STDERR_FILE)
+    try:
+        # the worker's own working folder is not this process's: it gets absolute paths only
+        job = job | {"workdir": str(workdir.resolve())}
+        reply = _wait(worker, job, workdir, time_left, job["min_rate"])
+    finally:
+        _WORKERS.give_back(worker)  # ended instead unless it finished the job and lives
     if processes.stopping():
         raise processes.Stopped("the build is stopping")
     stderr = (workdir / STDERR_FILE).read_text(errors="replace")
     ffmpeg_lines = _relay(stderr)
-    if failure is not None:
-        raise failure
-    try:
-        result = json.loads((workdir / RESULT_FILE).read_text())
-    except (OSError, ValueError):
-        message = f"yt-dlp worker died (exit {proc.returncode}): {_tail(stderr)}"
-        raise DownloadError("error", message) from None
-    if not result["ok"]:
-        reason, message = result["reason"], result["message"]
+    if isinstance(reply, DownloadError):
+        raise reply
+    if reply is None:
+        message = f"yt-dlp worker died (exit {worker.proc.returncode}): {_tail(stderr)}"
+        raise DownloadError("error", message)
+    if not reply["ok"]:
+        reason, message = reply["reason"], reply["message"]
         if reason == "ffmpeg":
             reason = _ffmpeg_reason(ffmpeg_lines)
             message = f"{message}: {' | '.join(ffmpeg_lines[-3:])}"
@@ -355,35 +345,32 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
         # the copy steps over what its demuxer cannot read and exits 0: a damaged file, whose
         # copy would come out clean but short of what the damage took
         raise DownloadError("decode_error", f"the file is damaged: {' | '.join(damage[:3])}")
-    media = Path(result["path"])
+    media = Path(reply["path"])
     if not media.is_file() or media.stat().st_size == 0:
         raise DownloadError("invalid_media", "yt-dlp reported success but wrote no data")
     return media
 
 
 def _wait(
-    proc: subprocess.Popen, job: bytes, workdir: Path, time_left: float, min_rate: int
-) -> DownloadError | None:
-    """Hand the child its job and wait for it; None when it ends in time. It is killed, with the
-    error to raise, when it runs out of `time_left`, when from `RATE_GRACE` s on it has fetched less
-    than `min_rate` bytes/s on average, or when its stderr shows a fatal ffmpeg error that ffmpeg
-    itself would sit on until a timeout (`_STUCK`)."""
+    worker: _Worker, job: dict, workdir: Path, time_left: float, min_rate: int
+) -> dict | DownloadError | None:
+    """Hand the worker its job and wait for its reply (None when it died first). It is killed,
+    with the error to return, when it runs out of `time_left`, when from `RATE_GRACE` s on it has
+    fetched less than `min_rate` bytes/s on average, or when its stderr shows a fatal ffmpeg error
+    that ffmpeg itself would sit on until a timeout (`_STUCK`)."""
     began = time.monotonic()
     end = began + time_left
-    payload: bytes | None = job  # sent once: a later call goes on where the first stopped
+    if not worker.send(job):
+        return None
     while True:
-        try:
-            wait = max(0.01, min(1.0, end - time.monotonic()))
-            proc.communicate(payload, timeout=wait)
-            return None
-        except subprocess.TimeoutExpired:
-            payload = None
+        got, reply = worker.reply(max(0.01, min(1.0, end - time.monotonic())))
+        if got:
+            return reply
         now = time.monotonic()
         rate = _bytes_in(workdir) / (now - began)
         stuck = _stuck(workdir / STDERR_FILE)
         if stuck or now >= end or (min_rate and now - began >= RATE_GRACE and rate < min_rate):
-            processes.kill_group(proc)
-            proc.communicate()
+            worker.end()
             if stuck:
                 return stuck
             if now >= end:
@@ -395,12 +382,135 @@ def _wait(
             return DownloadError("too_slow", why)
 
 
+WORKER_IDLE = 300.0
+"""Seconds a worker waits for its next job before it exits (this process reuses it only within
+`WORKER_IDLE - 60` s of its last reply, so never one about to exit)."""
+JOBS_PER_WORKER = 500
+"""Jobs after which a worker is replaced by a fresh one (whatever yt-dlp keeps grows no further)."""
+
+
+class _Worker:
+    """One worker process (`_worker_main`): a job as one json line on its stdin, its reply as one
+    json line on its stdout. It runs in its own process group with its ffmpeg, which it kills when
+    this process dies (`_die_with_parent`)."""
+
+    def __init__(self, stderr: Path) -> None:
+        """Start a worker whose stderr, until its first job, is `stderr` (the first job's), so
+        that whatever stops it from starting is in that job's messages."""
+        cmd = [
+            sys.executable,
+            "-c",
+            "from landscape_av.pipeline.download import _worker_main; _worker_main()",
+        ]
+        package_root = str(Path(__file__).resolve().parents[2])  # this code, installed or not
+        path = os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
+        with open(stderr, "ab") as log:  # each job's own stderr is then its folder's
+            self.proc = processes.start(
+                cmd,
+                death_signal=signal.SIGTERM,  # the worker then kills its group, ffmpeg included
+                cwd="/",  # holds no folder; each job runs in its own work folder
+                env=os.environ | {"PYTHONPATH": path},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        self.jobs = 0
+        self.idle_since = time.monotonic()
+        self.busy = False
+        self.buffer = b""
+
+    def reusable(self) -> bool:
+        """Alive, idle for well under `WORKER_IDLE` (so not about to exit), not worn out."""
+        fresh = time.monotonic() - self.idle_since < WORKER_IDLE - 60
+        return not self.busy and fresh and self.jobs < JOBS_PER_WORKER and self.proc.poll() is None
+
+    def send(self, job: dict) -> bool:
+        """Hand the worker a job; False when it is gone (it is ended)."""
+        self.busy, self.jobs = True, self.jobs + 1
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(job | {"env": dict(os.environ)}).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            self.end()
+            return False
+        return True
+
+    def reply(self, timeout: float) -> tuple[bool, dict | None]:
+        """(True, its reply) once it has replied, (True, None) when it died first (it is ended),
+        (False, None) when neither happened within `timeout` seconds."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return False, None
+            data = os.read(fd, 1 << 16)
+            if not data:
+                self.end()
+                return True, None
+            self.buffer += data
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        self.busy, self.idle_since = False, time.monotonic()
+        return True, json.loads(line)
+
+    def end(self) -> None:
+        """Kill the worker's group (the worker and its ffmpeg) unless it has exited; reap it."""
+        self.busy = True  # never handed out again
+        processes.end(self.proc)
+
+
+class _Workers:
+    """This process's idle download workers: a job takes one (or a new one), and gives it back when
+    it finished its job; a worker that overran or died was ended and is dropped. Shared by every
+    build and thread of the process (a Ray worker process keeps them from task to task)."""
+
+    def __init__(self) -> None:
+        self.idle: list[_Worker] = []
+        self.lock = threading.Lock()
+
+    def take(self, stderr: Path) -> _Worker:
+        """An idle worker, else a new one whose start-up messages go to `stderr`."""
+        with self.lock:
+            while self.idle:
+                worker = self.idle.pop()
+                if worker.reusable():
+                    worker.busy = True
+                    return worker
+                worker.end()
+        return _Worker(stderr)
+
+    def give_back(self, worker: _Worker) -> None:
+        if worker.busy:  # it did not finish its job: killed, died, or left mid-job by a Ctrl-C
+            worker.end()
+            return
+        with self.lock:
+            self.idle.append(worker)
+
+    def close(self) -> None:
+        """End the idle workers (busy ones are ended when they come back, if closed again)."""
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for worker in idle:
+            worker.end()
+
+
+_WORKERS = _Workers()
+
+
+def close_workers() -> None:
+    """End this process's idle download workers now (idle ones also exit by themselves after
+    `WORKER_IDLE` s, and every one with this process)."""
+    _WORKERS.close()
+
+
 _STUCK = {"bad_encoding": re.compile(r"inflate return value: -?\d+.*|unknown compression method")}
 """ffmpeg errors after which its HTTP input waits for a timeout instead of failing, by reason."""
 
 
 def _stuck(stderr_file: Path) -> DownloadError | None:
-    """The error of the first `_STUCK` line in the child's stderr so far, if any."""
+    """The error of the first `_STUCK` line in the attempt's stderr so far, if any."""
     text = stderr_file.read_text(errors="replace")
     for reason, pattern in _STUCK.items():
         if m := pattern.search(text):
@@ -460,7 +570,7 @@ def _ffmpeg_reason(lines: list[str]) -> str:
 
 
 def _relay(stderr: str) -> list[str]:
-    """Log the child's stderr (our tagged yt-dlp lines at their level, ffmpeg's at debug); return
+    """Log an attempt's stderr (our tagged yt-dlp lines at their level, ffmpeg's at debug); return
     ffmpeg's lines."""
     ffmpeg_lines = []
     for line in stderr.splitlines():
@@ -477,8 +587,8 @@ def _tail(text: str, lines: int = 3) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:]) or "no output"
 
 
-class _ChildLogger:
-    """yt-dlp logger of the child: tagged lines on stderr for the parent to relay. yt-dlp's
+class _WorkerLogger:
+    """yt-dlp logger of a worker: tagged lines on stderr for the parent to relay. yt-dlp's
     progress and [info] chatter is debug; its warnings stay warnings; errors come back as the
     result, so they are logged at debug."""
 
@@ -500,24 +610,44 @@ class _ChildLogger:
         self._emit("DEBUG", message)
 
 
-def _child_main() -> None:
-    """Entry point of the child process: job json on stdin, `RESULT_FILE` in the cwd."""
-    job = json.loads(sys.stdin.read())
+def _worker_main() -> None:
+    """Entry point of a worker process (`_Worker`): jobs one by one until its stdin closes or none
+    comes for `WORKER_IDLE` s. Each runs in its job's work folder with its stderr (and its
+    ffmpeg's) in `STDERR_FILE` there, in the environment of the process that sent it."""
+    replies = os.fdopen(os.dup(1), "w")  # not inherited by ffmpeg
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # stray output (yt-dlp's, ffmpeg's) never mixes with the replies
     _die_with_parent()
-    try:
-        result = {"ok": True, "path": str(_run_ytdlp(job))}
-    except DownloadError as e:
-        result = {"ok": False, "reason": e.reason, "message": str(e)}
-    except Exception as e:  # anything yt-dlp raises: classify, never lose the message
-        reason, message = _classify(e)
-        result = {"ok": False, "reason": reason, "message": message}
-    Path(RESULT_FILE).write_text(json.dumps(result))
+    while select.select([sys.stdin], [], [], WORKER_IDLE)[0]:
+        line = sys.stdin.readline()
+        if not line:
+            return
+        job = json.loads(line)
+        os.environ.clear()
+        os.environ.update(job["env"])
+        try:
+            os.chdir(job["workdir"])
+            log = os.open(STDERR_FILE, os.O_WRONLY | os.O_APPEND)
+            os.dup2(log, 2)
+            os.close(log)
+            result = {"ok": True, "path": str(_run_ytdlp(job))}
+        except DownloadError as e:
+            result = {"ok": False, "reason": e.reason, "message": str(e)}
+        except Exception as e:  # anything yt-dlp raises: classify, never lose the message
+            reason, message = _classify(e)
+            result = {"ok": False, "reason": reason, "message": message}
+        finally:
+            sys.stderr.flush()
+            os.dup2(devnull, 2)
+            os.chdir("/")
+        replies.write(json.dumps(result) + "\n")
+        replies.flush()
 
 
 def _die_with_parent() -> None:
-    """Kill this child's process group (yt-dlp and its ffmpeg) once the parent is gone, so that a
+    """Kill this worker's process group (yt-dlp and its ffmpeg) once the parent is gone, so that a
     build killed with -9 leaves no download running into the folder its rerun will use: at once on
-    the SIGTERM that the parent's death sends (`processes.child`), else when polling sees it."""
+    the SIGTERM that the parent's death sends (`processes.start`), else when polling sees it."""
     if not hasattr(os, "killpg"):
         return
     parent = os.getppid()
@@ -545,7 +675,7 @@ def _run_ytdlp(job: dict) -> Path:
     params = {
         "format": job["format"],
         "outtmpl": {"default": f"{job['source_id']}.%(ext)s"},
-        "paths": {"home": os.getcwd()},
+        "paths": {"home": job["workdir"]},
         "merge_output_format": "mp4",
         "download_ranges": lambda info, ydl: [{"start_time": job["start"], "end_time": job["end"]}],
         "ffmpeg_location": job["ffmpeg"],
@@ -559,7 +689,7 @@ def _run_ytdlp(job: dict) -> Path:
         "fragment_retries": 0,
         "noplaylist": True,
         "noprogress": True,
-        "logger": _ChildLogger(),
+        "logger": _WorkerLogger(),
         "enable_file_urls": job["allow_local"],
         "overwrites": True,
         "cachedir": False,

@@ -88,13 +88,20 @@ def alive(pids: set[int]) -> set[int]:
     return living
 
 
+def _name(pid: int) -> str:
+    """The command name of process `pid` ("" once it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def wait_for_ffmpeg(proc: subprocess.Popen, timeout: float = 120) -> set[int]:
     """Wait until the build runs an ffmpeg child; its descendants then."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         kids = descendants(proc.pid)
-        names = {Path(f"/proc/{p}/comm").read_text().strip() for p in alive(kids)}
-        if any("ffmpeg" in n for n in names):
+        if any("ffmpeg" in _name(p) for p in alive(kids)):
             return kids
         assert proc.poll() is None, proc.communicate()[1]
         time.sleep(0.05)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from landscape_av import processes
 from landscape_av.pipeline.config import BuildConfig
+from landscape_av.pipeline.download import close_workers
 from landscape_av.pipeline.engines.interface import Board, Job
 from landscape_av.pipeline.network import NetworkWatch
 from landscape_av.pipeline.outcome import Outcome
@@ -38,6 +39,8 @@ class LocalEngine:
             processes.stop_all()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        finally:
+            close_workers()  # the build leaves no download worker behind
         pool.shutdown()
 
 
