@@ -13,6 +13,12 @@ Over the same generated sources the script then times:
   clip       landscape_av.pipeline.clip.cut_clips, `workers` sources at once (one ffmpeg per source,
              split into per-clip encoders)
   build      the whole `build` (yt-dlp over 127.0.0.1, probe, filter, clip, shards, manifests, card)
+  +speech    the same build with --speech (Silero VAD on every clip)     } with --curation: each
+  +shots     the same build with --shots (TransNetV2 where the picture   } compared with `build`
+             changes: --shot-screen)                                    } in the same rounds
+  +both      the same build with --speech --shots                        }
+  prepass    alternative: a decode of each span to TransNetV2's 48x27 frames alone (what laying
+             clips out within shots would cost before the clip stage's own decode)
   baseline   with `--baseline DIR`: the same build by the code in DIR (another checkout of the
              repository, e.g. `git worktree add /tmp/main main`), to compare two versions
   per-clip   alternative: one ffmpeg per clip (a decode per clip)
@@ -35,6 +41,8 @@ load, CPU seconds vary far less than wall seconds; the load average is printed t
     python bench/build_throughput.py --sources 8 --seconds 10 --skip-alternatives --baseline /tmp/main
     python bench/build_throughput.py --methods floor-par,build --skip-alternatives --baseline /tmp/main
                                                        # only what two versions' builds are held to
+    python bench/build_throughput.py --curation --skip-alternatives --size 1280x720 --sources 2
+    python bench/build_throughput.py --curation --skip-alternatives --picture steady   # curation's cost
 """
 
 from __future__ import annotations
@@ -67,6 +75,7 @@ from landscape_av.pipeline.clip import (
     sound,
 )
 from landscape_av.pipeline.config import BuildConfig
+from landscape_av.pipeline.curate import SHOT_FRAME_SIZE, CurateOptions
 from landscape_av.pipeline.filters import FilterOptions
 from landscape_av.sources.serve import serve_folder
 from landscape_av.sources.source_list import Source
@@ -74,14 +83,23 @@ from landscape_av.sources.source_list import Source
 T = TypeVar("T")
 
 
-def make_sources(folder: Path, n: int, seconds: float, size: str) -> list[Path]:
-    """Moving test pictures with pink-noise stereo sound, H.264/AAC like a typical download."""
+PICTURES = {
+    "moving": "testsrc2=size={size}:rate=30,noise=alls=8:allf=t:all_seed={i}",
+    "steady": "gradients=size={size}:rate=30:speed=0.01:seed={i},noise=alls=2:allf=t:all_seed={i}",
+}
+"""Source pictures: ffmpeg's moving test pattern, or slowly drifting colour gradients (a steady
+shot to `--shots`' screen: its picture changes little over half a second); both with noise
+(the steady one's faint: strong noise at 1280x720 makes clips of over 100 MB)."""
+
+
+def make_sources(folder: Path, n: int, seconds: float, size: str, picture: str) -> list[Path]:
+    """Test pictures with pink-noise stereo sound, H.264/AAC like a typical download."""
     paths = []
     for i in range(n):
         path = folder / f"src{i}.mp4"
         run_ffmpeg(
             [
-                "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30,noise=alls=8:allf=t:all_seed={i}",
+                "-f", "lavfi", "-i", PICTURES[picture].format(size=size, i=i),
                 "-f", "lavfi", "-i", f"anoisesrc=color=pink:sample_rate=48000:seed={i}",
                 "-ac", "2", "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast",
                 "-crf", "23", "-c:a", "aac", "-movflags", "+faststart", str(path),
@@ -168,7 +186,7 @@ def build_in_child(spec: dict[str, Any], code: Path | None) -> tuple[float, floa
 
 def build_from_spec(spec: dict[str, Any]) -> tuple[float, float]:
     """(wall s, CPU s) of `build` on the sources and settings of `spec`: rows (source id, URL),
-    out, clip (`ClipOptions` fields), min_size, workers."""
+    out, clip (`ClipOptions` fields), curate (`CurateOptions` fields, optional), min_size, workers."""
     rows = [
         Source(sid, url, "raining", license="CC0", attribution="bench") for sid, url in spec["rows"]
     ]
@@ -177,6 +195,7 @@ def build_from_spec(spec: dict[str, Any]) -> tuple[float, float]:
         out=Path(spec["out"]),
         filter=FilterOptions(min_width=width, min_height=height),
         clip=ClipOptions(**spec["clip"]),
+        curate=CurateOptions(**spec.get("curate", {})),
         workers=spec["workers"],
         quiet=True,
     )
@@ -192,6 +211,7 @@ def main() -> None:
     ap.add_argument("--sources", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each source")
     ap.add_argument("--size", default="1920x1080", help="source size")
+    ap.add_argument("--picture", choices=sorted(PICTURES), default="moving", help="source picture")
     ap.add_argument("--preset", default=ClipOptions.preset)
     ap.add_argument("--workers", type=int, default=BuildConfig().workers, help="[CPU cores]")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -202,6 +222,9 @@ def main() -> None:
         help="those of floor, floor-par, clip, build to time (one floor at least)",
     )
     ap.add_argument("--repeat", type=int, default=1, help="rounds; medians are reported")
+    ap.add_argument(
+        "--curation", action="store_true", help="also time the build with --speech / --shots"
+    )
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--baseline", type=Path, help="also time the build of the checkout here")
     ap.add_argument("--build-spec", help=argparse.SUPPRESS)  # a child's build (build_in_child)
@@ -217,7 +240,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         tmp = Path(tmp)
         (tmp / "src").mkdir()
-        sources = make_sources(tmp / "src", args.sources, args.seconds, args.size)
+        sources = make_sources(tmp / "src", args.sources, args.seconds, args.size, args.picture)
         count = clip_count(args.seconds, opts)
         span = count * opts.seconds
         minutes = len(sources) * span / 60
@@ -243,7 +266,9 @@ def main() -> None:
 
             each(one, sources, args.workers)
 
-        def run_build(code: Path | None = None) -> tuple[float, float]:
+        def run_build(
+            code: Path | None = None, curate: dict[str, Any] | None = None
+        ) -> tuple[float, float]:
             with serve_folder(tmp / "src") as url:
                 spec = {
                     "rows": [(s.stem, f"{url}{s.name}") for s in sources],
@@ -253,7 +278,20 @@ def main() -> None:
                     "workers": args.workers,
                 }
                 spec["clip"]["max_clips"] = count
+                if curate:
+                    spec["curate"] = curate
                 return build_in_child(spec, code)
+
+        def run_prepass() -> None:
+            def one(s: Path) -> None:
+                source = ffmpeg.input(str(s), t=f"{span}")
+                frames = picture(source.video, opts).filter("scale", *SHOT_FRAME_SIZE)
+                out = ffmpeg.output(frames, "-", format="rawvideo", pix_fmt="rgb24", threads=1)
+                subprocess.run(
+                    [ffmpeg_exe(), "-v", "error", *out.get_args()], capture_output=True, check=True
+                )
+
+            each(one, sources, args.workers)
 
         def run_per_clip() -> None:
             each(lambda s: per_clip(s, count, tmp / "per-clip", opts), sources, args.workers)
@@ -272,6 +310,13 @@ def main() -> None:
         methods = {name: method for name, method in methods.items() if name in chosen}
         if args.baseline is not None:
             methods["baseline"] = lambda: run_build(args.baseline.resolve())
+        if args.curation:
+            methods |= {
+                "+speech": lambda: run_build(curate={"speech": True}),
+                "+shots": lambda: run_build(curate={"shots": True}),
+                "+both": lambda: run_build(curate={"speech": True, "shots": True}),
+                "prepass": run_prepass,
+            }
         if not args.skip_alternatives:
             (tmp / "per-clip").mkdir()
             (tmp / "segment").mkdir()
@@ -305,6 +350,14 @@ def main() -> None:
             f"{seconds / best:8.2f} {cpu_times[name]:8.2f} {cpu_times[name] / best_cpu:8.2f}  "
             f"{', '.join(f'{t:.2f}' for t in runs[name])}"
         )
+    for name in ("+speech", "+shots", "+both"):
+        if name in runs and "build" in runs:
+            walls = [t / b for t, b in zip(runs[name], runs["build"], strict=True)]
+            work = [c / b for c, b in zip(cpus[name], cpus["build"], strict=True)]
+            print(
+                f"{name} / build per round: wall {', '.join(f'{r:.3f}' for r in walls)}; "
+                f"CPU {', '.join(f'{r:.3f}' for r in work)}"
+            )
     if segments:
         cuts = [x for per_source in segments for x in per_source]
         print(f"segment muxer, per clip (want {opts.frames} frames, 0 ms audio error): ", end="")

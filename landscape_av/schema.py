@@ -19,6 +19,7 @@ A shard member is `<key>.<ext>`; keys never contain dots. Members of every sampl
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import TypedDict
 
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -164,6 +165,13 @@ REJECT_REASONS: dict[str, str] = {
 }
 """Filter rejection reasons (stage 'filter'); each rejected source gets exactly one."""
 
+CLIP_REJECT_REASONS: dict[str, str] = {
+    "shot_cut": "the clip spans a shot transition (TransNetV2)",
+    "speech": "speech in more than --max-speech of the clip (Silero VAD)",
+}
+"""Curation's rejection reasons (stage 'filter', builds with --shots / --speech), checked in this
+order; each rejected clip gets exactly one, a source left without clips the first of its clips'."""
+
 
 # Output manifests: column name -> type ("str", "int", "float"), in column order. The same rows are
 # written as `OUT/manifests/{name}.parquet` and `.csv`; `landscape_av.corpus.manifests` reads and writes them.
@@ -248,6 +256,39 @@ MANIFEST_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
 """Columns of each output manifest (keys: `MANIFESTS`)."""
 
 
-def manifest_columns(name: str) -> tuple[str, ...]:
-    """Column names of output manifest `name` (one of `MANIFESTS`)."""
-    return tuple(column for column, _ in MANIFEST_FIELDS[name])
+OPTIONAL_FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "sources": (
+        # --shots: source times (s, 3 decimals, space-separated) where a new shot starts within the
+        # clipped span, as TransNetV2 finds them
+        ("shot_cuts", "str", "motion"),
+    ),
+    "clips": (
+        ("speech", "float", "motion"),  # --speech: share of the clip that is speech, 0..1
+    ),
+}
+"""Columns that a manifest has only where the build ran the stage that measures them: (name, type,
+the column it follows). A build without the stage writes the same bytes as before it existed."""
+
+OPTIONAL_SAMPLE_FIELDS: dict[str, tuple[type, str]] = {
+    "speech": (
+        float,
+        "(builds with --speech) share of the clip that Silero VAD hears as speech, 0..1",
+    ),
+}
+"""Fields of `SampleMeta` that only builds with the stage that measures them write: type, doc."""
+
+
+def manifest_fields(name: str, optional: Collection[str] = ()) -> tuple[tuple[str, str], ...]:
+    """(column, type) of output manifest `name` (one of `MANIFESTS`), with those of its
+    `OPTIONAL_FIELDS` named in `optional`, each after its anchor column."""
+    fields = list(MANIFEST_FIELDS[name])
+    for column, kind, after in OPTIONAL_FIELDS.get(name, ()):
+        if column in optional:
+            at = next(i for i, (c, _) in enumerate(fields) if c == after)
+            fields.insert(at + 1, (column, kind))
+    return tuple(fields)
+
+
+def manifest_columns(name: str, optional: Collection[str] = ()) -> tuple[str, ...]:
+    """Column names of output manifest `name` (see `manifest_fields`)."""
+    return tuple(column for column, _ in manifest_fields(name, optional))

@@ -23,6 +23,7 @@ import click
 from landscape_av import processes
 from landscape_av.classes import CLASSES, class_vocabulary, parse_class_selection
 from landscape_av.cli.corpus import Location, warn_cache
+from landscape_av.curation.models import CurationUnavailable
 from landscape_av.near_miss import Choice
 from landscape_av.pipeline.build import build
 from landscape_av.pipeline.checks import check_folder
@@ -74,6 +75,7 @@ STAGES = {
     "download": "Download options",
     "filter": "Filter options",
     "clip": "Clip options",
+    "curate": "Curation options",
     "shard": "Shard options",
 }
 """--help heading of each stage's settings (by the BuildConfig field that holds them)."""
@@ -236,6 +238,11 @@ def build_command(
         _classes(classes, CLASSES)  # before any list is fetched
     remote = _remote(settings, work_dir)
     config = _config(settings, quiet or as_json)
+    try:
+        config.curate.models()  # --speech / --shots: their packages are there
+    except CurationUnavailable as e:
+        click.echo(f"landscape-av build: {e}", err=True)
+        sys.exit(2)
     min_size = (config.filter.min_width, config.filter.min_height)
     if not dry_run:
         try:

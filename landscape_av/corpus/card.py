@@ -25,9 +25,11 @@ from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.stats import (
     COUNTS,
     FIGURES,
+    OPTIONAL_FIGURES,
     SUMMARIES,
     attrition_line,
     corpus_stats,
+    figure_captions,
     write_figures,
 )
 from landscape_av.files import atomic_write, file_sha256
@@ -35,11 +37,13 @@ from landscape_av.pipeline.filters import THRESHOLDS
 from landscape_av.resources import card_template
 from landscape_av.schema import (
     BUILD_FILE,
+    CLIP_REJECT_REASONS,
     FIGURES_DIR,
     HASHED_MEMBERS,
     MANIFEST_DIR,
     MANIFESTS,
     MEMBER_DOCS,
+    OPTIONAL_SAMPLE_FIELDS,
     REJECT_REASONS,
     SAMPLE_DOCS,
     SPLITS,
@@ -50,9 +54,11 @@ from landscape_av.sources.demo import DEMO_SOURCE_LIST
 
 PRETTY_NAME = "Landscape-AV"
 
-FIELD_DOCS: dict[str, str] = {ext: doc for ext, doc in MEMBER_DOCS.items() if ext != "json"} | {
-    f"json.{name}": doc for name, doc in SAMPLE_DOCS.items()
-}
+FIELD_DOCS: dict[str, str] = (
+    {ext: doc for ext, doc in MEMBER_DOCS.items() if ext != "json"}
+    | {f"json.{name}": doc for name, doc in SAMPLE_DOCS.items()}
+    | {f"json.{name}": doc for name, (_, doc) in OPTIONAL_SAMPLE_FIELDS.items()}
+)
 """The card's field table: each member, and each field of the json member (from `schema`)."""
 
 KINDS: dict[str, dict[str, Any]] = {
@@ -75,9 +81,17 @@ HUB_LICENSES = {"cc0-1.0", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4
 """Hub license ids that a build whose sources all share one license can declare as is."""
 
 
-def card_features(classes: Sequence[str]):
-    """The `datasets.Features` of a sample, as the card declares them (SampleMeta order); the
-    label is a ClassLabel of the corpus's `classes` (`Corpus.classes`)."""
+def optional_fields(folder: Corpus | Path) -> tuple[str, ...]:
+    """The `schema.OPTIONAL_SAMPLE_FIELDS` that the corpus's samples have (its clips manifest has
+    them as columns: the build measured them)."""
+    columns = Corpus.of(folder).manifest("clips").columns
+    return tuple(name for name in OPTIONAL_SAMPLE_FIELDS if name in columns)
+
+
+def card_features(classes: Sequence[str], optional: Sequence[str] = ()):
+    """The `datasets.Features` of a sample, as the card declares them (SampleMeta order, then the
+    `optional` fields it has: `optional_fields`); the label is a ClassLabel of the corpus's
+    `classes` (`Corpus.classes`)."""
     from datasets import ClassLabel, Features, Image, Value
 
     kinds = {str: Value("string"), int: Value("int64"), float: Value("float64")}
@@ -89,6 +103,8 @@ def card_features(classes: Sequence[str]):
             meta[name] = {ext: Value("string") for ext in HASHED_MEMBERS}
         else:
             meta[name] = kinds[kind]
+    for name in optional:
+        meta[name] = kinds[OPTIONAL_SAMPLE_FIELDS[name][0]]
     return Features(
         {
             "mp4": Value("binary"),
@@ -133,10 +149,15 @@ def _kind_parts(kind: str) -> dict[str, str]:
 
 
 def front_matter(
-    stats: dict[str, Any], licenses: list[str], classes: Sequence[str], kind: str = "landscape"
+    stats: dict[str, Any],
+    licenses: list[str],
+    classes: Sequence[str],
+    kind: str = "landscape",
+    optional: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The card's YAML metadata: what the Hub reads to list, preview and load the dataset. The
-    byte counts are the shards' (the bytes `load_dataset` reads)."""
+    """The card's YAML metadata: what the Hub reads to list, preview and load the dataset (the
+    samples' `optional` fields among the features). The byte counts are the shards' (the bytes
+    `load_dataset` reads)."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
 
     present = published_splits(stats)
@@ -146,7 +167,10 @@ def front_matter(
         splits.add(SplitInfo(name=split, num_bytes=v["bytes"], num_examples=v["clips"]))
     total = stats["totals"]["bytes"]
     info = DatasetInfo(
-        features=card_features(classes), splits=splits, download_size=total, dataset_size=total
+        features=card_features(classes, optional),
+        splits=splits,
+        download_size=total,
+        dataset_size=total,
     )
     one = {lic.strip().lower() for lic in licenses}
     license_id = one.pop() if len(one) == 1 and one <= HUB_LICENSES else "other"
@@ -179,7 +203,7 @@ def file_checksums(folder: Corpus | Path) -> dict[str, str]:
     folder = Corpus.of(folder).folder
     names = [BUILD_FILE]
     names += [f"{MANIFEST_DIR}/{m}.{fmt}" for m in MANIFESTS for fmt in ("parquet", "csv")]
-    names += [f"{FIGURES_DIR}/{name}.png" for name in FIGURES]
+    names += [f"{FIGURES_DIR}/{name}.png" for name in figure_captions(folder)]
     return {name: file_sha256(folder / name) for name in names if (folder / name).is_file()}
 
 
@@ -261,8 +285,11 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     totals = stats["totals"]
     per_split = stats["per_split"]
     filter_counts = failures.loc[failures["stage"] == "filter", "reason"].value_counts().to_dict()
-    fields = ["mp4", "flac", "jpg"] + [f"json.{k}" for k in SampleMeta.__annotations__]
-    feats = card_features(corpus.classes)
+    optional = optional_fields(corpus)
+    fields = ["mp4", "flac", "jpg"] + [
+        f"json.{k}" for k in (*SampleMeta.__annotations__, *optional)
+    ]
+    feats = card_features(corpus.classes, optional)
     types = {"mp4": "binary", "flac": "binary", "jpg": "Image"}
     for name, feature in feats["json"].items():
         types[f"json.{name}"] = (
@@ -273,7 +300,9 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     n_train_shards = per_split[SPLITS[0]]["shards"]
     values = {
         "front_matter": yaml.safe_dump(
-            front_matter(stats, licenses, corpus.classes, kind), sort_keys=False, allow_unicode=True
+            front_matter(stats, licenses, corpus.classes, kind, optional),
+            sort_keys=False,
+            allow_unicode=True,
         ),
         "clips": f"{totals['clips']:,}",
         "hours": f"{totals['hours']:.2f}",
@@ -319,13 +348,14 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
                 for r in stats["per_class"]
             ]
         ),
-        "distributions": _distributions(stats),
+        "distributions": _distributions(stats, figure_captions(corpus)),
         "source_data": _source_data(config, totals),
         "filters_table": _table(
             [
                 [f"`{reason}`", rule, _threshold(config, reason), filter_counts.get(reason, 0)]
                 for reason, rule in REJECT_REASONS.items()
             ]
+            + _curation_rows(corpus.build_settings(), filter_counts)
         ),
         "failures_table": _table([[k, v] for k, v in stats["rejections"].items()])
         or "| none | 0 |",
@@ -389,7 +419,24 @@ def _source_data(config: dict[str, Any], totals: dict[str, Any]) -> str:
     )
 
 
-def _distributions(stats: dict[str, Any]) -> str:
+def _curation_rows(build: dict[str, Any], counts: dict[str, int]) -> list[list[Any]]:
+    """Rows of the filters table for the curation stages the build ran (build.json's `models`):
+    the rule names the model, its package and the start of its sha256."""
+    rows = []
+    config = build.get("config", {})
+    for reason, rule in CLIP_REJECT_REASONS.items():
+        stage = {"shot_cut": "shots", "speech": "speech"}[reason]
+        model = build.get("models", {}).get(stage)
+        if model:
+            rule = f"{rule}; {model['package']}, `{model['file']}` (sha256 {model['sha256'][:12]})"
+            rows.append(
+                [f"`{reason}` (clips)", rule, _threshold(config, reason), counts.get(reason, 0)]
+            )
+    return rows
+
+
+def _distributions(stats: dict[str, Any], captions: dict[str, str]) -> str:
+    """The distributions table and counts, then the figures of the optional measures."""
     dist = stats["distributions"]
     lines = ["| Quantity | min | 5% | median | 95% | max |", "|---|---:|---:|---:|---:|---:|"]
     for name, label, scale in SUMMARIES:
@@ -399,6 +446,11 @@ def _distributions(stats: dict[str, Any]) -> str:
     for name, label in COUNTS:
         counts = ", ".join(f"{k}: {v}" for k, v in dist[name].items()) or "-"
         lines.append(f"\n{label.capitalize()} (count): {counts}.")
+    lines += [
+        f"\n![{captions[name]}](figures/{name}.png)"
+        for name in OPTIONAL_FIGURES
+        if name in captions
+    ]
     return "\n".join(lines)
 
 
@@ -463,7 +515,7 @@ def card_check(folder: Corpus | Path) -> list[str]:
         if not list(folder.glob(str(pattern))):
             problems.append(f"data_files {split}: {pattern!r} matches no file")
     info = infos.get("default")
-    if info is None or info.features != card_features(corpus.classes):
+    if info is None or info.features != card_features(corpus.classes, optional_fields(corpus)):
         problems.append("dataset_info features differ from the features of a sample")
     clips = m["clips"]
     for split in present:
@@ -479,7 +531,7 @@ def card_check(folder: Corpus | Path) -> list[str]:
         if declared != size:
             problems.append(f"declares {declared} {split} bytes; its shards hold {size}")
     text = path.read_text(encoding="utf-8")
-    for name in FIGURES:
+    for name in figure_captions(corpus):
         ref = f"figures/{name}.png"
         if ref not in text or not (folder / ref).is_file():
             problems.append(f"figure {ref} is not shown or not present")

@@ -77,7 +77,7 @@ def load_corpus(
     `block_size` its session refuses): load it whole, or copy the corpus to a folder."""
     import datasets
 
-    from landscape_av.corpus.card import card_features
+    from landscape_av.corpus.card import card_features, optional_fields
 
     corpus = location if isinstance(location, Corpus) else Corpus(location, storage_options)
     if not corpus.is_remote:
@@ -89,7 +89,7 @@ def load_corpus(
     return datasets.load_dataset(
         "webdataset",
         data_files=files,
-        features=card_features(corpus.classes),
+        features=card_features(corpus.classes, optional_fields(corpus)),
         storage_options=storage_options or {},
         **kwargs,
     )

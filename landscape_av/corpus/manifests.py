@@ -1,16 +1,17 @@
 """The four output manifests of a built corpus (sources, clips, shards, failures).
 
 Each is written as parquet and csv with the same rows and the columns of
-`schema.MANIFEST_FIELDS`, atomically (a temporary file renamed into place), and byte-for-byte
-reproducible: no timestamps, no pandas index metadata, rows in the order given. Parquet holds the
-exact text; in the csv, a text cell that a spreadsheet would run as a formula is written with a `'`
-in front (`csv_text.to_cell`), which `read_manifest_csv` takes off again.
+`schema.MANIFEST_FIELDS` (and those of `schema.OPTIONAL_FIELDS` that its rows have), atomically (a
+temporary file renamed into place), and byte-for-byte reproducible: no timestamps, no pandas index
+metadata, rows in the order given. Parquet holds the exact text; in the csv, a text cell that a
+spreadsheet would run as a formula is written with a `'` in front (`csv_text.to_cell`), which
+`read_manifest_csv` takes off again.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,13 @@ import pyarrow.parquet as pq
 
 from landscape_av.csv_text import from_cell, to_cell
 from landscape_av.files import atomic_path
-from landscape_av.schema import MANIFEST_DIR, MANIFEST_FIELDS, MANIFESTS, manifest_columns
+from landscape_av.schema import (
+    MANIFEST_DIR,
+    MANIFEST_FIELDS,
+    MANIFESTS,
+    manifest_columns,
+    manifest_fields,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,10 +36,11 @@ _ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
 _EMPTY = {"str": "", "int": 0, "float": math.nan}
 
 
-def arrow_schema(name: str) -> pa.Schema:
-    """pyarrow schema of manifest `name`."""
+def arrow_schema(name: str, optional: Collection[str] = ()) -> pa.Schema:
+    """pyarrow schema of manifest `name`, with the optional columns named in `optional`."""
     _check_name(name)
-    return pa.schema([(column, _ARROW_TYPES[kind]) for column, kind in MANIFEST_FIELDS[name]])
+    fields = manifest_fields(name, optional)
+    return pa.schema([(column, _ARROW_TYPES[kind]) for column, kind in fields])
 
 
 def manifest_path(corpus_dir: Path, name: str, fmt: str = "parquet") -> Path:
@@ -42,11 +50,13 @@ def manifest_path(corpus_dir: Path, name: str, fmt: str = "parquet") -> Path:
 
 
 def write_manifest(corpus_dir: Path, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write `rows` (dicts with exactly the manifest's columns; missing values may be None) as
-    `<name>.parquet` and `<name>.csv`, each atomically."""
-    schema = arrow_schema(name)
-    kinds = dict(MANIFEST_FIELDS[name])
-    columns = manifest_columns(name)
+    """Write `rows` (dicts with exactly the manifest's columns, and the same optional ones:
+    `schema.OPTIONAL_FIELDS`; missing values may be None) as `<name>.parquet` and `<name>.csv`,
+    each atomically."""
+    optional = set(rows[0]) if rows else set()
+    schema = arrow_schema(name, optional)
+    kinds = dict(manifest_fields(name, optional))
+    columns = manifest_columns(name, optional)
     for i, row in enumerate(rows):
         extra, missing = set(row) - set(columns), set(columns) - set(row)
         if extra or missing:
@@ -65,12 +75,13 @@ def write_manifest(corpus_dir: Path, name: str, rows: Sequence[Mapping[str, Any]
         pacsv.write_csv(pa.Table.from_pydict(data | text, schema=schema), tmp)
 
 
-def read_manifest_csv(path: Path, name: str) -> pd.DataFrame:
-    """The rows of the csv of manifest `name` at `path`, its text as the parquet holds it (the
-    `'` that keeps a formula from running taken off); raises ValueError for a malformed file."""
-    types = pacsv.ConvertOptions(column_types=arrow_schema(name))
+def read_manifest_csv(path: Path, name: str, optional: Collection[str] = ()) -> pd.DataFrame:
+    """The rows of the csv of manifest `name` at `path` (with the optional columns named in
+    `optional`), its text as the parquet holds it (the `'` that keeps a formula from running taken
+    off); raises ValueError for a malformed file."""
+    types = pacsv.ConvertOptions(column_types=arrow_schema(name, optional))
     rows = pacsv.read_csv(path, convert_options=types).to_pandas()
-    for column, kind in MANIFEST_FIELDS[name]:
+    for column, kind in manifest_fields(name, optional):
         if kind == "str" and column in rows:
             rows[column] = rows[column].map(from_cell)
     return rows
@@ -82,7 +93,7 @@ def read_manifest_table(corpus_dir: Path, name: str) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: is {corpus_dir} a built corpus?")
     table = pq.read_table(path)
-    expected = manifest_columns(name)
+    expected = manifest_columns(name, table.column_names)
     if tuple(table.column_names) != expected:
         raise ValueError(f"{path}: columns {table.column_names} differ from {list(expected)}")
     return table.to_pandas()

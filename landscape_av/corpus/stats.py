@@ -1,8 +1,9 @@
 """Statistics of a built corpus, read from its manifests: counts, hours, rejections, distributions.
 
 `corpus_stats(folder)` returns a JSON-ready dict; `stats_table` renders it for the terminal and
-`draw_figures` draws the plots (class balance, rejections, loudness, motion, shard sizes) and
-`write_figures` saves them into `OUT/figures/`. The dataset card and `landscape-av stats` both use this module.
+`draw_figures` draws the plots (class balance, rejections, loudness, motion, shard sizes, and
+speech in builds that measure it) and `write_figures` saves them into `OUT/figures/`. The dataset
+card and `landscape-av stats` both use this module.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 from rich.table import Table
 
 from landscape_av.corpus.corpus import Corpus
-from landscape_av.schema import SPLITS
+from landscape_av.schema import CLIP_REJECT_REASONS, SPLITS
 
 FIGURES: dict[str, str] = {
     "class_balance": "Clips per class and split",
@@ -26,16 +27,23 @@ FIGURES: dict[str, str] = {
     "shard_sizes": "Shard sizes",
 }
 """Figure name (file `figures/<name>.png`) -> caption."""
+OPTIONAL_FIGURES: dict[str, tuple[str, str]] = {
+    "speech": ("Clip speech share (Silero VAD)", "speech"),
+}
+"""Figures of the measures that only some builds make: name -> (caption, clips column); a corpus
+has one where its clips manifest has the column (`schema.OPTIONAL_FIELDS`)."""
 
 SUMMARIES: tuple[tuple[str, str, float], ...] = (
     ("source_duration", "source duration (s)", 1.0),
     ("clip_duration", "clip duration (s)", 1.0),
     ("loudness_db", "clip loudness (dBFS)", 1.0),
     ("motion", "clip motion (0..1)", 1.0),
+    ("speech", "clip speech share (0..1)", 1.0),
     ("shard_bytes", "shard size (MB)", 1e-6),
     ("shard_samples", "samples per shard", 1.0),
 )
-"""Distributions summarised by quantiles: key in `distributions`, label, display scale."""
+"""Distributions summarised by quantiles: key in `distributions`, label, display scale (one that a
+corpus lacks, such as speech without --speech, is None there and left out)."""
 
 COUNTS: tuple[tuple[str, str], ...] = (
     ("source_resolution", "source resolution"),
@@ -127,15 +135,28 @@ def corpus_stats(folder: Corpus | Path) -> dict[str, Any]:
             "clip_duration": _summary(clips["duration"]),
             "loudness_db": _summary(clips["loudness_db"]),
             "motion": _summary(clips["motion"]),
+            "speech": _summary(clips["speech"]) if "speech" in clips else None,
             "shard_bytes": _summary(shards["bytes"]),
             "shard_samples": _summary(shards["samples"]),
         },
     }
 
 
+def figure_captions(folder: Corpus | Path) -> dict[str, str]:
+    """The corpus's figures and their captions: `FIGURES`, and the `OPTIONAL_FIGURES` whose
+    column its clips manifest has (none where that manifest is unreadable: `verify` says so)."""
+    try:
+        columns = Corpus.of(folder).manifest("clips").columns
+    except (OSError, ValueError):
+        return dict(FIGURES)
+    optional = {name: cap for name, (cap, column) in OPTIONAL_FIGURES.items() if column in columns}
+    return FIGURES | optional
+
+
 def figure_paths(folder: Corpus | Path) -> dict[str, Path]:
-    """Where each figure of `FIGURES` lives in the corpus folder."""
-    return {name: Corpus.of(folder).figures_dir / f"{name}.png" for name in FIGURES}
+    """Where each figure of the corpus (`figure_captions`) lives in its folder."""
+    corpus = Corpus.of(folder)
+    return {name: corpus.figures_dir / f"{name}.png" for name in figure_captions(corpus)}
 
 
 SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange"}
@@ -143,7 +164,8 @@ SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange"}
 
 
 def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Path]:
-    """Draw every figure of `FIGURES` into `folder/figures/` (PNG, deterministic); return the paths."""
+    """Draw every figure of the corpus (`figure_captions`) into `folder/figures/` (PNG,
+    deterministic); return the paths."""
     import matplotlib.pyplot as plt
 
     corpus = Corpus.of(folder)
@@ -157,8 +179,9 @@ def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Pat
 
 
 def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]:
-    """The matplotlib Figure of each name of `FIGURES`, captioned. Splits keep the colours of
-    `SPLIT_COLORS`, and no two bars overlap, so every colour drawn is one that the legend shows."""
+    """The matplotlib Figure of each figure of the corpus (`figure_captions`), captioned. Splits
+    keep the colours of `SPLIT_COLORS`, and no two bars overlap, so every colour drawn is one that
+    the legend shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,15 +189,17 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
     from matplotlib.ticker import MaxNLocator
 
     corpus = Corpus.of(folder)
+    captions = figure_captions(corpus)
     m = corpus.manifests()
     clips, shards = m["clips"], m["shards"]
     figures: dict[str, Any] = {}
 
     def done(fig, name: str) -> None:
         for ax in fig.axes:  # counts are whole numbers
-            counted = ax.yaxis if name in ("loudness", "motion", "shard_sizes") else ax.xaxis
+            histogram = name in ("loudness", "motion", "shard_sizes", *OPTIONAL_FIGURES)
+            counted = ax.yaxis if histogram else ax.xaxis
             counted.set_major_locator(MaxNLocator(integer=True))
-        fig.suptitle(FIGURES[name])
+        fig.suptitle(captions[name])
         fig.tight_layout()
         figures[name] = fig
 
@@ -185,11 +210,19 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
         ax.text(0.5, 0.5, what, ha="center", va="center", fontsize=14, transform=ax.transAxes)
         done(fig, name)
 
-    def by_split(ax, frame: pd.DataFrame, column: str, bins: int, unit: float = 1.0) -> None:
-        """Histogram of `column` / `unit` in `bins` bins over its whole range, the bars of the
-        splits side by side in each bin (every row counted: the edges come from the same values)."""
+    def by_split(
+        ax,
+        frame: pd.DataFrame,
+        column: str,
+        bins: int,
+        unit: float = 1.0,
+        value_range: tuple[float, float] | None = None,
+    ) -> None:
+        """Histogram of `column` / `unit` in `bins` bins over `value_range` (default: its whole
+        range), the bars of the splits side by side in each bin (every row counted: the edges come
+        from the same values)."""
         values = frame[column] / unit
-        edges = np.histogram_bin_edges(values.dropna(), bins=bins)
+        edges = np.histogram_bin_edges(values.dropna(), bins=bins, range=value_range)
         present = [s for s in SPLITS if (frame["split"] == s).any()]
         data = [values[frame["split"] == s].dropna() for s in present]
         ax.hist(data, bins=edges, label=present, color=[SPLIT_COLORS[s] for s in present])
@@ -218,18 +251,22 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
         reasons = stats["rejections"]
         ax.barh(list(reasons), list(reasons.values()), color="tab:red")
         ax.invert_yaxis()
-        ax.set_xlabel("sources")
+        clip_reasons = any(r.partition("/")[2] in CLIP_REJECT_REASONS for r in reasons)
+        ax.set_xlabel("sources (clips for clip reasons)" if clip_reasons else "sources")
         done(fig, "rejections")
 
-    for name, column, unit in (
-        ("loudness", "loudness_db", "dBFS"),
-        ("motion", "motion", "mean |frame difference|"),
-    ):
+    histograms = [
+        ("loudness", "loudness_db", "dBFS", None),
+        ("motion", "motion", "mean |frame difference|", None),
+    ]
+    if "speech" in captions:
+        histograms.append(("speech", "speech", "share of the clip that is speech", (0.0, 1.0)))
+    for name, column, unit, value_range in histograms:
         if clips[column].dropna().empty:
             nothing(name, "no clips")
             continue
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        by_split(ax, clips, column, bins=30)
+        by_split(ax, clips, column, bins=30, value_range=value_range)
         ax.set_xlabel(unit)
         ax.set_ylabel("clips")
         done(fig, name)

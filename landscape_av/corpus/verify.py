@@ -35,7 +35,7 @@ from landscape_av.corpus.card import card_check, card_checksums, file_checksums,
 from landscape_av.corpus.corpus import Corpus, read_shard
 from landscape_av.corpus.decode import media_info
 from landscape_av.corpus.manifests import read_manifest_csv
-from landscape_av.corpus.stats import FIGURES
+from landscape_av.corpus.stats import figure_paths
 from landscape_av.files import file_sha256
 from landscape_av.schema import (
     BUILD_FILE,
@@ -47,6 +47,7 @@ from landscape_av.schema import (
     MANIFEST_DIR,
     MANIFESTS,
     MEMBERS,
+    OPTIONAL_SAMPLE_FIELDS,
     WORK_DIR,
     SampleMeta,
     manifest_columns,
@@ -61,7 +62,8 @@ META_COLUMNS = tuple(
     if field in manifest_columns("clips") and field not in ("key", "loudness_db", "motion")
 )
 """Sample json fields that must equal the clip's row in the clips manifest: all the two share but
-the key (checked against the member names) and the measurements `loudness_db` and `motion`."""
+the key (checked against the member names) and the measurements `loudness_db` and `motion`; the
+`OPTIONAL_SAMPLE_FIELDS` that the manifest has are compared too."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def _check_sample(
     ):
         report(key, "json", f"label {meta.get('label')!r} and class {meta.get('class')!r} disagree")
     if row is not None:
-        for column in META_COLUMNS:
+        for column in META_COLUMNS + tuple(c for c in OPTIONAL_SAMPLE_FIELDS if c in row):
             if meta.get(column) != row[column]:
                 report(key, "json", f"{column} {meta.get(column)!r} != manifest {row[column]!r}")
     if decode and set(MEMBERS) <= set(members):
@@ -331,7 +333,7 @@ def folder_problems(folder: Corpus | Path) -> list[Problem]:
     ]
     expected = {
         MANIFEST_DIR: {f"{name}.{fmt}" for name in MANIFESTS for fmt in ("parquet", "csv")},
-        FIGURES_DIR: {f"{name}.png" for name in FIGURES},
+        FIGURES_DIR: {path.name for path in figure_paths(corpus).values()},
     }
     with contextlib.suppress(OSError, ValueError):  # else reported with the manifests
         expected[DATA_DIR] = set(corpus.manifest("shards")["shard"])
@@ -366,7 +368,7 @@ def manifest_problems(folder: Corpus | Path) -> list[Problem]:
         if not csv.is_file():
             continue  # folder_problems names it
         try:
-            rows = read_manifest_csv(csv, name)
+            rows = read_manifest_csv(csv, name, corpus.manifest(name).columns)
         except (OSError, ValueError) as err:  # pyarrow's parse errors are ValueErrors
             problems.append(Problem(where, "-", "-", f"unreadable: {err}"))
             continue

@@ -3,10 +3,11 @@ corpus whole through it. This module is the orchestration only; each part has it
 
 - `checks`: the gates: OUT holds nothing or this build's corpus; the outcomes make a corpus worth
   committing (some clip, few enough failures, no fewer clips than the corpus in OUT);
-- `source_stages`: one source's download, probe, filter and clip, ending in an `Outcome`, run by
-  an engine (`engines`: `local` threads or `ray` tasks, behind one interface), which commits each
-  result into the work folder's `sample_store` as it comes: a build killed at any point and run
-  again reuses every finished source and redoes only the others;
+- `source_stages`: one source's download, probe, filter, clip and (with --speech / --shots)
+  `curate`, ending in an `Outcome`, run by an engine (`engines`: `local` threads or `ray` tasks,
+  behind one interface), which commits each result into the work folder's `sample_store` as it
+  comes: a build killed at any point and run again reuses every finished source and redoes only
+  the others;
 - `network`: the first sources failing alike on the network stop the build in seconds;
 - `corpus_writer`: the shards (in a fixed order, so that they come out byte-identical whatever the
   engine or the number of workers), the manifests and build.json, written into a staging folder;
@@ -79,7 +80,7 @@ class BuildResult:
 
     def summary(self) -> dict[str, Any]:
         statuses = Counter(o.status for o in self.outcomes)
-        failures = Counter(f"{o.stage}/{o.reason}" for o in self.outcomes if o.status != "clipped")
+        failures = Counter(f"{r['stage']}/{r['reason']}" for r in failure_rows(self.outcomes))
         clips = [c for o in self.outcomes for c in o.clips]
         return {
             "out": str(self.out),
@@ -116,6 +117,7 @@ def build(
     sources = label_sources(sources, classes)
     recover(out)
     check_target(out, sources, config, source_list)
+    models = config.curate.models()  # CurationUnavailable before any work where one is missing
     work = out / WORK_DIR
     store = SampleStore(work)
     outcomes: dict[str, Outcome] = {}
@@ -137,8 +139,9 @@ def build(
                 shard_rows, key_shard = write_shards(
                     ordered, config, store, out, staging, progress, crasher
                 )
-            write_manifests(staging, store, ordered, shard_rows, key_shard)
-            write_build_json(staging, config, source_list, len(sources), classes)
+            optional = config.curate.columns()
+            write_manifests(staging, store, ordered, shard_rows, key_shard, optional)
+            write_build_json(staging, config, source_list, len(sources), classes, models)
             write_card(staging)
             swap_in(staging, out, crasher)
     except BuildStopped as e:

@@ -5,7 +5,9 @@ matrix), brought to one frame rate and one size (aspect-preserving scale + centr
 audio rate and layout, then split into N branches that are each trimmed by frame / sample count and
 encoded once: `<key>.mp4` (H.264 + AAC, faststart) and `<key>.flac`. Two more branches give a
 mid-clip thumbnail per clip (`<key>.jpg`) and a tiny grey copy of every frame, from which each
-clip's motion is measured (the frozen filter's input: no other stage decodes the video). Trimming
+clip's motion is measured (the frozen filter's input: no other stage decodes the video); where a
+later stage asks (`Taps`), a mono copy of the sound at its rate and an RGB copy of the picture at
+its size come out of the same decode, for the clips' curation. Trimming
 by counts makes every clip exactly `round(seconds * fps)` frames and `seconds * rate` samples, and
 each clip's encoder starts on a key frame.
 
@@ -84,6 +86,19 @@ class ClipResult:
     motion: float
     num_frames: int
     num_samples: int
+    sound: np.ndarray | None = None  # the clip's sound as `Taps` asked (mono float), else None
+    frames: np.ndarray | None = None  # the clip's frames as `Taps` asked (RGB uint8), else None
+
+
+@dataclass(frozen=True)
+class Taps:
+    """More copies of the one decode, for stages that measure the clips (none by default):
+    the sound at `sound_rate` Hz, mixed to mono (0: none), and every frame at `frame_size`
+    (width, height) RGB (None: none). Both are of the clips' picture and sound, frame and sample
+    aligned with them."""
+
+    sound_rate: int = 0
+    frame_size: tuple[int, int] | None = None
 
 
 def clip_count(span: float, opts: ClipOptions) -> int:
@@ -92,23 +107,31 @@ def clip_count(span: float, opts: ClipOptions) -> int:
 
 
 def cut_clips(
-    path: Path, start: float, count: int, keys: list[str], out_dir: Path, opts: ClipOptions
+    path: Path,
+    start: float,
+    count: int,
+    keys: list[str],
+    out_dir: Path,
+    opts: ClipOptions,
+    taps: Taps = Taps(),
 ) -> list[ClipResult]:
     """Cut `count` consecutive clips from `path` starting at `start` seconds into `out_dir`, named by
-    `keys`; returns them with their measured loudness and motion. Trailing clips that come out
-    short (a source shorter than probed) are dropped; raises FFmpegError when ffmpeg fails,
-    DamagedSource when it reports an error decoding the span (a damaged frame or container: it
-    conceals them and exits 0) and ClipError when not even the first clip is exact."""
+    `keys`; returns them with their measured loudness and motion (and what `taps` asks for).
+    Trailing clips that come out short (a source shorter than probed) are dropped; raises
+    FFmpegError when ffmpeg fails, DamagedSource when it reports an error decoding the span (a
+    damaged frame or container: it conceals them and exits 0) and ClipError when not even the first
+    clip is exact."""
     if count < 1 or len(keys) != count:
         raise ValueError(f"need one key per clip: {count} clips, {len(keys)} keys")
     out_dir.mkdir(parents=True, exist_ok=True)
-    grey = out_dir / "motion.gray"
-    reported = run_ffmpeg(_ffmpeg_args(path, start, keys, out_dir, grey, opts)).strip()
+    raw = {name: out_dir / file for name, file in _RAW_FILES.items()}
+    reported = run_ffmpeg(_ffmpeg_args(path, start, keys, out_dir, raw, opts, taps)).strip()
     if reported:  # ffmpeg conceals what it cannot decode and exits 0: the source is damaged
         lines = [line.strip() for line in reported.splitlines()]
         raise DamagedSource(f"ffmpeg could not decode all of it: {' | '.join(lines[:3])}")
-    grey_frames = _read_grey(grey)
-    grey.unlink()
+    grey_frames = _read_frames(raw.pop("grey"), MOTION_SIZE, 1)
+    sound = _read_sound(raw.pop("sound"), opts.audio_channels) if taps.sound_rate else None
+    frames = _read_frames(raw.pop("frames"), taps.frame_size, 3) if taps.frame_size else None
     for i, key in enumerate(keys):
         thumb = out_dir / (THUMB_PATTERN % i)
         if thumb.is_file():
@@ -125,16 +148,19 @@ def cut_clips(
                 for ext in CLIP_EXTS:  # keep the exact clips before
                     (out_dir / f"{late}.{ext}").unlink(missing_ok=True)
             break
-        clip_grey = grey_frames[i * opts.frames : (i + 1) * opts.frames]
+        frame_range = slice(i * opts.frames, (i + 1) * opts.frames)
+        per_clip = round(opts.seconds * taps.sound_rate)
         results.append(
             ClipResult(
                 index=i,
                 start=i * opts.seconds,
                 files=files,
                 loudness_db=loudness,
-                motion=frame_motion(clip_grey),
+                motion=frame_motion(grey_frames[frame_range]),
                 num_frames=num_frames,
                 num_samples=num_samples,
+                sound=None if sound is None else sound[i * per_clip : (i + 1) * per_clip],
+                frames=None if frames is None else frames[frame_range],
             )
         )
     return results
@@ -185,14 +211,25 @@ _EXACT = {"map_metadata": -1, "map_chapters": -1, "fflags": "+bitexact"}
 """Output options of every clip file: no metadata or chapters of the source, bit-exact muxing."""
 
 
+_RAW_FILES = {"grey": "motion.gray", "sound": "tap-sound.f32", "frames": "tap-frames.rgb"}
+"""Scratch files of the raw copies, in the clip folder while ffmpeg runs."""
+
+
 def _ffmpeg_args(
-    path: Path, start: float, keys: list[str], out_dir: Path, grey: Path, opts: ClipOptions
+    path: Path,
+    start: float,
+    keys: list[str],
+    out_dir: Path,
+    raw: dict[str, Path],
+    opts: ClipOptions,
+    taps: Taps,
 ) -> list[str]:
-    """The one ffmpeg run of a source (see module doc), compiled by ffmpeg-python."""
+    """The one ffmpeg run of a source (see module doc), compiled by ffmpeg-python; `raw` names
+    the files of the motion copy ("grey") and of the `taps` ("sound", "frames")."""
     n, frames, samples = len(keys), opts.frames, opts.samples
     source = ffmpeg.input(str(path), ss=f"{start:.6f}", t=f"{n * opts.seconds + 1.0:.6f}")
-    video = picture(source.video, opts).split()  # n clips, the thumbnails, the motion copy
-    audio = sound(source.audio, opts).asplit()  # per clip: the mp4's and the flac's
+    video = picture(source.video, opts).split()  # n clips, the thumbnails, the motion copy, taps
+    audio = sound(source.audio, opts).asplit()  # per clip: the mp4's and the flac's; the tap
 
     def cut_audio(i: int, branch: int) -> ffmpeg.Stream:
         part = audio[2 * i + branch].filter(
@@ -223,14 +260,34 @@ def _ffmpeg_args(
     outputs.append(ffmpeg.output(thumbs, str(out_dir / THUMB_PATTERN), **_EXACT, **jpg))
     motion = video[n + 1].filter("trim", end_frame=n * frames).filter("scale", *MOTION_SIZE)
     motion = motion.filter("format", "gray")
-    outputs.append(ffmpeg.output(motion, str(grey), format="rawvideo", pix_fmt="gray"))
+    outputs.append(ffmpeg.output(motion, str(raw["grey"]), format="rawvideo", pix_fmt="gray"))
+    if taps.frame_size:
+        tap = video[n + 2].filter("trim", end_frame=n * frames).filter("scale", *taps.frame_size)
+        tap = tap.filter("format", "rgb24")
+        outputs.append(ffmpeg.output(tap, str(raw["frames"]), format="rawvideo", pix_fmt="rgb24"))
+    if taps.sound_rate:
+        tap = audio[2 * n].filter("aresample", taps.sound_rate)
+        tap = tap.filter("atrim", end_sample=round(n * opts.seconds * taps.sound_rate))
+        outputs.append(ffmpeg.output(tap, str(raw["sound"]), format="f32le", acodec="pcm_f32le"))
     return ffmpeg.merge_outputs(*outputs).get_args()
 
 
-def _read_grey(path: Path) -> np.ndarray:
-    w, h = MOTION_SIZE
+def _read_frames(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
+    """Raw frames of `size` (width, height) with `channels` bytes a pixel; the file is removed."""
+    w, h = size
     data = np.fromfile(path, dtype=np.uint8)
-    return data[: data.size // (w * h) * w * h].reshape(-1, h, w)
+    path.unlink()
+    frame = w * h * channels
+    frames = data[: data.size // frame * frame].reshape(-1, h, w, channels)
+    return frames[..., 0] if channels == 1 else frames
+
+
+def _read_sound(path: Path, channels: int) -> np.ndarray:
+    """Raw interleaved float samples, mixed to mono (the mean of the channels); the file is
+    removed."""
+    data = np.fromfile(path, dtype="<f4")
+    path.unlink()
+    return data[: data.size // channels * channels].reshape(-1, channels).mean(axis=1)
 
 
 def _check_outputs(files: dict[str, Path], opts: ClipOptions) -> tuple[int, int, float]:

@@ -1,5 +1,5 @@
 """`BuildConfig`: every option of a build, one field per setting (`settings.setting`), nesting
-each stage's own options dataclass (download, filter, clip, shard). The CLI's options and the
+each stage's own options dataclass (download, filter, clip, curate, shard). The CLI's options and the
 settings recorded in build.json are its flat names (`settings.flat_settings`)."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from landscape_av.pipeline.clip import ClipOptions
+from landscape_av.pipeline.curate import CurateOptions
 from landscape_av.pipeline.download import DownloadOptions
 from landscape_av.pipeline.filters import FilterOptions
-from landscape_av.pipeline.settings import flat_settings, setting
+from landscape_av.pipeline.settings import recorded_settings, setting
 from landscape_av.pipeline.shard import ShardOptions
 from landscape_av.schema import DEFAULT_OUT
 
@@ -68,6 +69,7 @@ class BuildConfig:
     download: DownloadOptions = field(default_factory=DownloadOptions)
     filter: FilterOptions = field(default_factory=FilterOptions)
     clip: ClipOptions = field(default_factory=ClipOptions)
+    curate: CurateOptions = field(default_factory=CurateOptions)
     shard: ShardOptions = field(default_factory=ShardOptions)
     test_fraction: float = setting(
         0.1, low=0, high=1, help="Share of sources without a split that go to test."
@@ -105,12 +107,13 @@ class BuildConfig:
     def to_json(self) -> dict[str, Any]:
         """Settings recorded in build.json, by flat name: those that shape the corpus, not where it
         is written or how fast (no machine-specific values)."""
-        return {n: leaf.value for n, leaf in flat_settings(self).items() if leaf.setting.recorded}
+        return {n: leaf.value for n, leaf in recorded_settings(self).items()}
 
     def output_fingerprint(self) -> dict[str, Any]:
         """Settings that decide the committed samples; a change invalidates them."""
         return {
             name: leaf.value
-            for name, leaf in flat_settings(self).items()
-            if leaf.path[0] in ("clip", "filter") or name in ("test_fraction", "split_salt")
+            for name, leaf in recorded_settings(self).items()
+            if leaf.path[0] in ("clip", "filter", "curate")
+            or name in ("test_fraction", "split_salt")
         }

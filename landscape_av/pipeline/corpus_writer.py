@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +129,10 @@ def write_manifests(
     outcomes: list[Outcome],
     shard_rows: list[dict[str, Any]],
     key_shard: dict[str, str],
+    optional: Collection[str] = (),
 ) -> None:
-    """The four manifests of the corpus in `folder`, its clips' files in `store`."""
+    """The four manifests of the corpus in `folder`, its clips' files in `store`, with the
+    `schema.OPTIONAL_FIELDS` columns named in `optional` (`CurateOptions.columns`)."""
     sources, clips = [], []
     for o in outcomes:
         s = o.source
@@ -149,12 +151,12 @@ def write_manifests(
                 "attribution": s.attribution,
             }
         )
-        sources.append({c: row.get(c) for c in manifest_columns("sources")})
+        sources.append({c: row.get(c) for c in manifest_columns("sources", optional)})
     for o in outcomes:
         for meta in o.clips:
             sizes = sum(store.member(meta, ext).stat().st_size for ext in SAMPLE_EXTS)
             clips.append(
-                {c: meta.get(c) for c in manifest_columns("clips") if c in meta}
+                {c: meta.get(c) for c in manifest_columns("clips", optional) if c in meta}
                 | {
                     "shard": key_shard[meta["key"]],
                     "bytes": sizes,
@@ -173,18 +175,29 @@ def write_manifests(
 
 
 def failure_rows(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
-    """Failures manifest rows of the sources that gave no clip."""
-    return [
-        {"source_id": o.source.source_id, "url": o.source.url, "class": o.source.class_name}
-        | {"stage": o.stage, "reason": o.reason, "detail": o.detail}
-        for o in outcomes
-        if o.status != "clipped"
-    ]
+    """Failures manifest rows: one per source that gave no clip, except that curation's
+    rejections are one per clip (its key leading the detail)."""
+    rows = []
+    for o in outcomes:
+        base = {"source_id": o.source.source_id, "url": o.source.url, "class": o.source.class_name}
+        for r in o.rejected_clips:
+            detail = f"{r['key']}: {r['detail']}"
+            rows.append(base | {"stage": "filter", "reason": r["reason"], "detail": detail})
+        if o.status != "clipped" and not o.rejected_clips:
+            rows.append(base | {"stage": o.stage, "reason": o.reason, "detail": o.detail})
+    return rows
 
 
 def write_build_json(
-    out: Path, config: BuildConfig, source_list: str, n_sources: int, classes: Sequence[str]
+    out: Path,
+    config: BuildConfig,
+    source_list: str,
+    n_sources: int,
+    classes: Sequence[str],
+    models: dict[str, Any] | None = None,
 ) -> None:
+    """build.json: the settings, the tools' versions and, for a build with curation, its models
+    (`CurateOptions.models`: package, file, sha256, licence)."""
     from importlib.metadata import version
 
     record = {
@@ -198,6 +211,9 @@ def write_build_json(
             **{name: version(name) for name in ("av", "yt-dlp", "webdataset", "pyarrow")},
         },
     }
+    if models:
+        record["models"] = models
+        record["tools"]["torch"] = version("torch")
     atomic_write(out / BUILD_FILE, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 

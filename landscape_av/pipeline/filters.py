@@ -47,6 +47,8 @@ THRESHOLDS: dict[str, tuple[str, ...]] = {
     "too_short": ("clip_seconds",),
     "silent": ("silence_db",),
     "frozen": ("frozen_floor",),
+    "speech": ("max_speech",),  # curation's, per clip (`curate.CLIP_REJECT_REASONS`)
+    "shot_cut": ("shot_threshold", "shot_screen"),
 }
 """Rejection reason -> the settings that set its threshold, by their names in build.json."""
 

@@ -29,3 +29,4 @@ class Outcome:
     detail: str = ""
     info: dict[str, Any] = field(default_factory=dict)  # probe facts, span, loudness, motion
     clips: list[SampleMeta] = field(default_factory=list)
+    rejected_clips: list[dict[str, Any]] = field(default_factory=list)  # by curation (`curate`)

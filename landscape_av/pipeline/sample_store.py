@@ -75,6 +75,8 @@ class SampleStore:
             "info": outcome.info,
             "clips": outcome.clips,
         }
+        if outcome.rejected_clips:  # only builds with curation have them
+            record["rejected_clips"] = outcome.rejected_clips
         (staging / SOURCE_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         shutil.rmtree(committed, ignore_errors=True)
         os.replace(staging, committed)
@@ -132,6 +134,7 @@ def load_outcome(source: Source, split: str, record: dict[str, Any]) -> Outcome:
         record["detail"],
         record["info"],
         record["clips"],
+        record.get("rejected_clips", []),
     )
 
 

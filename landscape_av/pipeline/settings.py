@@ -26,7 +26,9 @@ class Setting:
     option that sets this field and the field `pair`: `size_setting`) or "bytes" (a size like 1GB); `path`: "folder"
     or "file" (an existing one); `show`: the default as --help shows it, where not the value;
     `recorded`: whether build.json records it (settings of how fast or where a build runs do not);
-    `choices`: the values a text setting may take.
+    `when`: the name of a switch (a bool setting, possibly this one) without which build.json does
+    not record it, so that an optional stage that is off leaves build.json as it was before the
+    stage existed; `choices`: the values a text setting may take.
     """
 
     name: str = ""
@@ -40,6 +42,7 @@ class Setting:
     path: str = ""
     show: str = ""
     recorded: bool = True
+    when: str = ""
     choices: tuple[str, ...] = ()
 
 
@@ -68,6 +71,16 @@ class Leaf:
     @property
     def name(self) -> str:
         return self.setting.name or self.path[-1]
+
+
+def recorded_settings(config: Any) -> dict[str, Leaf]:
+    """The leaves of `config` that build.json records: `recorded`, and their switch (`when`) on."""
+    leaves = flat_settings(config)
+    return {
+        name: leaf
+        for name, leaf in leaves.items()
+        if leaf.setting.recorded and (not leaf.setting.when or leaves[leaf.setting.when].value)
+    }
 
 
 def flat_settings(config: Any) -> dict[str, Leaf]:

@@ -1,4 +1,5 @@
-"""One source's stages: download -> probe -> filter -> clip -> motion, ending in an `Outcome`.
+"""One source's stages: download -> probe -> filter -> clip -> motion -> curate, ending in an
+`Outcome`.
 
 `process` runs them for one source wherever an engine puts it (a thread, a Ray task), through the
 `StageHooks` the engine gives it: its download and clip slots, the network watch, the progress
@@ -36,6 +37,7 @@ from landscape_av import processes
 from landscape_av.ffmpeg import FFmpegError
 from landscape_av.files import file_sha256
 from landscape_av.pipeline.clip import (
+    CLIP_EXTS,
     ClipError,
     ClipOptions,
     ClipResult,
@@ -44,6 +46,7 @@ from landscape_av.pipeline.clip import (
     cut_clips,
 )
 from landscape_av.pipeline.config import BuildConfig
+from landscape_av.pipeline.curate import curate
 from landscape_av.pipeline.disk_space import OUTPUT_ERRNOS, raise_if_output_full
 from landscape_av.pipeline.download import Downloaded, DownloadError, download
 from landscape_av.pipeline.filters import Verdict, check, check_motion
@@ -172,8 +175,11 @@ class Examined:
     end: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)  # for the sources manifest
     verdict: Verdict = field(default_factory=lambda: Verdict(None))  # the filter's
-    keys: list[str] = field(default_factory=list)  # of the clips, as cut
+    keys: list[str] = field(default_factory=list)  # of the clips, as cut (then as kept)
     clips: list[ClipResult] = field(default_factory=list)
+    cut: int = 0  # clips cut (curation may reject some of them)
+    speech: dict[str, float] = field(default_factory=dict)  # by key, where measured
+    rejected_clips: list[dict[str, Any]] = field(default_factory=list)  # by curation
 
     def rejected(self) -> Outcome:
         """The outcome of a source that `verdict` rejects."""
@@ -234,8 +240,11 @@ def clip_stage(e: Examined, hooks: StageHooks) -> Outcome | None:
     keys = [sample_key(e.source.source_id, i) for i in range(count)]
     shutil.rmtree(e.staging, ignore_errors=True)
     with failing_as("clip"), hooks.clipping:
-        e.clips = cut_clips(e.fetched.path, e.start, count, keys, e.staging, opts)
+        e.clips = cut_clips(
+            e.fetched.path, e.start, count, keys, e.staging, opts, e.config.curate.taps()
+        )
     e.keys = keys[: len(e.clips)]  # trailing clips may have been dropped (a short source)
+    e.cut = len(e.clips)
     return None
 
 
@@ -249,7 +258,48 @@ def motion_stage(e: Examined, hooks: StageHooks) -> Outcome | None:
     return None
 
 
-EXAMINE: tuple[Stage, ...] = (probe_stage, filter_stage, clip_stage, motion_stage)
+def curate_stage(e: Examined, hooks: StageHooks) -> Outcome | None:
+    """Curation (`curate`, with --speech / --shots), on the clip stage's decode: the clips it
+    rejects are removed and recorded with their reasons; a source left without clips is rejected
+    with the first of them."""
+    opts = e.config.curate
+    if not opts.on:
+        return None
+    with failing_as("filter"):
+        result = curate(e.clips, opts, e.config.clip)
+    if opts.shots:
+        fps = e.config.clip.fps
+        e.info["shot_cuts"] = " ".join(f"{e.info['start'] + f / fps:.3f}" for f, _ in result.cuts)
+        read, total = result.windows
+        log.info("%s: TransNetV2 read %d of %d windows", e.source.source_id, read, total)
+    kept = []
+    for key, clip, verdict in zip(e.keys, e.clips, result.verdicts, strict=True):
+        if opts.speech:
+            e.speech[key] = verdict.speech
+        if verdict.reason is None:
+            kept.append((key, clip))
+            continue
+        e.rejected_clips.append(
+            {"key": key, "clip_index": clip.index, "reason": verdict.reason}
+            | {"detail": verdict.detail, "speech": None if not opts.speech else verdict.speech}
+        )
+        for ext in CLIP_EXTS:
+            (e.staging / f"{key}.{ext}").unlink(missing_ok=True)
+    if not kept:
+        shutil.rmtree(e.staging)
+        first = e.rejected_clips[0]
+        each = "; ".join(f"{r['key']}: {r['detail']}" for r in e.rejected_clips)
+        e.info.update(loudness_db=e.verdict.loudness_db, motion=e.verdict.motion)
+        detail = f"all {len(e.rejected_clips)} clips rejected: {each}"
+        reason = first["reason"]
+        return Outcome(
+            e.source, e.split, "rejected", "filter", reason, detail, e.info, [], e.rejected_clips
+        )
+    e.keys, e.clips = [k for k, _ in kept], [c for _, c in kept]
+    return None
+
+
+EXAMINE: tuple[Stage, ...] = (probe_stage, filter_stage, clip_stage, motion_stage, curate_stage)
 """The stages after the download, in order."""
 
 
@@ -262,13 +312,17 @@ def examine(e: Examined, hooks: StageHooks) -> Outcome:
             return outcome
     opts = e.config.clip
     e.info.update(loudness_db=e.verdict.loudness_db, motion=e.verdict.motion)
-    e.info["end"] = e.info["start"] + len(e.clips) * opts.seconds
+    e.info["end"] = e.info["start"] + e.cut * opts.seconds
     metas = []
     for key, clip in zip(e.keys, e.clips, strict=True):
         meta = sample_meta(e.source, e.split, key, clip, e.info["start"], opts)
+        if key in e.speech:
+            meta["speech"] = e.speech[key]  # type: ignore[typeddict-unknown-key]
         (e.staging / f"{key}.json").write_bytes(meta_bytes(meta))
         metas.append(meta)
-    return Outcome(e.source, e.split, "clipped", info=e.info, clips=metas)
+    return Outcome(
+        e.source, e.split, "clipped", info=e.info, clips=metas, rejected_clips=e.rejected_clips
+    )
 
 
 @contextlib.contextmanager
