@@ -38,6 +38,7 @@ from landscape_av.corpus.decode import float_pcm, open_media
 from landscape_av.ffmpeg import run_ffmpeg
 from landscape_av.pipeline.filters import MOTION_SIZE, frame_motion, rms_db
 from landscape_av.pipeline.settings import setting, size_setting
+from landscape_av.schema import MAX_MEMBER_BYTES
 
 CLIP_EXTS = ("mp4", "flac", "jpg")
 THUMB_PATTERN = "thumb-%03d.jpg"
@@ -141,8 +142,8 @@ def cut_clips(
         files = {ext: out_dir / f"{key}.{ext}" for ext in CLIP_EXTS}
         try:
             num_frames, num_samples, loudness = _check_outputs(files, opts)
-        except ClipError:
-            if i == 0:
+        except ClipError as e:
+            if i == 0 or isinstance(e, ClipTooLarge):
                 raise
             for late in keys[i:]:  # the source ended early (its duration was overstated):
                 for ext in CLIP_EXTS:  # keep the exact clips before
@@ -168,6 +169,10 @@ def cut_clips(
 
 class ClipError(RuntimeError):
     """An output clip is not exact (a short source, a broken stream)."""
+
+
+class ClipTooLarge(ClipError):
+    """A clip's file is larger than a shard member may be (`schema.MAX_MEMBER_BYTES`)."""
 
 
 class DamagedSource(RuntimeError):
@@ -293,6 +298,13 @@ def _read_sound(path: Path, channels: int) -> np.ndarray:
 def _check_outputs(files: dict[str, Path], opts: ClipOptions) -> tuple[int, int, float]:
     """Verify a clip's frame and sample counts without re-decoding its video; returns
     (frames, samples per channel, RMS level of the flac in dBFS)."""
+    for file in files.values():  # the readers of shards refuse larger members
+        size = file.stat().st_size if file.is_file() else 0
+        if size > MAX_MEMBER_BYTES:
+            raise ClipTooLarge(
+                f"{file.name}: {size:,} bytes, over the {MAX_MEMBER_BYTES:,} a shard member may "
+                "hold: a higher --crf or a smaller --size makes it fit"
+            )
     try:
         with open_media(files["mp4"]) as container:
             video, audio = container.streams.video[0], container.streams.audio[0]

@@ -41,6 +41,7 @@ from landscape_av.pipeline.clip import (
     ClipError,
     ClipOptions,
     ClipResult,
+    ClipTooLarge,
     DamagedSource,
     clip_count,
     cut_clips,
@@ -328,7 +329,8 @@ def examine(e: Examined, hooks: StageHooks) -> Outcome:
 @contextlib.contextmanager
 def failing_as(stage: str) -> Iterator[None]:
     """Turn any error of one source's file in the block into a SourceError of `stage`: a PyAV
-    decode error or one that ffmpeg reports (`DamagedSource`) is `decode_error`, an ffmpeg failure `ffmpeg`, an inexact clip `inexact`,
+    decode error or one that ffmpeg reports (`DamagedSource`) is `decode_error`, an ffmpeg
+    failure `ffmpeg`, a clip over a shard member's bound `too_large`, an inexact clip `inexact`,
     anything else `error`. Errors writing the output (`OUTPUT_ERRNOS`) stay the build's."""
     try:
         yield
@@ -339,6 +341,8 @@ def failing_as(stage: str) -> Iterator[None]:
     except FFmpegError as e:
         raise_if_output_full(str(e))
         raise SourceError(stage, "ffmpeg", str(e)) from e
+    except ClipTooLarge as e:
+        raise SourceError(stage, "too_large", str(e)) from e
     except ClipError as e:
         raise SourceError(stage, "inexact", str(e)) from e
     except OSError as e:

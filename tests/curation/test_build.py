@@ -54,10 +54,13 @@ def source_list(
         yield write_source_list(rows, folder.parent / "curation-sources.csv")
 
 
-def run(source_list: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+def run(
+    source_list: Path, out: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The build CLI in a child (`env`: its environment; default this one's, on loopback)."""
     cmd = [sys.executable, "-c", "from landscape_av.cli import main; main()", "build"]
     cmd += ["--source-list", str(source_list), "--out", str(out), *OPTIONS, *extra]
-    env = os.environ | LOOPBACK_ENV
+    env = env or os.environ | LOOPBACK_ENV
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -140,7 +143,8 @@ def test_a_ray_build_gives_the_same_bytes(
     tmp_path: Path,
 ):
     out = tmp_path / "ray"
-    proc = run(source_list, out, "--engine", "ray", "--ray-address", ray_cluster.address)
+    ray = ("--engine", "ray", "--ray-address", ray_cluster.address)
+    proc = run(source_list, out, *ray, env=ray_cluster.env)  # the cluster's own token
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert snapshot(out) == snapshot(corpus)
 

@@ -58,10 +58,9 @@ DROP = 0.03
 """Least fall of the logged sound term from the first to the last quarter of training."""
 SATURATED = 0.01
 """Most share of the training frames' pixels outside [-1, 1], on average over training."""
-OUTSIDE = 1e-3
+OUTSIDE = 5e-3
 """Most share of the held-out videos' pixels outside [-1, 1] at a checkpoint (trained runs: 0 to
-2e-4; a run trained on silence: 6e-3)."""
-"""Most share of the training frames' pixels outside [-1, 1], on average over training."""
+1.3e-3, at 1 and 2 threads; a run trained on silence: 6e-3; without the range term: most pixels)."""
 
 
 @pytest.fixture(scope="module")

@@ -144,3 +144,19 @@ def test_short_source_keeps_only_exact_clips(build_media: Path, tmp_path: Path):
     clips = cut_clips(build_media / "good2.mp4", 0.0, 2, ["g_00", "g_01"], tmp_path, SMALL)
     assert [c.num_frames for c in clips] == [300]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g_00.flac", "g_00.jpg", "g_00.mp4"]
+
+
+def test_a_clip_too_large_for_a_shard_member_fails_its_source(
+    build_media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A clip larger than the readers take as a shard member (noise at 1280x720 makes 141 MB
+    mp4s) fails its source at the clip stage with one line naming the file; it is never sharded."""
+    import landscape_av.pipeline.clip as clip
+    from landscape_av.pipeline.source_stages import SourceError, failing_as
+
+    monkeypatch.setattr(clip, "MAX_MEMBER_BYTES", 50_000)  # the 320x180 clips are larger
+    with pytest.raises(SourceError) as failed, failing_as("clip"):
+        cut_clips(build_media / "good2.mp4", 0.0, 1, ["g_00"], tmp_path, SMALL)
+    err = failed.value
+    assert (err.stage, err.reason) == ("clip", "too_large")
+    assert err.detail.startswith("g_00.mp4: ") and "over the 50,000 a shard member" in err.detail
