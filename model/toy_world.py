@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from model.audio import MelConfig, clip_mels
 from model.config import Flag, command, run
 from model.toy_standins import KAPPA, Q0, loudness, luminance_phase
+from model.train import TINY_GENERATOR
 
 SECONDS = 4.0
 """Length of a toy clip."""
@@ -56,18 +57,7 @@ N_MELS = 32
 RATE = MelConfig().sample_rate
 CLASS = "toy pan"
 
-TOY_GENERATOR = dict(
-    z_dim=32,
-    c_dim=0,
-    w_dim=32,
-    img_resolution=16,
-    img_channels=3,
-    channel_base=256,
-    channel_max=32,
-    num_layers=6,
-    output_scale=0.625,
-    mapping_kwargs={"num_layers": 2},
-)
+TOY_GENERATOR = TINY_GENERATOR | {"num_layers": 6, "output_scale": 0.625}
 """Constructor arguments of the toy generator: `model.train`'s TINY_GENERATOR with 6 layers and
 2.5 times its output scale (enough contrast for optical flow, frames still inside [-1, 1])."""
 STYLE_SCALE = 0.1
