@@ -120,8 +120,8 @@ def cut_clips(
     `keys`; returns them with their measured loudness and motion (and what `taps` asks for).
     Trailing clips that come out short (a source shorter than probed) are dropped; raises
     FFmpegError when ffmpeg fails, DamagedSource when it reports an error decoding the span (a
-    damaged frame or container: it conceals them and exits 0) and ClipError when not even the first
-    clip is exact."""
+    damaged frame or container: it conceals them and exits 0), ClipError when not even the first
+    clip is exact and ClipTooLarge when any clip is larger than a shard member may be."""
     if count < 1 or len(keys) != count:
         raise ValueError(f"need one key per clip: {count} clips, {len(keys)} keys")
     out_dir.mkdir(parents=True, exist_ok=True)
