@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from landscape_av.corpus import Corpus, read_shard
+from landscape_av.corpus import Corpus
 from landscape_av.corpus.manifests import write_manifest
 from landscape_av.corpus.view import CorpusView, ExportOptions, export_view
 
 from .conftest import serve_view
+from .test_view import _members
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("LANDSCAPE_AV_CHROMIUM", "/usr/bin/chromium")
@@ -124,15 +125,6 @@ def page_of(browser) -> Iterator[Callable[..., Page]]:
 def served(demo_corpus: Path):
     with serve_view(demo_corpus) as server:
         yield server
-
-
-def _members(folder: Path) -> dict[tuple[str, str], bytes]:
-    return {
-        (sample.key, ext): data
-        for shard in Corpus(folder).shards()
-        for sample in read_shard(shard)
-        for ext, data in sample.members.items()
-    }
 
 
 SHOW_ALL_SECTIONS = """async () => {
