@@ -14,13 +14,16 @@ is only a training aid and is not computed).
 
 Inference follows the authors' `predict_frames`: the sequence is padded with 25 copies of its
 first frame and 25 to 74 of its last, cut into windows of 100 frames every 50, and each window
-keeps the predictions of its middle 50 frames. On a CPU that costs several times the clip stage's
-own decode and encode, so `predict` can screen the windows first: a window in which the picture
-never changes by more than `screen` over half a second (`picture_change`: a transition makes it
-jump, a steady shot does not) is not read, its frames predicted 0; every window read gives exactly
-the authors' predictions.
-For speed (the same numbers, to float rounding): each cell's four spatial convs run as one,
-its batch norm is folded into the temporal convs, and windows go through in batches.
+keeps the predictions of its middle 50 frames. On a CPU that costs more than the clip stage's own
+decode and encode, so `predict` can screen the windows first (`unusual_change`): a transition
+changes most of the picture within a second, while a shot's own motion (water, fire, a moving
+camera) changes about as much of it from one second to the next. A window in which the share of
+the picture that changes over half a second never exceeds its usual share (the median over the 8
+s around) by more than `screen` is not read, its frames predicted 0; every window read gives
+exactly the authors' predictions. Windows go through one at a time (on one CPU thread as fast as
+in batches), so a window's predictions never depend on which others are read.
+For speed (the same numbers, to float rounding): each cell's four spatial convs run as one and
+its batch norm is folded into the temporal convs.
 """
 
 from __future__ import annotations
@@ -159,24 +162,46 @@ class TransNetV2(nn.Module):
         return self.head(x).squeeze(-1)
 
 
-def picture_change(frames: np.ndarray, lag: int) -> np.ndarray:
-    """How much the picture changes over `lag` frames: for each frame t, the mean absolute
-    difference (0..1) of frames t and t - lag (0 for the first `lag`), at the frames' own size."""
-    change = np.zeros(len(frames), np.float32)
+CHANGE_TOLERANCE = 0.05
+"""A pixel changes when its colour (mean absolute difference of R, G, B, 0..1) moves by more."""
+
+
+def changed_share(frames: np.ndarray, lag: int) -> np.ndarray:
+    """For each frame t, the share (0..1) of its pixels whose colour differs by more than
+    `CHANGE_TOLERANCE` from frame t - lag (0 for the first `lag`), at the frames' own size."""
+    share = np.zeros(len(frames), np.float32)
     if len(frames) > lag:
-        diff = np.abs(frames[lag:].astype(np.int16) - frames[:-lag].astype(np.int16))
-        change[lag:] = diff.reshape(len(diff), -1).mean(axis=1) / 255.0
-    return change
+        diff = np.abs(frames[lag:].astype(np.int16) - frames[:-lag].astype(np.int16)).sum(axis=3)
+        moved = diff > CHANGE_TOLERANCE * 255 * 3
+        share[lag:] = moved.reshape(len(moved), -1).mean(axis=1)
+    return share
+
+
+def unusual_change(frames: np.ndarray, lag: int, around: int, rows: int = 4096) -> np.ndarray:
+    """`changed_share(frames, lag)` less its median over frames t - around .. t + around (those
+    that exist): how much more of the picture changes at t than usually does in that shot. A cut
+    or a dissolve shorter than `around` frames stands out; steady motion, however strong, does
+    not. Computed `rows` frames at a time (memory stays bounded on long spans)."""
+    share = changed_share(frames, lag)
+    padded = np.pad(share, around, constant_values=np.nan)
+    near = np.lib.stride_tricks.sliding_window_view(padded, 2 * around + 1)
+    usual = np.concatenate(
+        [np.nanmedian(near[i : i + rows], axis=1) for i in range(0, len(share), rows)]
+    )
+    return share - usual[: len(share)]
 
 
 def predict(
-    net: TransNetV2, frames: np.ndarray, screen: float = 0.0, lag: int = 15, batch: int = 4
-) -> np.ndarray:
+    net: TransNetV2,
+    frames: np.ndarray,
+    screen: float = 0.0,
+    lag: int = 15,
+    around: int = 120,
+) -> tuple[np.ndarray, int, int]:
     """Transition probability of every frame of `frames` ((T, 27, 48, 3) uint8), windowed as the
-    authors' `predict_frames`. With `screen` > 0 the network reads only the windows in which the
-    picture changes by more than `screen` over `lag` frames (`picture_change`) somewhere; the
-    frames that the other windows would predict get 0. Returns (probabilities, windows read,
-    windows in all)."""
+    authors' `predict_frames`. With `screen` > 0 the network reads only the windows in which
+    `unusual_change(frames, lag, around)` exceeds `screen` somewhere; the frames that the other
+    windows would predict get 0. Returns (probabilities, windows read, windows in all)."""
     t = len(frames)
     if t == 0:
         return np.zeros(0, np.float32), 0, 0
@@ -188,15 +213,13 @@ def predict(
     starts = list(range(0, len(padded) - WINDOW + 1, STEP))
     probs = torch.zeros(len(starts) * STEP)
     if screen > 0:  # window s reads frames [s - MARGIN, s - MARGIN + WINDOW) of `frames`
-        change = picture_change(frames, lag)
+        change = unusual_change(frames, lag, around)
         starts = [
             s for s in starts if change[max(0, s - MARGIN) : s - MARGIN + WINDOW].max() > screen
         ]
-    for i in range(0, len(starts), batch):
-        chosen = starts[i : i + batch]
-        logits = net(torch.stack([padded[s : s + WINDOW] for s in chosen]))
-        for s, row in zip(chosen, torch.sigmoid(logits[:, MARGIN : MARGIN + STEP]), strict=True):
-            probs[s : s + STEP] = row
+    for s in starts:
+        logits = net(padded[s : s + WINDOW].unsqueeze(0))[0]
+        probs[s : s + STEP] = torch.sigmoid(logits[MARGIN : MARGIN + STEP])
     return probs[:t].numpy(), len(starts), len(range(0, len(padded) - WINDOW + 1, STEP))
 
 

@@ -7,8 +7,9 @@
 - `--shots`: TransNetV2 (`curation.shots`) over the decoded frames (a 48x27 RGB copy) finds shot
   transitions; a clip that holds frames of two shots is rejected (`shot_cut`): it would teach a
   jump of the picture that no sound caused. The transitions go into the sources manifest. On a CPU
-  TransNetV2 costs several times the clip stage, so it reads only the windows where the picture
-  changes (`--shot-screen`; 0 reads every window); bench/shot_screen.py measures what that loses.
+  TransNetV2 costs more than the clip stage, so it reads only the windows where more of the
+  picture changes than usually does in that shot (`--shot-screen`; 0 reads every window);
+  bench/shot_screen.py measures what that loses.
 
 Clips stay where the clip stage cut them (consecutive from the span's start): the transitions are
 known only once the span is decoded, and the one decode also encodes the clips, so laying clips out
@@ -63,12 +64,13 @@ class CurateOptions:
         "(pip install 'landscape-av[curate]').",
     )
     shot_screen: float = setting(
-        0.06,
+        0.2,
         low=0,
         high=1,
         when="shots",
-        help="With --shots: TransNetV2 reads only the windows where the picture (48x27) changes by "
-        "more than this over half a second (mean absolute difference, 0..1); 0: every window.",
+        help="With --shots: TransNetV2 reads only the windows where the share of the picture "
+        "(48x27) that changes over half a second exceeds its median over the 8 s around by more "
+        "than this (0..1); 0: every window.",
     )
     shot_threshold: float = setting(
         0.5,
@@ -166,8 +168,8 @@ def _transitions(
     if any(c.frames is None for c in clips):
         raise ValueError("clips were cut without the frame tap")
     frames = np.concatenate([c.frames for c in clips])
-    lag = max(1, round(fps / 2))
-    probs, read, total = predict(shot_model(), frames, opts.shot_screen, lag)
+    lag, around = max(1, round(fps / 2)), 4 * fps  # half a second; 4 s either side
+    probs, read, total = predict(shot_model(), frames, opts.shot_screen, lag, around)
     found = transitions(probs, opts.shot_threshold)
     return [(t, round(float(probs[t.first : t.last + 1].max()), 4)) for t in found], (read, total)
 
