@@ -247,7 +247,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     temp = tmp_path_factory.mktemp("ray")
     variables = ray_variables(temp)
     port = _free_port()
-    cmd = ["ray", "start", "--head", "--port", str(port), "--num-cpus", "2"]
+    # ray's command through this interpreter: its workers then run the Python (and packages) of
+    # the tests, not whichever `ray` is first on PATH
+    ray = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    cmd = [*ray, "start", "--head", "--port", str(port), "--num-cpus", "2"]
     cmd += ["--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)]
     for option in ("--ray-client-server-port", "--dashboard-agent-listen-port"):
         cmd += [option, str(_free_port())]
