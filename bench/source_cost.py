@@ -198,7 +198,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
         tmp = Path(tmp)
         (tmp / "src").mkdir()
-        paths = make_sources(tmp / "src", args.sources, args.seconds, args.size)
+        paths = make_sources(tmp / "src", args.sources, args.seconds, args.size, "moving")
         with serve_folder(tmp / "src") as url:
             rows = [
                 Source(p.stem, f"{url}{p.name}", "raining", license="CC0", attribution="bench")
