@@ -13,6 +13,12 @@ in a process (it compiles the URL pattern of every extractor up to the one that 
 http URL is the generic extractor's, the last) and a later one, yt-dlp's version check of ffmpeg,
 and ffmpeg's section download itself (`-ss -t -i URL -c copy`, as yt-dlp runs it).
 
+Last, what a build pays once, whatever its number of sources: the whole build of the same sources
+in a fresh Python process (as `landscape-av build` runs it, and bench/build_throughput.py times it),
+its CPU split into the download workers it started (each charged a worker's start: the parts above
+that a later download does not pay), the shards, the manifests, build.json and the dataset card
+(its statistics, its figures, its text), beside its sources' per-source cost.
+
     python bench/source_cost.py                          # 8 sources x 10 s, 1920x1080 -> 1280x720
     python bench/source_cost.py --size 160x90 --seconds 12 --out-size 160x90 --sources 16   # tiny
 """
@@ -31,14 +37,16 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from build_throughput import make_sources
+from build_throughput import build_from_spec, cpu_seconds, make_sources
 
+from landscape_av.corpus import card
 from landscape_av.ffmpeg import ffmpeg_exe
-from landscape_av.pipeline import source_stages
+from landscape_av.pipeline import build as build_module
+from landscape_av.pipeline import download, source_stages
 from landscape_av.pipeline.clip import ClipOptions
 from landscape_av.pipeline.config import BuildConfig
 from landscape_av.pipeline.filters import FilterOptions
@@ -153,6 +161,10 @@ print(json.dumps(marks))
 """
 
 
+_FIRST = "yt-dlp: first extraction (compiles extractor patterns)"
+_LATER = "yt-dlp: a later extraction, same process"
+
+
 def download_parts(urls: list[str], seconds: float, tmp: Path) -> dict[str, float]:
     """Median CPU seconds of each part of one yt-dlp download, each timed alone (module doc)."""
     parts: dict[str, list[float]] = defaultdict(list)
@@ -169,10 +181,7 @@ def download_parts(urls: list[str], seconds: float, tmp: Path) -> dict[str, floa
         names = list(marks)
         parts["interpreter start"].append(marks["start"])
         for before, name in zip(names, names[1:], strict=False):
-            label = {
-                "first": "yt-dlp: first extraction (compiles extractor patterns)",
-                "second": "yt-dlp: a later extraction, same process",
-            }.get(name, name)
+            label = {"first": _FIRST, "second": _LATER}.get(name, name)
             parts[label].append(marks[name] - marks[before])
         parts["interpreter exit"].append(total - marks[names[-1]])
         parts["ffmpeg -bsfs (yt-dlp's version check)"].append(child_cpu([ffmpeg_exe(), "-bsfs"])[0])
@@ -183,6 +192,48 @@ def download_parts(urls: list[str], seconds: float, tmp: Path) -> dict[str, floa
     return {name: statistics.median(values) for name, values in parts.items()}
 
 
+ONCE = {
+    "shards": (build_module, "write_shards"),
+    "manifests": (build_module, "write_manifests"),
+    "build.json": (build_module, "write_build_json"),
+    "card": (build_module, "write_card"),
+    "card: statistics": (card, "corpus_stats"),
+    "card: figures (matplotlib's import, drawing, PNG)": (card, "write_figures"),
+    "card: text (its front matter, tables, checksums)": (card, "render_card"),
+}
+"""The build's steps paid once per build: name -> (module, name of the function it calls)."""
+
+
+def once_per_build(spec: dict[str, Any]) -> dict[str, Any]:
+    """In this fresh process: the whole build of `spec` (`build_throughput.build_from_spec`), its
+    CPU, the CPU of each of its `ONCE` steps (they run after the sources', alone: this process's
+    CPU and its children's is theirs) and the number of download workers it started."""
+    charged: dict[str, float] = defaultdict(float)
+
+    def charging(step: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any) -> Any:
+            cpu = cpu_seconds()
+            try:
+                return fn(*args)
+            finally:
+                charged[step] += cpu_seconds() - cpu
+
+        return timed
+
+    for step, (module, name) in ONCE.items():
+        setattr(module, name, charging(step, getattr(module, name)))
+    started = []
+
+    class CountedWorker(download._Worker):
+        def __init__(self, stderr: Path) -> None:
+            started.append(stderr)
+            super().__init__(stderr)
+
+    download._Worker = CountedWorker
+    wall, cpu = build_from_spec(spec)
+    return {"wall": wall, "cpu": cpu, "steps": charged, "workers": len(started)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sources", type=int, default=8)
@@ -190,7 +241,11 @@ def main() -> None:
     ap.add_argument("--size", default="1920x1080", help="source size")
     ap.add_argument("--out-size", default="1280x720", help="clip size")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--build-spec", help=argparse.SUPPRESS)  # a child's build (once_per_build)
     args = ap.parse_args()
+    if args.build_spec:
+        print(json.dumps(once_per_build(json.loads(args.build_spec))))
+        return
     out_w, out_h = map(int, args.out_size.split("x"))
     clip = ClipOptions(width=out_w, height=out_h)
     count = max(1, int(args.seconds // clip.seconds))
@@ -198,7 +253,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
         tmp = Path(tmp)
         (tmp / "src").mkdir()
-        paths = make_sources(tmp / "src", args.sources, args.seconds, args.size)
+        paths = make_sources(tmp / "src", args.sources, args.seconds, args.size, "moving")
         with serve_folder(tmp / "src") as url:
             rows = [
                 Source(p.stem, f"{url}{p.name}", "raining", license="CC0", attribution="bench")
@@ -213,6 +268,17 @@ def main() -> None:
             )
             meters = profile_sources(rows, config, tmp / "work")
             parts = download_parts([r.url for r in rows], count * clip.seconds, tmp)
+            spec = {
+                "rows": [(r.source_id, r.url) for r in rows],
+                "out": str(tmp / "built"),
+                "clip": {"width": out_w, "height": out_h, "max_clips": count},
+                "min_size": (out_w, out_h),
+                "workers": BuildConfig().workers,
+            }
+            cmd = [sys.executable, __file__, "--build-spec", json.dumps(spec)]
+            whole = json.loads(
+                subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            )
 
     first, rest = meters[0], meters[1:] or meters[:1]
     steps = list(first.cpu)
@@ -245,8 +311,31 @@ def main() -> None:
     print("\nthe download's parts, each timed alone (CPU s, median):")
     for name, cpu in parts.items():
         print(f"  {name:<54} {cpu:7.3f}")
+    start_cost = sum(
+        cpu for name, cpu in parts.items() if name.startswith(("interpreter", "import"))
+    )
+    start_cost += parts[_FIRST] - parts[_LATER]
+    steps = whole["steps"]
+    once = {f"download workers: {whole['workers']} started, each {start_cost:.3f}": (
+        whole["workers"] * start_cost
+    )}  # fmt: skip
+    once |= {step: steps[step] for step in ONCE if step != "card"}
+    once |= {"card (all)": steps["card"]}
+    once_total = sum(cpu for step, cpu in once.items() if not step.startswith("card: "))
+    print(
+        f"\nonce per build: the whole build of these {len(meters)} sources in a fresh process, "
+        f"{spec['workers']} workers: {whole['cpu']:.3f} CPU s ({whole['wall']:.1f} s wall), of which"
+    )
+    for step, cpu in once.items():
+        print(f"  {step:<54} {cpu:7.3f}")
+    print(f"  {'paid once per build, in all':<54} {once_total:7.3f}")
+    per_source = len(meters) * total
+    print(f"  {f'{len(meters)} sources x {total:.3f} (per source, above)':<54} {per_source:7.3f}")
+    print(f"  {'the rest (the first source, threads at once)':<54} "
+          f"{whole['cpu'] - once_total - per_source:7.3f}")  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps({"steps": rows_out, "download_parts": parts}, indent=1))
+        results = {"steps": rows_out, "download_parts": parts, "build": whole, "once": once}
+        args.json.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 `write_card(folder)` renders `cards/landscape-av.md` with numbers computed by `stats` from the
 build's manifests (never typed in) and writes the figures it references. What a corpus is (its
 title, summary, licenses, limitations and citation) comes from `cards/kind-<kind>.md`: the demo's
-synthetic media get their own (`card_kind`). `card_features(classes)` is the
-`datasets.Features` the card declares: every field explicit, `mp4`/`flac` as bytes, so that
-`load_dataset` needs no torchcodec.
+synthetic media get their own (`card_kind`). `feature_yaml(classes)` is what the card declares of a
+sample, every field explicit, `mp4`/`flac` as bytes, so that `load_dataset` needs no torchcodec;
+`card_features(classes)` is the same as `datasets.Features` (for `card_check` and `hub`). Writing
+a card needs neither `datasets` nor pyplot, whose imports cost a build about half a CPU-second.
 """
 
 from __future__ import annotations
@@ -88,33 +89,40 @@ def optional_fields(folder: Corpus | Path) -> tuple[str, ...]:
     return tuple(name for name in OPTIONAL_SAMPLE_FIELDS if name in columns)
 
 
-def card_features(classes: Sequence[str], optional: Sequence[str] = ()):
-    """The `datasets.Features` of a sample, as the card declares them (SampleMeta order, then the
-    `optional` fields it has: `optional_fields`); the label is a ClassLabel of the corpus's
-    `classes` (`Corpus.classes`)."""
-    from datasets import ClassLabel, Features, Image, Value
-
-    kinds = {str: Value("string"), int: Value("int64"), float: Value("float64")}
-    meta: dict[str, Any] = {}
+def feature_yaml(classes: Sequence[str], optional: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The features of a sample in the form the card's `dataset_info.features` holds them (the
+    Hub's YAML, as `datasets.Features._to_yaml_list` writes it): SampleMeta order, then the
+    `optional` fields it has (`optional_fields`); the label a class label of the corpus's `classes`
+    (`Corpus.classes`); `mp4`/`flac` as bytes, so that `load_dataset` needs no torchcodec. Written
+    here rather than by `datasets`, whose import costs a build half a CPU-second
+    (tests/corpus/test_card.py holds it to `datasets`' own output)."""
+    kinds = {str: "string", int: "int64", float: "float64"}
+    meta: list[dict[str, Any]] = []
     for name, kind in SampleMeta.__annotations__.items():
         if name == "label":
-            meta[name] = ClassLabel(names=list(classes))
+            names = {str(i): c for i, c in enumerate(classes)}
+            meta.append({"name": name, "dtype": {"class_label": {"names": names}}})
         elif name == "sha256":
-            meta[name] = {ext: Value("string") for ext in HASHED_MEMBERS}
+            hashes = [{"name": ext, "dtype": "string"} for ext in HASHED_MEMBERS]
+            meta.append({"name": name, "struct": hashes})
         else:
-            meta[name] = kinds[kind]
-    for name in optional:
-        meta[name] = kinds[OPTIONAL_SAMPLE_FIELDS[name][0]]
-    return Features(
-        {
-            "mp4": Value("binary"),
-            "flac": Value("binary"),
-            "json": meta,
-            "jpg": Image(),
-            "__key__": Value("string"),
-            "__url__": Value("string"),
-        }
-    )
+            meta.append({"name": name, "dtype": kinds[kind]})
+    meta += [{"name": name, "dtype": kinds[OPTIONAL_SAMPLE_FIELDS[name][0]]} for name in optional]
+    return [
+        {"name": "mp4", "dtype": "binary"},
+        {"name": "flac", "dtype": "binary"},
+        {"name": "json", "struct": meta},
+        {"name": "jpg", "dtype": "image"},
+        {"name": "__key__", "dtype": "string"},
+        {"name": "__url__", "dtype": "string"},
+    ]
+
+
+def card_features(classes: Sequence[str], optional: Sequence[str] = ()):
+    """The `datasets.Features` of a sample, as the card declares them (`feature_yaml`)."""
+    from datasets import Features
+
+    return Features._from_yaml_list(feature_yaml(classes, optional))
 
 
 def _size_category(n: int) -> str:
@@ -158,20 +166,21 @@ def front_matter(
     """The card's YAML metadata: what the Hub reads to list, preview and load the dataset (the
     samples' `optional` fields among the features). The byte counts are the shards' (the bytes
     `load_dataset` reads)."""
-    from datasets import DatasetInfo, SplitDict, SplitInfo
-
     present = published_splits(stats)
-    splits = SplitDict()
-    for split in present:
-        v = stats["per_split"][split]
-        splits.add(SplitInfo(name=split, num_bytes=v["bytes"], num_examples=v["clips"]))
     total = stats["totals"]["bytes"]
-    info = DatasetInfo(
-        features=card_features(classes, optional),
-        splits=splits,
-        download_size=total,
-        dataset_size=total,
-    )
+    info = {  # as `datasets.DatasetInfo._to_yaml_dict` writes it
+        "features": feature_yaml(classes, optional),
+        "splits": [
+            {
+                "name": split,
+                "num_bytes": stats["per_split"][split]["bytes"],
+                "num_examples": stats["per_split"][split]["clips"],
+            }
+            for split in present
+        ],
+        "download_size": total,
+        "dataset_size": total,
+    }
     one = {lic.strip().lower() for lic in licenses}
     license_id = one.pop() if len(one) == 1 and one <= HUB_LICENSES else "other"
     meta: dict[str, Any] = {
@@ -191,7 +200,7 @@ def front_matter(
                 "data_files": [{"split": s, "path": shard_glob(s)} for s in present],
             }
         ],
-        "dataset_info": info._to_yaml_dict(),
+        "dataset_info": info,
     }
     return meta
 
@@ -289,14 +298,13 @@ def render_card(folder: Corpus | Path, stats: dict[str, Any] | None = None) -> s
     fields = ["mp4", "flac", "jpg"] + [
         f"json.{k}" for k in (*SampleMeta.__annotations__, *optional)
     ]
-    feats = card_features(corpus.classes, optional)
     types = {"mp4": "binary", "flac": "binary", "jpg": "Image"}
-    for name, feature in feats["json"].items():
-        types[f"json.{name}"] = (
-            "ClassLabel"
-            if name == "label"
-            else ("struct" if isinstance(feature, dict) else feature.dtype)
-        )
+    json_fields = next(
+        f["struct"] for f in feature_yaml(corpus.classes, optional) if f["name"] == "json"
+    )
+    for feature in json_fields:
+        dtype = "struct" if "struct" in feature else feature["dtype"]
+        types[f"json.{feature['name']}"] = dtype if isinstance(dtype, str) else "ClassLabel"
     n_train_shards = per_split[SPLITS[0]]["shards"]
     values = {
         "front_matter": yaml.safe_dump(

@@ -166,27 +166,28 @@ SPLIT_COLORS = {"train": "tab:blue", "test": "tab:orange"}
 def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Path]:
     """Draw every figure of the corpus (`figure_captions`) into `folder/figures/` (PNG,
     deterministic); return the paths."""
-    import matplotlib.pyplot as plt
-
     corpus = Corpus.of(folder)
     paths = figure_paths(corpus)
     corpus.figures_dir.mkdir(parents=True, exist_ok=True)
     meta = {"Software": None}  # no version/date stamps: same corpus, same bytes
     for name, fig in draw_figures(corpus, stats).items():
         fig.savefig(paths[name], dpi=100, metadata=meta)
-        plt.close(fig)
     return paths
 
 
 def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]:
     """The matplotlib Figure of each figure of the corpus (`figure_captions`), captioned. Splits
     keep the colours of `SPLIT_COLORS`, and no two bars overlap, so every colour drawn is one that
-    the legend shows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    the legend shows. They are drawn by matplotlib's Agg renderer directly: without pyplot, its
+    global figure manager and its import."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
+
+    def subplots(figsize: tuple[float, float]) -> tuple[Figure, Any]:
+        fig = Figure(figsize=figsize)
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots()
 
     corpus = Corpus.of(folder)
     captions = figure_captions(corpus)
@@ -205,7 +206,7 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
 
     def nothing(name: str, what: str) -> None:
         """A figure with nothing to draw: it says so instead of showing empty axes."""
-        fig, ax = plt.subplots(figsize=(6, 2))
+        fig, ax = subplots(figsize=(6, 2))
         ax.set_axis_off()
         ax.text(0.5, 0.5, what, ha="center", va="center", fontsize=14, transform=ax.transAxes)
         done(fig, name)
@@ -231,7 +232,7 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
     if clips.empty:
         nothing("class_balance", "no clips")
     else:
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig, ax = subplots(figsize=(8, 4))
         names = [r["class"] for r in stats["per_class"]]
         bottom = [0] * len(names)
         for split in SPLITS:
@@ -247,7 +248,7 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
     if not stats["rejections"]:
         nothing("rejections", "no rejected or failed source")
     else:
-        fig, ax = plt.subplots(figsize=(8, 3.5))
+        fig, ax = subplots(figsize=(8, 3.5))
         reasons = stats["rejections"]
         ax.barh(list(reasons), list(reasons.values()), color="tab:red")
         ax.invert_yaxis()
@@ -265,7 +266,7 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
         if clips[column].dropna().empty:
             nothing(name, "no clips")
             continue
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig, ax = subplots(figsize=(6, 3.5))
         by_split(ax, clips, column, bins=30, value_range=value_range)
         ax.set_xlabel(unit)
         ax.set_ylabel("clips")
@@ -274,7 +275,7 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
     if shards.empty:
         nothing("shard_sizes", "no shards")
     else:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig, ax = subplots(figsize=(6, 3.5))
         by_split(ax, shards, "bytes", bins=20, unit=1e6)
         ax.set_xlabel("MB")
         ax.set_ylabel("shards")

@@ -23,9 +23,11 @@ killed at the source's deadline: a server that hangs cannot hang the build; the 
 when its parent is killed. Workers are long-lived (`_Workers`): one serves attempt after attempt,
 so a source pays neither a Python start nor yt-dlp's import and its compiling of the extractors'
 URL patterns (together about 0.9 CPU-s a source, where the rest of a download costs about 0.1:
-bench/source_cost.py); a worker that is killed or dies takes only its attempt with it, and the
-next attempt gets a new worker. ffmpeg exits 0 when its input breaks off mid-section, so its
-stderr is checked for that too. Failures are retried with exponential backoff when they may pass
+bench/source_cost.py); a download that finds every worker busy waits a few seconds for one
+(`SPAWN_PATIENCE`) before it starts another, so that sections that come fast share one worker. A
+worker that is killed or dies takes only its attempt with it, and the next attempt gets a new
+worker. ffmpeg exits 0 when its input breaks off mid-section, so its stderr is checked for that
+too. Failures are retried with exponential backoff when they may pass
 (HTTP 5xx/408/429, a dropped connection, a socket timeout). The function is safe to call from a
 pool: each source works in its own folder `dest_dir/.partial/<source_id>/`, and the finished file
 is moved into `dest_dir` with an atomic rename, so a partial download never looks done.
@@ -315,7 +317,9 @@ def _attempt(job: dict, workdir: Path, time_left: float) -> Path:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     (workdir / STDERR_FILE).touch()  # the worker appends to it
-    worker = _WORKERS.take(workdir / STDERR_FILE)
+    asked = time.monotonic()
+    worker = _WORKERS.take(workdir / STDERR_FILE, min(SPAWN_PATIENCE, time_left / 2))
+    time_left -= time.monotonic() - asked
     try:
         # the worker's own working folder is not this process's: it gets absolute paths only
         job = job | {"workdir": str(workdir.resolve())}
@@ -387,6 +391,12 @@ WORKER_IDLE = 300.0
 `WORKER_IDLE - 60` s of its last reply, so never one about to exit)."""
 JOBS_PER_WORKER = 500
 """Jobs after which a worker is replaced by a fresh one (whatever yt-dlp keeps grows no further)."""
+SPAWN_PATIENCE = 5.0
+"""Seconds a download waits for a busy worker to come free before it starts one more. A worker
+costs about 0.9 CPU-s to start (a Python, the imports, yt-dlp's first extraction compiling every
+extractor's URL pattern: bench/source_cost.py), so where sections come faster than this (short
+sources on a fast link) one worker fetches them all, and where they come slower the next worker
+starts this much later, once."""
 
 
 class _Worker:
@@ -462,35 +472,58 @@ class _Worker:
 
 
 class _Workers:
-    """This process's idle download workers: a job takes one (or a new one), and gives it back when
-    it finished its job; a worker that overran or died was ended and is dropped. Shared by every
-    build and thread of the process (a Ray worker process keeps them from task to task)."""
+    """This process's download workers: a job takes an idle one, else waits a while for a busy one
+    (`SPAWN_PATIENCE`), else starts a new one, and gives it back when it finished its job; a
+    worker that overran or died was ended and is dropped. Shared by every build and thread of the
+    process (a Ray worker process keeps them from task to task)."""
 
     def __init__(self) -> None:
         self.idle: list[_Worker] = []
-        self.lock = threading.Lock()
+        self.busy = 0  # workers out on a job or starting
+        self.changed = threading.Condition()
 
-    def take(self, stderr: Path) -> _Worker:
-        """An idle worker, else a new one whose start-up messages go to `stderr`."""
-        with self.lock:
-            while self.idle:
-                worker = self.idle.pop()
-                if worker.reusable():
-                    worker.busy = True
-                    return worker
-                worker.end()
-        return _Worker(stderr)
+    def take(self, stderr: Path, patience: float = 0.0) -> _Worker:
+        """An idle worker, one that comes free within `patience` seconds while others are busy,
+        else a new one whose start-up messages go to `stderr`."""
+        until = time.monotonic() + patience
+        with self.changed:
+            while True:
+                while self.idle:
+                    worker = self.idle.pop()
+                    if worker.reusable():
+                        worker.busy = True
+                        self.busy += 1
+                        return worker
+                    worker.end()
+                left = until - time.monotonic()
+                if not self.busy or left <= 0:
+                    break
+                self.changed.wait(left)  # a stop ends the busy ones, which come back at once
+            self.busy += 1
+        try:
+            return _Worker(stderr)
+        except BaseException:
+            self._returned(None)
+            raise
 
     def give_back(self, worker: _Worker) -> None:
         if worker.busy:  # it did not finish its job: killed, died, or left mid-job by a Ctrl-C
             worker.end()
-            return
-        with self.lock:
-            self.idle.append(worker)
+            self._returned(None)
+        else:
+            self._returned(worker)
+
+    def _returned(self, worker: _Worker | None) -> None:
+        """A job's worker is back: idle (`worker`) or gone (None); a waiting job may go on."""
+        with self.changed:
+            self.busy -= 1
+            if worker is not None:
+                self.idle.append(worker)
+            self.changed.notify()
 
     def close(self) -> None:
         """End the idle workers (busy ones are ended when they come back, if closed again)."""
-        with self.lock:
+        with self.changed:
             idle, self.idle = self.idle, []
         for worker in idle:
             worker.end()

@@ -15,10 +15,20 @@ from PIL import Image
 
 from landscape_av.classes import CLASSES
 from landscape_av.corpus import Corpus
-from landscape_av.corpus.card import card_check, card_features, write_card
+from landscape_av.corpus.card import card_check, card_features, front_matter, write_card
 from landscape_av.corpus.manifests import write_manifest
 from landscape_av.corpus.stats import FIGURES, corpus_stats, write_figures
-from landscape_av.schema import BUILD_FILE, CARD_FILE, DATA_DIR, FIGURES_DIR, SPLITS, shard_glob
+from landscape_av.schema import (
+    BUILD_FILE,
+    CARD_FILE,
+    DATA_DIR,
+    FIGURES_DIR,
+    HASHED_MEMBERS,
+    OPTIONAL_SAMPLE_FIELDS,
+    SPLITS,
+    SampleMeta,
+    shard_glob,
+)
 
 
 def test_card_validates_offline_and_declares_everything(
@@ -37,6 +47,56 @@ def test_card_validates_offline_and_declares_everything(
     assert names == list(card_features(Corpus(demo_corpus).classes))
     assert "```python" in card.text and "load_dataset" in card.text
     assert not list(demo_corpus.glob("*.py"))
+
+
+def _datasets_info(classes: list[str], optional: tuple[str, ...], splits: dict) -> dict:
+    """`dataset_info` as `datasets` itself writes it, for features transcribed from the schema
+    with `datasets`' own classes: the reference for the card's hand-written YAML."""
+    from datasets import ClassLabel, DatasetInfo, Features, Image, SplitDict, SplitInfo, Value
+
+    kinds = {str: "string", int: "int64", float: "float64"}
+    meta = {name: Value(kinds[kind]) for name, kind in SampleMeta.__annotations__.items()
+            if name not in ("label", "sha256")}  # fmt: skip
+    meta["label"] = ClassLabel(names=classes)
+    meta["sha256"] = {ext: Value("string") for ext in HASHED_MEMBERS}
+    meta = {name: meta[name] for name in SampleMeta.__annotations__}  # the schema's order
+    meta |= {name: Value(kinds[OPTIONAL_SAMPLE_FIELDS[name][0]]) for name in optional}
+    features = Features(
+        {"mp4": Value("binary"), "flac": Value("binary"), "json": meta, "jpg": Image(),
+         "__key__": Value("string"), "__url__": Value("string")}
+    )  # fmt: skip
+    split_dict = SplitDict()
+    for name, (nbytes, clips) in splits.items():
+        split_dict.add(SplitInfo(name=name, num_bytes=nbytes, num_examples=clips))
+    total = sum(nbytes for nbytes, _ in splits.values())
+    info = DatasetInfo(
+        features=features, splits=split_dict, download_size=total, dataset_size=total
+    )
+    return info._to_yaml_dict()
+
+
+@pytest.mark.parametrize("optional", [(), tuple(OPTIONAL_SAMPLE_FIELDS)])
+@pytest.mark.parametrize(
+    "splits", [{"train": (5_000, 3)}, {"train": (9_000, 7), "test": (1_200, 1)}]
+)
+def test_the_cards_features_and_splits_are_what_datasets_writes(
+    optional: tuple[str, ...], splits: dict
+) -> None:
+    """The card writes its `dataset_info` itself (importing `datasets` costs a build half a
+    CPU-second): the same YAML, key order included, as `datasets` writes for the same features
+    and splits, and the same `Features` once `datasets` reads it back."""
+    classes = ["rain", "wind", "thunder"]
+    per_split = {s: {"bytes": 0, "clips": 0, "shards": 0} for s in SPLITS}
+    per_split |= {s: {"bytes": b, "clips": c, "shards": 1} for s, (b, c) in splits.items()}
+    stats = {"per_split": per_split, "totals": {"bytes": sum(b for b, _ in splits.values()),
+                                                "clips": sum(c for _, c in splits.values())}}  # fmt: skip
+    ours = front_matter(stats, ["cc0-1.0"], classes, "classes", optional)["dataset_info"]
+    reference = _datasets_info(classes, optional, splits)
+    dump = lambda d: yaml.safe_dump(d, sort_keys=False, allow_unicode=True)  # noqa: E731
+    assert dump(ours) == dump(reference)
+    from datasets import Features
+
+    assert card_features(classes, optional) == Features._from_yaml_list(reference["features"])
 
 
 def test_card_numbers_come_from_the_manifests(demo_corpus: Path, manifests) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from landscape_av import processes
+from landscape_av.pipeline import download as download_module
 from landscape_av.pipeline.download import DownloadError, DownloadOptions, close_workers, download
 from landscape_av.sources.source_list import Source
 
@@ -135,6 +136,108 @@ def test_a_worker_that_dies_fails_only_its_source(faulty_server, tmp_path):
     assert failure and failure[0].reason == "error" and "worker died" in str(failure[0])
     got = download(src(faulty_server.url + "files/numbered.mp4", "next"), tmp_path, FAST, 3.0)
     assert frame_numbers(got.path)[-1][1] == 3 * FPS - 1
+
+
+class _Fetch(threading.Thread):
+    """A download in a thread of its own; `got` or `error` once it ended, `took` its seconds."""
+
+    def __init__(
+        self, url: str, sid: str, folder: Path, opts: DownloadOptions, seconds: float = 2.0
+    ) -> None:
+        super().__init__()
+        self.args = (src(url, sid), folder, opts, seconds)
+        self.got, self.error, self.took = None, None, 0.0
+
+    def run(self) -> None:
+        began = time.monotonic()
+        try:
+            self.got = download(*self.args)
+        except BaseException as e:  # noqa: BLE001 (the test looks at what it was)
+            self.error = e
+        self.took = time.monotonic() - began
+
+
+def _stall(faulty_server, tmp_path: Path) -> tuple[_Fetch, int]:
+    """A download of 10 s whose worker waits on a body that stalls before their end (up to its 60 s
+    socket timeout), and the pid of that worker once it is on the job."""
+    opts = DownloadOptions(retries=0, timeout=60.0, socket_timeout=60.0)
+    stalled = _Fetch(faulty_server.url + "stall/numbered.mp4", "st", tmp_path, opts, 10.0)
+    stalled.start()
+    workdir = (tmp_path / ".partial" / "st").resolve()
+    deadline = time.monotonic() + 30
+    while not (busy := [pid for pid in _workers() if _cwd_of(pid) == workdir]):
+        assert time.monotonic() < deadline and stalled.is_alive(), stalled.error
+        time.sleep(0.05)
+    return stalled, busy[0]
+
+
+def _stop(*threads: threading.Thread) -> None:
+    """Stop the downloads as Ctrl-C does, and allow children again."""
+    try:
+        processes.stop_all()
+        for thread in threads:
+            thread.join(timeout=20)
+    finally:
+        processes.reset()
+
+
+@pytest.mark.slow
+def test_downloads_at_once_share_one_worker_while_it_keeps_up(faulty_server, tmp_path, monkeypatch):
+    """Two downloads asked for at once: the second waits for the first one's worker
+    (`SPAWN_PATIENCE`, long here so that a loaded machine keeps to it) instead of paying for the
+    start of another, and both get their bytes."""
+    monkeypatch.setattr(download_module, "SPAWN_PATIENCE", 60.0)
+    close_workers()
+    url = faulty_server.url + "files/numbered.mp4"
+    fetches = [_Fetch(url, sid, tmp_path, FAST) for sid in ("a", "b")]
+    for fetch in fetches:
+        fetch.start()
+    for fetch in fetches:
+        fetch.join(timeout=60)
+    assert [f.error for f in fetches] == [None, None]
+    assert all(frame_numbers(f.got.path)[-1][1] == 2 * FPS - 1 for f in fetches)
+    assert len(_workers()) == 1  # started once, idle now
+
+
+@pytest.mark.slow
+def test_a_download_waits_for_a_busy_worker_only_its_patience(faulty_server, tmp_path, monkeypatch):
+    """While a worker is held by a stalled source, the next download starts a worker of its own
+    once it has waited `SPAWN_PATIENCE` s, and is done while the stalled one is still held."""
+    monkeypatch.setattr(download_module, "SPAWN_PATIENCE", 2.0)
+    close_workers()
+    stalled, held = _stall(faulty_server, tmp_path)
+    try:
+        fetch = _Fetch(faulty_server.url + "files/numbered.mp4", "n", tmp_path, FAST)
+        fetch.run()  # in this thread
+        assert fetch.error is None and frame_numbers(fetch.got.path)[0] == (0.0, 0)
+        assert fetch.took >= 2.0  # it waited for the busy worker first
+        assert stalled.is_alive() and _cwd_of(held) == (tmp_path / ".partial" / "st").resolve()
+        assert len(_workers()) == 2
+    finally:
+        _stop(stalled)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_download_waiting_for_a_worker(faulty_server, tmp_path, monkeypatch):
+    """A download that waits for a busy worker (patience 60 s) stops with the build at once,
+    starting no worker."""
+    monkeypatch.setattr(download_module, "SPAWN_PATIENCE", 60.0)
+    close_workers()
+    stalled, held = _stall(faulty_server, tmp_path)
+    waiting = _Fetch(faulty_server.url + "files/numbered.mp4", "w", tmp_path, FAST)
+    waiting.start()
+    try:
+        while not (tmp_path / ".partial" / "w" / "stderr.log").exists():
+            assert waiting.is_alive(), waiting.error
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert waiting.is_alive() and _workers() == {held}  # waiting, no worker of its own
+    finally:
+        began = time.monotonic()
+        _stop(stalled, waiting)
+    assert not waiting.is_alive() and time.monotonic() - began < 10
+    assert isinstance(waiting.error, processes.Stopped), waiting.error
+    assert not _workers()
 
 
 def _descendants(pid: int) -> set[int]:
