@@ -150,16 +150,6 @@ def curate(clips: list[ClipResult], opts: CurateOptions, clip: ClipOptions) -> C
     return Curated(verdicts, cuts, windows)
 
 
-def load_models(opts: CurateOptions) -> None:
-    """Load the models of the stages that are on (once per process): the local engine does it in
-    a thread of its own at the start, while the first sources download, so that the first clip
-    judged does not wait for torch's import and the weights (about 2 CPU-s: bench/shot_screen.py)."""
-    if opts.speech:
-        speech_model()
-    if opts.shots:
-        shot_model()
-
-
 def _speech(clip: ClipResult) -> float:
     from landscape_av.curation.vad import speech_share
 

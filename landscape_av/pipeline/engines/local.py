@@ -12,7 +12,6 @@ from pathlib import Path
 
 from landscape_av import processes
 from landscape_av.pipeline.config import BuildConfig
-from landscape_av.pipeline.curate import load_models
 from landscape_av.pipeline.download import close_workers
 from landscape_av.pipeline.engines.interface import Board, Job
 from landscape_av.pipeline.network import NetworkWatch
@@ -31,8 +30,6 @@ class LocalEngine:
         Ctrl-C or early close, stop every child and cancel what has not begun."""
         config, work = self.config, board.store.work
         hooks = _Slots(board, config)
-        if config.curate.on:  # a failure to load shows again where a clip is judged
-            threading.Thread(target=load_models, args=(config.curate,), daemon=True).start()
         pool = ThreadPoolExecutor(max_workers=config.workers + config.downloads)
         futures = [pool.submit(process, s, split, config, work, hooks) for s, split in jobs]
         try:
