@@ -93,6 +93,7 @@ def main() -> None:
     for a, b in PAIRS:
         for how, seconds in JOINS:
             cases[f"{a} -> {b}: {how} {seconds:g} s"] = joined(args.media, a, b, how, seconds)
+    made = set(cases)  # the transitions made here; the rest are shots as they are
     for video in sorted(args.media.glob("video_*")):
         cases[video.name] = rgb(["-i", str(video), "-vf", "fps=30,scale=48:27", "-f", "rawvideo",
                                  "-pix_fmt", "rgb24", "-"])  # fmt: skip
@@ -143,7 +144,7 @@ def main() -> None:
                 span = unusual[max(0, start - MARGIN) : start - MARGIN + WINDOW].max()
                 if (every[start : start + STEP] > 0.5).any():
                     dimmest = min(dimmest, float(span))
-            if not full and " -> " not in name:  # a shot as it is, not one made here
+            if not full and name not in made:
                 busiest = max(busiest, change)
             lost += len(set(full) - set(kept))
             found_all += len(full)
