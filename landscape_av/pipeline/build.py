@@ -23,6 +23,7 @@ corpus whole through it. This module is the orchestration only; each part has it
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from landscape_av import processes
 from landscape_av.classes import class_vocabulary
 from landscape_av.corpus.card import write_card
 from landscape_av.corpus.manifests import write_manifest
+from landscape_av.corpus.stats import load_matplotlib
 from landscape_av.pipeline.build_log import LOG_FILE, build_log
 from landscape_av.pipeline.checks import check_outcomes, check_target
 from landscape_av.pipeline.config import BuildConfig
@@ -122,6 +124,7 @@ def build(
     store = SampleStore(work)
     outcomes: dict[str, Outcome] = {}
     processes.reset()
+    drawing = _meanwhile(load_matplotlib)  # for the card, while the first download worker starts
     try:
         store.reset_stale(config.output_fingerprint())
         with build_log(work / LOG_FILE, config.verbose) as log_path:
@@ -142,6 +145,7 @@ def build(
             optional = config.curate.columns()
             write_manifests(staging, store, ordered, shard_rows, key_shard, optional)
             write_build_json(staging, config, source_list, len(sources), classes, models)
+            drawing.join()
             write_card(staging)
             swap_in(staging, out, crasher)
     except BuildStopped as e:
@@ -206,6 +210,19 @@ def _run_sources(
             tried.append(outcome)
             if len(tried) == probe_count:
                 check_network(tried, sources, outcomes, log_path)
+
+
+def _meanwhile(step: Callable[[], object]) -> threading.Thread:
+    """`step` started in a thread of its own, to be joined before what needs it; what it raises is
+    left to that caller to meet again (a failed import fails again, where it is needed)."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            step()
+
+    thread = threading.Thread(target=run, name=getattr(step, "__name__", "meanwhile"), daemon=True)
+    thread.start()
+    return thread
 
 
 def _stopped(code: int, message: str, outcomes: dict[str, Outcome], work: Path) -> BuildStopped:

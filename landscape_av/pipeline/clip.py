@@ -306,12 +306,12 @@ def _check_outputs(files: dict[str, Path], opts: ClipOptions) -> tuple[int, int,
                 "hold: a higher --crf or a smaller --size makes it fit"
             )
     try:
-        with open_media(files["mp4"]) as container:
+        with open_media(files["mp4"], video=False) as container:  # headers and packets
             video, audio = container.streams.video[0], container.streams.audio[0]
             num_frames = video.frames
             mp4_samples = round(audio.duration * audio.time_base * opts.audio_rate)
             first_key = next(p for p in container.demux(video) if p.size).is_keyframe
-        with open_media(files["flac"]) as container:
+        with open_media(files["flac"], video=False) as container:
             chunks = [float_pcm(f).ravel() for f in container.decode(audio=0)]
     except (OSError, IndexError, TypeError, StopIteration, av.FFmpegError) as e:
         raise ClipError(f"{files['mp4'].stem}: unreadable output ({e})") from e

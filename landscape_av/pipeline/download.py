@@ -21,8 +21,9 @@ ffmpeg directly, as yt-dlp cannot cut sections of file:// URLs.
 Each attempt runs yt-dlp in a worker process in its own session (so its ffmpeg goes with it),
 killed at the source's deadline: a server that hangs cannot hang the build; the worker also dies
 when its parent is killed. Workers are long-lived (`_Workers`): one serves attempt after attempt,
-so a source pays neither a Python start nor yt-dlp's import and its compiling of the extractors'
-URL patterns (together about 0.9 CPU-s a source, where the rest of a download costs about 0.1:
+with one `YoutubeDL` for all the jobs of a build's settings (`_Session`), so a source pays neither
+a Python start, nor yt-dlp's import and its compiling of the extractors' URL patterns, nor the
+making of a `YoutubeDL` (together about 0.9 CPU-s, where the rest of a download costs about 0.07:
 bench/source_cost.py); a download that finds every worker busy waits a few seconds for one
 (`SPAWN_PATIENCE`) before it starts another, so that sections that come fast share one worker. A
 worker that is killed or dies takes only its attempt with it, and the next attempt gets a new
@@ -694,8 +695,53 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _run_ytdlp(job: dict) -> Path:
-    import yt_dlp
+_SECTION_FIELDS = ("url", "source_id", "start", "end", "workdir")
+"""A job's fields that are its own; the others are the build's settings, the same from job to job."""
+
+
+class _Session:
+    """The worker's yt-dlp session: one `YoutubeDL` for every job of the same settings, as yt-dlp's
+    own command line fetches a batch of URLs. Making one costs about 70 ms (its list of 1,800
+    extractors, a TLS context, the ffmpeg checks) where a plain URL's whole fetch costs 40 ms more
+    of this process's time. Each job sets only its own output name, folder and section; a job in
+    which yt-dlp raises leaves it to be made anew, so that nothing of a failure carries over."""
+
+    def __init__(self) -> None:
+        self.settings: str | None = None
+        self.ydl = None
+
+    def fetch(self, job: dict) -> dict:
+        """yt-dlp's info of the job's URL, its section downloaded into its work folder."""
+        ydl = self._ydl(job)
+        ydl.params["outtmpl"]["default"] = f"{job['source_id']}.%(ext)s"
+        ydl.params["paths"] = {"home": job["workdir"]}
+        section = [{"start_time": job["start"], "end_time": job["end"]}]
+        ydl.params["download_ranges"] = lambda info, ydl: section
+        try:
+            info = ydl.extract_info(job["url"], download=True)
+        except BaseException:
+            self.close()
+            raise
+        ydl.save_cookies()  # what closing it after each job did: the file stays current
+        return info
+
+    def _ydl(self, job: dict):
+        import yt_dlp
+
+        settings = json.dumps({k: v for k, v in job.items() if k not in _SECTION_FIELDS})
+        if self.ydl is None or settings != self.settings:
+            self.close()
+            self.ydl, self.settings = yt_dlp.YoutubeDL(_ytdlp_params(job)), settings
+        return self.ydl
+
+    def close(self) -> None:
+        if self.ydl is not None:
+            self.ydl.close()
+        self.ydl = self.settings = None
+
+
+def _ytdlp_params(job: dict) -> dict:
+    """yt-dlp's options for the build's settings in `job` (its section is set per job)."""
     from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
     from yt_dlp.utils import parse_bytes
 
@@ -707,10 +753,8 @@ def _run_ytdlp(job: dict) -> Path:
     rw_timeout = str(int(job["socket_timeout"] * 1e6))  # microseconds
     params = {
         "format": job["format"],
-        "outtmpl": {"default": f"{job['source_id']}.%(ext)s"},
-        "paths": {"home": job["workdir"]},
+        "outtmpl": {"default": "%(id)s.%(ext)s"},  # each job names its file (`_Session.fetch`)
         "merge_output_format": "mp4",
-        "download_ranges": lambda info, ydl: [{"start_time": job["start"], "end_time": job["end"]}],
         "ffmpeg_location": job["ffmpeg"],
         "external_downloader_args": {
             "ffmpeg_i": ["-rw_timeout", rw_timeout],
@@ -735,8 +779,15 @@ def _run_ytdlp(job: dict) -> Path:
             raise DownloadError(
                 "bad_option", f"rate limit {job['rate_limit']!r} is not like 50K or 4.2M"
             )
-    with yt_dlp.YoutubeDL(params) as ydl:
-        info = ydl.extract_info(job["url"], download=True)
+    return params
+
+
+_SESSION = _Session()
+
+
+def _run_ytdlp(job: dict) -> Path:
+    """The media file of the job's section, fetched by the worker's yt-dlp session."""
+    info = _SESSION.fetch(job)
     if info is None:
         raise DownloadError("unavailable", "yt-dlp returned nothing for this URL")
     if info.get("_type") == "playlist":

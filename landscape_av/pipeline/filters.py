@@ -115,7 +115,7 @@ def frame_motion(frames: np.ndarray) -> float:
 def audio_level_db(path: Path, start: float, end: float) -> float:
     """RMS level of the first audio stream between `start` and `end` seconds, dBFS."""
     chunks: list[np.ndarray] = []
-    with open_media(path) as container:
+    with open_media(path, video=False) as container:
         stream = container.streams.audio[0]
         if start > 0:
             container.seek(int(start * av.time_base), any_frame=False)
