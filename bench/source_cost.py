@@ -168,14 +168,14 @@ print(json.dumps(marks))
 """
 
 
-_MADE = "yt-dlp: its YoutubeDL made (extractor list, TLS context)"
+_MADE = "yt-dlp: a YoutubeDL made (extractors, TLS)"
 _FIRST = "yt-dlp: first extraction (compiles extractor patterns)"
 _LATER = "yt-dlp: a later extraction, same YoutubeDL"
 _LABELS = {
     "made": _MADE,
     "first": _FIRST,
     "second": _LATER,
-    "another": "yt-dlp: one more YoutubeDL (a job made its own up to 23040a8)",
+    "another": "yt-dlp: one more YoutubeDL (each job's, to 23040a8)",
 }
 
 
