@@ -23,8 +23,9 @@ killed at the source's deadline: a server that hangs cannot hang the build; the 
 when its parent is killed. Workers are long-lived (`_Workers`): one serves attempt after attempt,
 with one `YoutubeDL` for all the jobs of a build's settings (`_Session`), so a source pays neither
 a Python start, nor yt-dlp's import and its compiling of the extractors' URL patterns, nor the
-making of a `YoutubeDL` (together about 0.9 CPU-s, where the rest of a download costs about 0.07:
-bench/source_cost.py); a download that finds every worker busy waits a few seconds for one
+making of a `YoutubeDL` (together 0.7 to 0.8 CPU-s, paid once by a worker, where the rest of a
+download costs about 0.08: bench/source_cost.py); a download that finds every worker busy waits a
+few seconds for one
 (`SPAWN_PATIENCE`) before it starts another, so that sections that come fast share one worker. A
 worker that is killed or dies takes only its attempt with it, and the next attempt gets a new
 worker. ffmpeg exits 0 when its input breaks off mid-section, so its stderr is checked for that
@@ -394,8 +395,8 @@ JOBS_PER_WORKER = 500
 """Jobs after which a worker is replaced by a fresh one (whatever yt-dlp keeps grows no further)."""
 SPAWN_PATIENCE = 5.0
 """Seconds a download waits for a busy worker to come free before it starts one more. A worker
-costs about 0.9 CPU-s to start (a Python, the imports, yt-dlp's first extraction compiling every
-extractor's URL pattern: bench/source_cost.py), so where sections come faster than this (short
+costs 0.7 to 0.8 CPU-s to start (a Python, the imports, its `YoutubeDL`, whose first extraction
+compiles every extractor's URL pattern: bench/source_cost.py), so where sections come faster than this (short
 sources on a fast link) one worker fetches them all, and where they come slower the next worker
 starts this much later, once."""
 
