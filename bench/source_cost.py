@@ -239,7 +239,7 @@ def once_per_build(spec: dict[str, Any]) -> dict[str, Any]:
 
     for step, (module, name) in ONCE.items():
         setattr(module, name, charging(step, getattr(module, name)))
-    load = build_module.load_matplotlib
+    load = getattr(build_module, "load_matplotlib", None)  # None: code before 2343b95 (a baseline)
 
     def thread_charged() -> Any:
         cpu = time.thread_time()
@@ -248,7 +248,8 @@ def once_per_build(spec: dict[str, Any]) -> dict[str, Any]:
         finally:
             charged[IMPORT] += time.thread_time() - cpu
 
-    build_module.load_matplotlib = thread_charged
+    if load is not None:
+        build_module.load_matplotlib = thread_charged
     started = []
 
     class CountedWorker(download._Worker):
@@ -347,7 +348,7 @@ def main() -> None:
         whole["workers"] * start_cost
     )}  # fmt: skip
     once |= {step: steps[step] for step in ONCE if step != "card"}
-    once |= {IMPORT: steps[IMPORT], "card (all)": steps["card"] + steps[IMPORT]}
+    once |= {IMPORT: steps.get(IMPORT, 0.0), "card (all)": steps["card"] + steps.get(IMPORT, 0.0)}
     once_total = sum(cpu for step, cpu in once.items() if not step.startswith("card: "))
     print(
         f"\nonce per build: the whole build of these {len(meters)} sources in a fresh process, "

@@ -97,7 +97,7 @@ def _first_frame(
 ) -> av.VideoFrame | None:
     """The first frame that the video's packets give (None: none does). The decoder is drained
     after each packet, so that the frame comes out at once instead of after the packets that it
-    holds back to reorder frames (three more 1080p frames decoded, 25 ms, with x264's B-frames)."""
+    holds back to reorder frames (with x264's B-frames, three more frames decoded)."""
     codec = video.codec_context
     for packet in container.demux(video):
         if not packet.size:
