@@ -177,7 +177,8 @@ def write_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Pat
 
 def load_matplotlib() -> tuple[type, type, type]:
     """What `draw_figures` draws with: matplotlib's Agg canvas, Figure and MaxNLocator, imported
-    on the first call (0.35 CPU-s; a build makes that call in a thread while a core waits)."""
+    on the first call (about 0.3 CPU-s: bench/source_cost.py; a build makes that call in a thread
+    while a core waits)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -211,7 +212,7 @@ def draw_figures(folder: Corpus | Path, stats: dict[str, Any]) -> dict[str, Any]
         fig.suptitle(captions[name])
         fig.tight_layout()
         # laid out for good: without a layout engine (tight_layout leaves a placeholder one),
-        # savefig draws once instead of a dry run first (same bytes, a third less time)
+        # savefig draws once instead of a dry run first (the same bytes)
         fig.set_layout_engine(None)
         figures[name] = fig
 

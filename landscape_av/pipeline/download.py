@@ -25,8 +25,8 @@ with one `YoutubeDL` for all the jobs of a build's settings (`_Session`), so a s
 a Python start, nor yt-dlp's import and its compiling of the extractors' URL patterns, nor the
 making of a `YoutubeDL` (together 0.7 to 0.8 CPU-s, paid once by a worker, where the rest of a
 download costs about 0.08: bench/source_cost.py); a download that finds every worker busy waits a
-few seconds for one
-(`SPAWN_PATIENCE`) before it starts another, so that sections that come fast share one worker. A
+few seconds for one (`SPAWN_PATIENCE`) before it starts another, so that sections that come fast
+share one worker. A
 worker that is killed or dies takes only its attempt with it, and the next attempt gets a new
 worker. ffmpeg exits 0 when its input breaks off mid-section, so its stderr is checked for that
 too. Failures are retried with exponential backoff when they may pass
@@ -396,9 +396,9 @@ JOBS_PER_WORKER = 500
 SPAWN_PATIENCE = 5.0
 """Seconds a download waits for a busy worker to come free before it starts one more. A worker
 costs 0.7 to 0.8 CPU-s to start (a Python, the imports, its `YoutubeDL`, whose first extraction
-compiles every extractor's URL pattern: bench/source_cost.py), so where sections come faster than this (short
-sources on a fast link) one worker fetches them all, and where they come slower the next worker
-starts this much later, once."""
+compiles every extractor's URL pattern: bench/source_cost.py), so where sections come faster than
+this (short sources on a fast link) one worker fetches them all, and where they come slower the
+next worker starts this much later, once."""
 
 
 class _Worker:
@@ -697,15 +697,15 @@ def _die_with_parent() -> None:
 
 
 _SECTION_FIELDS = ("url", "source_id", "start", "end", "workdir")
-"""A job's fields that are its own; the others are the build's settings, the same from job to job."""
+"""A job's fields that are its own; the others are the build's settings, the same job to job."""
 
 
 class _Session:
     """The worker's yt-dlp session: one `YoutubeDL` for every job of the same settings, as yt-dlp's
-    own command line fetches a batch of URLs. Making one costs about 70 ms (its list of 1,800
-    extractors, a TLS context, the ffmpeg checks) where a plain URL's whole fetch costs 40 ms more
-    of this process's time. Each job sets only its own output name, folder and section; a job in
-    which yt-dlp raises leaves it to be made anew, so that nothing of a failure carries over."""
+    own command line fetches a batch of URLs. Making one costs 0.04 to 0.06 CPU-s (its list of
+    1,800 extractors, a TLS context) where an extraction with it costs 0.01 (bench/source_cost.py).
+    Each job sets only its own output name, folder and section; a job in which yt-dlp raises
+    leaves it to be made anew, so that nothing of a failure carries over."""
 
     def __init__(self) -> None:
         self.settings: str | None = None
