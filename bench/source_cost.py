@@ -227,29 +227,23 @@ def once_per_build(spec: dict[str, Any]) -> dict[str, Any]:
     CPU and its children's is theirs) and the number of download workers it started."""
     charged: dict[str, float] = defaultdict(float)
 
-    def charging(step: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def charging(
+        step: str, fn: Callable[..., Any], clock: Callable[[], float] = cpu_seconds
+    ) -> Callable[..., Any]:
         def timed(*args: Any) -> Any:
-            cpu = cpu_seconds()
+            cpu = clock()
             try:
                 return fn(*args)
             finally:
-                charged[step] += cpu_seconds() - cpu
+                charged[step] += clock() - cpu
 
         return timed
 
     for step, (module, name) in ONCE.items():
         setattr(module, name, charging(step, getattr(module, name)))
     load = getattr(build_module, "load_matplotlib", None)  # None: code before 2343b95 (a baseline)
-
-    def thread_charged() -> Any:
-        cpu = time.thread_time()
-        try:
-            return load()
-        finally:
-            charged[IMPORT] += time.thread_time() - cpu
-
-    if load is not None:
-        build_module.load_matplotlib = thread_charged
+    if load is not None:  # it runs in a thread beside others: charged that thread's own CPU
+        build_module.load_matplotlib = charging(IMPORT, load, time.thread_time)
     started = []
 
     class CountedWorker(download._Worker):

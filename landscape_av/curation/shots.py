@@ -211,7 +211,8 @@ def predict(
         [video[:1].expand(MARGIN, -1, -1, -1), video, video[-1:].expand(tail, -1, -1, -1)]
     )
     starts = list(range(0, len(padded) - WINDOW + 1, STEP))
-    probs = torch.zeros(len(starts) * STEP)
+    total = len(starts)
+    probs = torch.zeros(total * STEP)
     if screen > 0:  # window s reads frames [s - MARGIN, s - MARGIN + WINDOW) of `frames`
         change = unusual_change(frames, lag, around)
         starts = [
@@ -220,7 +221,7 @@ def predict(
     for s in starts:
         logits = net(padded[s : s + WINDOW].unsqueeze(0))[0]
         probs[s : s + STEP] = torch.sigmoid(logits[MARGIN : MARGIN + STEP])
-    return probs[:t].numpy(), len(starts), len(range(0, len(padded) - WINDOW + 1, STEP))
+    return probs[:t].numpy(), len(starts), total
 
 
 @dataclass(frozen=True)
